@@ -1,0 +1,93 @@
+#include "crypto/aes_gcm.h"
+
+#include <openssl/evp.h>
+
+#include <climits>
+#include <memory>
+
+#include "crypto/random.h"
+
+namespace keyward {
+namespace {
+
+struct CtxFree {
+  void operator()(EVP_CIPHER_CTX* c) const { EVP_CIPHER_CTX_free(c); }
+};
+using CtxPtr = std::unique_ptr<EVP_CIPHER_CTX, CtxFree>;
+
+const unsigned char* U(std::string_view s) {
+  return reinterpret_cast<const unsigned char*>(s.data());
+}
+
+absl::Status CheckSizes(const SecretBytes& key, std::string_view a, std::string_view b) {
+  if (key.size() != 32) return absl::InvalidArgumentError("AES-256-GCM needs a 32-byte key");
+  if (a.size() > INT_MAX / 2 || b.size() > INT_MAX / 2) {
+    return absl::InvalidArgumentError("AES-256-GCM input too large");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> GcmSealWithNonceForTest(const SecretBytes& key, std::string_view nonce,
+                                                    std::string_view plaintext,
+                                                    std::string_view associated_data) {
+  absl::Status st = CheckSizes(key, plaintext, associated_data);
+  if (!st.ok()) return st;
+  if (nonce.size() != kGcmNonceSize) return absl::InvalidArgumentError("GCM nonce must be 12 bytes");
+  CtxPtr ctx(EVP_CIPHER_CTX_new());
+  std::string out(nonce);
+  out.resize(kGcmNonceSize + plaintext.size() + kGcmTagSize);
+  auto* ct = reinterpret_cast<unsigned char*>(out.data() + kGcmNonceSize);
+  int len = 0;
+  if (!ctx || EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key.data(), U(nonce)) != 1 ||
+      (!associated_data.empty() &&
+       EVP_EncryptUpdate(ctx.get(), nullptr, &len, U(associated_data),
+                         static_cast<int>(associated_data.size())) != 1) ||
+      EVP_EncryptUpdate(ctx.get(), ct, &len, U(plaintext), static_cast<int>(plaintext.size())) !=
+          1 ||
+      EVP_EncryptFinal_ex(ctx.get(), ct + len, &len) != 1 ||
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kGcmTagSize,
+                          ct + plaintext.size()) != 1) {
+    return absl::InternalError("OpenSSL AES-256-GCM encryption failed");
+  }
+  return out;
+}
+
+absl::StatusOr<std::string> GcmSeal(const SecretBytes& key, std::string_view plaintext,
+                                    std::string_view associated_data) {
+  auto nonce = RandomString(kGcmNonceSize);
+  if (!nonce.ok()) return nonce.status();
+  return GcmSealWithNonceForTest(key, *nonce, plaintext, associated_data);
+}
+
+absl::StatusOr<SecretBytes> GcmOpen(const SecretBytes& key, std::string_view sealed,
+                                    std::string_view associated_data) {
+  absl::Status st = CheckSizes(key, sealed, associated_data);
+  if (!st.ok()) return st;
+  if (sealed.size() < kGcmNonceSize + kGcmTagSize) {
+    return absl::DataLossError("sealed record is shorter than nonce and tag");
+  }
+  std::string_view nonce = sealed.substr(0, kGcmNonceSize);
+  std::string_view ct = sealed.substr(kGcmNonceSize, sealed.size() - kGcmNonceSize - kGcmTagSize);
+  std::string tag(sealed.substr(sealed.size() - kGcmTagSize));
+  SecretBytes out(ct.size());
+  CtxPtr ctx(EVP_CIPHER_CTX_new());
+  int len = 0;
+  if (!ctx || EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key.data(), U(nonce)) != 1 ||
+      (!associated_data.empty() &&
+       EVP_DecryptUpdate(ctx.get(), nullptr, &len, U(associated_data),
+                         static_cast<int>(associated_data.size())) != 1) ||
+      EVP_DecryptUpdate(ctx.get(), out.data(), &len, U(ct), static_cast<int>(ct.size())) != 1 ||
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kGcmTagSize, tag.data()) != 1) {
+    return absl::InternalError("OpenSSL AES-256-GCM decryption failed");
+  }
+  int final_len = 0;
+  if (EVP_DecryptFinal_ex(ctx.get(), out.data() + len, &final_len) != 1) {
+    return absl::DataLossError(
+        "authentication failed: wrong key, wrong associated data, or the record was altered");
+  }
+  return out;
+}
+
+}  // namespace keyward

@@ -1,0 +1,28 @@
+#pragma once
+// AES-256-GCM for small records (wrapped keys, the key dictionary).
+// Sealed format: nonce (12 bytes, random) || ciphertext || tag (16 bytes).
+// Open() fails with DataLoss on any tampering, wrong key or wrong associated data; the message
+// never contains key or plaintext bytes.
+
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "crypto/secret_bytes.h"
+
+namespace keyward {
+
+inline constexpr size_t kGcmNonceSize = 12;
+inline constexpr size_t kGcmTagSize = 16;
+
+absl::StatusOr<std::string> GcmSeal(const SecretBytes& key, std::string_view plaintext,
+                                    std::string_view associated_data);
+absl::StatusOr<SecretBytes> GcmOpen(const SecretBytes& key, std::string_view sealed,
+                                    std::string_view associated_data);
+
+// Deterministic-nonce variant, for published test vectors only.
+absl::StatusOr<std::string> GcmSealWithNonceForTest(const SecretBytes& key, std::string_view nonce,
+                                                    std::string_view plaintext,
+                                                    std::string_view associated_data);
+
+}  // namespace keyward

@@ -1,0 +1,274 @@
+#include "storage/cluster_store.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "rocksdb/env_encryption.h"
+#include "rocksdb/table.h"
+#include "storage/encryption_provider.h"
+#include "storage/rocksdb_logger.h"
+#include "util/bytes.h"
+#include "util/file_util.h"
+#include "util/status_macros.h"
+
+namespace keyward {
+namespace {
+
+// Value encoding: u8 format (1) | u64 expire_at_ms (0 = none) | data.
+constexpr char kValueFormat = 1;
+constexpr size_t kValueHeader = 9;
+
+std::string EncodeValue(const StoredValue& v) {
+  std::string out;
+  out.reserve(kValueHeader + v.data.size());
+  out.push_back(kValueFormat);
+  PutU64(&out, static_cast<uint64_t>(v.expire_at_ms));
+  out.append(v.data);
+  return out;
+}
+
+absl::StatusOr<StoredValue> DecodeValue(std::string_view raw) {
+  if (raw.size() < kValueHeader || raw[0] != kValueFormat) {
+    return absl::DataLossError("stored value has an unknown format");
+  }
+  StoredValue v;
+  v.expire_at_ms = static_cast<int64_t>(GetU64(raw.data() + 1));
+  v.data.assign(raw.substr(kValueHeader));
+  return v;
+}
+
+bool Expired(std::string_view raw, int64_t now_ms) {
+  if (raw.size() < kValueHeader) return false;
+  int64_t exp = static_cast<int64_t>(GetU64(raw.data() + 1));
+  return exp != 0 && exp <= now_ms;
+}
+
+absl::Status FromRocks(const rocksdb::Status& s, std::string_view what) {
+  if (s.ok()) return absl::OkStatus();
+  std::string msg = std::string(what) + ": " + s.ToString();
+  if (s.IsCorruption()) return absl::DataLossError(msg);
+  if (s.IsNotFound()) return absl::NotFoundError(msg);
+  if (s.IsInvalidArgument()) return absl::InvalidArgumentError(msg);
+  return absl::InternalError(msg);
+}
+
+int64_t SystemNowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+std::shared_ptr<SharedStorageResources> SharedStorageResources::New(size_t block_cache_bytes,
+                                                                    size_t write_buffer_bytes) {
+  auto r = std::make_shared<SharedStorageResources>();
+  r->block_cache = rocksdb::NewLRUCache(block_cache_bytes);
+  r->write_buffers =
+      std::make_shared<rocksdb::WriteBufferManager>(write_buffer_bytes, r->block_cache);
+  return r;
+}
+
+absl::StatusOr<int> RepairTornFileHeaders(const std::string& dir) {
+  int repaired = 0;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    if (!entry.is_regular_file()) continue;
+    std::string name = entry.path().filename().string();
+    if (name == KeyDictionary::kFileName || name == "LOCK") continue;
+    auto size = entry.file_size(ec);
+    if (ec) continue;
+    if (size > 0 && size < kFileHeaderSize) {
+      if (truncate(entry.path().c_str(), 0) != 0) {
+        return absl::InternalError(
+            absl::StrCat("cannot repair torn file ", entry.path().string(), ": ",
+                         ErrnoText(errno)));
+      }
+      fprintf(stderr, "keyward: %s was cut inside its encryption header by a crash; emptied it\n",
+              entry.path().c_str());
+      ++repaired;
+    }
+  }
+  if (ec) return absl::InternalError(absl::StrCat("cannot list ", dir, ": ", ec.message()));
+  return repaired;
+}
+
+absl::StatusOr<std::unique_ptr<ClusterStore>> ClusterStore::Create(
+    ClusterStoreOptions options, MasterKeyProvider& provider,
+    std::shared_ptr<SharedStorageResources> shared) {
+  if (!options.now_ms) options.now_ms = SystemNowMs;
+  RETURN_IF_ERROR(MakeDirs(options.dir, 0700));
+  std::string dict_path = options.dir + "/" + KeyDictionary::kFileName;
+  if (access(dict_path.c_str(), F_OK) == 0) {
+    return absl::AlreadyExistsError(absl::StrCat("cluster directory ", options.dir,
+                                                 " already holds a key dictionary"));
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<KeyDictionary> dict,
+                   KeyDictionary::Create(dict_path, options.cluster_id, provider,
+                                         static_cast<uint64_t>(options.now_ms() / 1000)));
+  return OpenDb(std::move(options), std::move(dict), std::move(shared), /*create=*/true);
+}
+
+absl::StatusOr<std::unique_ptr<ClusterStore>> ClusterStore::Open(
+    ClusterStoreOptions options, MasterKeyProvider& provider,
+    std::shared_ptr<SharedStorageResources> shared) {
+  if (!options.now_ms) options.now_ms = SystemNowMs;
+  std::string dict_path = options.dir + "/" + KeyDictionary::kFileName;
+  ASSIGN_OR_RETURN(std::unique_ptr<KeyDictionary> dict,
+                   KeyDictionary::Open(dict_path, options.cluster_id, provider));
+  return OpenDb(std::move(options), std::move(dict), std::move(shared), /*create=*/false);
+}
+
+absl::StatusOr<std::unique_ptr<ClusterStore>> ClusterStore::OpenDb(
+    ClusterStoreOptions options, std::shared_ptr<KeyDictionary> dictionary,
+    std::shared_ptr<SharedStorageResources> shared, bool create) {
+  std::unique_ptr<ClusterStore> store(new ClusterStore());
+  store->options_ = std::move(options);
+  store->shared_ = std::move(shared);
+  store->dictionary_ = std::move(dictionary);
+  ASSIGN_OR_RETURN(int repaired, RepairTornFileHeaders(store->options_.dir));
+  (void)repaired;
+
+  auto provider = std::make_shared<KeywardEncryptionProvider>(store->dictionary_);
+  store->fs_ = rocksdb::NewEncryptedFS(rocksdb::FileSystem::Default(), provider);
+  store->env_ = rocksdb::NewCompositeEnv(store->fs_);
+
+  rocksdb::Options opts;
+  opts.env = store->env_.get();
+  opts.create_if_missing = create;
+  opts.error_if_exists = create;
+  opts.info_log = NewStderrRocksLogger(store->options_.cluster_id);
+  opts.allow_mmap_reads = false;
+  opts.allow_mmap_writes = false;
+  opts.paranoid_checks = true;
+  opts.max_open_files = 256;
+  opts.write_buffer_size = 8 << 20;
+  opts.max_write_buffer_number = 3;
+  opts.write_buffer_manager = store->shared_->write_buffers;
+  opts.keep_log_file_num = 1;
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = store->shared_->block_cache;
+  table.cache_index_and_filter_blocks = true;
+  opts.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+
+  rocksdb::DB* db = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(opts, store->options_.dir, &db);
+  if (!s.ok()) {
+    return FromRocks(s, absl::StrCat("cannot open the store of cluster ",
+                                     store->options_.cluster_id));
+  }
+  store->db_.reset(db);
+  ASSIGN_OR_RETURN(bool rotated, store->RotateDataKeyIfDue());
+  (void)rotated;
+  return store;
+}
+
+ClusterStore::~ClusterStore() {
+  if (db_) {
+    db_->FlushWAL(true).PermitUncheckedError();
+    db_->Close().PermitUncheckedError();
+    db_.reset();
+  }
+}
+
+absl::StatusOr<std::optional<StoredValue>> ClusterStore::Get(std::string_view key) {
+  std::string raw;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), rocksdb::Slice(key.data(), key.size()), &raw);
+  if (s.IsNotFound()) return std::nullopt;
+  RETURN_IF_ERROR(FromRocks(s, "read failed"));
+  ASSIGN_OR_RETURN(StoredValue v, DecodeValue(raw));
+  if (v.expire_at_ms != 0 && v.expire_at_ms <= NowMs()) {
+    RETURN_IF_ERROR(FromRocks(db_->Delete(rocksdb::WriteOptions(), rocksdb::Slice(key.data(), key.size())),
+                              "delete of expired key failed"));
+    return std::nullopt;
+  }
+  return v;
+}
+
+absl::Status ClusterStore::Put(std::string_view key, const StoredValue& value) {
+  return FromRocks(db_->Put(rocksdb::WriteOptions(), rocksdb::Slice(key.data(), key.size()),
+                            EncodeValue(value)),
+                   "write failed");
+}
+
+absl::Status ClusterStore::PutMany(const std::vector<std::pair<std::string, StoredValue>>& entries) {
+  rocksdb::WriteBatch batch;
+  for (const auto& [k, v] : entries) {
+    RETURN_IF_ERROR(FromRocks(batch.Put(k, EncodeValue(v)), "batch failed"));
+  }
+  return FromRocks(db_->Write(rocksdb::WriteOptions(), &batch), "write failed");
+}
+
+absl::StatusOr<bool> ClusterStore::Delete(std::string_view key) {
+  ASSIGN_OR_RETURN(std::optional<StoredValue> existing, Get(key));
+  if (!existing) return false;
+  RETURN_IF_ERROR(FromRocks(db_->Delete(rocksdb::WriteOptions(), rocksdb::Slice(key.data(), key.size())),
+                            "delete failed"));
+  return true;
+}
+
+absl::Status ClusterStore::DeleteAll() {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  rocksdb::WriteBatch batch;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    RETURN_IF_ERROR(FromRocks(batch.Delete(it->key()), "batch failed"));
+  }
+  RETURN_IF_ERROR(FromRocks(it->status(), "scan failed"));
+  return FromRocks(db_->Write(rocksdb::WriteOptions(), &batch), "flush of all keys failed");
+}
+
+absl::Status ClusterStore::ScanKeys(std::string_view after, size_t limit,
+                                    std::vector<std::string>* keys, std::string* next) {
+  next->clear();
+  int64_t now = NowMs();
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  if (after.empty()) {
+    it->SeekToFirst();
+  } else {
+    it->Seek(rocksdb::Slice(after.data(), after.size()));
+    if (it->Valid() && it->key() == rocksdb::Slice(after.data(), after.size())) it->Next();
+  }
+  size_t examined = 0;
+  for (; it->Valid() && examined < limit; it->Next(), ++examined) {
+    if (!Expired(std::string_view(it->value().data(), it->value().size()), now)) {
+      keys->push_back(it->key().ToString());
+    }
+    *next = it->key().ToString();
+  }
+  RETURN_IF_ERROR(FromRocks(it->status(), "scan failed"));
+  if (!it->Valid()) next->clear();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint64_t> ClusterStore::CountLiveKeys() {
+  int64_t now = NowMs();
+  uint64_t n = 0;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    if (!Expired(std::string_view(it->value().data(), it->value().size()), now)) ++n;
+  }
+  RETURN_IF_ERROR(FromRocks(it->status(), "scan failed"));
+  return n;
+}
+
+absl::Status ClusterStore::Flush() {
+  return FromRocks(db_->Flush(rocksdb::FlushOptions()), "flush failed");
+}
+
+absl::Status ClusterStore::CompactAll() {
+  rocksdb::CompactRangeOptions o;
+  o.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  return FromRocks(db_->CompactRange(o, nullptr, nullptr), "compaction failed");
+}
+
+absl::StatusOr<bool> ClusterStore::RotateDataKeyIfDue() {
+  return dictionary_->RotateIfOlderThan(options_.data_key_rotation_seconds,
+                                        static_cast<uint64_t>(NowMs() / 1000));
+}
+
+}  // namespace keyward

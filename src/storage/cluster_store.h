@@ -1,0 +1,96 @@
+#pragma once
+// One cluster's encrypted key-value store: a RocksDB database in `dir` opened through the
+// encrypted file system, whose data keys come from the cluster's KeyDictionary (itself wrapped by
+// the master-key provider). Values carry an optional expiry so the Redis layer can offer TTLs.
+//
+// Not internally synchronised for read-modify-write sequences: the RESP server runs each
+// cluster's commands on one event-loop thread. Flush/Compact may run from other threads.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "kms/master_key_provider.h"
+#include "rocksdb/cache.h"
+#include "rocksdb/db.h"
+#include "rocksdb/write_buffer_manager.h"
+#include "storage/key_dictionary.h"
+
+namespace keyward {
+
+// Memory shared by every cluster of a server, so RSS grows sub-linearly with cluster count.
+struct SharedStorageResources {
+  static std::shared_ptr<SharedStorageResources> New(size_t block_cache_bytes,
+                                                     size_t write_buffer_bytes);
+  std::shared_ptr<rocksdb::Cache> block_cache;
+  std::shared_ptr<rocksdb::WriteBufferManager> write_buffers;
+};
+
+struct StoredValue {
+  std::string data;
+  int64_t expire_at_ms = 0;  // 0: no expiry
+};
+
+struct ClusterStoreOptions {
+  std::string dir;         // holds keys.dict and the RocksDB files
+  std::string cluster_id;  // bound into the dictionary and the wrapped key
+  uint64_t data_key_rotation_seconds = 7 * 24 * 3600;
+  std::function<int64_t()> now_ms;  // injectable clock; defaults to the system clock
+};
+
+class ClusterStore {
+ public:
+  // Creates the dictionary and an empty database. Fails if `dir` already holds a dictionary.
+  static absl::StatusOr<std::unique_ptr<ClusterStore>> Create(
+      ClusterStoreOptions options, MasterKeyProvider& provider,
+      std::shared_ptr<SharedStorageResources> shared);
+  // Opens an existing cluster: one unwrap through `provider`, then RocksDB recovery.
+  static absl::StatusOr<std::unique_ptr<ClusterStore>> Open(
+      ClusterStoreOptions options, MasterKeyProvider& provider,
+      std::shared_ptr<SharedStorageResources> shared);
+  ~ClusterStore();
+
+  // Reads a live value (expired values read as absent and are removed).
+  absl::StatusOr<std::optional<StoredValue>> Get(std::string_view key);
+  absl::Status Put(std::string_view key, const StoredValue& value);
+  absl::Status PutMany(const std::vector<std::pair<std::string, StoredValue>>& entries);
+  // Returns whether a live key was removed.
+  absl::StatusOr<bool> Delete(std::string_view key);
+  absl::Status DeleteAll();
+  // Live keys in order, starting strictly after `after` (empty = from the start), at most `limit`
+  // examined; `next` is the last key examined or empty when the end was reached.
+  absl::Status ScanKeys(std::string_view after, size_t limit, std::vector<std::string>* keys,
+                        std::string* next);
+  absl::StatusOr<uint64_t> CountLiveKeys();
+
+  absl::Status Flush();
+  absl::Status CompactAll();
+  absl::StatusOr<bool> RotateDataKeyIfDue();
+  int64_t NowMs() const { return options_.now_ms(); }
+  const KeyDictionary& dictionary() const { return *dictionary_; }
+  KeyDictionary& mutable_dictionary() { return *dictionary_; }
+
+ private:
+  ClusterStore() = default;
+  static absl::StatusOr<std::unique_ptr<ClusterStore>> OpenDb(
+      ClusterStoreOptions options, std::shared_ptr<KeyDictionary> dictionary,
+      std::shared_ptr<SharedStorageResources> shared, bool create);
+
+  ClusterStoreOptions options_;
+  std::shared_ptr<SharedStorageResources> shared_;
+  std::shared_ptr<KeyDictionary> dictionary_;
+  std::shared_ptr<rocksdb::FileSystem> fs_;
+  std::unique_ptr<rocksdb::Env> env_;
+  std::unique_ptr<rocksdb::DB> db_;
+};
+
+// Cuts files shorter than the encryption header to zero bytes: a crash right after a file was
+// created can leave one, and Debian's RocksDB aborts the process when it opens one
+// (facebook/rocksdb#7410). Such a file never held data. Returns the number of files repaired.
+absl::StatusOr<int> RepairTornFileHeaders(const std::string& dir);
+
+}  // namespace keyward

@@ -1,0 +1,182 @@
+#include "storage/key_dictionary.h"
+
+#include "absl/strings/str_cat.h"
+#include "crypto/aes_gcm.h"
+#include "crypto/random.h"
+#include "crypto/sha256.h"
+#include "util/bytes.h"
+#include "util/file_util.h"
+#include "util/status_macros.h"
+
+namespace keyward {
+namespace {
+
+constexpr char kMagic[] = "KWKDICT1";
+constexpr size_t kMagicSize = 8;
+constexpr uint32_t kFormatVersion = 1;
+constexpr size_t kChecksumSize = 32;
+constexpr size_t kMaxFileSize = 16 * 1024 * 1024;
+constexpr size_t kDataKeySize = 32;
+
+std::string Aad(const std::string& cluster_id, std::string_view header) {
+  std::string aad = absl::StrCat("keyward-dict:", cluster_id, ":");
+  aad.append(header);
+  return aad;
+}
+
+}  // namespace
+
+absl::StatusOr<WrappedKey> KeyDictionary::ParseEnvelope(std::string_view file,
+                                                        std::string_view* sealed_body,
+                                                        std::string_view* header) {
+  if (file.size() < kMagicSize + 8 + 4 + kChecksumSize) {
+    return absl::DataLossError(absl::StrCat("key dictionary is truncated (", file.size(),
+                                            " bytes); restore it from a backup"));
+  }
+  if (file.substr(0, kMagicSize) != std::string_view(kMagic, kMagicSize)) {
+    return absl::DataLossError("key dictionary header is damaged (bad magic)");
+  }
+  std::string_view content = file.substr(0, file.size() - kChecksumSize);
+  if (Sha256(content) != file.substr(content.size())) {
+    return absl::DataLossError(
+        "key dictionary is damaged (checksum mismatch); restore it from a backup");
+  }
+  ByteReader r(content.substr(kMagicSize));
+  ASSIGN_OR_RETURN(uint32_t version, r.U32());
+  if (version != kFormatVersion) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("key dictionary format version ", version, " is not supported (want 1)"));
+  }
+  ASSIGN_OR_RETURN(std::string_view wrapped_bytes, r.LengthPrefixed(content.size()));
+  ASSIGN_OR_RETURN(WrappedKey wrapped, WrappedKey::Parse(wrapped_bytes));
+  *header = content.substr(0, kMagicSize + r.position());
+  ASSIGN_OR_RETURN(*sealed_body, r.LengthPrefixed(content.size()));
+  if (r.remaining() != 0) return absl::DataLossError("key dictionary has trailing bytes");
+  return wrapped;
+}
+
+absl::StatusOr<std::unique_ptr<KeyDictionary>> KeyDictionary::Create(
+    const std::string& path, const std::string& cluster_id, MasterKeyProvider& provider,
+    uint64_t now_unix) {
+  std::unique_ptr<KeyDictionary> d(new KeyDictionary(path, cluster_id));
+  ASSIGN_OR_RETURN(d->dictionary_key_, RandomSecret(kDataKeySize));
+  ASSIGN_OR_RETURN(d->wrapped_, provider.Wrap(d->dictionary_key_, cluster_id));
+  std::lock_guard<std::mutex> lock(d->mu_);
+  RETURN_IF_ERROR(d->AddKeyLocked(now_unix));
+  return d;
+}
+
+absl::StatusOr<std::unique_ptr<KeyDictionary>> KeyDictionary::Open(const std::string& path,
+                                                                   const std::string& cluster_id,
+                                                                   MasterKeyProvider& provider) {
+  ASSIGN_OR_RETURN(std::string file, ReadFileToString(path, kMaxFileSize));
+  std::string_view sealed, header;
+  auto wrapped = ParseEnvelope(file, &sealed, &header);
+  if (!wrapped.ok()) {
+    return absl::Status(wrapped.status().code(),
+                        absl::StrCat(path, ": ", wrapped.status().message()));
+  }
+  std::unique_ptr<KeyDictionary> d(new KeyDictionary(path, cluster_id));
+  d->wrapped_ = *std::move(wrapped);
+  auto dict_key = provider.Unwrap(d->wrapped_, cluster_id);
+  if (!dict_key.ok()) {
+    return absl::Status(dict_key.status().code(),
+                        absl::StrCat("cannot unwrap the key dictionary of cluster ", cluster_id,
+                                     ": ", dict_key.status().message()));
+  }
+  d->dictionary_key_ = *std::move(dict_key);
+  auto body = GcmOpen(d->dictionary_key_, sealed, Aad(cluster_id, header));
+  if (!body.ok()) {
+    return absl::DataLossError(absl::StrCat("key dictionary ", path,
+                                            " does not belong to cluster ", cluster_id,
+                                            " or its body was altered"));
+  }
+  ByteReader r(body->view());
+  ASSIGN_OR_RETURN(d->current_id_, r.U32());
+  ASSIGN_OR_RETURN(uint32_t count, r.U32());
+  for (uint32_t i = 0; i < count; ++i) {
+    auto k = std::make_shared<DataKey>();
+    ASSIGN_OR_RETURN(k->id, r.U32());
+    ASSIGN_OR_RETURN(k->created_unix, r.U64());
+    ASSIGN_OR_RETURN(std::string_view key_bytes, r.Bytes(kDataKeySize));
+    k->key = SecretBytes::FromView(key_bytes);
+    d->keys_[k->id] = std::move(k);
+  }
+  if (d->keys_.count(d->current_id_) == 0) {
+    return absl::DataLossError("key dictionary names a current key it does not hold");
+  }
+  return d;
+}
+
+absl::Status KeyDictionary::AddKeyLocked(uint64_t now_unix) {
+  auto k = std::make_shared<DataKey>();
+  k->id = keys_.empty() ? 1 : keys_.rbegin()->first + 1;
+  k->created_unix = now_unix;
+  ASSIGN_OR_RETURN(k->key, RandomSecret(kDataKeySize));
+  uint32_t previous = current_id_;
+  uint32_t id = k->id;
+  keys_[id] = std::move(k);
+  current_id_ = id;
+  absl::Status st = WriteLocked();
+  if (!st.ok()) {  // Never hand out a key that is not on disk.
+    keys_.erase(id);
+    current_id_ = previous;
+  }
+  return st;
+}
+
+absl::Status KeyDictionary::WriteLocked() const {
+  std::string body;
+  PutU32(&body, current_id_);
+  PutU32(&body, static_cast<uint32_t>(keys_.size()));
+  for (const auto& [id, k] : keys_) {
+    PutU32(&body, id);
+    PutU64(&body, k->created_unix);
+    body.append(k->key.view());
+  }
+  std::string file(kMagic, kMagicSize);
+  PutU32(&file, kFormatVersion);
+  PutLengthPrefixed(&file, wrapped_.Serialize());
+  auto sealed = GcmSeal(dictionary_key_, body, Aad(cluster_id_, file));
+  WipeString(body);
+  if (!sealed.ok()) return sealed.status();
+  PutLengthPrefixed(&file, *sealed);
+  file.append(Sha256(file));
+  return WriteFileAtomically(path_, file, 0600);
+}
+
+std::shared_ptr<const DataKey> KeyDictionary::Find(uint32_t id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = keys_.find(id);
+  return it == keys_.end() ? nullptr : it->second;
+}
+
+std::shared_ptr<const DataKey> KeyDictionary::Current() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return keys_.at(current_id_);
+}
+
+size_t KeyDictionary::size() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return keys_.size();
+}
+
+absl::StatusOr<bool> KeyDictionary::RotateIfOlderThan(uint64_t period_seconds,
+                                                      uint64_t now_unix) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const auto& current = keys_.at(current_id_);
+  if (now_unix < current->created_unix + period_seconds) return false;
+  RETURN_IF_ERROR(AddKeyLocked(now_unix));
+  return true;
+}
+
+absl::Status KeyDictionary::Rewrap(MasterKeyProvider& new_provider) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(WrappedKey rewrapped, new_provider.Wrap(dictionary_key_, cluster_id_));
+  WrappedKey old = std::exchange(wrapped_, std::move(rewrapped));
+  absl::Status st = WriteLocked();
+  if (!st.ok()) wrapped_ = std::move(old);
+  return st;
+}
+
+}  // namespace keyward

@@ -1,0 +1,126 @@
+#include "util/file_util.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "crypto/random.h"
+
+namespace keyward {
+
+std::string ErrnoText(int err) { return std::strerror(err); }
+
+std::string DirName(const std::string& path) {
+  auto pos = path.find_last_of('/');
+  if (pos == std::string::npos) return ".";
+  if (pos == 0) return "/";
+  return path.substr(0, pos);
+}
+
+absl::Status FsyncDirectory(const std::string& dir) {
+  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return absl::InternalError(absl::StrCat("open dir '", dir, "': ", ErrnoText(errno)));
+  int rc = fsync(fd);
+  int err = errno;
+  close(fd);
+  if (rc != 0) return absl::InternalError(absl::StrCat("fsync dir '", dir, "': ", ErrnoText(err)));
+  return absl::OkStatus();
+}
+
+absl::Status MakeDirs(const std::string& dir, int mode) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot create directory '", dir, "': ", ec.message()));
+  chmod(dir.c_str(), static_cast<mode_t>(mode));
+  return absl::OkStatus();
+}
+
+absl::Status WriteFileAtomically(const std::string& path, std::string_view data, int mode) {
+  auto suffix = RandomHex(6);
+  if (!suffix.ok()) return suffix.status();
+  std::string tmp = path + ".tmp-" + *suffix;
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+  if (fd < 0) return absl::InternalError(absl::StrCat("create '", tmp, "': ", ErrnoText(errno)));
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = write(fd, data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      int err = errno;
+      close(fd);
+      unlink(tmp.c_str());
+      return absl::InternalError(absl::StrCat("write '", tmp, "': ", ErrnoText(err)));
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (fsync(fd) != 0) {
+    int err = errno;
+    close(fd);
+    unlink(tmp.c_str());
+    return absl::InternalError(absl::StrCat("fsync '", tmp, "': ", ErrnoText(err)));
+  }
+  close(fd);
+  if (rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    unlink(tmp.c_str());
+    return absl::InternalError(absl::StrCat("rename to '", path, "': ", ErrnoText(err)));
+  }
+  return FsyncDirectory(DirName(path));
+}
+
+namespace {
+template <typename Sink>
+absl::Status ReadInto(const std::string& path, size_t max_size, Sink&& sink) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    int err = errno;
+    if (err == ENOENT) return absl::NotFoundError(absl::StrCat("'", path, "' does not exist"));
+    return absl::InternalError(absl::StrCat("open '", path, "': ", ErrnoText(err)));
+  }
+  struct stat st {};
+  if (fstat(fd, &st) != 0 || static_cast<size_t>(st.st_size) > max_size) {
+    close(fd);
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", path, "' is larger than the ", max_size, " bytes allowed"));
+  }
+  size_t size = static_cast<size_t>(st.st_size);
+  char* dest = sink(size);
+  size_t done = 0;
+  while (done < size) {
+    ssize_t n = read(fd, dest + done, size - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    done += static_cast<size_t>(n);
+  }
+  close(fd);
+  if (done != size) return absl::DataLossError(absl::StrCat("short read of '", path, "'"));
+  return absl::OkStatus();
+}
+}  // namespace
+
+absl::StatusOr<std::string> ReadFileToString(const std::string& path, size_t max_size) {
+  std::string out;
+  absl::Status st = ReadInto(path, max_size, [&](size_t n) {
+    out.resize(n);
+    return out.data();
+  });
+  if (!st.ok()) return st;
+  return out;
+}
+
+absl::StatusOr<SecretBytes> ReadSecretFile(const std::string& path, size_t max_size) {
+  SecretBytes out;
+  absl::Status st = ReadInto(path, max_size, [&](size_t n) {
+    out = SecretBytes(n);
+    return reinterpret_cast<char*>(out.data());
+  });
+  if (!st.ok()) return st;
+  return out;
+}
+
+}  // namespace keyward

@@ -1,0 +1,22 @@
+#pragma once
+// Crash-safe file writes and bounded reads.
+// WriteFileAtomically: temp file in the same directory → write → fsync → rename → fsync(dir), so
+// a crash at any instant leaves either the old or the new content, never a torn file.
+
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "crypto/secret_bytes.h"
+
+namespace keyward {
+
+absl::Status WriteFileAtomically(const std::string& path, std::string_view data, int mode);
+absl::StatusOr<std::string> ReadFileToString(const std::string& path, size_t max_size);
+absl::StatusOr<SecretBytes> ReadSecretFile(const std::string& path, size_t max_size);
+absl::Status FsyncDirectory(const std::string& dir);
+absl::Status MakeDirs(const std::string& dir, int mode);
+std::string DirName(const std::string& path);
+std::string ErrnoText(int err);
+
+}  // namespace keyward
