@@ -1,0 +1,529 @@
+#include "server/commands.h"
+
+#include <openssl/crypto.h>
+
+#include <algorithm>
+#include <charconv>
+#include <limits>
+#include <unordered_map>
+
+#include "absl/strings/ascii.h"
+#include "crypto/sha256.h"
+#include "server/glob.h"
+#include "server/resp_writer.h"
+
+namespace keyward {
+namespace {
+
+using Args = std::vector<std::string>;
+
+struct Ctx {
+  ClusterEndpoint& ep;
+  Session& session;
+  const Args& args;
+  std::string* out;
+  ClusterStore& store() { return *ep.store; }
+};
+
+constexpr char kNotInteger[] = "ERR value is not an integer or out of range";
+constexpr char kSyntax[] = "ERR syntax error";
+
+bool ParseInt(std::string_view s, int64_t* v) {
+  if (s.empty() || s.size() > 20) return false;
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), *v);
+  return ec == std::errc() && ptr == s.data() + s.size();
+}
+
+std::string Lower(std::string_view s) { return absl::AsciiStrToLower(std::string(s)); }
+
+// Storage failures carry file names, never values; tell the client without internals.
+void StorageError(Ctx& c, const absl::Status& st) {
+  fprintf(stderr, "keyward: cluster %s: %s\n", c.ep.cluster_id.c_str(),
+          std::string(st.message()).c_str());
+  if (st.code() == absl::StatusCode::kDataLoss) {
+    resp::Error(c.out, "ERR storage corruption detected; the value was not returned");
+  } else {
+    resp::Error(c.out, "ERR storage error; see the server log");
+  }
+}
+
+#define STORE_OR_REPLY(var, expr)   \
+  auto var = (expr);                \
+  if (!var.ok()) {                  \
+    StorageError(c, var.status());  \
+    return;                         \
+  }
+
+#define STATUS_OR_REPLY(expr)   \
+  do {                          \
+    absl::Status s_ = (expr);   \
+    if (!s_.ok()) {             \
+      StorageError(c, s_);      \
+      return;                   \
+    }                           \
+  } while (0)
+
+void Ping(Ctx& c) {
+  if (c.args.size() > 2) {
+    resp::Error(c.out, "ERR wrong number of arguments for 'ping' command");
+  } else if (c.args.size() == 2) {
+    resp::Bulk(c.out, c.args[1]);
+  } else {
+    resp::SimpleString(c.out, "PONG");
+  }
+}
+
+void Echo(Ctx& c) { resp::Bulk(c.out, c.args[1]); }
+
+void Quit(Ctx& c) {
+  resp::SimpleString(c.out, "OK");
+  c.session.close_after_reply = true;
+}
+
+void Auth(Ctx& c) {
+  // AUTH password | AUTH default password
+  if (c.args.size() > 3) {
+    resp::Error(c.out, kSyntax);
+    return;
+  }
+  if (c.args.size() == 3 && c.args[1] != "default") {
+    resp::Error(c.out, "WRONGPASS invalid username-password pair or user is disabled.");
+    return;
+  }
+  std::string given = Sha256(c.args.back());
+  bool ok = given.size() == c.ep.password_sha256.size() &&
+            CRYPTO_memcmp(given.data(), c.ep.password_sha256.data(), given.size()) == 0;
+  c.session.authenticated = ok;
+  if (ok) {
+    resp::SimpleString(c.out, "OK");
+  } else {
+    resp::Error(c.out, "WRONGPASS invalid username-password pair or user is disabled.");
+  }
+}
+
+void Select(Ctx& c) {
+  int64_t db;
+  if (!ParseInt(c.args[1], &db)) {
+    resp::Error(c.out, kNotInteger);
+  } else if (db != 0) {
+    resp::Error(c.out, "ERR DB index is out of range (a keyward cluster has database 0 only)");
+  } else {
+    resp::SimpleString(c.out, "OK");
+  }
+}
+
+void Get(Ctx& c) {
+  STORE_OR_REPLY(v, c.store().Get(c.args[1]));
+  if (v->has_value()) {
+    resp::Bulk(c.out, (*v)->data);
+  } else {
+    resp::NullBulk(c.out);
+  }
+}
+
+void Set(Ctx& c) {
+  bool nx = false, xx = false, get = false, keepttl = false;
+  int64_t expire_at = 0;
+  for (size_t i = 3; i < c.args.size(); ++i) {
+    std::string opt = Lower(c.args[i]);
+    if (opt == "nx") {
+      nx = true;
+    } else if (opt == "xx") {
+      xx = true;
+    } else if (opt == "get") {
+      get = true;
+    } else if (opt == "keepttl") {
+      keepttl = true;
+    } else if ((opt == "ex" || opt == "px" || opt == "exat" || opt == "pxat") &&
+               i + 1 < c.args.size() && expire_at == 0) {
+      int64_t n;
+      if (!ParseInt(c.args[++i], &n)) {
+        resp::Error(c.out, kNotInteger);
+        return;
+      }
+      if (n <= 0 || n > std::numeric_limits<int64_t>::max() / 2000) {
+        resp::Error(c.out, "ERR invalid expire time in 'set' command");
+        return;
+      }
+      int64_t now = c.store().NowMs();
+      expire_at = opt == "ex" ? now + n * 1000 : opt == "px" ? now + n : opt == "exat" ? n * 1000 : n;
+    } else {
+      resp::Error(c.out, kSyntax);
+      return;
+    }
+  }
+  if ((nx && xx) || (keepttl && expire_at != 0)) {
+    resp::Error(c.out, kSyntax);
+    return;
+  }
+  STORE_OR_REPLY(old, c.store().Get(c.args[1]));
+  bool exists = old->has_value();
+  bool write = !(nx && exists) && !(xx && !exists);
+  if (write) {
+    StoredValue v{c.args[2], expire_at};
+    if (keepttl && exists) v.expire_at_ms = (*old)->expire_at_ms;
+    STATUS_OR_REPLY(c.store().Put(c.args[1], v));
+  }
+  if (get) {
+    if (exists) {
+      resp::Bulk(c.out, (*old)->data);
+    } else {
+      resp::NullBulk(c.out);
+    }
+  } else if (write) {
+    resp::SimpleString(c.out, "OK");
+  } else {
+    resp::NullBulk(c.out);
+  }
+}
+
+void GetDel(Ctx& c) {
+  STORE_OR_REPLY(v, c.store().Get(c.args[1]));
+  if (!v->has_value()) {
+    resp::NullBulk(c.out);
+    return;
+  }
+  STORE_OR_REPLY(d, c.store().Delete(c.args[1]));
+  resp::Bulk(c.out, (*v)->data);
+}
+
+void Del(Ctx& c) {
+  int64_t n = 0;
+  for (size_t i = 1; i < c.args.size(); ++i) {
+    STORE_OR_REPLY(d, c.store().Delete(c.args[i]));
+    n += *d ? 1 : 0;
+  }
+  resp::Integer(c.out, n);
+}
+
+void Exists(Ctx& c) {
+  int64_t n = 0;
+  for (size_t i = 1; i < c.args.size(); ++i) {
+    STORE_OR_REPLY(v, c.store().Get(c.args[i]));
+    n += v->has_value() ? 1 : 0;
+  }
+  resp::Integer(c.out, n);
+}
+
+void MGet(Ctx& c) {
+  std::vector<std::optional<StoredValue>> values;
+  values.reserve(c.args.size() - 1);
+  for (size_t i = 1; i < c.args.size(); ++i) {
+    STORE_OR_REPLY(v, c.store().Get(c.args[i]));
+    values.push_back(*std::move(v));
+  }
+  resp::ArrayHeader(c.out, values.size());
+  for (const auto& v : values) {
+    if (v.has_value()) {
+      resp::Bulk(c.out, v->data);
+    } else {
+      resp::NullBulk(c.out);
+    }
+  }
+}
+
+void MSet(Ctx& c) {
+  if (c.args.size() % 2 != 1) {
+    resp::Error(c.out, "ERR wrong number of arguments for 'mset' command");
+    return;
+  }
+  std::vector<std::pair<std::string, StoredValue>> entries;
+  for (size_t i = 1; i + 1 < c.args.size(); i += 2) entries.push_back({c.args[i], {c.args[i + 1], 0}});
+  STATUS_OR_REPLY(c.store().PutMany(entries));
+  resp::SimpleString(c.out, "OK");
+}
+
+void IncrBy(Ctx& c, int64_t delta) {
+  STORE_OR_REPLY(v, c.store().Get(c.args[1]));
+  int64_t current = 0;
+  if (v->has_value() && !ParseInt((*v)->data, &current)) {
+    resp::Error(c.out, kNotInteger);
+    return;
+  }
+  int64_t result;
+  if (__builtin_add_overflow(current, delta, &result)) {
+    resp::Error(c.out, "ERR increment or decrement would overflow");
+    return;
+  }
+  int64_t expire = v->has_value() ? (*v)->expire_at_ms : 0;
+  STATUS_OR_REPLY(c.store().Put(c.args[1], {std::to_string(result), expire}));
+  resp::Integer(c.out, result);
+}
+
+void Incr(Ctx& c) { IncrBy(c, 1); }
+void Decr(Ctx& c) { IncrBy(c, -1); }
+void IncrByCmd(Ctx& c, bool negate) {
+  int64_t d;
+  if (!ParseInt(c.args[2], &d) || (negate && d == std::numeric_limits<int64_t>::min())) {
+    resp::Error(c.out, kNotInteger);
+    return;
+  }
+  IncrBy(c, negate ? -d : d);
+}
+
+void Append(Ctx& c) {
+  STORE_OR_REPLY(v, c.store().Get(c.args[1]));
+  StoredValue nv = v->has_value() ? std::move(**v) : StoredValue{};
+  nv.data.append(c.args[2]);
+  STATUS_OR_REPLY(c.store().Put(c.args[1], nv));
+  resp::Integer(c.out, static_cast<int64_t>(nv.data.size()));
+}
+
+void StrLen(Ctx& c) {
+  STORE_OR_REPLY(v, c.store().Get(c.args[1]));
+  resp::Integer(c.out, v->has_value() ? static_cast<int64_t>((*v)->data.size()) : 0);
+}
+
+void ExpireCmd(Ctx& c, int64_t unit_ms) {
+  int64_t n;
+  if (!ParseInt(c.args[2], &n) || n > std::numeric_limits<int64_t>::max() / 2000 ||
+      n < std::numeric_limits<int64_t>::min() / 2000) {
+    resp::Error(c.out, kNotInteger);
+    return;
+  }
+  STORE_OR_REPLY(v, c.store().Get(c.args[1]));
+  if (!v->has_value()) {
+    resp::Integer(c.out, 0);
+    return;
+  }
+  if (n <= 0) {  // a non-positive TTL deletes the key, as in Redis
+    STORE_OR_REPLY(d, c.store().Delete(c.args[1]));
+    resp::Integer(c.out, 1);
+    return;
+  }
+  (*v)->expire_at_ms = c.store().NowMs() + n * unit_ms;
+  STATUS_OR_REPLY(c.store().Put(c.args[1], **v));
+  resp::Integer(c.out, 1);
+}
+
+void TtlCmd(Ctx& c, bool millis) {
+  STORE_OR_REPLY(v, c.store().Get(c.args[1]));
+  if (!v->has_value()) {
+    resp::Integer(c.out, -2);
+  } else if ((*v)->expire_at_ms == 0) {
+    resp::Integer(c.out, -1);
+  } else {
+    int64_t left = (*v)->expire_at_ms - c.store().NowMs();
+    resp::Integer(c.out, millis ? left : (left + 500) / 1000);
+  }
+}
+
+void Persist(Ctx& c) {
+  STORE_OR_REPLY(v, c.store().Get(c.args[1]));
+  if (!v->has_value() || (*v)->expire_at_ms == 0) {
+    resp::Integer(c.out, 0);
+    return;
+  }
+  (*v)->expire_at_ms = 0;
+  STATUS_OR_REPLY(c.store().Put(c.args[1], **v));
+  resp::Integer(c.out, 1);
+}
+
+void Scan(Ctx& c) {
+  int64_t cursor;
+  if (!ParseInt(c.args[1], &cursor) || cursor < 0) {
+    resp::Error(c.out, "ERR invalid cursor");
+    return;
+  }
+  std::string pattern = "*";
+  int64_t count = 10;
+  for (size_t i = 2; i < c.args.size(); ++i) {
+    std::string opt = Lower(c.args[i]);
+    if (opt == "match" && i + 1 < c.args.size()) {
+      pattern = c.args[++i];
+    } else if (opt == "count" && i + 1 < c.args.size()) {
+      if (!ParseInt(c.args[++i], &count) || count < 1) {
+        resp::Error(c.out, count < 1 ? kSyntax : kNotInteger);
+        return;
+      }
+    } else if (opt == "type" && i + 1 < c.args.size()) {
+      ++i;  // every keyward value is a string
+    } else {
+      resp::Error(c.out, kSyntax);
+      return;
+    }
+  }
+  std::string after;
+  if (cursor != 0) {
+    auto it = c.session.scan_cursors.find(static_cast<uint64_t>(cursor));
+    if (it == c.session.scan_cursors.end()) {
+      resp::Error(c.out, "ERR invalid cursor (cursors are valid on the connection that made them)");
+      return;
+    }
+    after = std::move(it->second);
+    c.session.scan_cursors.erase(it);
+  }
+  std::vector<std::string> keys;
+  std::string next;
+  STATUS_OR_REPLY(
+      c.store().ScanKeys(after, static_cast<size_t>(std::min<int64_t>(count, 100000)), &keys, &next));
+  uint64_t next_cursor = 0;
+  if (!next.empty()) {
+    if (c.session.scan_cursors.size() >= 1024) c.session.scan_cursors.erase(c.session.scan_cursors.begin());
+    next_cursor = c.session.next_cursor++;
+    c.session.scan_cursors[next_cursor] = std::move(next);
+  }
+  keys.erase(std::remove_if(keys.begin(), keys.end(),
+                            [&](const std::string& k) { return !GlobMatch(pattern, k); }),
+             keys.end());
+  resp::ArrayHeader(c.out, 2);
+  resp::Bulk(c.out, std::to_string(next_cursor));
+  resp::ArrayHeader(c.out, keys.size());
+  for (const auto& k : keys) resp::Bulk(c.out, k);
+}
+
+void Keys(Ctx& c) {
+  std::vector<std::string> all, matched;
+  std::string after, next;
+  do {
+    all.clear();
+    STATUS_OR_REPLY(c.store().ScanKeys(after, 4096, &all, &next));
+    for (auto& k : all) {
+      if (GlobMatch(c.args[1], k)) matched.push_back(std::move(k));
+    }
+    after = next;
+  } while (!next.empty());
+  resp::ArrayHeader(c.out, matched.size());
+  for (const auto& k : matched) resp::Bulk(c.out, k);
+}
+
+void DbSize(Ctx& c) {
+  STORE_OR_REPLY(n, c.store().CountLiveKeys());
+  resp::Integer(c.out, static_cast<int64_t>(*n));
+}
+
+void FlushDb(Ctx& c) {
+  if (c.args.size() == 2 && Lower(c.args[1]) != "async" && Lower(c.args[1]) != "sync") {
+    resp::Error(c.out, kSyntax);
+    return;
+  }
+  STATUS_OR_REPLY(c.store().DeleteAll());
+  resp::SimpleString(c.out, "OK");
+}
+
+void Info(Ctx& c) {
+  STORE_OR_REPLY(n, c.store().CountLiveKeys());
+  std::string body =
+      "# Server\r\nredis_version:7.0.0\r\nkeyward_version:0.1.0\r\nredis_mode:standalone\r\n"
+      "# Persistence\r\nloading:0\r\n"
+      "# Keyward\r\ncluster_id:" + c.ep.cluster_id + "\r\nencryption:aes-256-ctr\r\n"
+      "data_key_id:" + std::to_string(c.store().dictionary().Current()->id) + "\r\n"
+      "master_key_provider:" + c.store().dictionary().wrapped_key().provider + "\r\n"
+      "# Keyspace\r\ndb0:keys=" + std::to_string(*n) + ",expires=0,avg_ttl=0\r\n";
+  resp::Bulk(c.out, body);
+}
+
+void Client(Ctx& c) {
+  std::string sub = Lower(c.args[1]);
+  if (sub == "setname" && c.args.size() == 3) {
+    if (c.args[2].find_first_of(" \n\r") != std::string::npos) {
+      resp::Error(c.out, "ERR Client names cannot contain spaces, newlines or special characters.");
+      return;
+    }
+    c.session.name = c.args[2];
+    resp::SimpleString(c.out, "OK");
+  } else if (sub == "getname" && c.args.size() == 2) {
+    if (c.session.name.empty()) {
+      resp::NullBulk(c.out);
+    } else {
+      resp::Bulk(c.out, c.session.name);
+    }
+  } else if (sub == "id" && c.args.size() == 2) {
+    resp::Integer(c.out, static_cast<int64_t>(c.session.id));
+  } else if (sub == "setinfo" && c.args.size() == 4) {
+    resp::SimpleString(c.out, "OK");
+  } else {
+    resp::Error(c.out, "ERR unknown subcommand or wrong number of arguments for 'client'");
+  }
+}
+
+void Command(Ctx& c) {
+  // Enough for redis-cli and client libraries: COMMAND, COMMAND COUNT, COMMAND DOCS.
+  if (c.args.size() >= 2 && Lower(c.args[1]) == "count") {
+    resp::Integer(c.out, 0);
+  } else {
+    resp::ArrayHeader(c.out, 0);
+  }
+}
+
+void Config(Ctx& c) {
+  // redis-benchmark asks CONFIG GET save/appendonly; there is nothing to configure from a client.
+  if (Lower(c.args[1]) == "get") {
+    resp::ArrayHeader(c.out, 0);
+  } else {
+    resp::Error(c.out, "ERR CONFIG is not available on a keyward cluster; use the keyward API");
+  }
+}
+
+struct CommandSpec {
+  int arity;  // as in Redis: exact when positive, minimum when negative
+  bool needs_auth;
+  void (*run)(Ctx&);
+};
+
+const std::unordered_map<std::string, CommandSpec>& Table() {
+  static const auto* table = new std::unordered_map<std::string, CommandSpec>{
+      {"ping", {-1, true, Ping}},
+      {"echo", {2, true, Echo}},
+      {"quit", {-1, false, Quit}},
+      {"auth", {-2, false, Auth}},
+      {"select", {2, true, Select}},
+      {"get", {2, true, Get}},
+      {"set", {-3, true, Set}},
+      {"getdel", {2, true, GetDel}},
+      {"del", {-2, true, Del}},
+      {"exists", {-2, true, Exists}},
+      {"mget", {-2, true, MGet}},
+      {"mset", {-3, true, MSet}},
+      {"incr", {2, true, Incr}},
+      {"decr", {2, true, Decr}},
+      {"incrby", {3, true, [](Ctx& c) { IncrByCmd(c, false); }}},
+      {"decrby", {3, true, [](Ctx& c) { IncrByCmd(c, true); }}},
+      {"append", {3, true, Append}},
+      {"strlen", {2, true, StrLen}},
+      {"expire", {3, true, [](Ctx& c) { ExpireCmd(c, 1000); }}},
+      {"pexpire", {3, true, [](Ctx& c) { ExpireCmd(c, 1); }}},
+      {"ttl", {2, true, [](Ctx& c) { TtlCmd(c, false); }}},
+      {"pttl", {2, true, [](Ctx& c) { TtlCmd(c, true); }}},
+      {"persist", {2, true, Persist}},
+      {"scan", {-2, true, Scan}},
+      {"keys", {2, true, Keys}},
+      {"dbsize", {1, true, DbSize}},
+      {"flushdb", {-1, true, FlushDb}},
+      {"info", {-1, true, Info}},
+      {"client", {-2, true, Client}},
+      {"command", {-1, true, Command}},
+      {"config", {-2, true, Config}},
+  };
+  return *table;
+}
+
+}  // namespace
+
+void ExecuteCommand(ClusterEndpoint& endpoint, Session& session, const Args& args,
+                    std::string* out) {
+  if (args.empty()) return;
+  std::string name = Lower(args[0]);
+  const auto& table = Table();
+  auto it = table.find(name);
+  if (it == table.end()) {
+    std::string msg = "ERR unknown command '" + args[0].substr(0, 128) + "', with args beginning with: ";
+    for (size_t i = 1; i < args.size() && i < 4; ++i) msg += "'" + args[i].substr(0, 64) + "' ";
+    resp::Error(out, msg);
+    return;
+  }
+  const CommandSpec& spec = it->second;
+  int argc = static_cast<int>(args.size());
+  if ((spec.arity > 0 && argc != spec.arity) || (spec.arity < 0 && argc < -spec.arity)) {
+    resp::Error(out, "ERR wrong number of arguments for '" + name + "' command");
+    return;
+  }
+  if (spec.needs_auth && !session.authenticated) {
+    resp::Error(out, "NOAUTH Authentication required.");
+    return;
+  }
+  Ctx ctx{endpoint, session, args, out};
+  spec.run(ctx);
+}
+
+}  // namespace keyward

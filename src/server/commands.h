@@ -1,0 +1,36 @@
+#pragma once
+// The Redis commands a cluster serves, executed against its ClusterStore.
+// Called on the event-loop thread only; one command runs at a time per server, which makes
+// read-modify-write commands (INCR, APPEND, SET NX) atomic without locks.
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "storage/cluster_store.h"
+
+namespace keyward {
+
+// What a RESP connection needs from its cluster.
+struct ClusterEndpoint {
+  std::string cluster_id;
+  std::string password_sha256;  // raw SHA-256 of the cluster password
+  std::shared_ptr<ClusterStore> store;
+};
+
+struct Session {
+  uint64_t id = 0;
+  bool authenticated = false;
+  bool close_after_reply = false;
+  std::string name;
+  uint64_t next_cursor = 1;
+  std::map<uint64_t, std::string> scan_cursors;  // cursor → last key returned
+};
+
+// Runs one command and appends its reply to `out`. Never throws; every failure is a RESP error.
+void ExecuteCommand(ClusterEndpoint& endpoint, Session& session,
+                    const std::vector<std::string>& args, std::string* out);
+
+}  // namespace keyward

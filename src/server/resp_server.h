@@ -1,0 +1,70 @@
+#pragma once
+// Serves every cluster's Redis endpoint from one epoll event loop thread: one listening socket
+// per cluster, many pipelined client connections, no thread per connection.
+//
+// AddCluster/RemoveCluster are thread-safe and may be called from the REST threads; they take
+// effect on the loop thread, and RemoveCluster returns only after every connection of that
+// cluster is closed (so the caller may then close the store).
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "server/commands.h"
+#include "server/resp_parser.h"
+
+namespace keyward {
+
+struct RespServerOptions {
+  RespLimits limits;
+  size_t max_clients = 10000;
+  size_t max_pending_output = 64 << 20;  // stop reading a client until it drains this much
+};
+
+class RespServer {
+ public:
+  static absl::StatusOr<std::unique_ptr<RespServer>> New(RespServerOptions options);
+  ~RespServer();
+  RespServer(const RespServer&) = delete;
+  RespServer& operator=(const RespServer&) = delete;
+
+  // Binds host:port (port 0 picks a free one) and starts serving `endpoint`. Returns the port.
+  absl::StatusOr<int> AddCluster(std::shared_ptr<ClusterEndpoint> endpoint, const std::string& host,
+                                 int port);
+  void RemoveCluster(const std::string& cluster_id);
+  void Stop();
+
+ private:
+  struct Listener;
+  struct Connection;
+  explicit RespServer(RespServerOptions options);
+  void Run();
+  void RunOnLoop(std::function<void()> task);  // blocks until done
+  void DrainTasks();
+  void Accept(Listener& l);
+  void OnReadable(Connection& c);
+  void Process(Connection& c);
+  void Flush(Connection& c);
+  void UpdateInterest(Connection& c);
+  void CloseConnection(int fd);
+
+  RespServerOptions options_;
+  int epoll_fd_ = -1;
+  int wake_fd_ = -1;
+  std::thread thread_;
+  std::atomic<bool> stopping_{false};
+  std::mutex tasks_mu_;
+  std::vector<std::function<void()>> tasks_;
+  // Owned by the loop thread.
+  std::vector<std::unique_ptr<Listener>> listeners_;
+  std::vector<std::unique_ptr<Connection>> connections_;  // indexed by fd
+  size_t open_connections_ = 0;
+  uint64_t next_client_id_ = 1;
+};
+
+}  // namespace keyward
