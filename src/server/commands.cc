@@ -455,6 +455,14 @@ void Config(Ctx& c) {
   }
 }
 
+// SAVE makes everything durable in sorted, compacted (encrypted) files: memtables flushed and
+// the write-ahead log retired, the closest match to Redis's snapshot.
+void Save(Ctx& c) {
+  STATUS_OR_REPLY(c.store().Flush());
+  STATUS_OR_REPLY(c.store().CompactAll());
+  resp::SimpleString(c.out, "OK");
+}
+
 struct CommandSpec {
   int arity;  // as in Redis: exact when positive, minimum when negative
   bool needs_auth;
@@ -494,6 +502,7 @@ const std::unordered_map<std::string, CommandSpec>& Table() {
       {"client", {-2, true, Client}},
       {"command", {-1, true, Command}},
       {"config", {-2, true, Config}},
+      {"save", {1, true, Save}},
   };
   return *table;
 }

@@ -1,0 +1,52 @@
+# keyward: `make run` and `make test` work on a fresh Debian 12 machine as root.
+SHELL := /bin/bash
+JOBS ?= $(shell nproc)
+DATA_DIR ?= ./data
+LISTEN ?= 127.0.0.1:7070
+
+.PHONY: deps build build-asan run test test-unit test-asan fuzz bench format tidy clean
+
+deps:
+	@scripts/bootstrap
+
+build/Makefile: CMakeLists.txt
+	cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+build: deps build/Makefile
+	$(MAKE) -C build -j$(JOBS) --no-print-directory
+
+build-asan/Makefile: CMakeLists.txt
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DKEYWARD_SANITIZE=ON
+
+build-asan: deps build-asan/Makefile
+	$(MAKE) -C build-asan -j$(JOBS) --no-print-directory
+
+run: build
+	@echo "keyward: keeping data in $(DATA_DIR) (override with make run DATA_DIR=...)"
+	./build/keyward serve --data-dir $(DATA_DIR) --listen $(LISTEN)
+
+test-unit: build
+	cd build && ctest --output-on-failure -j2
+
+# ASan+UBSan on the unit and integration suites. RocksDB itself is not instrumented.
+test-asan: build-asan
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest --output-on-failure -j2
+
+fuzz: deps
+	scripts/fuzz $${FUZZ_SECONDS:-20}
+
+test: test-unit test-asan fuzz
+	@echo "make test: unit, integration, sanitizer and fuzz suites passed"
+
+bench: build
+	bench/run-all
+
+format:
+	clang-format -i $$(git ls-files 'src/*.cc' 'src/*.h' 'tools/*.cc' 'tools/*.h' 'fuzz/*.cc' 'bench/*.cc')
+
+tidy: build
+	clang-tidy -p build --quiet $$(git ls-files 'src/*.cc')
+
+clean:
+	rm -rf build build-asan build-fuzz

@@ -1,0 +1,144 @@
+// Shared helpers for the integration tests: start a real `keyward serve` on a free loopback
+// port, talk to it through the CLI, the REST API and Redis clients, and stop it afterwards.
+import { spawn, spawnSync } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const repoRoot = path.resolve(here, '..', '..');
+export const keywardBin = process.env.KEYWARD_BIN || path.join(repoRoot, 'build', 'keyward');
+
+export function tempDir(prefix = 'kw-it-') {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+export async function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+export class Server {
+  constructor(dataDir, extraArgs = []) {
+    this.dataDir = dataDir;
+    this.extraArgs = extraArgs;
+    this.proc = null;
+    this.output = '';
+  }
+
+  async start() {
+    this.port = await freePort();
+    this.url = `http://127.0.0.1:${this.port}`;
+    this.output = '';
+    this.proc = spawn(keywardBin, ['serve', '--data-dir', this.dataDir, '--listen',
+      `127.0.0.1:${this.port}`, ...this.extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.proc.stdout.on('data', (d) => { this.output += d; });
+    this.proc.stderr.on('data', (d) => { this.output += d; });
+    this.exited = new Promise((resolve) => this.proc.on('exit', (code, signal) => resolve({ code, signal })));
+    const deadline = Date.now() + 30000;
+    while (Date.now() < deadline) {
+      if (this.proc.exitCode !== null) throw new Error(`keyward serve exited early:\n${this.output}`);
+      try {
+        const r = await fetch(`${this.url}/healthz`);
+        if (r.status === 200) {
+          this.token = fs.readFileSync(path.join(this.dataDir, 'owner.token'), 'utf8').trim();
+          return this;
+        }
+      } catch { /* not up yet */ }
+      await sleep(50);
+    }
+    throw new Error(`keyward serve did not become healthy:\n${this.output}`);
+  }
+
+  async stop(signal = 'SIGTERM') {
+    if (!this.proc || this.proc.exitCode !== null || this.proc.signalCode !== null) return this.exited;
+    this.proc.kill(signal);
+    const result = await this.exited;
+    this.proc = null;
+    return result;
+  }
+
+  cli(args, extraEnv = {}) {
+    const r = spawnSync(keywardBin, args, {
+      env: { ...process.env, KEYWARD_SERVER: this.url, KEYWARD_TOKEN: this.token, ...extraEnv },
+      encoding: 'utf8',
+      timeout: 60000,
+    });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  }
+
+  createCluster(name) {
+    const r = this.cli(['cluster', 'create', '--name', name, '--output', 'json']);
+    if (r.code !== 0) throw new Error(`cluster create failed: ${r.stderr}`);
+    return JSON.parse(r.stdout);
+  }
+
+  async api(method, urlPath, body, token = this.token) {
+    const headers = { 'Content-Type': 'application/json' };
+    if (token !== null) headers.Authorization = `Bearer ${token}`;
+    const r = await fetch(`${this.url}${urlPath}`, {
+      method, headers, body: body === undefined ? undefined : (typeof body === 'string' ? body : JSON.stringify(body)),
+    });
+    const text = await r.text();
+    let json = null;
+    try { json = JSON.parse(text); } catch { /* not JSON */ }
+    return { status: r.status, json, text };
+  }
+}
+
+export function splitEndpoint(endpoint) {
+  const i = endpoint.lastIndexOf(':');
+  return { host: endpoint.slice(0, i), port: Number(endpoint.slice(i + 1)) };
+}
+
+// Every regular file below `dir`, recursively.
+export function allFiles(dir) {
+  const out = [];
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) out.push(...allFiles(p));
+    else if (e.isFile()) out.push(p);
+  }
+  return out;
+}
+
+// Canaries are "KWCANARY" + 32 random hex characters. Every byte of every file below `dir` is
+// searched for the marker and for each canary in one linear pass per file.
+export function makeCanary() {
+  return 'KWCANARY' + [...crypto.getRandomValues(new Uint8Array(16))]
+    .map((b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+export function canaryHits(dir, canaries) {
+  const wanted = new Set(canaries);
+  let markers = 0;
+  let exact = 0;
+  const found = [];
+  for (const f of allFiles(dir)) {
+    const text = fs.readFileSync(f).toString('latin1');
+    for (const m of text.matchAll(/KWCANARY([0-9a-f]{32})?/g)) {
+      markers++;
+      if (m[0].length > 8 && wanted.has(m[0])) exact++;
+      if (found.length < 5) found.push(`${m[0]} in ${f}`);
+    }
+  }
+  return { markers, exact, found };
+}
+
+export function haveCommand(cmd) {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+}
+
+export { sleep };
