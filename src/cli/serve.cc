@@ -121,6 +121,9 @@ absl::Status Serve(const ParsedFlags& flags) {
   printf("keyward: API listening on http://%s:%d\n", host.c_str(), rest->port());
   printf("keyward: owner token in %s (the CLI reads it from there)\n", token_path.c_str());
   printf("keyward: try: build/keyward cluster create --name demo\n");
+#ifdef KEYWARD_BENCH_PLAINTEXT
+  printf("keyward: WARNING: benchmark build, cluster data is NOT encrypted\n");
+#endif
   printf("keyward: ready\n");
   fflush(stdout);
 

@@ -134,8 +134,14 @@ absl::StatusOr<std::unique_ptr<ClusterStore>> ClusterStore::OpenDb(
   ASSIGN_OR_RETURN(int repaired, RepairTornFileHeaders(store->options_.dir));
   (void)repaired;
 
+#ifdef KEYWARD_BENCH_PLAINTEXT
+  // Benchmark baseline only (bench/resp): the same server with storage encryption off. The
+  // product build has no way to reach this branch.
+  store->fs_ = rocksdb::FileSystem::Default();
+#else
   auto provider = std::make_shared<KeywardEncryptionProvider>(store->dictionary_);
   store->fs_ = rocksdb::NewEncryptedFS(rocksdb::FileSystem::Default(), provider);
+#endif
   store->env_ = rocksdb::NewCompositeEnv(store->fs_);
 
   rocksdb::Options opts;
