@@ -9,6 +9,14 @@ import Redis from 'ioredis';
 import { Server, haveCommand, keywardBin, splitEndpoint, tempDir } from './harness.mjs';
 
 const plugin = path.join(path.dirname(keywardBin), 'libkeyward_rocksdb_plugin.so');
+// In the sanitizer build the plugin is instrumented: the ASan runtime must be loaded first.
+function preload() {
+  const ldd = spawnSync('ldd', [plugin], { encoding: 'utf8' }).stdout || '';
+  const asan = ldd.match(/(\S*libasan\.so\S*) => (\S+)/);
+  const ubsan = ldd.match(/(\S*libubsan\.so\S*) => (\S+)/);
+  return [asan?.[2], ubsan?.[2], plugin].filter(Boolean).join(' ');
+}
+const preloadEnv = { LD_PRELOAD: preload(), ASAN_OPTIONS: 'detect_leaks=0' };
 const FS_URI = '--fs_uri=id=EncryptedFileSystem;provider=keyward';
 const missing = !haveCommand('ldb') || !haveCommand('db_bench');
 
@@ -24,7 +32,7 @@ test('ldb reads a cluster written by keyward serve; without the plugin it cannot
   await server.stop('SIGTERM');
 
   const db = path.join(dir, 'clusters', c.id);
-  const env = { ...process.env, LD_PRELOAD: plugin, KEYWARD_ESCROW_KEY_FILE: path.join(dir, 'escrow.key'),
+  const env = { ...process.env, ...preloadEnv, KEYWARD_ESCROW_KEY_FILE: path.join(dir, 'escrow.key'),
     KEYWARD_DICTIONARY: path.join(db, 'keys.dict'), KEYWARD_CLUSTER_ID: c.id };
   const scan = spawnSync('ldb', [`--db=${db}`, FS_URI, 'scan', '--value_hex'], { env, encoding: 'latin1' });
   assert.equal(scan.status, 0, scan.stderr);
@@ -39,7 +47,7 @@ test('ldb reads a cluster written by keyward serve; without the plugin it cannot
 
 test('db_bench writes and reads an encrypted database through the plugin', { skip: missing && 'SKIPPED LOUDLY: rocksdb-tools not installed' }, () => {
   const dir = tempDir();
-  const env = { ...process.env, LD_PRELOAD: plugin, KEYWARD_ESCROW_KEY_FILE: path.join(dir, 'escrow.key'),
+  const env = { ...process.env, ...preloadEnv, KEYWARD_ESCROW_KEY_FILE: path.join(dir, 'escrow.key'),
     KEYWARD_DICTIONARY: path.join(dir, 'bench.dict'), KEYWARD_CLUSTER_ID: 'bench' };
   const db = path.join(dir, 'db');
   const args = [`--db=${db}`, FS_URI, '--num=20000', '--key_size=16', '--value_size=100', '--compression_type=none'];
