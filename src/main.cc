@@ -27,7 +27,7 @@ int main(int argc, char** argv) {
   }
   std::string command = args[0];
   std::vector<std::string> rest(args.begin() + 1, args.end());
-  if (command == "serve") return keyward::RunServe(rest);
+  if (command == "serve") return keyward::RunServe(rest, keyward::NewProductKmsFactory);
   if (command == "cluster") return keyward::RunClusterCommand(rest);
   if (command == "version") {
     printf("keyward 0.1.0\n");

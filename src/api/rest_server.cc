@@ -1,13 +1,16 @@
 #include "api/rest_server.h"
 
 #include <httplib.h>
-#include <openssl/crypto.h>
 
+#include <functional>
 #include <nlohmann/json.hpp>
+#include <regex>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "api/json_views.h"
+#include "api/request_body.h"
 #include "crypto/random.h"
-#include "crypto/sha256.h"
 
 namespace keyward {
 namespace {
@@ -17,24 +20,17 @@ using nlohmann::json;
 int HttpStatusFor(absl::StatusCode code) {
   switch (code) {
     case absl::StatusCode::kInvalidArgument:
-    case absl::StatusCode::kOutOfRange:
-      return 400;
-    case absl::StatusCode::kUnauthenticated:
-      return 401;
-    case absl::StatusCode::kPermissionDenied:
-      return 403;
-    case absl::StatusCode::kNotFound:
-      return 404;
+    case absl::StatusCode::kOutOfRange: return 400;
+    case absl::StatusCode::kUnauthenticated: return 401;
+    case absl::StatusCode::kPermissionDenied: return 403;
+    case absl::StatusCode::kNotFound: return 404;
     case absl::StatusCode::kAlreadyExists:
     case absl::StatusCode::kFailedPrecondition:
-    case absl::StatusCode::kAborted:
-      return 409;
-    case absl::StatusCode::kResourceExhausted:
-      return 429;
-    case absl::StatusCode::kUnavailable:
-      return 503;
-    default:
-      return 500;
+    case absl::StatusCode::kAborted: return 409;
+    case absl::StatusCode::kResourceExhausted: return 429;
+    case absl::StatusCode::kUnimplemented: return 501;
+    case absl::StatusCode::kUnavailable: return 503;
+    default: return 500;
   }
 }
 
@@ -46,57 +42,144 @@ std::string CodeName(int http) {
     case 404: return "not_found";
     case 409: return "conflict";
     case 413: return "payload_too_large";
-    case 415: return "unsupported_media_type";
     case 429: return "rate_limited";
+    case 501: return "not_implemented";
     case 503: return "unavailable";
     default: return "internal";
   }
 }
 
-void SendError(httplib::Response& res, int http, const std::string& message,
-               json details = json::object()) {
+void SendError(httplib::Response& res, int http, const std::string& message) {
   res.status = http;
-  json body = {{"error", {{"code", CodeName(http)}, {"message", message}, {"details", details}}}};
+  json body = {{"error",
+                {{"code", CodeName(http)},
+                 {"message", message},
+                 {"details", {{"request_id", res.get_header_value("X-Request-Id")}}}}}};
   res.set_content(body.dump(), "application/json");
 }
 
 void SendStatus(httplib::Response& res, const absl::Status& st) {
   int http = HttpStatusFor(st.code());
-  // Internal failures are logged in full but answered without internals.
-  if (http == 500) {
-    fprintf(stderr, "keyward: internal error: %s\n", std::string(st.message()).c_str());
-    SendError(res, 500, "internal error; see the server log");
+  if (http == 500) {  // logged in full, answered without internals
+    fprintf(stderr, "keyward: request %s: %s\n", res.get_header_value("X-Request-Id").c_str(),
+            std::string(st.message()).c_str());
+    SendError(res, 500, "internal error; see the server log (request id in details)");
     return;
   }
   SendError(res, http, std::string(st.message()));
 }
 
-void SendJson(httplib::Response& res, int http, const json& body) {
-  res.status = http;
-  res.set_content(body.dump(), "application/json");
+// One API call in flight: the authenticated user, path parameters and the response.
+struct Call {
+  const httplib::Request& req;
+  httplib::Response& res;
+  User user;
+  std::vector<std::string> params;
+
+  void Json(int status, const json& body) {
+    res.status = status;
+    res.set_content(body.dump(), "application/json");
+  }
+  // Answers with `value` or the error; returns whether it was ok.
+  template <typename T>
+  bool Check(const absl::StatusOr<T>& v) {
+    if (!v.ok()) SendStatus(res, v.status());
+    return v.ok();
+  }
+  absl::StatusOr<Page> PageParams() const {
+    Page page;
+    if (req.has_param("page_size")) {
+      if (!absl::SimpleAtoi(req.get_param_value("page_size"), &page.limit) || page.limit < 1 ||
+          page.limit > 500) {
+        return absl::InvalidArgumentError("page_size must be a number from 1 to 500");
+      }
+    }
+    if (req.has_param("page_token")) {
+      if (!absl::SimpleAtoi(req.get_param_value("page_token"), &page.offset) || page.offset < 0) {
+        return absl::InvalidArgumentError("page_token is not one this server gave out");
+      }
+    }
+    return page;
+  }
+  template <typename T, typename F>
+  void List(const absl::StatusOr<std::vector<T>>& items, const Page& page, F&& view) {
+    if (!Check(items)) return;
+    json out = json::array();
+    for (const auto& i : *items) out.push_back(view(i));
+    json body = {{"items", out}};
+    if (static_cast<int64_t>(items->size()) == page.limit) {
+      body["next_page_token"] = std::to_string(page.offset + page.limit);
+    }
+    Json(200, body);
+  }
+};
+
+using Handler = std::function<void(Call&)>;
+
+struct Route {
+  RouteSpec spec;
+  Handler handler;
+};
+
+std::string PathRegex(const std::string& openapi_path) {
+  static const std::regex kParam(R"(\{[a-z_]+\})");
+  return std::regex_replace(openapi_path, kParam, "([a-z0-9-]{1,64})");
 }
 
-json ClusterJson(const ClusterView& v) {
-  json j = {{"id", v.record.id},
-            {"name", v.record.name},
-            {"state", v.record.state},
-            {"endpoint", v.endpoint},
-            {"created_at", v.record.created_at}};
-  if (!v.password.empty()) j["password"] = v.password;
-  return j;
+// Creates replay their first answer when the same Idempotency-Key comes again from the same
+// user. Stored answers never hold a one-time secret: password and token fields are dropped.
+void WithIdempotency(Call& call, MetadataStore& store, const std::string& route,
+                     const std::function<void()>& run) {
+  std::string key = call.req.get_header_value("Idempotency-Key");
+  if (key.empty()) {
+    run();
+    return;
+  }
+  if (key.size() > 128) {
+    SendError(call.res, 400, "Idempotency-Key must be at most 128 characters");
+    return;
+  }
+  auto prior = store.GetIdempotent(call.user.id, key, route);
+  if (!call.Check(prior)) return;
+  if (*prior) {
+    call.res.status = (*prior)->status;
+    call.res.set_content((*prior)->body, "application/json");
+    call.res.set_header("Idempotent-Replayed", "true");
+    return;
+  }
+  run();
+  if (call.res.status < 200 || call.res.status >= 300) return;
+  json body = json::parse(call.res.body, nullptr, false);
+  if (body.is_discarded()) return;
+  for (const char* secret : {"password", "token"}) {
+    if (body.contains(secret)) {
+      body.erase(secret);
+      body["secret_shown_once"] = true;
+    }
+  }
+  store.PutIdempotent(call.user.id, key, route, {call.res.status, body.dump()}).IgnoreError();
+}
+
+template <typename T>
+T Opt(const json& j, const char* field, T fallback) {
+  return j.contains(field) ? j[field].get<T>() : fallback;
 }
 
 }  // namespace
 
-RestServer::RestServer(RestServerOptions options, ClusterManager& clusters)
-    : options_(std::move(options)), clusters_(clusters), http_(std::make_unique<httplib::Server>()) {}
+RestServer::RestServer(RestServerOptions options, ControlPlane& control, MetadataStore& metadata)
+    : options_(std::move(options)),
+      control_(control),
+      metadata_(metadata),
+      http_(std::make_unique<httplib::Server>()) {}
 
 RestServer::~RestServer() { Stop(); }
 
 absl::StatusOr<std::unique_ptr<RestServer>> RestServer::New(RestServerOptions options,
-                                                            ClusterManager& clusters) {
-  std::unique_ptr<RestServer> s(new RestServer(std::move(options), clusters));
-  s->Routes();
+                                                            ControlPlane& control,
+                                                            MetadataStore& metadata) {
+  std::unique_ptr<RestServer> s(new RestServer(std::move(options), control, metadata));
+  s->Register();
   s->http_->set_payload_max_length(s->options_.max_body_bytes);
   if (s->options_.port == 0) {
     s->port_ = s->http_->bind_to_any_port(s->options_.host);
@@ -107,8 +190,7 @@ absl::StatusOr<std::unique_ptr<RestServer>> RestServer::New(RestServerOptions op
   }
   if (s->port_ <= 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", s->options_.host, ":",
-                                               s->options_.port,
-                                               " (in use?); pick another with --listen"));
+                                               s->options_.port, " (in use?); pick another with --listen"));
   }
   return s;
 }
@@ -122,102 +204,247 @@ void RestServer::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-void RestServer::Routes() {
-  auto& http = *http_;
-  const std::string token_hash = options_.owner_token_sha256;
+namespace {
 
-  http.set_pre_routing_handler([token_hash](const httplib::Request& req, httplib::Response& res) {
-    res.set_header("X-Request-Id", RandomHex(8).value_or("0"));
-    if (req.path.rfind("/api/", 0) != 0) return httplib::Server::HandlerResponse::Unhandled;
-    std::string auth = req.get_header_value("Authorization");
-    constexpr std::string_view kBearer = "Bearer ";
-    if (auth.rfind(kBearer, 0) != 0) {
-      SendError(res, 401, "missing bearer token; pass --token or set KEYWARD_TOKEN "
-                          "(the owner token is in <data-dir>/owner.token)");
-      return httplib::Server::HandlerResponse::Handled;
-    }
-    std::string given = Sha256(std::string_view(auth).substr(kBearer.size()));
-    if (given.size() != token_hash.size() ||
-        CRYPTO_memcmp(given.data(), token_hash.data(), given.size()) != 0) {
-      SendError(res, 401, "invalid token");
-      return httplib::Server::HandlerResponse::Handled;
-    }
-    return httplib::Server::HandlerResponse::Unhandled;
+using F = FieldType;
+
+std::vector<Route> Table(ControlPlane* cp, MetadataStore* store, const std::string* openapi) {
+  std::vector<Route> t;
+  auto add = [&](std::string method, std::string path, Handler h) {
+    t.push_back({{std::move(method), std::move(path)}, std::move(h)});
+  };
+  add("GET", "/api/v1/openapi.json", [openapi](Call& c) {
+    c.res.status = 200;
+    c.res.set_content(*openapi, "application/json");
   });
 
+  // Projects.
+  add("POST", "/api/v1/projects", [cp, store](Call& c) {
+    WithIdempotency(c, *store, "POST /projects", [&] {
+      auto body = ParseBody(c.req.body, {{"name", {F::kString, true}}, {"cmek_enabled", {F::kBool, false}}});
+      if (!c.Check(body)) return;
+      auto p = cp->CreateProject(c.user, (*body)["name"], Opt(*body, "cmek_enabled", false));
+      if (c.Check(p)) c.Json(201, ProjectJson(*p));
+    });
+  });
+  add("GET", "/api/v1/projects", [cp](Call& c) {
+    auto page = c.PageParams();
+    if (!c.Check(page)) return;
+    c.List(cp->ListProjects(c.user, *page), *page, ProjectJson);
+  });
+  add("GET", "/api/v1/projects/{project_id}", [cp](Call& c) {
+    auto p = cp->GetProject(c.user, c.params[0]);
+    if (c.Check(p)) c.Json(200, ProjectJson(*p));
+  });
+  add("PATCH", "/api/v1/projects/{project_id}", [cp](Call& c) {
+    auto body = ParseBody(c.req.body, {{"name", {F::kString, false}}, {"cmek_enabled", {F::kBool, false}}});
+    if (!c.Check(body)) return;
+    auto current = cp->GetProject(c.user, c.params[0]);
+    if (!c.Check(current)) return;
+    if (body->contains("cmek_enabled") && (*body)["cmek_enabled"].get<bool>() != current->cmek_enabled) {
+      SendError(c.res, 409, current->cmek_enabled
+          ? "CMEK cannot be turned off for a project once it is created; its data stays under the customer's key"
+          : "CMEK cannot be enabled for an existing project; create a new project with cmek_enabled=true and create its clusters there");
+      return;
+    }
+    if (!body->contains("name")) {
+      c.Json(200, ProjectJson(*current));
+      return;
+    }
+    auto p = cp->RenameProject(c.user, c.params[0], (*body)["name"]);
+    if (c.Check(p)) c.Json(200, ProjectJson(*p));
+  });
+  add("POST", "/api/v1/projects/{project_id}/members", [cp, store](Call& c) {
+    WithIdempotency(c, *store, "POST /projects/{id}/members", [&] {
+      auto body = ParseBody(c.req.body, {{"name", {F::kString, true}}, {"role", {F::kString, true}},
+                                         {"token_ttl_seconds", {F::kInt, false}}});
+      if (!c.Check(body)) return;
+      auto m = cp->AddMember(c.user, c.params[0], (*body)["name"], (*body)["role"],
+                             Opt<int64_t>(*body, "token_ttl_seconds", 0));
+      if (c.Check(m)) {
+        c.Json(201, {{"user_id", m->first.id}, {"name", m->first.name}, {"role", (*body)["role"]},
+                     {"token", m->second}});
+      }
+    });
+  });
+
+  // Encryption keys.
+  add("POST", "/api/v1/projects/{project_id}/encryption-keys", [cp, store](Call& c) {
+    WithIdempotency(c, *store, "POST /projects/{id}/encryption-keys", [&] {
+      auto body = ParseBody(c.req.body, {{"provider", {F::kString, true}}, {"region", {F::kString, true}},
+                                         {"azure", {F::kObject, false}}, {"aws", {F::kObject, false}}});
+      if (!c.Check(body)) return;
+      KeyRequest r{(*body)["provider"], (*body)["region"], body->value("azure", json()), body->value("aws", json())};
+      if (r.azure.is_object()) {
+        auto a = ParseBody(r.azure.dump(), {{"key_vault_name", {F::kString, true}}, {"key_name_prefix", {F::kString, true}},
+                                            {"subscription_id", {F::kString, false}}, {"resource_group", {F::kString, false}}},
+                           "azure.");
+        if (!c.Check(a)) return;
+      }
+      if (r.aws.is_object()) {
+        auto a = ParseBody(r.aws.dump(), {{"key_arn", {F::kString, true}}}, "aws.");
+        if (!c.Check(a)) return;
+      }
+      auto k = cp->CreateKey(c.user, c.params[0], r);
+      if (!c.Check(k)) return;
+      json out = KeyJson(*k);
+      out["setup"] = cp->Instructions(*k);
+      c.Json(201, out);
+    });
+  });
+  add("GET", "/api/v1/projects/{project_id}/encryption-keys", [cp](Call& c) {
+    auto page = c.PageParams();
+    if (!c.Check(page)) return;
+    c.List(cp->ListKeys(c.user, c.params[0], *page), *page, KeyJson);
+  });
+  add("GET", "/api/v1/projects/{project_id}/encryption-keys/{key_id}", [cp](Call& c) {
+    auto k = cp->GetKey(c.user, c.params[0], c.params[1]);
+    if (!c.Check(k)) return;
+    json out = KeyJson(*k);
+    out["setup"] = cp->Instructions(*k);
+    c.Json(200, out);
+  });
+  add("POST", "/api/v1/projects/{project_id}/encryption-keys/{key_id}:test", [cp](Call& c) {
+    auto t = cp->TestKey(c.user, c.params[0], c.params[1]);
+    if (!c.Check(t)) return;
+    json out = KeyJson(t->key);
+    out["checks"] = ChecksJson(t->checks);
+    c.Json(200, out);
+  });
+
+  // Clusters.
+  auto create_cluster = [cp, store](Call& c, const std::string& project_id, bool legacy) {
+    WithIdempotency(c, *store, "POST clusters", [&] {
+      auto body = ParseBody(c.req.body, {{"name", {F::kString, true}}, {"cloud_provider", {F::kString, !legacy}},
+                                         {"region", {F::kString, !legacy}}, {"tier", {F::kString, !legacy}}});
+      if (!c.Check(body)) return;
+      ClusterRequest r{(*body)["name"], Opt<std::string>(*body, "cloud_provider", "aws"),
+                       Opt<std::string>(*body, "region", "us-east-1"), Opt<std::string>(*body, "tier", "dedicated")};
+      auto created = cp->CreateCluster(c.user, project_id, r);
+      if (!c.Check(created)) return;
+      json out = ClusterJson(created->cluster, cp->Endpoint(created->cluster));
+      out["password"] = created->password;
+      c.Json(201, out);
+    });
+  };
+  add("POST", "/api/v1/projects/{project_id}/clusters",
+      [create_cluster](Call& c) { create_cluster(c, c.params[0], false); });
+  add("GET", "/api/v1/projects/{project_id}/clusters", [cp](Call& c) {
+    auto page = c.PageParams();
+    if (!c.Check(page)) return;
+    c.List(cp->ListClusters(c.user, c.params[0], *page), *page,
+           [cp](const Cluster& k) { return ClusterJson(k, cp->Endpoint(k)); });
+  });
+  // The walking skeleton's routes: clusters in the organization's default project.
+  add("POST", "/api/v1/clusters", [cp, create_cluster](Call& c) {
+    auto project = cp->DefaultProjectId();
+    if (c.Check(project)) create_cluster(c, *project, true);
+  });
+  add("GET", "/api/v1/clusters", [cp](Call& c) {
+    auto page = c.PageParams();
+    auto project = cp->DefaultProjectId();
+    if (!c.Check(page) || !c.Check(project)) return;
+    c.List(cp->ListClusters(c.user, *project, *page), *page,
+           [cp](const Cluster& k) { return ClusterJson(k, cp->Endpoint(k)); });
+  });
+  auto one_cluster = [cp](Call& c, const absl::StatusOr<Cluster>& r) {
+    if (c.Check(r)) c.Json(200, ClusterJson(*r, cp->Endpoint(*r)));
+  };
+  add("GET", "/api/v1/clusters/{cluster_id}",
+      [cp, one_cluster](Call& c) { one_cluster(c, cp->GetCluster(c.user, c.params[0])); });
+  add("DELETE", "/api/v1/clusters/{cluster_id}",
+      [cp, one_cluster](Call& c) { one_cluster(c, cp->DeleteCluster(c.user, c.params[0])); });
+  add("POST", "/api/v1/clusters/{cluster_id}:pause",
+      [cp, one_cluster](Call& c) { one_cluster(c, cp->PauseCluster(c.user, c.params[0])); });
+  add("POST", "/api/v1/clusters/{cluster_id}:resume",
+      [cp, one_cluster](Call& c) { one_cluster(c, cp->ResumeCluster(c.user, c.params[0])); });
+  add("PUT", "/api/v1/clusters/{cluster_id}/backup-policy", [cp, one_cluster](Call& c) {
+    auto body = ParseBody(c.req.body, {{"schedule", {F::kString, true}}, {"retention_days", {F::kInt, true}},
+                                       {"dual_region", {F::kObject, false}}});
+    if (!c.Check(body)) return;
+    BackupPolicy p{(*body)["schedule"], (*body)["retention_days"].get<int>(), false, ""};
+    if (body->contains("dual_region")) {
+      auto d = ParseBody((*body)["dual_region"].dump(),
+                         {{"enabled", {F::kBool, true}}, {"secondary_region", {F::kString, false}}}, "dual_region.");
+      if (!c.Check(d)) return;
+      p.dual_region = (*d)["enabled"];
+      p.secondary_region = Opt<std::string>(*d, "secondary_region", "");
+    }
+    one_cluster(c, cp->SetBackupPolicy(c.user, c.params[0], p));
+  });
+
+  add("GET", "/api/v1/projects/{project_id}/audit-events", [cp](Call& c) {
+    auto page = c.PageParams();
+    if (!c.Check(page)) return;
+    int64_t since = 0, until = INT64_MAX;
+    if ((c.req.has_param("since_ms") && !absl::SimpleAtoi(c.req.get_param_value("since_ms"), &since)) ||
+        (c.req.has_param("until_ms") && !absl::SimpleAtoi(c.req.get_param_value("until_ms"), &until))) {
+      SendError(c.res, 400, "since_ms and until_ms must be unix times in milliseconds");
+      return;
+    }
+    c.List(cp->ListAudit(c.user, c.params[0], since, until, *page), *page, AuditJson);
+  });
+  return t;
+}
+
+}  // namespace
+
+std::vector<RouteSpec> RestServer::Routes() {
+  std::vector<RouteSpec> out = {{"GET", "/healthz"}};
+  for (const auto& r : Table(nullptr, nullptr, nullptr)) out.push_back(r.spec);
+  return out;
+}
+
+void RestServer::Register() {
+  auto& http = *http_;
+  http.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
+    std::string id = req.get_header_value("X-Request-Id");
+    static const std::regex kSafe("^[A-Za-z0-9._-]{1,64}$");
+    if (!std::regex_match(id, kSafe)) id = RandomHex(8).value_or("0");
+    res.set_header("X-Request-Id", id);
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
   http.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
     SendError(res, 500, "internal error; see the server log");
   });
   http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;
     if (res.status == 404) {
-      SendError(res, 404, "no route " + req.method + " " + req.path);
+      SendError(res, 404, "no route " + req.method + " " + req.path + "; see /api/v1/openapi.json");
     } else if (res.status == 413) {
       SendError(res, 413, "request body too large");
     } else {
       SendError(res, res.status, "request failed");
     }
   });
-
   http.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("{\"status\":\"ok\"}", "application/json");
   });
 
-  http.Post("/api/v1/clusters", [this](const httplib::Request& req, httplib::Response& res) {
-    json body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
-    if (body.is_discarded() || !body.is_object()) {
-      SendError(res, 400, "request body must be a JSON object like {\"name\":\"orders\"}");
-      return;
-    }
-    for (const auto& [k, v] : body.items()) {
-      if (k != "name") {
-        SendError(res, 400, "unknown field '" + k + "'", {{"field", k}});
-        return;
+  for (auto& route : Table(&control_, &metadata_, &options_.openapi_json)) {
+    bool open = route.spec.path == "/api/v1/openapi.json";
+    httplib::Server::Handler h = [this, open, handler = route.handler](const httplib::Request& req,
+                                                                         httplib::Response& res) {
+      Call call{req, res, User{}, {}};
+      for (size_t i = 1; i < req.matches.size(); ++i) call.params.push_back(req.matches[i]);
+      if (!open) {
+        std::string auth = req.get_header_value("Authorization");
+        constexpr std::string_view kBearer = "Bearer ";
+        std::string token = auth.rfind(kBearer, 0) == 0 ? auth.substr(kBearer.size()) : "";
+        auto user = control_.Authenticate(token);
+        if (!call.Check(user)) return;
+        call.user = *user;
       }
-    }
-    if (!body.contains("name") || !body["name"].is_string()) {
-      SendError(res, 400, "field 'name' is required and must be a string", {{"field", "name"}});
-      return;
-    }
-    auto created = clusters_.Create(body["name"].get<std::string>());
-    if (!created.ok()) {
-      SendStatus(res, created.status());
-      return;
-    }
-    SendJson(res, 201, ClusterJson(*created));
-  });
-
-  http.Get("/api/v1/clusters", [this](const httplib::Request&, httplib::Response& res) {
-    auto list = clusters_.List();
-    if (!list.ok()) {
-      SendStatus(res, list.status());
-      return;
-    }
-    json items = json::array();
-    for (const auto& v : *list) items.push_back(ClusterJson(v));
-    SendJson(res, 200, {{"items", items}});
-  });
-
-  http.Get(R"(/api/v1/clusters/([A-Za-z0-9-]+))",
-           [this](const httplib::Request& req, httplib::Response& res) {
-             auto v = clusters_.Get(req.matches[1]);
-             if (!v.ok()) {
-               SendStatus(res, v.status());
-               return;
-             }
-             SendJson(res, 200, ClusterJson(*v));
-           });
-
-  http.Delete(R"(/api/v1/clusters/([A-Za-z0-9-]+))",
-              [this](const httplib::Request& req, httplib::Response& res) {
-                std::string id = req.matches[1];
-                absl::Status st = clusters_.Delete(id);
-                if (!st.ok()) {
-                  SendStatus(res, st);
-                  return;
-                }
-                SendJson(res, 200, {{"id", id}, {"state", "deleted"}});
-              });
+      handler(call);
+    };
+    std::string pattern = PathRegex(route.spec.path);
+    const std::string& m = route.spec.method;
+    if (m == "GET") http.Get(pattern, h);
+    else if (m == "POST") http.Post(pattern, h);
+    else if (m == "PUT") http.Put(pattern, h);
+    else if (m == "PATCH") http.Patch(pattern, h);
+    else if (m == "DELETE") http.Delete(pattern, h);
+  }
 }
 
 }  // namespace keyward

@@ -1,14 +1,17 @@
 #pragma once
-// The REST API (JSON under /api/v1/) and /healthz, on cpp-httplib's thread pool.
-// Every /api/ route needs `Authorization: Bearer <token>`; errors are
-// {"error":{"code","message","details"}} with an HTTP status that says what kind of failure.
+// The REST API (JSON under /api/v1/, OpenAPI document at /api/v1/openapi.json) and /healthz, on
+// cpp-httplib's thread pool. Every /api/ route except the OpenAPI document needs
+// `Authorization: Bearer <token>`. Errors are {"error":{"code","message","details"}}; every
+// answer carries an X-Request-Id. Creates honour an Idempotency-Key header; lists page with
+// page_size/page_token.
 
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/status/statusor.h"
-#include "control/cluster_manager.h"
+#include "control/control_plane.h"
 
 namespace httplib {
 class Server;
@@ -19,26 +22,35 @@ namespace keyward {
 struct RestServerOptions {
   std::string host = "127.0.0.1";
   int port = 7070;
-  std::string owner_token_sha256;  // raw SHA-256 of the owner token
   size_t max_body_bytes = 1 << 20;
+  std::string openapi_json;  // served at /api/v1/openapi.json
+};
+
+// One row of the route table: what the OpenAPI document must describe.
+struct RouteSpec {
+  std::string method;
+  std::string path;  // OpenAPI form, e.g. /api/v1/clusters/{cluster_id}:pause
 };
 
 class RestServer {
  public:
   static absl::StatusOr<std::unique_ptr<RestServer>> New(RestServerOptions options,
-                                                         ClusterManager& clusters);
+                                                         ControlPlane& control,
+                                                         MetadataStore& metadata);
   ~RestServer();
   int port() const { return port_; }
-  // Starts serving on a background thread.
-  void Start();
+  void Start();  // serves on a background thread
   void Stop();
+  // The routes this server really has.
+  static std::vector<RouteSpec> Routes();
 
  private:
-  RestServer(RestServerOptions options, ClusterManager& clusters);
-  void Routes();
+  RestServer(RestServerOptions options, ControlPlane& control, MetadataStore& metadata);
+  void Register();
 
   RestServerOptions options_;
-  ClusterManager& clusters_;
+  ControlPlane& control_;
+  MetadataStore& metadata_;  // idempotency records
   std::unique_ptr<httplib::Server> http_;
   std::thread thread_;
   int port_ = 0;

@@ -15,11 +15,15 @@
 #include "absl/strings/str_cat.h"
 #include "api/rest_server.h"
 #include "cli/flags.h"
-#include "control/cluster_manager.h"
+#include "api/openapi_document.h"
+#include "control/cluster_runtime.h"
+#include "control/control_plane.h"
 #include "control/metadata_store.h"
 #include "crypto/random.h"
 #include "crypto/sha256.h"
 #include "kms/escrow/escrow_provider.h"
+#include "kms/kms_factory.h"
+#include "nlohmann/json.hpp"
 #include "server/resp_server.h"
 #include "util/file_util.h"
 #include "util/status_macros.h"
@@ -39,6 +43,9 @@ Runs the control plane (REST API) and every cluster's Redis endpoint.
   --data-key-rotation-days N  new data key for new files every N days (default 7)
   --max-bulk-bytes N        largest Redis argument accepted (default 67108864)
   --max-clients N           Redis connections across all clusters (default 10000)
+  --azure-app-id ID         keyward's Microsoft Entra application id, shown to customers
+  --azure-app-name NAME     its display name (both default to a generated, persisted identity)
+  --aws-principal-arn ARN   keyward's AWS principal for key policies (default: generated, persisted)
 )";
 
 absl::Status SplitHostPort(const std::string& s, std::string* host, int* port) {
@@ -53,24 +60,52 @@ absl::Status SplitHostPort(const std::string& s, std::string* host, int* port) {
   return absl::OkStatus();
 }
 
-// The owner token is created once, 0600; only its hash stays in memory.
-absl::StatusOr<std::string> LoadOrCreateOwnerToken(const std::string& path) {
-  if (access(path.c_str(), F_OK) != 0) {
-    ASSIGN_OR_RETURN(std::string token, RandomHex(24));
-    token = "kw_" + token;
-    RETURN_IF_ERROR(WriteFileAtomically(path, token + "\n", 0600));
+// The service's identity in customers' clouds: from flags, else generated once and persisted.
+absl::StatusOr<ServiceIdentity> LoadIdentity(const ParsedFlags& flags, const std::string& data_dir) {
+  std::string path = data_dir + "/service-identity.json";
+  nlohmann::json stored = nlohmann::json::object();
+  if (access(path.c_str(), F_OK) == 0) {
+    ASSIGN_OR_RETURN(std::string text, ReadFileToString(path, 65536));
+    stored = nlohmann::json::parse(text, nullptr, false);
+    if (!stored.is_object()) return absl::DataLossError(absl::StrCat(path, " is not valid JSON"));
+  } else {
+    ASSIGN_OR_RETURN(std::string h, RandomHex(16));
+    std::string uuid = absl::StrCat(h.substr(0, 8), "-", h.substr(8, 4), "-4", h.substr(13, 3), "-a",
+                                    h.substr(17, 3), "-", h.substr(20, 12));
+    ASSIGN_OR_RETURN(std::string acct, RandomHex(6));
+    std::string digits;
+    for (char c : acct) digits.push_back(static_cast<char>('0' + (c % 10)));
+    stored = {{"azure_app_id", uuid},
+              {"azure_app_name", absl::StrCat("keyward-", h.substr(0, 6))},
+              {"aws_principal_arn", absl::StrCat("arn:aws:iam::", digits, ":role/keyward-service")}};
+    RETURN_IF_ERROR(WriteFileAtomically(path, stored.dump(2) + "\n", 0600));
   }
-  ASSIGN_OR_RETURN(std::string token, ReadFileToString(path, 4096));
-  while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) token.pop_back();
-  if (token.empty()) return absl::DataLossError(absl::StrCat(path, " is empty; delete it to make a new one"));
-  std::string hash = Sha256(token);
-  WipeString(token);
-  return hash;
+  ServiceIdentity id;
+  id.azure_app_id = flags.Get("azure-app-id").value_or(stored.value("azure_app_id", ""));
+  id.azure_app_name = flags.Get("azure-app-name").value_or(stored.value("azure_app_name", ""));
+  id.aws_principal_arn = flags.Get("aws-principal-arn").value_or(stored.value("aws_principal_arn", ""));
+  return id;
+}
+
+// At first start the organization, its owner and the owner token (0600) are created. Only the
+// token's hash is kept in the metadata.
+absl::Status EnsureOwnerToken(ControlPlane& control, const std::string& path) {
+  auto token = control.Bootstrap();
+  if (token.ok()) {
+    absl::Status st = WriteFileAtomically(path, *token + "\n", 0600);
+    WipeString(*token);
+    return st;
+  }
+  if (!absl::IsAlreadyExists(token.status())) return token.status();
+  if (access(path.c_str(), F_OK) != 0) {
+    fprintf(stderr, "keyward: %s is missing; use a token you kept, or add a member token\n", path.c_str());
+  }
+  return absl::OkStatus();
 }
 
 std::atomic<bool> g_stop{false};
 
-absl::Status Serve(const ParsedFlags& flags) {
+absl::Status Serve(const ParsedFlags& flags, const KmsFactoryMaker& make_kms) {
   std::string data_dir = flags.Get("data-dir").value_or("./data");
   std::string host;
   int port = 0;
@@ -94,30 +129,36 @@ absl::Status Serve(const ParsedFlags& flags) {
   RETURN_IF_ERROR(MakeDirs(data_dir, 0700));
   data_dir = std::filesystem::canonical(data_dir).string();
   std::string escrow_path = flags.Get("escrow-key-file").value_or(data_dir + "/escrow.key");
-  ASSIGN_OR_RETURN(std::unique_ptr<EscrowProvider> escrow, EscrowProvider::LoadOrCreate(escrow_path));
+  ASSIGN_OR_RETURN(std::unique_ptr<EscrowProvider> escrow_owned, EscrowProvider::LoadOrCreate(escrow_path));
+  std::shared_ptr<MasterKeyProvider> escrow(std::move(escrow_owned));
+  std::string escrow_id = escrow->key_id();
   ASSIGN_OR_RETURN(std::unique_ptr<MetadataStore> metadata,
                    OpenSqliteMetadataStore(data_dir + "/metadata.db"));
   chmod((data_dir + "/metadata.db").c_str(), 0600);
-  std::string token_path = data_dir + "/owner.token";
-  ASSIGN_OR_RETURN(std::string token_hash, LoadOrCreateOwnerToken(token_path));
+  ASSIGN_OR_RETURN(ServiceIdentity identity, LoadIdentity(flags, data_dir));
+  std::unique_ptr<KmsFactory> kms = make_kms(escrow);
 
   ASSIGN_OR_RETURN(std::unique_ptr<RespServer> resp, RespServer::New(resp_opts));
   auto shared = SharedStorageResources::New(64 << 20, 64 << 20);
-  ClusterManagerOptions cm_opts;
-  cm_opts.data_dir = data_dir;
-  cm_opts.cluster_host = flags.Get("cluster-host").value_or("127.0.0.1");
-  cm_opts.data_key_rotation_seconds = static_cast<uint64_t>(rotation_days) * 24 * 3600;
-  ClusterManager clusters(cm_opts, *metadata, *escrow, *resp, shared);
-  RETURN_IF_ERROR(clusters.Start());
+  ClusterRuntimeOptions rt_opts;
+  rt_opts.data_dir = data_dir;
+  rt_opts.cluster_host = flags.Get("cluster-host").value_or("127.0.0.1");
+  rt_opts.data_key_rotation_seconds = static_cast<uint64_t>(rotation_days) * 24 * 3600;
+  RETURN_IF_ERROR(MakeDirs(data_dir + "/clusters", 0700));
+  ClusterRuntime runtime(rt_opts, *resp, shared);
+  ControlPlane control(*metadata, *kms, runtime, identity);
+  std::string token_path = data_dir + "/owner.token";
+  RETURN_IF_ERROR(EnsureOwnerToken(control, token_path));
+  RETURN_IF_ERROR(control.Start());
 
   RestServerOptions rest_opts;
   rest_opts.host = host;
   rest_opts.port = port;
-  rest_opts.owner_token_sha256 = token_hash;
-  ASSIGN_OR_RETURN(std::unique_ptr<RestServer> rest, RestServer::New(rest_opts, clusters));
+  rest_opts.openapi_json = OpenApiDocument();
+  ASSIGN_OR_RETURN(std::unique_ptr<RestServer> rest, RestServer::New(rest_opts, control, *metadata));
   rest->Start();
 
-  printf("keyward: data directory %s (escrow key %s)\n", data_dir.c_str(), escrow->key_id().c_str());
+  printf("keyward: data directory %s (escrow key %s)\n", data_dir.c_str(), escrow_id.c_str());
   printf("keyward: API listening on http://%s:%d\n", host.c_str(), rest->port());
   printf("keyward: owner token in %s (the CLI reads it from there)\n", token_path.c_str());
   printf("keyward: try: build/keyward cluster create --name demo\n");
@@ -131,14 +172,14 @@ absl::Status Serve(const ParsedFlags& flags) {
   while (!g_stop) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     if (std::chrono::steady_clock::now() - last_rotation_check > std::chrono::hours(1)) {
-      clusters.RotateDataKeys();
+      runtime.RotateDataKeys();
       last_rotation_check = std::chrono::steady_clock::now();
     }
   }
   printf("keyward: shutting down\n");
   fflush(stdout);
   rest->Stop();
-  clusters.Shutdown();
+  runtime.Shutdown();
   resp->Stop();
   printf("keyward: stopped cleanly\n");
   return absl::OkStatus();
@@ -146,10 +187,11 @@ absl::Status Serve(const ParsedFlags& flags) {
 
 }  // namespace
 
-int RunServe(const std::vector<std::string>& args) {
+int RunServe(const std::vector<std::string>& args, const KmsFactoryMaker& make_kms) {
   auto flags = ParseFlags(args,
                           {"data-dir", "listen", "cluster-host", "escrow-key-file",
-                           "data-key-rotation-days", "max-bulk-bytes", "max-clients"},
+                           "data-key-rotation-days", "max-bulk-bytes", "max-clients",
+                           "azure-app-id", "azure-app-name", "aws-principal-arn"},
                           {"help"});
   if (!flags.ok()) {
     fprintf(stderr, "keyward serve: %s\n", std::string(flags.status().message()).c_str());
@@ -168,7 +210,7 @@ int RunServe(const std::vector<std::string>& args) {
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGINT, &sa, nullptr);
   signal(SIGPIPE, SIG_IGN);
-  absl::Status st = Serve(*flags);
+  absl::Status st = Serve(*flags, make_kms);
   if (!st.ok()) {
     fprintf(stderr, "keyward serve: %s\n", std::string(st.message()).c_str());
     return 1;

@@ -1,10 +1,7 @@
 #include "control/metadata_store.h"
 
-#include <sqlite3.h>
-
-#include <mutex>
-
 #include "absl/strings/str_cat.h"
+#include "control/sqlite_db.h"
 #include "util/status_macros.h"
 
 namespace keyward {
@@ -12,177 +9,341 @@ namespace {
 
 // Numbered migrations; the schema version is PRAGMA user_version. Append, never edit.
 const char* const kMigrations[] = {
-    "CREATE TABLE clusters ("
-    "  id TEXT PRIMARY KEY,"
-    "  name TEXT NOT NULL UNIQUE,"
-    "  state TEXT NOT NULL,"
-    "  port INTEGER NOT NULL,"
-    "  password_sha256 TEXT NOT NULL,"
-    "  created_at INTEGER NOT NULL)",
+    // 1: the whole control plane.
+    R"sql(
+CREATE TABLE organizations (id TEXT PRIMARY KEY, name TEXT NOT NULL, created_at INTEGER NOT NULL);
+CREATE TABLE users (
+  id TEXT PRIMARY KEY, org_id TEXT NOT NULL REFERENCES organizations(id),
+  name TEXT NOT NULL, org_role TEXT NOT NULL CHECK (org_role IN ('owner','member')),
+  created_at INTEGER NOT NULL);
+CREATE TABLE tokens (
+  sha256 TEXT PRIMARY KEY, user_id TEXT NOT NULL REFERENCES users(id),
+  expires_at INTEGER NOT NULL, created_at INTEGER NOT NULL);
+CREATE TABLE projects (
+  id TEXT PRIMARY KEY, org_id TEXT NOT NULL REFERENCES organizations(id), name TEXT NOT NULL,
+  cmek_enabled INTEGER NOT NULL, created_at INTEGER NOT NULL, UNIQUE (org_id, name));
+CREATE TABLE project_members (
+  project_id TEXT NOT NULL REFERENCES projects(id), user_id TEXT NOT NULL REFERENCES users(id),
+  role TEXT NOT NULL CHECK (role IN ('project_owner','project_member','project_viewer')),
+  PRIMARY KEY (project_id, user_id));
+CREATE TABLE encryption_keys (
+  id TEXT PRIMARY KEY, project_id TEXT NOT NULL REFERENCES projects(id),
+  provider TEXT NOT NULL, region TEXT NOT NULL, state TEXT NOT NULL, key_name TEXT NOT NULL,
+  config_json TEXT NOT NULL, status_message TEXT NOT NULL,
+  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+  UNIQUE (project_id, provider, region));
+CREATE TABLE clusters (
+  id TEXT PRIMARY KEY, project_id TEXT NOT NULL REFERENCES projects(id), name TEXT NOT NULL,
+  cloud_provider TEXT NOT NULL, region TEXT NOT NULL, tier TEXT NOT NULL, state TEXT NOT NULL,
+  state_message TEXT NOT NULL, port INTEGER NOT NULL, password_sha256 TEXT NOT NULL,
+  encryption_key_id TEXT NOT NULL REFERENCES encryption_keys(id), backup_policy TEXT NOT NULL,
+  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+CREATE UNIQUE INDEX clusters_live_name ON clusters(project_id, name) WHERE state <> 'deleted';
+CREATE TABLE audit_events (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, project_id TEXT NOT NULL, at_ms INTEGER NOT NULL,
+  actor TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL, key_id TEXT NOT NULL,
+  key_version TEXT NOT NULL, result TEXT NOT NULL, message TEXT NOT NULL);
+CREATE INDEX audit_by_project_time ON audit_events(project_id, at_ms);
+CREATE TABLE idempotency (
+  user_id TEXT NOT NULL, key TEXT NOT NULL, route TEXT NOT NULL, status INTEGER NOT NULL,
+  body TEXT NOT NULL, created_at INTEGER NOT NULL, PRIMARY KEY (user_id, key, route));
+)sql",
 };
 
-class Statement {
- public:
-  Statement(sqlite3* db, const char* sql) { rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr); }
-  ~Statement() { sqlite3_finalize(stmt_); }
-  bool ok() const { return rc_ == SQLITE_OK; }
-  sqlite3_stmt* get() { return stmt_; }
-  void Bind(int i, const std::string& s) {
-    sqlite3_bind_text(stmt_, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
-  }
-  void Bind(int i, int64_t v) { sqlite3_bind_int64(stmt_, i, v); }
-  std::string Text(int col) {
-    const unsigned char* t = sqlite3_column_text(stmt_, col);
-    return t ? reinterpret_cast<const char*>(t) : "";
-  }
+constexpr char kProjectCols[] = "id, org_id, name, cmek_enabled, created_at";
+constexpr char kKeyCols[] =
+    "id, project_id, provider, region, state, key_name, config_json, status_message, created_at, "
+    "updated_at";
+constexpr char kClusterCols[] =
+    "id, project_id, name, cloud_provider, region, tier, state, state_message, port, "
+    "password_sha256, encryption_key_id, backup_policy, created_at, updated_at";
 
- private:
-  sqlite3_stmt* stmt_ = nullptr;
-  int rc_;
-};
+Project ProjectRow(const SqlRow& r) {
+  return Project{r.Text(0), r.Text(1), r.Text(2), r.Int(3) != 0, r.Int(4)};
+}
+
+EncryptionKey KeyRow(const SqlRow& r) {
+  return EncryptionKey{r.Text(0), r.Text(1), r.Text(2), r.Text(3), r.Text(4),
+                       r.Text(5), r.Text(6), r.Text(7), r.Int(8),  r.Int(9)};
+}
+
+Cluster ClusterRow(const SqlRow& r) {
+  Cluster c;
+  c.id = r.Text(0);
+  c.project_id = r.Text(1);
+  c.name = r.Text(2);
+  c.cloud_provider = r.Text(3);
+  c.region = r.Text(4);
+  c.tier = r.Text(5);
+  c.state = r.Text(6);
+  c.state_message = r.Text(7);
+  c.port = static_cast<int>(r.Int(8));
+  c.password_sha256_hex = r.Text(9);
+  c.encryption_key_id = r.Text(10);
+  c.backup_policy_json = r.Text(11);
+  c.created_at = r.Int(12);
+  c.updated_at = r.Int(13);
+  return c;
+}
 
 class SqliteMetadataStore : public MetadataStore {
  public:
-  explicit SqliteMetadataStore(sqlite3* db) : db_(db) {}
-  ~SqliteMetadataStore() override { sqlite3_close(db_); }
+  explicit SqliteMetadataStore(std::unique_ptr<SqliteDb> db) : db_(std::move(db)) {}
 
   absl::Status Migrate() {
-    RETURN_IF_ERROR(Exec("PRAGMA journal_mode=WAL"));
-    RETURN_IF_ERROR(Exec("PRAGMA synchronous=FULL"));
-    RETURN_IF_ERROR(Exec("PRAGMA foreign_keys=ON"));
-    sqlite3_busy_timeout(db_, 5000);
-    Statement v(db_, "PRAGMA user_version");
-    if (!v.ok() || sqlite3_step(v.get()) != SQLITE_ROW) return Error("read schema version");
-    int version = sqlite3_column_int(v.get(), 0);
-    int target = static_cast<int>(std::size(kMigrations));
+    int64_t version = 0;
+    RETURN_IF_ERROR(db_->Query("PRAGMA user_version", {}, [&](const SqlRow& r) { version = r.Int(0); }));
+    int64_t target = static_cast<int64_t>(std::size(kMigrations));
     if (version > target) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "metadata schema version ", version, " is newer than this keyward (", target,
-          "); run the newer keyward"));
+      return absl::FailedPreconditionError(absl::StrCat("metadata schema version ", version,
+                                                        " is newer than this keyward (", target,
+                                                        "); run the newer keyward"));
     }
-    for (int i = version; i < target; ++i) {
-      RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
-      absl::Status st = Exec(kMigrations[i]);
-      if (st.ok()) st = Exec(absl::StrCat("PRAGMA user_version=", i + 1).c_str());
-      if (!st.ok()) {
-        Exec("ROLLBACK").IgnoreError();
-        return st;
+    for (int64_t i = version; i < target; ++i) {
+      RETURN_IF_ERROR(db_->Transaction([&] {
+        RETURN_IF_ERROR(db_->ExecScript(kMigrations[i]));
+        return db_->ExecScript(absl::StrCat("PRAGMA user_version=", i + 1));
+      }));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Bootstrap(const std::string& org_id, const std::string& org_name, const User& owner,
+                         const TokenGrant& token) override {
+    return db_->Transaction([&]() -> absl::Status {
+      bool exists = false;
+      RETURN_IF_ERROR(db_->Query("SELECT 1 FROM organizations", {}, [&](const SqlRow&) { exists = true; }));
+      if (exists) return absl::AlreadyExistsError("organization already exists");
+      RETURN_IF_ERROR(db_->Exec("INSERT INTO organizations VALUES(?,?,?)",
+                                {org_id, org_name, owner.created_at}));
+      RETURN_IF_ERROR(InsertUserAndToken(owner, token));
+      return absl::OkStatus();
+    });
+  }
+
+  absl::StatusOr<std::optional<std::string>> OrganizationId() override {
+    std::optional<std::string> id;
+    RETURN_IF_ERROR(db_->Query("SELECT id FROM organizations LIMIT 1", {},
+                               [&](const SqlRow& r) { id = r.Text(0); }));
+    return id;
+  }
+
+  absl::StatusOr<std::optional<User>> UserByToken(const std::string& hash, int64_t now) override {
+    std::optional<User> user;
+    RETURN_IF_ERROR(db_->Query(
+        "SELECT u.id, u.org_id, u.name, u.org_role, u.created_at FROM tokens t "
+        "JOIN users u ON u.id = t.user_id WHERE t.sha256 = ? AND (t.expires_at = 0 OR t.expires_at > ?)",
+        {hash, now},
+        [&](const SqlRow& r) { user = User{r.Text(0), r.Text(1), r.Text(2), r.Text(3), r.Int(4)}; }));
+    return user;
+  }
+
+  absl::Status CreateProject(const Project& p, const std::string& owner_user_id,
+                             const std::optional<EncryptionKey>& escrow_key) override {
+    return db_->Transaction([&]() -> absl::Status {
+      absl::Status st = db_->Exec("INSERT INTO projects VALUES(?,?,?,?,?)",
+                                  {p.id, p.org_id, p.name, int64_t{p.cmek_enabled}, p.created_at});
+      if (absl::IsAlreadyExists(st)) {
+        return absl::AlreadyExistsError(absl::StrCat("a project named '", p.name,
+                                                     "' already exists; choose another name"));
       }
-      RETURN_IF_ERROR(Exec("COMMIT"));
-    }
-    return absl::OkStatus();
+      RETURN_IF_ERROR(st);
+      RETURN_IF_ERROR(db_->Exec("INSERT INTO project_members VALUES(?,?,'project_owner')",
+                                {p.id, owner_user_id}));
+      if (escrow_key) RETURN_IF_ERROR(InsertKeyRow(*escrow_key));
+      return absl::OkStatus();
+    });
   }
 
-  absl::Status InsertCluster(const ClusterRecord& r) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    Statement s(db_,
-                "INSERT INTO clusters(id,name,state,port,password_sha256,created_at) "
-                "VALUES(?,?,?,?,?,?)");
-    if (!s.ok()) return Error("prepare insert");
-    s.Bind(1, r.id);
-    s.Bind(2, r.name);
-    s.Bind(3, r.state);
-    s.Bind(4, static_cast<int64_t>(r.port));
-    s.Bind(5, r.password_sha256_hex);
-    s.Bind(6, r.created_at);
-    int rc = sqlite3_step(s.get());
-    if (rc == SQLITE_CONSTRAINT) {
-      return absl::AlreadyExistsError(absl::StrCat("a cluster named '", r.name, "' already exists"));
-    }
-    if (rc != SQLITE_DONE) return Error("insert cluster");
-    return absl::OkStatus();
-  }
-
-  absl::Status UpdateCluster(const ClusterRecord& r) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    Statement s(db_, "UPDATE clusters SET state=?, port=? WHERE id=?");
-    if (!s.ok()) return Error("prepare update");
-    s.Bind(1, r.state);
-    s.Bind(2, static_cast<int64_t>(r.port));
-    s.Bind(3, r.id);
-    if (sqlite3_step(s.get()) != SQLITE_DONE) return Error("update cluster");
-    if (sqlite3_changes(db_) == 0) return absl::NotFoundError(absl::StrCat("cluster ", r.id, " not found"));
-    return absl::OkStatus();
-  }
-
-  absl::Status DeleteCluster(const std::string& id) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    Statement s(db_, "DELETE FROM clusters WHERE id=?");
-    if (!s.ok()) return Error("prepare delete");
-    s.Bind(1, id);
-    if (sqlite3_step(s.get()) != SQLITE_DONE) return Error("delete cluster");
-    return absl::OkStatus();
-  }
-
-  absl::StatusOr<std::optional<ClusterRecord>> GetCluster(const std::string& id) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    Statement s(db_, "SELECT id,name,state,port,password_sha256,created_at FROM clusters WHERE id=?");
-    if (!s.ok()) return Error("prepare get");
-    s.Bind(1, id);
-    int rc = sqlite3_step(s.get());
-    if (rc == SQLITE_DONE) return std::nullopt;
-    if (rc != SQLITE_ROW) return Error("get cluster");
-    return Row(s);
-  }
-
-  absl::StatusOr<std::vector<ClusterRecord>> ListClusters() override {
-    std::lock_guard<std::mutex> lock(mu_);
-    Statement s(db_,
-                "SELECT id,name,state,port,password_sha256,created_at FROM clusters "
-                "ORDER BY created_at, id");
-    if (!s.ok()) return Error("prepare list");
-    std::vector<ClusterRecord> out;
-    int rc;
-    while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) out.push_back(Row(s));
-    if (rc != SQLITE_DONE) return Error("list clusters");
+  absl::StatusOr<std::optional<Project>> GetProject(const std::string& id) override {
+    std::optional<Project> out;
+    RETURN_IF_ERROR(db_->Query(absl::StrCat("SELECT ", kProjectCols, " FROM projects WHERE id=?"),
+                               {id}, [&](const SqlRow& r) { out = ProjectRow(r); }));
     return out;
   }
 
- private:
-  static ClusterRecord Row(Statement& s) {
-    ClusterRecord r;
-    r.id = s.Text(0);
-    r.name = s.Text(1);
-    r.state = s.Text(2);
-    r.port = sqlite3_column_int(s.get(), 3);
-    r.password_sha256_hex = s.Text(4);
-    r.created_at = sqlite3_column_int64(s.get(), 5);
-    return r;
+  absl::StatusOr<std::vector<Project>> ListProjects(const std::string& org_id,
+                                                    const std::optional<std::string>& member,
+                                                    Page page) override {
+    std::vector<Project> out;
+    std::string sql = absl::StrCat("SELECT ", kProjectCols, " FROM projects WHERE org_id=?");
+    std::vector<SqlValue> params = {org_id};
+    if (member) {
+      sql += " AND id IN (SELECT project_id FROM project_members WHERE user_id=?)";
+      params.push_back(*member);
+    }
+    sql += " ORDER BY created_at, id LIMIT ? OFFSET ?";
+    params.push_back(page.limit);
+    params.push_back(page.offset);
+    RETURN_IF_ERROR(db_->Query(sql, params, [&](const SqlRow& r) { out.push_back(ProjectRow(r)); }));
+    return out;
   }
 
-  absl::Status Exec(const char* sql) {
-    char* err = nullptr;
-    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-      std::string msg = err ? err : "unknown";
-      sqlite3_free(err);
-      return absl::InternalError(absl::StrCat("metadata store: ", msg));
+  absl::Status RenameProject(const std::string& id, const std::string& name) override {
+    absl::Status st = db_->Exec("UPDATE projects SET name=? WHERE id=?", {name, id});
+    if (absl::IsAlreadyExists(st)) {
+      return absl::AlreadyExistsError(absl::StrCat("a project named '", name, "' already exists"));
     }
+    return st;
+  }
+
+  absl::StatusOr<std::string> ProjectRole(const std::string& project_id,
+                                          const std::string& user_id) override {
+    std::string role;
+    RETURN_IF_ERROR(db_->Query("SELECT role FROM project_members WHERE project_id=? AND user_id=?",
+                               {project_id, user_id}, [&](const SqlRow& r) { role = r.Text(0); }));
+    return role;
+  }
+
+  absl::Status AddMember(const std::string& project_id, const User& user, const std::string& role,
+                         const TokenGrant& token) override {
+    return db_->Transaction([&]() -> absl::Status {
+      RETURN_IF_ERROR(InsertUserAndToken(user, token));
+      return db_->Exec("INSERT INTO project_members VALUES(?,?,?)", {project_id, user.id, role});
+    });
+  }
+
+  absl::Status InsertKey(const EncryptionKey& k) override {
+    absl::Status st = InsertKeyRow(k);
+    if (absl::IsAlreadyExists(st)) {
+      return absl::AlreadyExistsError(absl::StrCat(
+          "project ", k.project_id, " already has an encryption key for ", k.provider, " in ",
+          k.region, " (one key per provider and region); use that key, or test it again"));
+    }
+    return st;
+  }
+
+  absl::StatusOr<std::optional<EncryptionKey>> GetKey(const std::string& id) override {
+    std::optional<EncryptionKey> out;
+    RETURN_IF_ERROR(db_->Query(absl::StrCat("SELECT ", kKeyCols, " FROM encryption_keys WHERE id=?"),
+                               {id}, [&](const SqlRow& r) { out = KeyRow(r); }));
+    return out;
+  }
+
+  absl::StatusOr<std::vector<EncryptionKey>> ListKeys(const std::string& project_id,
+                                                      Page page) override {
+    std::vector<EncryptionKey> out;
+    RETURN_IF_ERROR(db_->Query(
+        absl::StrCat("SELECT ", kKeyCols,
+                     " FROM encryption_keys WHERE project_id=? ORDER BY created_at, id LIMIT ? OFFSET ?"),
+        {project_id, page.limit, page.offset}, [&](const SqlRow& r) { out.push_back(KeyRow(r)); }));
+    return out;
+  }
+
+  absl::Status UpdateKeyState(const std::string& id, const std::string& state,
+                              const std::string& message, int64_t now) override {
+    return db_->Exec("UPDATE encryption_keys SET state=?, status_message=?, updated_at=? WHERE id=?",
+                     {state, message, now, id});
+  }
+
+  absl::Status InsertCluster(const Cluster& c) override {
+    absl::Status st = db_->Exec(
+        absl::StrCat("INSERT INTO clusters(", kClusterCols, ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
+        {c.id, c.project_id, c.name, c.cloud_provider, c.region, c.tier, c.state, c.state_message,
+         int64_t{c.port}, c.password_sha256_hex, c.encryption_key_id, c.backup_policy_json,
+         c.created_at, c.updated_at});
+    if (absl::IsAlreadyExists(st)) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("a cluster named '", c.name, "' already exists in this project"));
+    }
+    return st;
+  }
+
+  absl::StatusOr<std::optional<Cluster>> GetCluster(const std::string& id) override {
+    std::optional<Cluster> out;
+    RETURN_IF_ERROR(db_->Query(absl::StrCat("SELECT ", kClusterCols, " FROM clusters WHERE id=?"),
+                               {id}, [&](const SqlRow& r) { out = ClusterRow(r); }));
+    return out;
+  }
+
+  absl::StatusOr<std::vector<Cluster>> ListClusters(const std::string& project_id,
+                                                    Page page) override {
+    std::vector<Cluster> out;
+    std::string sql = absl::StrCat("SELECT ", kClusterCols, " FROM clusters");
+    std::vector<SqlValue> params;
+    if (!project_id.empty()) {
+      sql += " WHERE project_id=?";
+      params.push_back(project_id);
+    }
+    sql += " ORDER BY created_at, id LIMIT ? OFFSET ?";
+    params.push_back(page.limit);
+    params.push_back(page.offset);
+    RETURN_IF_ERROR(db_->Query(sql, params, [&](const SqlRow& r) { out.push_back(ClusterRow(r)); }));
+    return out;
+  }
+
+  absl::Status UpdateCluster(const Cluster& c) override {
+    RETURN_IF_ERROR(db_->Exec(
+        "UPDATE clusters SET state=?, state_message=?, port=?, backup_policy=?, updated_at=? "
+        "WHERE id=?",
+        {c.state, c.state_message, int64_t{c.port}, c.backup_policy_json, c.updated_at, c.id}));
+    if (db_->Changes() == 0) return absl::NotFoundError(absl::StrCat("cluster ", c.id, " not found"));
     return absl::OkStatus();
   }
 
-  absl::Status Error(const char* what) {
-    return absl::InternalError(absl::StrCat("metadata store: ", what, ": ", sqlite3_errmsg(db_)));
+  absl::Status AppendAudit(const AuditEvent& e) override {
+    return db_->Exec(
+        "INSERT INTO audit_events(project_id, at_ms, actor, action, target, key_id, key_version, "
+        "result, message) VALUES(?,?,?,?,?,?,?,?,?)",
+        {e.project_id, e.at_ms, e.actor, e.action, e.target, e.key_id, e.key_version, e.result,
+         e.message});
   }
 
-  std::mutex mu_;
-  sqlite3* db_;
+  absl::StatusOr<std::vector<AuditEvent>> ListAudit(const std::string& project_id,
+                                                    int64_t since_ms, int64_t until_ms,
+                                                    Page page) override {
+    std::vector<AuditEvent> out;
+    RETURN_IF_ERROR(db_->Query(
+        "SELECT id, project_id, at_ms, actor, action, target, key_id, key_version, result, message "
+        "FROM audit_events WHERE project_id=? AND at_ms>=? AND at_ms<=? ORDER BY id LIMIT ? OFFSET ?",
+        {project_id, since_ms, until_ms, page.limit, page.offset}, [&](const SqlRow& r) {
+          out.push_back(AuditEvent{r.Int(0), r.Text(1), r.Int(2), r.Text(3), r.Text(4), r.Text(5),
+                                   r.Text(6), r.Text(7), r.Text(8), r.Text(9)});
+        }));
+    return out;
+  }
+
+  absl::StatusOr<std::optional<StoredResponse>> GetIdempotent(const std::string& user_id,
+                                                              const std::string& key,
+                                                              const std::string& route) override {
+    std::optional<StoredResponse> out;
+    RETURN_IF_ERROR(db_->Query(
+        "SELECT status, body FROM idempotency WHERE user_id=? AND key=? AND route=?",
+        {user_id, key, route},
+        [&](const SqlRow& r) { out = StoredResponse{static_cast<int>(r.Int(0)), r.Text(1)}; }));
+    return out;
+  }
+
+  absl::Status PutIdempotent(const std::string& user_id, const std::string& key,
+                             const std::string& route, const StoredResponse& response) override {
+    return db_->Exec("INSERT OR IGNORE INTO idempotency VALUES(?,?,?,?,?,strftime('%s','now'))",
+                     {user_id, key, route, int64_t{response.status}, response.body});
+  }
+
+ private:
+  absl::Status InsertUserAndToken(const User& u, const TokenGrant& t) {
+    RETURN_IF_ERROR(db_->Exec("INSERT INTO users VALUES(?,?,?,?,?)",
+                              {u.id, u.org_id, u.name, u.org_role, u.created_at}));
+    return db_->Exec("INSERT INTO tokens VALUES(?,?,?,?)",
+                     {t.token_sha256_hex, u.id, t.expires_at, u.created_at});
+  }
+
+  absl::Status InsertKeyRow(const EncryptionKey& k) {
+    return db_->Exec(absl::StrCat("INSERT INTO encryption_keys(", kKeyCols,
+                                  ") VALUES(?,?,?,?,?,?,?,?,?,?)"),
+                     {k.id, k.project_id, k.provider, k.region, k.state, k.key_name,
+                      k.config_json, k.status_message, k.created_at, k.updated_at});
+  }
+
+  std::unique_ptr<SqliteDb> db_;
 };
 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<MetadataStore>> OpenSqliteMetadataStore(const std::string& path) {
-  sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &db,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                           nullptr);
-  if (rc != SQLITE_OK) {
-    std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
-    sqlite3_close(db);
-    return absl::UnavailableError(absl::StrCat("cannot open metadata database ", path, ": ", msg));
-  }
-  auto store = std::make_unique<SqliteMetadataStore>(db);
-  absl::Status st = store->Migrate();
-  if (!st.ok()) return st;
+  ASSIGN_OR_RETURN(std::unique_ptr<SqliteDb> db, SqliteDb::Open(path));
+  auto store = std::make_unique<SqliteMetadataStore>(std::move(db));
+  RETURN_IF_ERROR(store->Migrate());
   return store;
 }
 

@@ -9,6 +9,7 @@
 //
 // Implementations must be thread-safe; calls may block on the network.
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -30,10 +31,15 @@ struct WrappedKey {
   static absl::StatusOr<WrappedKey> Parse(std::string_view bytes);
 };
 
+// What a provider can tell about its key; optional fields are unknown when the provider
+// cannot see them (e.g. purge protection without vault-level read access).
 struct KeyDescription {
   std::string key_id;
   std::string key_version;
   bool enabled = false;
+  std::optional<bool> purge_protection;
+  std::optional<std::string> region;
+  bool can_wrap = true;  // the key's allowed operations include wrap and unwrap
 };
 
 class MasterKeyProvider {

@@ -26,16 +26,17 @@ test('every API route needs a valid token', async () => {
   }
   const cli = server.cli(['cluster', 'list'], { KEYWARD_TOKEN: 'kw_wrong' });
   assert.equal(cli.code, 1);
-  assert.match(cli.stderr, /invalid token \(HTTP 401\)/);
+  assert.match(cli.stderr, /invalid or expired token \(HTTP 401\)/);
 });
 
 test('bad input gets a clear 4xx and writes nothing', async () => {
   const cases = [
     ['{not json', 400, /JSON object/],
     ['[]', 400, /JSON object/],
-    [{ name: 42 }, 400, /'name' is required and must be a string/],
+    [{ name: 42 }, 400, /field 'name' must be a string/],
     [{}, 400, /'name' is required/],
-    [{ name: 'ok', tier: 'x' }, 400, /unknown field 'tier'/],
+    [{ name: 'ok', color: 'x' }, 400, /unknown field 'color'/],
+    [{ name: 'ok', tier: 'x' }, 400, /tier must be dedicated or starter/],
     [{ name: '../../etc' }, 400, /a-z, 0-9 and '-'/],
     [{ name: 'UPPER' }, 400, /a-z, 0-9/],
     [{ name: 'x'.repeat(64) }, 400, /1-63 characters/],
@@ -64,7 +65,7 @@ test('CLI create/list/get/delete; a name is unique; delete shreds keys and files
   assert.match(created.password, /^[0-9a-f]{32}$/);
   const dup = server.cli(['cluster', 'create', '--name', 'orders']);
   assert.equal(dup.code, 1);
-  assert.match(dup.stderr, /already exists \(HTTP 409\)/);
+  assert.match(dup.stderr, /a cluster named 'orders' already exists in this project \(HTTP 409\)/);
 
   const list = JSON.parse(server.cli(['cluster', 'list', '--output', 'json']).stdout);
   assert.equal(list.length, 1);
@@ -84,7 +85,9 @@ test('CLI create/list/get/delete; a name is unique; delete shreds keys and files
   assert.equal(del.code, 0, del.stderr);
   assert.equal(JSON.parse(del.stdout).state, 'deleted');
   assert.equal(fs.existsSync(clusterDir), false);
-  assert.equal(server.cli(['cluster', 'get', created.id]).code, 1);
+  const after = JSON.parse(server.cli(['cluster', 'get', created.id, '--output', 'json']).stdout);
+  assert.equal(after.state, 'deleted');
+  assert.equal(after.endpoint, '');
   const gone = new Redis({ host, port, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
   gone.on('error', () => {});
   await assert.rejects(gone.connect());
@@ -117,7 +120,7 @@ test('a wrong escrow key file is refused with a clear message at start', async (
   try {
     assert.match(wrong.output, /escrow key .* --escrow-key-file pointing at the original/);
     const list = JSON.parse(wrong.cli(['cluster', 'list', '--output', 'json']).stdout);
-    assert.ok(list.every((c) => c.state === 'unavailable'), JSON.stringify(list));
+    assert.ok(list.filter((c) => c.state !== 'deleted').every((c) => c.state === 'inaccessible' && /--escrow-key-file pointing at the original/.test(c.state_message)), JSON.stringify(list));
   } finally {
     await wrong.stop('SIGTERM');
   }

@@ -89,7 +89,11 @@ absl::StatusOr<SecretBytes> EscrowProvider::Unwrap(const WrappedKey& wrapped,
 }
 
 absl::StatusOr<KeyDescription> EscrowProvider::Describe() {
-  return KeyDescription{key_id_, "1", true};
+  KeyDescription d;
+  d.key_id = key_id_;
+  d.key_version = "1";
+  d.enabled = true;
+  return d;
 }
 
 }  // namespace keyward

@@ -1,0 +1,682 @@
+#include "control/control_plane.h"
+
+#include <chrono>
+#include <map>
+#include <regex>
+#include <set>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "crypto/random.h"
+#include "crypto/sha256.h"
+#include "util/status_macros.h"
+
+namespace keyward {
+namespace {
+
+using nlohmann::json;
+
+constexpr char kDefaultProject[] = "default";
+
+int64_t SystemNowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+absl::Status ValidateName(const std::string& what, const std::string& name) {
+  static const std::regex kName("^[a-z0-9][a-z0-9-]{0,62}$");
+  if (!std::regex_match(name, kName)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, " name must be 1-63 characters of a-z, 0-9 and '-', not starting with '-'"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateRegion(const std::string& region) {
+  static const std::regex kRegion("^[a-z0-9][a-z0-9-]{1,40}$");
+  if (!std::regex_match(region, kRegion)) {
+    return absl::InvalidArgumentError(
+        "region must be a cloud region name such as eastus or us-east-1 (a-z, 0-9, '-')");
+  }
+  return absl::OkStatus();
+}
+
+std::string ProviderForCloud(const std::string& cloud) {
+  if (cloud == "azure") return "azure-key-vault";
+  if (cloud == "aws") return "aws-kms";
+  return "";
+}
+
+absl::StatusOr<std::string> NewId(const char* prefix) {
+  ASSIGN_OR_RETURN(std::string hex, RandomHex(8));
+  return absl::StrCat(prefix, hex);
+}
+
+// Allowed transitions of the cluster state machine.
+bool CanTransition(const std::string& from, const std::string& to) {
+  static const std::map<std::string, std::set<std::string>> kAllowed = {
+      {"creating", {"available", "failed"}},
+      {"available", {"paused", "inaccessible", "deleting"}},
+      {"paused", {"available", "inaccessible", "deleting"}},
+      {"inaccessible", {"available", "paused", "deleting"}},
+      {"failed", {"deleting"}},
+      {"deleting", {"deleted"}},
+  };
+  auto it = kAllowed.find(from);
+  return it != kAllowed.end() && it->second.count(to) > 0;
+}
+
+absl::Status IllegalTransition(const Cluster& c, const std::string& action) {
+  return absl::FailedPreconditionError(absl::StrCat("cannot ", action, " cluster ", c.id,
+                                                    ": it is ", c.state));
+}
+
+}  // namespace
+
+ControlPlane::ControlPlane(MetadataStore& metadata, KmsFactory& kms, ClusterRuntime& runtime,
+                           ServiceIdentity identity, std::function<int64_t()> now_ms)
+    : metadata_(metadata),
+      kms_(kms),
+      runtime_(runtime),
+      identity_(std::move(identity)),
+      now_ms_(now_ms ? std::move(now_ms) : SystemNowMs) {}
+
+absl::StatusOr<std::string> ControlPlane::Bootstrap() {
+  ASSIGN_OR_RETURN(std::optional<std::string> existing, metadata_.OrganizationId());
+  if (existing) return absl::AlreadyExistsError("organization already exists");
+  ASSIGN_OR_RETURN(std::string org_id, NewId("org-"));
+  User owner;
+  ASSIGN_OR_RETURN(owner.id, NewId("u-"));
+  owner.org_id = org_id;
+  owner.name = "owner";
+  owner.org_role = "owner";
+  owner.created_at = Now();
+  ASSIGN_OR_RETURN(std::string token, RandomHex(24));
+  token = "kw_" + token;
+  RETURN_IF_ERROR(metadata_.Bootstrap(org_id, "default", owner, {Sha256Hex(token), 0}));
+  RETURN_IF_ERROR(CreateProject(owner, kDefaultProject, false).status());
+  return token;
+}
+
+absl::StatusOr<std::string> ControlPlane::DefaultProjectId() {
+  ASSIGN_OR_RETURN(std::optional<std::string> org, metadata_.OrganizationId());
+  if (!org) return absl::FailedPreconditionError("no organization yet");
+  ASSIGN_OR_RETURN(std::vector<Project> projects, metadata_.ListProjects(*org, std::nullopt, {0, 1}));
+  if (projects.empty() || projects[0].name != kDefaultProject) {
+    return absl::NotFoundError("the default project is gone; name a project with --project");
+  }
+  return projects[0].id;
+}
+
+absl::StatusOr<User> ControlPlane::Authenticate(const std::string& token) {
+  if (token.empty()) {
+    return absl::UnauthenticatedError(
+        "missing bearer token; pass --token or set KEYWARD_TOKEN (the owner token is in "
+        "<data-dir>/owner.token)");
+  }
+  ASSIGN_OR_RETURN(std::optional<User> user, metadata_.UserByToken(Sha256Hex(token), Now()));
+  if (!user) return absl::UnauthenticatedError("invalid or expired token");
+  return *user;
+}
+
+absl::StatusOr<Project> ControlPlane::Authorize(const User& actor, const std::string& project_id,
+                                                Need need) {
+  ASSIGN_OR_RETURN(std::optional<Project> project, metadata_.GetProject(project_id));
+  if (!project || project->org_id != actor.org_id) {
+    return absl::NotFoundError(absl::StrCat("project '", project_id, "' does not exist"));
+  }
+  if (actor.org_role == "owner") return *project;
+  ASSIGN_OR_RETURN(std::string role, metadata_.ProjectRole(project_id, actor.id));
+  int have = role == "project_owner" ? 3 : role == "project_member" ? 2 : role == "project_viewer" ? 1 : 0;
+  if (have == 0) return absl::NotFoundError(absl::StrCat("project '", project_id, "' does not exist"));
+  int want = need == Need::kOwner ? 3 : need == Need::kMember ? 2 : 1;
+  if (have < want) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "your role ", role, " in project ", project_id, " does not allow this; it needs ",
+        need == Need::kOwner ? "project_owner" : "project_member", " or an organization owner"));
+  }
+  return *project;
+}
+
+void ControlPlane::Audit(const User* actor, const std::string& project_id, const std::string& action,
+                         const std::string& target, const EncryptionKey* key,
+                         const absl::Status& result, const std::string& detail,
+                         const std::string& key_version) {
+  AuditEvent e;
+  e.project_id = project_id;
+  e.at_ms = now_ms_();
+  e.actor = actor ? absl::StrCat(actor->id, " (", actor->name, ")") : "keyward (system)";
+  e.action = action;
+  e.target = target;
+  if (key) e.key_id = absl::StrCat(key->id, " (", key->provider, " ", key->key_name, ")");
+  e.key_version = key_version;
+  e.result = result.ok() ? "success" : "failure";
+  e.message = result.ok() ? detail : std::string(result.message());
+  absl::Status st = metadata_.AppendAudit(e);
+  if (!st.ok()) fprintf(stderr, "keyward: audit write failed: %s\n", std::string(st.message()).c_str());
+}
+
+absl::StatusOr<Project> ControlPlane::CreateProject(const User& actor, const std::string& name,
+                                                    bool cmek) {
+  RETURN_IF_ERROR(ValidateName("project", name));
+  if (cmek && actor.org_role != "owner") {
+    return absl::PermissionDeniedError(
+        "only an organization owner can create a CMEK-enabled project; ask an owner, or create "
+        "the project with cmek_enabled=false");
+  }
+  Project p;
+  ASSIGN_OR_RETURN(p.id, NewId("p-"));
+  p.org_id = actor.org_id;
+  p.name = name;
+  p.cmek_enabled = cmek;
+  p.created_at = Now();
+  std::optional<EncryptionKey> escrow;
+  if (!cmek) {
+    // Projects without CMEK encrypt under the service's escrow key, recorded like any key.
+    EncryptionKey k;
+    ASSIGN_OR_RETURN(k.id, NewId("k-"));
+    k.project_id = p.id;
+    k.provider = "escrow";
+    k.region = "*";
+    k.state = "active";
+    k.key_name = "escrow";
+    k.config_json = "{}";
+    k.status_message = "the service's escrow key";
+    k.created_at = k.updated_at = p.created_at;
+    escrow = k;
+  }
+  absl::Status st = metadata_.CreateProject(p, actor.id, escrow);
+  Audit(&actor, p.id, "project.create", p.id, nullptr, st, cmek ? "cmek_enabled=true" : "cmek_enabled=false");
+  RETURN_IF_ERROR(st);
+  return p;
+}
+
+absl::StatusOr<std::vector<Project>> ControlPlane::ListProjects(const User& actor, Page page) {
+  std::optional<std::string> member;
+  if (actor.org_role != "owner") member = actor.id;
+  return metadata_.ListProjects(actor.org_id, member, page);
+}
+
+absl::StatusOr<Project> ControlPlane::GetProject(const User& actor, const std::string& id) {
+  return Authorize(actor, id, Need::kView);
+}
+
+absl::StatusOr<Project> ControlPlane::RenameProject(const User& actor, const std::string& id,
+                                                    const std::string& name) {
+  RETURN_IF_ERROR(ValidateName("project", name));
+  ASSIGN_OR_RETURN(Project p, Authorize(actor, id, Need::kOwner));
+  RETURN_IF_ERROR(metadata_.RenameProject(id, name));
+  p.name = name;
+  return p;
+}
+
+absl::StatusOr<std::pair<User, std::string>> ControlPlane::AddMember(const User& actor,
+                                                                     const std::string& project_id,
+                                                                     const std::string& name,
+                                                                     const std::string& role,
+                                                                     int64_t token_ttl_seconds) {
+  RETURN_IF_ERROR(ValidateName("member", name));
+  if (role != "project_owner" && role != "project_member" && role != "project_viewer") {
+    return absl::InvalidArgumentError(
+        "role must be project_owner, project_member or project_viewer");
+  }
+  if (token_ttl_seconds < 0) return absl::InvalidArgumentError("token_ttl_seconds must be >= 0");
+  RETURN_IF_ERROR(Authorize(actor, project_id, Need::kOwner).status());
+  User u;
+  ASSIGN_OR_RETURN(u.id, NewId("u-"));
+  u.org_id = actor.org_id;
+  u.name = name;
+  u.org_role = "member";
+  u.created_at = Now();
+  ASSIGN_OR_RETURN(std::string token, RandomHex(24));
+  token = "kw_" + token;
+  int64_t expires = token_ttl_seconds > 0 ? Now() + token_ttl_seconds : 0;
+  RETURN_IF_ERROR(metadata_.AddMember(project_id, u, role, {Sha256Hex(token), expires}));
+  Audit(&actor, project_id, "member.add", u.id, nullptr, absl::OkStatus(), role);
+  return std::make_pair(u, token);
+}
+
+nlohmann::json ControlPlane::Instructions(const EncryptionKey& key) const {
+  return KeyInstructions(key, identity_);
+}
+
+absl::StatusOr<EncryptionKey> ControlPlane::CreateKey(const User& actor,
+                                                      const std::string& project_id,
+                                                      const KeyRequest& req) {
+  ASSIGN_OR_RETURN(Project p, Authorize(actor, project_id, Need::kOwner));
+  if (!p.cmek_enabled) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "project ", p.id, " was created without CMEK, and CMEK cannot be enabled later; create a "
+        "new project with cmek_enabled=true and create its clusters there"));
+  }
+  if (req.provider != "azure-key-vault" && req.provider != "aws-kms") {
+    return absl::InvalidArgumentError(
+        "provider must be azure-key-vault or aws-kms (the key management services CMEK supports)");
+  }
+  RETURN_IF_ERROR(ValidateRegion(req.region));
+  EncryptionKey k;
+  ASSIGN_OR_RETURN(k.id, NewId("k-"));
+  k.project_id = p.id;
+  k.provider = req.provider;
+  k.region = req.region;
+  k.state = "pending";
+  k.created_at = k.updated_at = Now();
+  json config;
+  if (req.provider == "azure-key-vault") {
+    static const std::regex kVault("^[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$");
+    static const std::regex kPrefix("^[0-9a-zA-Z-]{1,100}$");
+    if (!req.aws.is_null()) return absl::InvalidArgumentError("field 'aws' does not go with provider azure-key-vault");
+    if (!req.azure.is_object()) {
+      return absl::InvalidArgumentError(
+          "field 'azure' is required: {\"key_vault_name\":…, \"key_name_prefix\":…}");
+    }
+    std::string vault = req.azure.value("key_vault_name", "");
+    std::string prefix = req.azure.value("key_name_prefix", "");
+    if (!std::regex_match(vault, kVault)) {
+      return absl::InvalidArgumentError(
+          "azure.key_vault_name must be 3-24 characters of letters, digits and '-', starting with "
+          "a letter");
+    }
+    if (!std::regex_match(prefix, kPrefix)) {
+      return absl::InvalidArgumentError(
+          "azure.key_name_prefix must be 1-100 characters of letters, digits and '-'");
+    }
+    ASSIGN_OR_RETURN(std::string suffix, RandomHex(4));
+    k.key_name = absl::StrCat(prefix, "-", suffix);  // the reference's unique suffix
+    config = {{"key_vault_name", vault}, {"key_name_prefix", prefix}};
+    for (const char* opt : {"subscription_id", "resource_group"}) {
+      if (req.azure.contains(opt)) {
+        if (!req.azure[opt].is_string()) return absl::InvalidArgumentError(absl::StrCat("azure.", opt, " must be a string"));
+        config[opt] = req.azure[opt];
+      }
+    }
+  } else {
+    static const std::regex kArn("^arn:aws[a-z-]*:kms:([a-z0-9-]+):([0-9]{12}):key/[0-9a-fA-F-]{1,64}$");
+    if (!req.azure.is_null()) return absl::InvalidArgumentError("field 'azure' does not go with provider aws-kms");
+    std::string arn = req.aws.is_object() ? req.aws.value("key_arn", "") : "";
+    std::smatch m;
+    if (!std::regex_match(arn, m, kArn)) {
+      return absl::InvalidArgumentError(
+          "aws.key_arn must be a KMS key ARN like arn:aws:kms:us-east-1:111122223333:key/<key-id>");
+    }
+    if (m[1].str() != req.region) {
+      return absl::InvalidArgumentError(absl::StrCat("the key ARN is in region ", m[1].str(),
+                                                     " but the key is for region ", req.region,
+                                                     "; use a key created in ", req.region));
+    }
+    k.key_name = arn;
+    config = {{"key_arn", arn}};
+  }
+  k.config_json = config.dump();
+  k.status_message = "waiting for you to create the key and grant access, then test it";
+  absl::Status st = metadata_.InsertKey(k);
+  Audit(&actor, p.id, "encryption_key.create", k.id, &k, st, absl::StrCat(k.provider, " ", k.region));
+  RETURN_IF_ERROR(st);
+  return k;
+}
+
+absl::StatusOr<std::vector<EncryptionKey>> ControlPlane::ListKeys(const User& actor,
+                                                                  const std::string& project_id,
+                                                                  Page page) {
+  RETURN_IF_ERROR(Authorize(actor, project_id, Need::kView).status());
+  return metadata_.ListKeys(project_id, page);
+}
+
+absl::StatusOr<EncryptionKey> ControlPlane::GetKey(const User& actor, const std::string& project_id,
+                                                   const std::string& key_id) {
+  RETURN_IF_ERROR(Authorize(actor, project_id, Need::kView).status());
+  ASSIGN_OR_RETURN(std::optional<EncryptionKey> k, metadata_.GetKey(key_id));
+  if (!k || k->project_id != project_id) {
+    return absl::NotFoundError(absl::StrCat("encryption key '", key_id, "' does not exist in project ", project_id));
+  }
+  return *k;
+}
+
+absl::StatusOr<KeyTestOutcome> ControlPlane::TestKey(const User& actor,
+                                                     const std::string& project_id,
+                                                     const std::string& key_id) {
+  ASSIGN_OR_RETURN(Project p, Authorize(actor, project_id, Need::kOwner));
+  ASSIGN_OR_RETURN(EncryptionKey key, GetKey(actor, project_id, key_id));
+  KeyTestOutcome out;
+  auto check = [&](std::string step, bool ok, std::string message) {
+    out.checks.push_back({std::move(step), ok, std::move(message)});
+    return ok;
+  };
+  const bool azure = key.provider == "azure-key-vault";
+  auto provider = kms_.ProviderFor(key);
+  std::optional<KeyDescription> desc;
+  if (!check("connect", provider.ok(), provider.ok() ? "provider configured" : std::string(provider.status().message()))) {
+  } else if (auto d = (*provider)->Describe(); !d.ok()) {
+    std::string hint = absl::IsNotFound(d.status())
+                           ? (azure ? " (reference Step 2.7: create the key under the full name shown)" : "")
+                       : absl::IsPermissionDenied(d.status())
+                           ? (azure ? " (reference Step 2.9: assign the role on the key)" : " (add the key policy statement shown)")
+                           : "; try the test again when the KMS is reachable";
+    check("describe", false, absl::StrCat(d.status().message(), hint));
+  } else {
+    desc = *d;
+    check("describe", true, absl::StrCat("found ", d->key_id, " version ", d->key_version));
+  }
+  if (desc) {
+    check("enabled", desc->enabled,
+          desc->enabled ? "key is enabled"
+                        : absl::StrCat("key ", key.key_name, " is disabled; enable it in ",
+                                       azure ? "Key Vault" : "AWS KMS", " and test again"));
+    check("key_operations", desc->can_wrap,
+          desc->can_wrap ? "wrapKey and unwrapKey allowed"
+                         : "the key's permitted operations exclude wrapKey/unwrapKey; recreate it with --ops wrapKey unwrapKey");
+    if (azure) {
+      if (!desc->purge_protection.has_value()) {
+        check("purge_protection", true, "purge protection not verified (no vault read access)");
+      } else {
+        check("purge_protection", *desc->purge_protection,
+              *desc->purge_protection
+                  ? "purge protection is on"
+                  : "purge protection is off on the Key Vault; enable it (reference Step 2.6: "
+                    "az keyvault update --enable-purge-protection true) and test again");
+      }
+    }
+    if (!desc->region.has_value()) {
+      check("region", true, "region not verified (give subscription_id and resource_group to check it)");
+    } else {
+      bool same = *desc->region == key.region;
+      check("region", same,
+            same ? absl::StrCat("vault region ", *desc->region, " matches")
+                 : absl::StrCat("the key lives in region ", *desc->region, " but this key is for ",
+                                key.region, "; create the Key Vault in ", key.region,
+                                " (reference Step 2.6) or create the key record for ",
+                                *desc->region));
+    }
+    auto probe = RandomSecret(32);
+    std::string context = "keyward-key-test:" + key.id;
+    auto wrapped = probe.ok() ? (*provider)->Wrap(*probe, context)
+                              : absl::StatusOr<WrappedKey>(probe.status());
+    if (check("wrap", wrapped.ok(), wrapped.ok() ? "wrapKey succeeded" : std::string(wrapped.status().message()))) {
+      auto unwrapped = (*provider)->Unwrap(*wrapped, context);
+      bool same = unwrapped.ok() && unwrapped->Equals(*probe);
+      check("unwrap", same,
+            same ? "unwrapKey returned the wrapped bytes"
+                 : unwrapped.ok() ? "unwrapKey returned different bytes"
+                                  : std::string(unwrapped.status().message()));
+    }
+  }
+  std::vector<std::string> failures;
+  for (const auto& c : out.checks) {
+    if (!c.ok) failures.push_back(absl::StrCat(c.step, ": ", c.message));
+  }
+  std::string state = failures.empty() ? "active" : "failed";
+  std::string message = failures.empty() ? "tested: describe, wrap and unwrap succeeded"
+                                          : absl::StrJoin(failures, "; ");
+  RETURN_IF_ERROR(metadata_.UpdateKeyState(key.id, state, message, Now()));
+  key.state = state;
+  key.status_message = message;
+  key.updated_at = Now();
+  Audit(&actor, p.id, "encryption_key.test", key.id, &key,
+        failures.empty() ? absl::OkStatus() : absl::FailedPreconditionError(message),
+        "", desc ? desc->key_version : "");
+  out.key = key;
+  return out;
+}
+
+std::string ControlPlane::Endpoint(const Cluster& c) const {
+  if (c.port <= 0 || c.state != "available") return "";
+  return absl::StrCat(runtime_.host(), ":", c.port);
+}
+
+absl::Status ControlPlane::SetState(Cluster& c, const std::string& state,
+                                    const std::string& message) {
+  c.state = state;
+  c.state_message = message;
+  c.updated_at = Now();
+  return metadata_.UpdateCluster(c);
+}
+
+absl::Status ControlPlane::OpenCluster(Cluster& c, bool create) {
+  ASSIGN_OR_RETURN(std::optional<EncryptionKey> key, metadata_.GetKey(c.encryption_key_id));
+  if (!key) return absl::DataLossError(absl::StrCat("cluster ", c.id, " has no key record"));
+  ASSIGN_OR_RETURN(std::shared_ptr<MasterKeyProvider> provider, kms_.ProviderFor(*key));
+  auto port = runtime_.Open(c.id, c.password_sha256_hex, provider, c.port, create);
+  if (!port.ok()) {
+    std::string where = key->provider == "escrow"
+                            ? "the escrow key"
+                            : absl::StrCat("encryption key ", key->key_name, " (", key->provider,
+                                           "/", key->region, ")");
+    return absl::Status(port.status().code(),
+                        absl::StrCat("cannot open cluster ", c.id, " with ", where, ": ",
+                                     port.status().message()));
+  }
+  c.port = *port;
+  return absl::OkStatus();
+}
+
+absl::Status ControlPlane::Start() {
+  std::lock_guard<std::mutex> lock(lifecycle_mu_);
+  ASSIGN_OR_RETURN(std::vector<Cluster> clusters, metadata_.ListClusters("", {0, 1 << 30}));
+  for (Cluster& c : clusters) {
+    if (c.state == "creating") {
+      // Never handed out: undo the files, keep the record so the user sees what happened.
+      RETURN_IF_ERROR(runtime_.Shred(c.id));
+      RETURN_IF_ERROR(SetState(c, "failed",
+                               "creation was interrupted by a server restart; delete this "
+                               "cluster and create it again"));
+      Audit(nullptr, c.project_id, "cluster.recover", c.id, nullptr, absl::OkStatus(), "creating -> failed");
+    } else if (c.state == "deleting") {
+      RETURN_IF_ERROR(runtime_.Shred(c.id));
+      RETURN_IF_ERROR(SetState(c, "deleted", ""));
+      Audit(nullptr, c.project_id, "cluster.recover", c.id, nullptr, absl::OkStatus(), "deleting -> deleted");
+    } else if (c.state == "available" || c.state == "inaccessible") {
+      int old_port = c.port;
+      absl::Status st = OpenCluster(c, /*create=*/false);
+      if (!st.ok()) {
+        fprintf(stderr, "keyward: %s\n", std::string(st.message()).c_str());
+        RETURN_IF_ERROR(SetState(c, "inaccessible", std::string(st.message())));
+      } else if (c.state != "available" || c.port != old_port) {
+        RETURN_IF_ERROR(SetState(c, "available", ""));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ClusterCreated> ControlPlane::CreateCluster(const User& actor,
+                                                           const std::string& project_id,
+                                                           const ClusterRequest& req) {
+  RETURN_IF_ERROR(ValidateName("cluster", req.name));
+  ASSIGN_OR_RETURN(Project p, Authorize(actor, project_id, Need::kMember));
+  if (req.tier != "dedicated" && req.tier != "starter") {
+    return absl::InvalidArgumentError("tier must be dedicated or starter");
+  }
+  if (req.cloud_provider != "aws" && req.cloud_provider != "azure" && req.cloud_provider != "gcp") {
+    return absl::InvalidArgumentError("cloud_provider must be aws, azure or gcp");
+  }
+  RETURN_IF_ERROR(ValidateRegion(req.region));
+  EncryptionKey key;
+  if (p.cmek_enabled) {
+    if (req.tier != "dedicated") {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "CMEK-enabled projects can only create dedicated clusters; use tier dedicated, or a "
+          "project without CMEK for ", req.tier, " clusters"));
+    }
+    std::string provider = ProviderForCloud(req.cloud_provider);
+    if (provider.empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "CMEK-enabled projects can only create clusters on aws or azure, not ",
+          req.cloud_provider, "; choose aws or azure"));
+    }
+    ASSIGN_OR_RETURN(std::vector<EncryptionKey> keys, metadata_.ListKeys(p.id, {0, 1 << 30}));
+    std::optional<EncryptionKey> match;
+    for (const auto& k : keys) {
+      if (k.provider == provider && k.region == req.region) match = k;
+    }
+    std::string create_cmd = absl::StrCat(
+        "keyward key create --project ", p.id, " --provider ", provider, " --region ", req.region,
+        provider == "azure-key-vault" ? " --key-vault-name <vault> --key-name-prefix <prefix>"
+                                      : " --key-arn <arn>");
+    if (!match) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "no encryption key for ", req.cloud_provider, " in region ", req.region,
+          " in this CMEK project, so a cluster cannot be created there. Create one: ", create_cmd,
+          ", follow the steps it prints, then: keyward key test --project ", p.id, " <key-id>"));
+    }
+    if (match->state != "active") {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the encryption key ", match->id, " for ", req.cloud_provider, "/", req.region, " is ",
+          match->state, " (", match->status_message,
+          "); finish its setup, then: keyward key test --project ", p.id, " ", match->id));
+    }
+    key = *match;
+  } else {
+    ASSIGN_OR_RETURN(std::vector<EncryptionKey> keys, metadata_.ListKeys(p.id, {0, 1 << 30}));
+    bool found = false;
+    for (const auto& k : keys) {
+      if (k.provider == "escrow") {
+        key = k;
+        found = true;
+      }
+    }
+    if (!found) return absl::DataLossError(absl::StrCat("project ", p.id, " has no escrow key record"));
+  }
+
+  std::lock_guard<std::mutex> lock(lifecycle_mu_);
+  Cluster c;
+  ASSIGN_OR_RETURN(c.id, NewId("c-"));
+  c.project_id = p.id;
+  c.name = req.name;
+  c.cloud_provider = req.cloud_provider;
+  c.region = req.region;
+  c.tier = req.tier;
+  c.state = "creating";
+  c.encryption_key_id = key.id;
+  c.created_at = c.updated_at = Now();
+  ASSIGN_OR_RETURN(std::string password, RandomHex(16));
+  c.password_sha256_hex = Sha256Hex(password);
+  absl::Status st = metadata_.InsertCluster(c);
+  if (!st.ok()) {
+    Audit(&actor, p.id, "cluster.create", req.name, &key, st);
+    return st;
+  }
+  st = OpenCluster(c, /*create=*/true);
+  if (st.ok()) st = SetState(c, "available", "");
+  if (!st.ok()) {
+    absl::Status undo = runtime_.Shred(c.id);
+    SetState(c, "failed", std::string(st.message())).IgnoreError();
+    Audit(&actor, p.id, "cluster.create", c.id, &key, st);
+    if (!undo.ok()) fprintf(stderr, "keyward: %s\n", std::string(undo.message()).c_str());
+    return st;
+  }
+  Audit(&actor, p.id, "cluster.create", c.id, &key, absl::OkStatus(),
+        absl::StrCat(c.cloud_provider, "/", c.region, " ", c.tier));
+  return ClusterCreated{c, password};
+}
+
+absl::StatusOr<std::vector<Cluster>> ControlPlane::ListClusters(const User& actor,
+                                                                const std::string& project_id,
+                                                                Page page) {
+  RETURN_IF_ERROR(Authorize(actor, project_id, Need::kView).status());
+  return metadata_.ListClusters(project_id, page);
+}
+
+absl::StatusOr<Cluster> ControlPlane::LoadCluster(const User& actor, const std::string& id,
+                                                  Need need, Project* project) {
+  ASSIGN_OR_RETURN(std::optional<Cluster> c, metadata_.GetCluster(id));
+  if (!c) return absl::NotFoundError(absl::StrCat("cluster '", id, "' does not exist"));
+  auto p = Authorize(actor, c->project_id, need);
+  if (!p.ok()) {
+    if (absl::IsNotFound(p.status())) return absl::NotFoundError(absl::StrCat("cluster '", id, "' does not exist"));
+    return p.status();
+  }
+  if (project) *project = *p;
+  return *c;
+}
+
+absl::StatusOr<Cluster> ControlPlane::GetCluster(const User& actor, const std::string& id) {
+  return LoadCluster(actor, id, Need::kView, nullptr);
+}
+
+absl::StatusOr<Cluster> ControlPlane::PauseCluster(const User& actor, const std::string& id) {
+  std::lock_guard<std::mutex> lock(lifecycle_mu_);
+  ASSIGN_OR_RETURN(Cluster c, LoadCluster(actor, id, Need::kMember, nullptr));
+  ASSIGN_OR_RETURN(std::optional<EncryptionKey> key, metadata_.GetKey(c.encryption_key_id));
+  if (c.state != "available" && c.state != "inaccessible") return IllegalTransition(c, "pause");
+  runtime_.Close(c.id);  // store closed, its keys wiped from memory
+  absl::Status st = SetState(c, "paused", "");
+  Audit(&actor, c.project_id, "cluster.pause", c.id, key ? &*key : nullptr, st);
+  RETURN_IF_ERROR(st);
+  return c;
+}
+
+absl::StatusOr<Cluster> ControlPlane::ResumeCluster(const User& actor, const std::string& id) {
+  std::lock_guard<std::mutex> lock(lifecycle_mu_);
+  ASSIGN_OR_RETURN(Cluster c, LoadCluster(actor, id, Need::kMember, nullptr));
+  ASSIGN_OR_RETURN(std::optional<EncryptionKey> key, metadata_.GetKey(c.encryption_key_id));
+  if (c.state != "paused" && c.state != "inaccessible") return IllegalTransition(c, "resume");
+  absl::Status st = OpenCluster(c, /*create=*/false);
+  if (!st.ok()) {
+    // Stays where it was; the message says why (disabled key, missing permission, …).
+    Audit(&actor, c.project_id, "cluster.resume", c.id, key ? &*key : nullptr, st);
+    return absl::FailedPreconditionError(absl::StrCat(
+        st.message(), "; the cluster stays ", c.state, " — fix the key, then resume again"));
+  }
+  st = SetState(c, "available", "");
+  Audit(&actor, c.project_id, "cluster.resume", c.id, key ? &*key : nullptr, st);
+  RETURN_IF_ERROR(st);
+  return c;
+}
+
+absl::StatusOr<Cluster> ControlPlane::DeleteCluster(const User& actor, const std::string& id) {
+  std::lock_guard<std::mutex> lock(lifecycle_mu_);
+  ASSIGN_OR_RETURN(Cluster c, LoadCluster(actor, id, Need::kOwner, nullptr));
+  ASSIGN_OR_RETURN(std::optional<EncryptionKey> key, metadata_.GetKey(c.encryption_key_id));
+  if (!CanTransition(c.state, "deleting")) return IllegalTransition(c, "delete");
+  RETURN_IF_ERROR(SetState(c, "deleting", ""));
+  absl::Status st = runtime_.Shred(c.id);  // wrapped keys destroyed first, then the files
+  if (st.ok()) st = SetState(c, "deleted", "");
+  Audit(&actor, c.project_id, "cluster.delete", c.id, key ? &*key : nullptr, st, "crypto-shredded");
+  RETURN_IF_ERROR(st);
+  c.port = 0;
+  return c;
+}
+
+absl::StatusOr<Cluster> ControlPlane::SetBackupPolicy(const User& actor, const std::string& id,
+                                                      const BackupPolicy& policy) {
+  Project p;
+  ASSIGN_OR_RETURN(Cluster c, LoadCluster(actor, id, Need::kMember, &p));
+  static const std::regex kSchedule("^(hourly|daily|weekly|([01][0-9]|2[0-3]):[0-5][0-9])$");
+  if (!std::regex_match(policy.schedule, kSchedule)) {
+    return absl::InvalidArgumentError("schedule must be hourly, daily, weekly or a daily time HH:MM (UTC)");
+  }
+  if (policy.retention_days < 1 || policy.retention_days > 3650) {
+    return absl::InvalidArgumentError("retention_days must be between 1 and 3650");
+  }
+  if (policy.dual_region && p.cmek_enabled) {
+    absl::Status refused = absl::FailedPreconditionError(absl::StrCat(
+        "dual-region backup is not supported in CMEK-enabled projects; set dual_region.enabled "
+        "to false (backups stay in ", c.region, ", encrypted under the project's key)"));
+    Audit(&actor, c.project_id, "cluster.backup_policy", c.id, nullptr, refused);
+    return refused;
+  }
+  if (policy.dual_region) RETURN_IF_ERROR(ValidateRegion(policy.secondary_region));
+  if (c.state == "deleted" || c.state == "deleting") return IllegalTransition(c, "set the backup policy of");
+  json j = {{"schedule", policy.schedule},
+            {"retention_days", policy.retention_days},
+            {"dual_region", {{"enabled", policy.dual_region}, {"secondary_region", policy.secondary_region}}}};
+  std::lock_guard<std::mutex> lock(lifecycle_mu_);
+  c.backup_policy_json = j.dump();
+  c.updated_at = Now();
+  absl::Status st = metadata_.UpdateCluster(c);
+  Audit(&actor, c.project_id, "cluster.backup_policy", c.id, nullptr, st, c.backup_policy_json);
+  RETURN_IF_ERROR(st);
+  return c;
+}
+
+absl::StatusOr<std::vector<AuditEvent>> ControlPlane::ListAudit(const User& actor,
+                                                                const std::string& project_id,
+                                                                int64_t since_ms, int64_t until_ms,
+                                                                Page page) {
+  RETURN_IF_ERROR(Authorize(actor, project_id, Need::kView).status());
+  return metadata_.ListAudit(project_id, since_ms, until_ms, page);
+}
+
+}  // namespace keyward

@@ -1,0 +1,28 @@
+#pragma once
+// What the customer must do in their own cloud account to let keyward use their key, as the
+// reference's console shows it (Step 2): the service's identity, the full key name with
+// keyward's unique suffix, the `az` commands, a deployable ARM template; for AWS the key policy.
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "control/resources.h"
+
+namespace keyward {
+
+// The service's own identities in the customers' clouds (reference: "Microsoft Entra
+// Application Name and ID").
+struct ServiceIdentity {
+  std::string azure_app_id;
+  std::string azure_app_name;
+  std::string aws_principal_arn;
+};
+
+// Instructions for `key`, whose config_json holds what the customer entered.
+nlohmann::json KeyInstructions(const EncryptionKey& key, const ServiceIdentity& identity);
+
+// The ARM template alone (deployable: `az deployment group create --template-file`).
+nlohmann::json AzureArmTemplate();
+
+}  // namespace keyward
