@@ -13,7 +13,10 @@ constexpr char kHelp[] = R"(keyward: encryption at rest under customer-managed k
 
 usage:
   keyward serve [--data-dir DIR] [--listen HOST:PORT] ...   run the server (see serve --help)
-  keyward cluster create|list|get|delete ...                manage clusters (see cluster --help)
+  keyward project create|list|get|update|add-member ...     projects (see project --help)
+  keyward key create|list|get|test|arm-template ...         encryption keys (see key --help)
+  keyward cluster create|list|get|pause|resume|delete|backup-policy ...
+  keyward audit list --project P                            audit events
   keyward version
 )";
 
@@ -28,7 +31,9 @@ int main(int argc, char** argv) {
   std::string command = args[0];
   std::vector<std::string> rest(args.begin() + 1, args.end());
   if (command == "serve") return keyward::RunServe(rest, keyward::NewProductKmsFactory);
-  if (command == "cluster") return keyward::RunClusterCommand(rest);
+  if (command == "project" || command == "key" || command == "cluster" || command == "audit") {
+    return keyward::RunCli(command, rest);
+  }
   if (command == "version") {
     printf("keyward 0.1.0\n");
     return 0;

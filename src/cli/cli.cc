@@ -1,171 +1,340 @@
 #include "cli/cli.h"
 
-#include <httplib.h>
-
 #include <cstdio>
-#include <cstdlib>
-#include <nlohmann/json.hpp>
+#include <functional>
+#include <map>
 
-#include "cli/flags.h"
-#include "util/file_util.h"
+#include "absl/strings/str_cat.h"
+#include "cli/api_client.h"
 
 namespace keyward {
 namespace {
 
 using nlohmann::json;
 
-constexpr char kClusterHelp[] = R"(usage: keyward cluster <create|list|get|delete> [flags]
-
-  keyward cluster create --name NAME    create a cluster; prints its endpoint and password
-  keyward cluster list                  list clusters
-  keyward cluster get ID                show one cluster
-  keyward cluster delete ID             delete a cluster and crypto-shred its data
-
+constexpr char kCommon[] = R"(
 common flags:
   --server URL     API address (env KEYWARD_SERVER, default http://127.0.0.1:7070)
-  --token T        API token (env KEYWARD_TOKEN; default: the owner token in
-                   --data-dir, env KEYWARD_DATA_DIR, or ./data)
-  --data-dir DIR   where to find owner.token when no token is given
+  --token T        API token (env KEYWARD_TOKEN; default: owner.token in --data-dir,
+                   env KEYWARD_DATA_DIR, or ./data)
   --output FORMAT  table (default) or json
 )";
 
-struct Client {
-  std::string server;
-  std::string token;
-  bool json_output = false;
+const std::map<std::string, std::string> kUsage = {
+    {"project", R"(usage:
+  keyward project create --name N [--cmek]      CMEK can only be chosen here (organization owners)
+  keyward project list
+  keyward project get ID
+  keyward project update ID [--name N] [--cmek true|false]
+  keyward project add-member ID --name N --role project_owner|project_member|project_viewer
+                             [--token-ttl SECONDS]
+)"},
+    {"key", R"(usage:
+  keyward key create --project P --provider azure-key-vault --region R
+                     --key-vault-name V --key-name-prefix X [--subscription-id S --resource-group G]
+  keyward key create --project P --provider aws-kms --region R --key-arn ARN
+  keyward key list --project P
+  keyward key get --project P KEY_ID          setup instructions again
+  keyward key test --project P KEY_ID         "Test encryption key and create"
+  keyward key arm-template --project P KEY_ID the ARM template alone, for az deployment
+)"},
+    {"cluster", R"(usage:
+  keyward cluster create --name N [--project P --cloud aws|azure|gcp --region R
+                         --tier dedicated|starter]    (no --project: the default project)
+  keyward cluster list [--project P]
+  keyward cluster get|pause|resume|delete ID
+  keyward cluster backup-policy ID --schedule daily --retention-days 7
+                         [--dual-region --secondary-region R]
+)"},
+    {"audit", R"(usage:
+  keyward audit list --project P [--since-ms T] [--until-ms T]
+)"},
 };
 
-std::string Env(const char* name) {
-  const char* v = std::getenv(name);
-  return v ? v : "";
+struct Ctx {
+  const ParsedFlags& flags;
+  const ApiClient& api;
+  const std::vector<std::string>& pos;  // positional arguments after the verb
+};
+
+int Usage(const std::string& noun, const std::string& problem) {
+  fprintf(stderr, "keyward %s: %s\n%s%s", noun.c_str(), problem.c_str(), kUsage.at(noun).c_str(), kCommon);
+  return 2;
 }
 
-// Returns the body as JSON, or prints the API's error and returns nullopt.
-std::optional<json> Call(const Client& c, const std::string& method, const std::string& path,
-                         const std::string& body, int* status) {
-  httplib::Client http(c.server);
-  http.set_connection_timeout(5);
-  http.set_read_timeout(120);
-  httplib::Headers headers = {{"Authorization", "Bearer " + c.token}};
-  httplib::Result res = method == "POST"     ? http.Post(path, headers, body, "application/json")
-                        : method == "DELETE" ? http.Delete(path, headers)
-                                             : http.Get(path, headers);
-  if (!res) {
-    fprintf(stderr, "keyward: cannot reach %s (%s); is `keyward serve` running? (--server)\n",
-            c.server.c_str(), httplib::to_string(res.error()).c_str());
+std::optional<std::string> Need(const Ctx& c, const std::string& noun, const char* flag) {
+  auto v = c.flags.Get(flag);
+  if (!v || v->empty()) {
+    Usage(noun, absl::StrCat("--", flag, " is required"));
     return std::nullopt;
   }
-  *status = res->status;
-  json j = json::parse(res->body, nullptr, false);
-  if (res->status >= 400) {
-    std::string msg = j.is_object() && j.contains("error") ? j["error"].value("message", res->body)
-                                                           : res->body;
-    if (c.json_output) {
-      fprintf(stdout, "%s\n", res->body.c_str());
-    }
-    fprintf(stderr, "keyward: %s (HTTP %d)\n", msg.c_str(), res->status);
-    return std::nullopt;
+  return v;
+}
+
+std::string KeyCheckLine(const json& check) {
+  return absl::StrCat(check.value("ok", false) ? "  ok    " : "  FAIL  ", Str(check, "step"), ": ",
+                      Str(check, "message"));
+}
+
+void PrintProjects(const json& items) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& p : items) rows.push_back({Str(p, "id"), Str(p, "name"), p.value("cmek_enabled", false) ? "yes" : "no"});
+  PrintTable({"ID", "NAME", "CMEK"}, rows);
+}
+
+void PrintKeys(const json& items) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& k : items) {
+    rows.push_back({Str(k, "id"), Str(k, "provider"), Str(k, "region"), Str(k, "state"), Str(k, "key_name")});
   }
-  if (j.is_discarded()) {
-    fprintf(stderr, "keyward: server answered something that is not JSON\n");
-    return std::nullopt;
-  }
-  return j;
+  PrintTable({"ID", "PROVIDER", "REGION", "STATE", "KEY"}, rows);
 }
 
 void PrintClusters(const json& items) {
-  printf("%-20s %-24s %-12s %s\n", "ID", "NAME", "STATE", "ENDPOINT");
+  std::vector<std::vector<std::string>> rows;
   for (const auto& c : items) {
-    printf("%-20s %-24s %-12s %s\n", c.value("id", "").c_str(), c.value("name", "").c_str(),
-           c.value("state", "").c_str(), c.value("endpoint", "").c_str());
+    rows.push_back({Str(c, "id"), Str(c, "name"), Str(c, "cloud_provider") + "/" + Str(c, "region"),
+                    Str(c, "tier"), Str(c, "state"), Str(c, "endpoint")});
   }
+  PrintTable({"ID", "NAME", "PLACEMENT", "TIER", "STATE", "ENDPOINT"}, rows);
+}
+
+void PrintKeySetup(const json& k) {
+  printf("encryption key %s: %s in %s is %s\n", Str(k, "id").c_str(), Str(k, "provider").c_str(),
+         Str(k, "region").c_str(), Str(k, "state").c_str());
+  const json& s = k.value("setup", json::object());
+  if (Str(k, "provider") == "azure-key-vault") {
+    const json& id = s.value("service_identity", json::object());
+    printf("\nkeyward's application: %s (id %s)\n", Str(id, "microsoft_entra_application_name").c_str(),
+           Str(id, "microsoft_entra_application_id").c_str());
+    printf("full key name:         %s   (create the key under exactly this name)\n", Str(s, "full_key_name").c_str());
+    printf("key vault:             %s\n\nsteps:\n", Str(s, "key_vault_url").c_str());
+    for (const auto& step : s.value("az_commands", json::array())) {
+      printf("  # %s\n  %s\n\n", Str(step, "step").c_str(), Str(step, "command").c_str());
+    }
+    printf("or deploy the ARM template: keyward key arm-template --project %s %s > keyward-cmek.json\n",
+           Str(k, "project_id").c_str(), Str(k, "id").c_str());
+  } else if (Str(k, "provider") == "aws-kms") {
+    printf("\nkey ARN: %s\nadd this statement to the key policy:\n%s\n", Str(s, "key_arn").c_str(),
+           s.value("key_policy", json::object()).dump(2).c_str());
+    for (const auto& step : s.value("steps", json::array())) printf("  - %s\n", step.get<std::string>().c_str());
+  }
+}
+
+int Project(const std::string& verb, const Ctx& c) {
+  if (verb == "create") {
+    auto name = Need(c, "project", "name");
+    if (!name) return 2;
+    json body = {{"name", *name}, {"cmek_enabled", c.flags.Get("cmek").value_or("false") == "true"}};
+    auto r = c.api.Call("POST", "/api/v1/projects", &body);
+    if (!r) return 1;
+    c.api.Print(*r, [&] { PrintProjects(json::array({*r})); });
+    return 0;
+  }
+  if (verb == "list") {
+    auto r = c.api.Call("GET", "/api/v1/projects");
+    if (!r) return 1;
+    c.api.Print((*r)["items"], [&] { PrintProjects((*r)["items"]); });
+    return 0;
+  }
+  if (c.pos.size() != 1) return Usage("project", "give exactly one project ID");
+  std::string path = "/api/v1/projects/" + c.pos[0];
+  if (verb == "get" || verb == "update") {
+    json body = json::object();
+    if (auto n = c.flags.Get("name")) body["name"] = *n;
+    if (auto m = c.flags.Get("cmek")) body["cmek_enabled"] = *m == "true";
+    auto r = verb == "get" ? c.api.Call("GET", path) : c.api.Call("PATCH", path, &body);
+    if (!r) return 1;
+    c.api.Print(*r, [&] { PrintProjects(json::array({*r})); });
+    return 0;
+  }
+  if (verb == "add-member") {
+    auto name = Need(c, "project", "name");
+    auto role = name ? Need(c, "project", "role") : std::nullopt;
+    if (!role) return 2;
+    json body = {{"name", *name}, {"role", *role}};
+    if (auto ttl = c.flags.Get("token-ttl")) body["token_ttl_seconds"] = std::atoll(ttl->c_str());
+    auto r = c.api.Call("POST", path + "/members", &body);
+    if (!r) return 1;
+    c.api.Print(*r, [&] {
+      printf("member %s (%s) added as %s\ntoken: %s   (shown once; keep it)\n", Str(*r, "name").c_str(),
+             Str(*r, "user_id").c_str(), Str(*r, "role").c_str(), Str(*r, "token").c_str());
+    });
+    return 0;
+  }
+  return Usage("project", "unknown command '" + verb + "'");
+}
+
+int Key(const std::string& verb, const Ctx& c) {
+  auto project = Need(c, "key", "project");
+  if (!project) return 2;
+  std::string base = "/api/v1/projects/" + *project + "/encryption-keys";
+  if (verb == "create") {
+    auto provider = Need(c, "key", "provider");
+    auto region = provider ? Need(c, "key", "region") : std::nullopt;
+    if (!region) return 2;
+    json body = {{"provider", *provider}, {"region", *region}};
+    if (*provider == "azure-key-vault") {
+      json az = json::object();
+      for (auto [flag, field] : {std::pair{"key-vault-name", "key_vault_name"}, {"key-name-prefix", "key_name_prefix"},
+                                 {"subscription-id", "subscription_id"}, {"resource-group", "resource_group"}}) {
+        if (auto v = c.flags.Get(flag)) az[field] = *v;
+      }
+      body["azure"] = az;
+    } else if (auto arn = c.flags.Get("key-arn")) {
+      body["aws"] = {{"key_arn", *arn}};
+    }
+    auto r = c.api.Call("POST", base, &body);
+    if (!r) return 1;
+    c.api.Print(*r, [&] { PrintKeySetup(*r); });
+    return 0;
+  }
+  if (verb == "list") {
+    auto r = c.api.Call("GET", base);
+    if (!r) return 1;
+    c.api.Print((*r)["items"], [&] { PrintKeys((*r)["items"]); });
+    return 0;
+  }
+  if (c.pos.size() != 1) return Usage("key", "give exactly one key ID");
+  if (verb == "get" || verb == "arm-template") {
+    auto r = c.api.Call("GET", base + "/" + c.pos[0]);
+    if (!r) return 1;
+    if (verb == "arm-template") {
+      printf("%s\n", (*r)["setup"].value("arm_template", json::object()).dump(2).c_str());
+    } else {
+      c.api.Print(*r, [&] { PrintKeySetup(*r); });
+    }
+    return 0;
+  }
+  if (verb == "test") {
+    auto r = c.api.Call("POST", base + "/" + c.pos[0] + ":test");
+    if (!r) return 1;
+    c.api.Print(*r, [&] {
+      printf("encryption key %s is %s\n", Str(*r, "id").c_str(), Str(*r, "state").c_str());
+      for (const auto& check : (*r)["checks"]) printf("%s\n", KeyCheckLine(check).c_str());
+    });
+    return Str(*r, "state") == "active" ? 0 : 1;
+  }
+  return Usage("key", "unknown command '" + verb + "'");
+}
+
+int Cluster(const std::string& verb, const Ctx& c) {
+  if (verb == "create") {
+    auto name = Need(c, "cluster", "name");
+    if (!name) return 2;
+    json body = {{"name", *name}};
+    std::string path = "/api/v1/clusters";
+    if (auto p = c.flags.Get("project")) {
+      path = "/api/v1/projects/" + *p + "/clusters";
+      for (const char* f : {"cloud", "region", "tier"}) {
+        if (!c.flags.Get(f)) return Usage("cluster", absl::StrCat("--", f, " is required with --project"));
+      }
+    }
+    if (auto v = c.flags.Get("cloud")) body["cloud_provider"] = *v;
+    if (auto v = c.flags.Get("region")) body["region"] = *v;
+    if (auto v = c.flags.Get("tier")) body["tier"] = *v;
+    auto r = c.api.Call("POST", path, &body);
+    if (!r) return 1;
+    c.api.Print(*r, [&] {
+      std::string endpoint = Str(*r, "endpoint");
+      printf("cluster %s (%s) is %s on %s/%s, encrypted under key %s\n", Str(*r, "id").c_str(),
+             Str(*r, "name").c_str(), Str(*r, "state").c_str(), Str(*r, "cloud_provider").c_str(),
+             Str(*r, "region").c_str(), Str(*r, "encryption_key_id").c_str());
+      printf("endpoint: %s\npassword: %s   (shown once; keep it)\n", endpoint.c_str(), Str(*r, "password").c_str());
+      printf("connect:  redis-cli -p %s --user default --pass %s\n",
+             endpoint.substr(endpoint.rfind(':') + 1).c_str(), Str(*r, "password").c_str());
+    });
+    return 0;
+  }
+  if (verb == "list") {
+    std::string path = "/api/v1/clusters";
+    if (auto p = c.flags.Get("project")) path = "/api/v1/projects/" + *p + "/clusters";
+    auto r = c.api.Call("GET", path);
+    if (!r) return 1;
+    c.api.Print((*r)["items"], [&] { PrintClusters((*r)["items"]); });
+    return 0;
+  }
+  if (c.pos.size() != 1) return Usage("cluster", "give exactly one cluster ID");
+  std::string path = "/api/v1/clusters/" + c.pos[0];
+  std::optional<json> r;
+  if (verb == "get") {
+    r = c.api.Call("GET", path);
+  } else if (verb == "delete") {
+    r = c.api.Call("DELETE", path);
+  } else if (verb == "pause" || verb == "resume") {
+    r = c.api.Call("POST", path + ":" + verb);
+  } else if (verb == "backup-policy") {
+    auto schedule = Need(c, "cluster", "schedule");
+    auto days = schedule ? Need(c, "cluster", "retention-days") : std::nullopt;
+    if (!days) return 2;
+    json body = {{"schedule", *schedule}, {"retention_days", std::atoi(days->c_str())}};
+    if (c.flags.Has("dual-region")) {
+      body["dual_region"] = {{"enabled", true}, {"secondary_region", c.flags.Get("secondary-region").value_or("")}};
+    }
+    r = c.api.Call("PUT", path + "/backup-policy", &body);
+  } else {
+    return Usage("cluster", "unknown command '" + verb + "'");
+  }
+  if (!r) return 1;
+  c.api.Print(*r, [&] {
+    PrintClusters(json::array({*r}));
+    if (verb == "delete") printf("its wrapped keys were destroyed first, then its files\n");
+  });
+  return 0;
+}
+
+int Audit(const std::string& verb, const Ctx& c) {
+  if (verb != "list") return Usage("audit", "unknown command '" + verb + "'");
+  auto project = Need(c, "audit", "project");
+  if (!project) return 2;
+  std::string path = "/api/v1/projects/" + *project + "/audit-events?page_size=500";
+  if (auto s = c.flags.Get("since-ms")) path += "&since_ms=" + *s;
+  if (auto u = c.flags.Get("until-ms")) path += "&until_ms=" + *u;
+  auto r = c.api.Call("GET", path);
+  if (!r) return 1;
+  c.api.Print((*r)["items"], [&] {
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& e : (*r)["items"]) {
+      rows.push_back({Str(e, "at_ms"), Str(e, "actor"), Str(e, "action"), Str(e, "target"),
+                      Str(e, "result"), Str(e, "message").substr(0, 80)});
+    }
+    PrintTable({"AT_MS", "ACTOR", "ACTION", "TARGET", "RESULT", "MESSAGE"}, rows);
+  });
+  return 0;
 }
 
 }  // namespace
 
-int RunClusterCommand(const std::vector<std::string>& args) {
-  auto flags = ParseFlags(args, {"server", "token", "data-dir", "output", "name"}, {"help"});
-  if (!flags.ok()) {
-    fprintf(stderr, "keyward cluster: %s\n", std::string(flags.status().message()).c_str());
-    return 2;
+int RunCli(const std::string& noun, const std::vector<std::string>& args) {
+  static const std::map<std::string, std::function<int(const std::string&, const Ctx&)>> kNouns = {
+      {"project", Project}, {"key", Key}, {"cluster", Cluster}, {"audit", Audit}};
+  std::set<std::string> valued = kCommonValuedFlags;
+  for (const char* f : {"name", "project", "provider", "region", "key-vault-name", "key-name-prefix",
+                        "subscription-id", "resource-group", "key-arn", "cloud", "tier", "role",
+                        "token-ttl", "schedule", "retention-days", "secondary-region", "since-ms",
+                        "until-ms"}) {
+    valued.insert(f);
   }
-  if (flags->Has("help") || flags->positional.empty()) {
-    fputs(kClusterHelp, flags->Has("help") ? stdout : stderr);
-    return flags->Has("help") ? 0 : 2;
-  }
-  Client c;
-  c.server = flags->Get("server").value_or(Env("KEYWARD_SERVER"));
-  if (c.server.empty()) c.server = "http://127.0.0.1:7070";
-  c.token = flags->Get("token").value_or(Env("KEYWARD_TOKEN"));
-  if (c.token.empty()) {
-    std::string dir = flags->Get("data-dir").value_or(Env("KEYWARD_DATA_DIR"));
-    if (dir.empty()) dir = "./data";
-    auto t = ReadFileToString(dir + "/owner.token", 4096);
-    if (t.ok()) {
-      c.token = *t;
-      while (!c.token.empty() && (c.token.back() == '\n' || c.token.back() == '\r')) c.token.pop_back();
+  std::vector<std::string> rest = args;
+  // --cmek may stand alone (create) or take true/false (update).
+  for (size_t i = 0; i < rest.size(); ++i) {
+    if (rest[i] == "--cmek" && (i + 1 >= rest.size() || (rest[i + 1] != "true" && rest[i + 1] != "false"))) {
+      rest[i] = "--cmek=true";
     }
   }
-  std::string output = flags->Get("output").value_or("table");
-  if (output != "table" && output != "json") {
-    fprintf(stderr, "keyward cluster: --output must be table or json\n");
-    return 2;
-  }
-  c.json_output = output == "json";
-
-  const std::string& verb = flags->positional[0];
-  int status = 0;
-  if (verb == "create") {
-    auto name = flags->Get("name");
-    if (!name || name->empty()) {
-      fprintf(stderr, "keyward cluster create: --name is required\n");
-      return 2;
-    }
-    auto j = Call(c, "POST", "/api/v1/clusters", json{{"name", *name}}.dump(), &status);
-    if (!j) return 1;
-    if (c.json_output) {
-      printf("%s\n", j->dump().c_str());
-    } else {
-      std::string endpoint = j->value("endpoint", "");
-      std::string port = endpoint.substr(endpoint.rfind(':') + 1);
-      printf("cluster %s (%s) is %s\n", j->value("id", "").c_str(), j->value("name", "").c_str(),
-             j->value("state", "").c_str());
-      printf("endpoint: %s\npassword: %s   (shown once; keep it)\n", endpoint.c_str(),
-             j->value("password", "").c_str());
-      printf("connect:  redis-cli -p %s --user default --pass %s\n", port.c_str(),
-             j->value("password", "").c_str());
-    }
+  valued.insert("cmek");
+  auto flags = ParseFlags(rest, valued, {"help", "dual-region"});
+  if (!flags.ok()) return Usage(noun, std::string(flags.status().message()));
+  if (flags->Has("help")) {
+    printf("%s%s", kUsage.at(noun).c_str(), kCommon);
     return 0;
   }
-  if (verb == "list") {
-    auto j = Call(c, "GET", "/api/v1/clusters", "", &status);
-    if (!j) return 1;
-    if (c.json_output) {
-      printf("%s\n", (*j)["items"].dump().c_str());
-    } else {
-      PrintClusters((*j)["items"]);
-    }
-    return 0;
-  }
-  if (verb == "get" || verb == "delete") {
-    if (flags->positional.size() != 2) {
-      fprintf(stderr, "keyward cluster %s: give exactly one cluster ID\n", verb.c_str());
-      return 2;
-    }
-    const std::string& id = flags->positional[1];
-    auto j = Call(c, verb == "get" ? "GET" : "DELETE", "/api/v1/clusters/" + id, "", &status);
-    if (!j) return 1;
-    if (c.json_output) {
-      printf("%s\n", j->dump().c_str());
-    } else if (verb == "get") {
-      PrintClusters(json::array({*j}));
-    } else {
-      printf("cluster %s deleted; its keys were destroyed first\n", id.c_str());
-    }
-    return 0;
-  }
-  fprintf(stderr, "keyward cluster: unknown command '%s'\n%s", verb.c_str(), kClusterHelp);
-  return 2;
+  if (flags->positional.empty()) return Usage(noun, "which command?");
+  auto api = ApiClient::FromFlags(*flags);
+  if (!api) return 2;
+  std::vector<std::string> pos(flags->positional.begin() + 1, flags->positional.end());
+  Ctx ctx{*flags, *api, pos};
+  return kNouns.at(noun)(flags->positional[0], ctx);
 }
 
 }  // namespace keyward

@@ -1,11 +1,13 @@
 #pragma once
-// The command-line client of the REST API: `keyward cluster create|list|get|delete`.
+// The command-line client of the REST API: `keyward project|key|cluster|audit …`.
 
 #include <string>
 #include <vector>
 
 namespace keyward {
 
-int RunClusterCommand(const std::vector<std::string>& args);
+// `noun` is project, key, cluster or audit; returns the process exit code
+// (0 ok, 1 the API refused or failed, 2 bad command line).
+int RunCli(const std::string& noun, const std::vector<std::string>& args);
 
 }  // namespace keyward

@@ -11,6 +11,8 @@ import { fileURLToPath } from 'node:url';
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const repoRoot = path.resolve(here, '..', '..');
 export const keywardBin = process.env.KEYWARD_BIN || path.join(repoRoot, 'build', 'keyward');
+// Test-only build with the fake KMS behind the KMS seam (tests/support/fake_kms.h).
+export const fakeKmsBin = process.env.KEYWARD_FAKE_KMS_BIN || path.join(repoRoot, 'build', 'tests', 'keyward-fake-kms');
 
 export function tempDir(prefix = 'kw-it-') {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
@@ -31,9 +33,11 @@ export async function freePort() {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 export class Server {
-  constructor(dataDir, extraArgs = []) {
+  constructor(dataDir, extraArgs = [], { bin = keywardBin, env = {} } = {}) {
     this.dataDir = dataDir;
     this.extraArgs = extraArgs;
+    this.bin = bin;
+    this.env = env;
     this.proc = null;
     this.output = '';
   }
@@ -42,8 +46,8 @@ export class Server {
     this.port = await freePort();
     this.url = `http://127.0.0.1:${this.port}`;
     this.output = '';
-    this.proc = spawn(keywardBin, ['serve', '--data-dir', this.dataDir, '--listen',
-      `127.0.0.1:${this.port}`, ...this.extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.proc = spawn(this.bin, ['serve', '--data-dir', this.dataDir, '--listen',
+      `127.0.0.1:${this.port}`, ...this.extraArgs], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...this.env } });
     this.proc.stdout.on('data', (d) => { this.output += d; });
     this.proc.stderr.on('data', (d) => { this.output += d; });
     this.exited = new Promise((resolve) => this.proc.on('exit', (code, signal) => resolve({ code, signal })));
@@ -71,7 +75,7 @@ export class Server {
   }
 
   cli(args, extraEnv = {}) {
-    const r = spawnSync(keywardBin, args, {
+    const r = spawnSync(this.bin, args, {
       env: { ...process.env, KEYWARD_SERVER: this.url, KEYWARD_TOKEN: this.token, ...extraEnv },
       encoding: 'utf8',
       timeout: 60000,
@@ -85,8 +89,8 @@ export class Server {
     return JSON.parse(r.stdout);
   }
 
-  async api(method, urlPath, body, token = this.token) {
-    const headers = { 'Content-Type': 'application/json' };
+  async api(method, urlPath, body, token = this.token, extraHeaders = {}) {
+    const headers = { 'Content-Type': 'application/json', ...extraHeaders };
     if (token !== null) headers.Authorization = `Bearer ${token}`;
     const r = await fetch(`${this.url}${urlPath}`, {
       method, headers, body: body === undefined ? undefined : (typeof body === 'string' ? body : JSON.stringify(body)),
@@ -142,3 +146,26 @@ export function haveCommand(cmd) {
 }
 
 export { sleep };
+
+// Plays the customer's part in their own KMS for the fake-KMS build: the state file that
+// tests/support/fake_kms.cc re-reads on every call.
+export class FakeKms {
+  constructor(dir) {
+    this.path = path.join(dir, 'fake-kms.json');
+    this.state = { keys: {}, unreachable: false };
+    this.save();
+  }
+  save() { fs.writeFileSync(this.path, JSON.stringify(this.state)); }
+  createKey(name, { region = 'eastus', purgeProtection = true, granted = false, enabled = true } = {}) {
+    this.state.keys[name] = { region, purge_protection: purgeProtection, granted, enabled, version: 'v1',
+      secret: crypto.randomBytes(32).toString('hex') };
+    this.save();
+  }
+  update(name, fields) { Object.assign(this.state.keys[name], fields); this.save(); }
+  setUnreachable(v) { this.state.unreachable = v; this.save(); }
+  get env() { return { KEYWARD_FAKE_KMS_STATE: this.path }; }
+}
+
+export function fakeServer(dir, fake, extraArgs = []) {
+  return new Server(dir, extraArgs, { bin: fakeKmsBin, env: fake.env });
+}
