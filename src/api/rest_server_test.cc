@@ -1,0 +1,33 @@
+#include "api/rest_server.h"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "api/openapi_document.h"
+
+namespace keyward {
+namespace {
+
+// The route table the server registers and the OpenAPI document it serves name the same
+// (method, path) pairs, in both directions.
+TEST(RestServer, OpenApiDocumentMatchesRouteTable) {
+  nlohmann::json doc = nlohmann::json::parse(OpenApiDocument());
+  std::set<std::string> documented;
+  for (const auto& [path, ops] : doc["paths"].items()) {
+    for (const auto& [method, op] : ops.items()) {
+      if (method == "parameters") continue;
+      std::string upper;
+      for (char c : method) upper.push_back(static_cast<char>(std::toupper(c)));
+      documented.insert(upper + " " + path);
+    }
+  }
+  std::set<std::string> served;
+  for (const auto& r : RestServer::Routes()) served.insert(r.method + " " + r.path);
+  EXPECT_EQ(documented, served);
+  EXPECT_GE(served.size(), 20u);
+}
+
+}  // namespace
+}  // namespace keyward
