@@ -71,7 +71,7 @@ test('CLI create/list/get/delete; a name is unique; delete shreds keys and files
   assert.equal(list.length, 1);
   assert.equal(list[0].password, undefined, 'the password is shown once, at creation');
   const table = server.cli(['cluster', 'list']).stdout;
-  assert.match(table, /orders\s+available\s+127\.0\.0\.1:/);
+  assert.match(table, /orders\s+aws\/us-east-1\s+dedicated\s+available\s+127\.0\.0\.1:/);
 
   const { host, port } = splitEndpoint(created.endpoint);
   const redis = new Redis({ host, port, password: created.password, lazyConnect: true });
