@@ -62,7 +62,10 @@ bool RoleAllows(const std::string& role_id, const std::string& action) {
 absl::Status EmulatorImpl::Init() {
   if (options_.state_dir.empty()) return absl::InvalidArgumentError("--state-dir is required");
   absl::Status st = MakeDirs(options_.state_dir, 0700);
-  if (st.ok()) st = WriteTlsMaterial(options_.state_dir);
+  // A restarted emulator keeps its CA, so clients that trust it keep working.
+  bool have_tls = access((options_.state_dir + "/ca.pem").c_str(), F_OK) == 0 &&
+                  access((options_.state_dir + "/server.key").c_str(), F_OK) == 0;
+  if (st.ok() && !have_tls) st = WriteTlsMaterial(options_.state_dir);
   if (!st.ok()) return st;
   auto text = ReadFileToString(options_.state_dir + "/state.json", 64 << 20);
   if (text.ok()) state_ = json::parse(*text, nullptr, false);
