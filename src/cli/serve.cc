@@ -8,6 +8,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <thread>
 
@@ -46,6 +47,19 @@ Runs the control plane (REST API) and every cluster's Redis endpoint.
   --azure-app-id ID         keyward's Microsoft Entra application id, shown to customers
   --azure-app-name NAME     its display name (both default to a generated, persisted identity)
   --aws-principal-arn ARN   keyward's AWS principal for key policies (default: generated, persisted)
+
+Azure (keyward authenticates as its own Entra application; the same variables as Azure's SDKs):
+  --azure-tenant-id T       or AZURE_TENANT_ID
+  --azure-client-id C       or AZURE_CLIENT_ID; the secret comes from AZURE_CLIENT_SECRET
+  --azure-managed-identity  use the managed identity endpoint (IMDS) instead of a secret
+  --azure-imds-url URL      managed identity endpoint (default http://169.254.169.254/...)
+                            AZURE_FEDERATED_TOKEN_FILE selects workload identity
+  --azure-authority-host U  or AZURE_AUTHORITY_HOST (default https://login.microsoftonline.com)
+  --azure-management-host U ARM endpoint (default https://management.azure.com)
+  --azure-vault-url-template T  default https://{name}.vault.azure.net
+  --azure-connect-to H:P    reach every Azure host at H:P (private endpoint, emulator)
+  --azure-ca-file F         CA bundle for Azure's endpoints (private CA, emulator)
+  --azure-api-version V     Key Vault REST version (default 7.4)
 )";
 
 absl::Status SplitHostPort(const std::string& s, std::string* host, int* port) {
@@ -103,6 +117,43 @@ absl::Status EnsureOwnerToken(ControlPlane& control, const std::string& path) {
   return absl::OkStatus();
 }
 
+std::string EnvOr(const char* name, const std::string& fallback = "") {
+  const char* v = std::getenv(name);
+  return v && *v ? v : fallback;
+}
+
+// Azure settings from flags and the SDKs' environment variables; nullopt when no identity.
+absl::StatusOr<std::optional<AzureSettings>> LoadAzure(const ParsedFlags& flags) {
+  AzureSettings a;
+  a.identity.tenant_id = flags.Get("azure-tenant-id").value_or(EnvOr("AZURE_TENANT_ID"));
+  a.identity.client_id = flags.Get("azure-client-id").value_or(EnvOr("AZURE_CLIENT_ID"));
+  a.identity.client_secret = EnvOr("AZURE_CLIENT_SECRET");
+  a.identity.federated_token_file = EnvOr("AZURE_FEDERATED_TOKEN_FILE");
+  a.identity.authority_host = flags.Get("azure-authority-host").value_or(EnvOr("AZURE_AUTHORITY_HOST", a.identity.authority_host));
+  while (!a.identity.authority_host.empty() && a.identity.authority_host.back() == '/') a.identity.authority_host.pop_back();
+  a.identity.imds_url = flags.Get("azure-imds-url").value_or(a.identity.imds_url);
+  if (flags.Has("azure-managed-identity")) {
+    a.identity.kind = EntraIdentity::Kind::kManagedIdentity;
+  } else if (!a.identity.federated_token_file.empty()) {
+    a.identity.kind = EntraIdentity::Kind::kWorkloadIdentity;
+  } else if (a.identity.client_id.empty() && a.identity.tenant_id.empty()) {
+    return std::optional<AzureSettings>();
+  } else if (a.identity.client_secret.empty()) {
+    return absl::InvalidArgumentError(
+        "--azure-client-id needs a credential: AZURE_CLIENT_SECRET, AZURE_FEDERATED_TOKEN_FILE or --azure-managed-identity");
+  }
+  if (a.identity.kind != EntraIdentity::Kind::kManagedIdentity &&
+      (a.identity.tenant_id.empty() || a.identity.client_id.empty())) {
+    return absl::InvalidArgumentError("Azure needs both --azure-tenant-id and --azure-client-id (or AZURE_TENANT_ID/AZURE_CLIENT_ID)");
+  }
+  a.vault.vault_url_template = flags.Get("azure-vault-url-template").value_or(a.vault.vault_url_template);
+  a.vault.management_host = flags.Get("azure-management-host").value_or(a.vault.management_host);
+  a.vault.api_version = flags.Get("azure-api-version").value_or(a.vault.api_version);
+  a.http.connect_to = flags.Get("azure-connect-to").value_or("");
+  a.http.ca_file = flags.Get("azure-ca-file").value_or("");
+  return std::optional<AzureSettings>(std::move(a));
+}
+
 std::atomic<bool> g_stop{false};
 
 absl::Status Serve(const ParsedFlags& flags, const KmsFactoryMaker& make_kms) {
@@ -136,7 +187,12 @@ absl::Status Serve(const ParsedFlags& flags, const KmsFactoryMaker& make_kms) {
                    OpenSqliteMetadataStore(data_dir + "/metadata.db"));
   chmod((data_dir + "/metadata.db").c_str(), 0600);
   ASSIGN_OR_RETURN(ServiceIdentity identity, LoadIdentity(flags, data_dir));
-  std::unique_ptr<KmsFactory> kms = make_kms(escrow);
+  ASSIGN_OR_RETURN(std::optional<AzureSettings> azure, LoadAzure(flags));
+  if (azure && !azure->identity.client_id.empty() && !flags.Has("azure-app-id")) {
+    identity.azure_app_id = azure->identity.client_id;  // the application customers grant access to
+  }
+  if (azure) azure->vault.app_name = identity.azure_app_name;
+  std::unique_ptr<KmsFactory> kms = make_kms(escrow, azure);
 
   ASSIGN_OR_RETURN(std::unique_ptr<RespServer> resp, RespServer::New(resp_opts));
   auto shared = SharedStorageResources::New(64 << 20, 64 << 20);
@@ -191,8 +247,11 @@ int RunServe(const std::vector<std::string>& args, const KmsFactoryMaker& make_k
   auto flags = ParseFlags(args,
                           {"data-dir", "listen", "cluster-host", "escrow-key-file",
                            "data-key-rotation-days", "max-bulk-bytes", "max-clients",
-                           "azure-app-id", "azure-app-name", "aws-principal-arn"},
-                          {"help"});
+                           "azure-app-id", "azure-app-name", "aws-principal-arn", "azure-tenant-id",
+                           "azure-client-id", "azure-imds-url", "azure-authority-host",
+                           "azure-management-host", "azure-vault-url-template", "azure-connect-to",
+                           "azure-ca-file", "azure-api-version"},
+                          {"help", "azure-managed-identity"});
   if (!flags.ok()) {
     fprintf(stderr, "keyward serve: %s\n", std::string(flags.status().message()).c_str());
     return 2;

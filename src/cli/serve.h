@@ -12,8 +12,8 @@ namespace keyward {
 
 // Builds the KMS factory once the escrow provider exists: the product passes
 // NewProductKmsFactory; test builds may pass a fake.
-using KmsFactoryMaker =
-    std::function<std::unique_ptr<KmsFactory>(std::shared_ptr<MasterKeyProvider> escrow)>;
+using KmsFactoryMaker = std::function<std::unique_ptr<KmsFactory>(
+    std::shared_ptr<MasterKeyProvider> escrow, std::optional<AzureSettings> azure)>;
 
 int RunServe(const std::vector<std::string>& args, const KmsFactoryMaker& make_kms);
 

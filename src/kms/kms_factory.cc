@@ -7,25 +7,45 @@ namespace {
 
 class ProductKmsFactory : public KmsFactory {
  public:
-  explicit ProductKmsFactory(std::shared_ptr<MasterKeyProvider> escrow)
-      : escrow_(std::move(escrow)) {}
+  ProductKmsFactory(std::shared_ptr<MasterKeyProvider> escrow, std::optional<AzureSettings> azure)
+      : escrow_(std::move(escrow)), azure_(std::move(azure)) {
+    if (azure_) {
+      http_ = std::make_shared<HttpClient>(azure_->http);
+      // One token source for keyward's identity: tokens are shared by every key and cluster.
+      tokens_ = std::make_shared<EntraTokenSource>(azure_->identity, http_);
+    }
+  }
 
   absl::StatusOr<std::shared_ptr<MasterKeyProvider>> ProviderFor(
       const EncryptionKey& key) override {
     if (key.provider == "escrow") return escrow_;
+    if (key.provider == "azure-key-vault") {
+      if (!azure_) {
+        return absl::FailedPreconditionError(
+            "this keyward server has no Azure identity: start it with --azure-tenant-id and "
+            "--azure-client-id plus AZURE_CLIENT_SECRET (or --azure-managed-identity, or "
+            "AZURE_FEDERATED_TOKEN_FILE)");
+      }
+      auto p = AzureKeyVaultProvider::New(key, azure_->vault, tokens_, http_);
+      if (!p.ok()) return p.status();
+      return std::shared_ptr<MasterKeyProvider>(std::move(*p));
+    }
     return absl::UnimplementedError(absl::StrCat(
-        "this keyward server has no ", key.provider,
-        " client configured yet, so it cannot reach the key; the key stays pending"));
+        "this keyward server has no ", key.provider, " client yet, so it cannot reach the key; the key stays pending"));
   }
 
  private:
   std::shared_ptr<MasterKeyProvider> escrow_;
+  std::optional<AzureSettings> azure_;
+  std::shared_ptr<HttpClient> http_;
+  std::shared_ptr<EntraTokenSource> tokens_;
 };
 
 }  // namespace
 
-std::unique_ptr<KmsFactory> NewProductKmsFactory(std::shared_ptr<MasterKeyProvider> escrow) {
-  return std::make_unique<ProductKmsFactory>(std::move(escrow));
+std::unique_ptr<KmsFactory> NewProductKmsFactory(std::shared_ptr<MasterKeyProvider> escrow,
+                                                 std::optional<AzureSettings> azure) {
+  return std::make_unique<ProductKmsFactory>(std::move(escrow), std::move(azure));
 }
 
 }  // namespace keyward

@@ -5,10 +5,14 @@
 // never linked into the product binary.
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "control/resources.h"
+#include "kms/azure/azure_key_vault_provider.h"
+#include "kms/azure/entra_token.h"
+#include "kms/azure/http_client.h"
 #include "kms/master_key_provider.h"
 
 namespace keyward {
@@ -22,7 +26,16 @@ class KmsFactory {
       const EncryptionKey& key) = 0;
 };
 
-// The product's factory: escrow today; Azure Key Vault and AWS KMS plug in here.
-std::unique_ptr<KmsFactory> NewProductKmsFactory(std::shared_ptr<MasterKeyProvider> escrow);
+// How keyward reaches Azure as its own application (unset: no Azure identity configured).
+struct AzureSettings {
+  EntraIdentity identity;
+  AzureKeyVaultConfig vault;
+  HttpClientOptions http;
+};
+
+// The product's factory: the escrow key, and Azure Key Vault when `azure` is given. AWS KMS
+// plugs in here with its own issue.
+std::unique_ptr<KmsFactory> NewProductKmsFactory(std::shared_ptr<MasterKeyProvider> escrow,
+                                                 std::optional<AzureSettings> azure);
 
 }  // namespace keyward

@@ -1,0 +1,59 @@
+#pragma once
+// Azure Key Vault as a master-key provider (REST, api-version 7.4 by default).
+// Wrap: POST {vault}/keys/{name}//wrapkey (the service picks the newest version) with
+// RSA-OAEP-256; the wrapped-key record keeps the versioned kid the service answered, and Unwrap
+// goes to exactly that version, so rotation in Key Vault never strands a cluster.
+// Describe: GET the key (enabled, permitted operations, recoveryLevel → purge protection) and,
+// when the customer gave subscription and resource group, ARM GET of the vault (its region).
+// Service errors map by error.code / innererror.code to statuses whose messages name the vault,
+// the key and the fix. The vault's URL is built from its name and the configured template; a
+// host named inside a stored record is never contacted. Thread-safe.
+
+#include <memory>
+#include <string>
+
+#include "control/resources.h"
+#include "kms/azure/entra_token.h"
+#include "kms/azure/http_client.h"
+#include "kms/master_key_provider.h"
+
+namespace keyward {
+
+struct AzureKeyVaultConfig {
+  std::string vault_url_template = "https://{name}.vault.azure.net";
+  std::string management_host = "https://management.azure.com";
+  std::string api_version = "7.4";
+  std::string app_name;  // keyward's application, named in permission errors
+};
+
+class AzureKeyVaultProvider : public MasterKeyProvider {
+ public:
+  static absl::StatusOr<std::unique_ptr<AzureKeyVaultProvider>> New(
+      const EncryptionKey& key, AzureKeyVaultConfig config, std::shared_ptr<EntraTokenSource> tokens,
+      std::shared_ptr<HttpClient> http);
+
+  std::string_view provider_name() const override { return "azure-key-vault"; }
+  std::string key_id() const override;
+  absl::StatusOr<WrappedKey> Wrap(const SecretBytes& plaintext, std::string_view context) override;
+  absl::StatusOr<SecretBytes> Unwrap(const WrappedKey& wrapped, std::string_view context) override;
+  absl::StatusOr<KeyDescription> Describe() override;
+
+ private:
+  AzureKeyVaultProvider() = default;
+  // Calls the vault with a bearer token, refreshing it once on 401.
+  absl::StatusOr<HttpResponse> Call(const std::string& method, const std::string& url,
+                                    const std::string& body, const std::string& resource);
+  absl::Status ServiceError(const HttpResponse& res, const std::string& operation) const;
+
+  AzureKeyVaultConfig config_;
+  std::shared_ptr<EntraTokenSource> tokens_;
+  std::shared_ptr<HttpClient> http_;
+  std::string vault_;
+  std::string vault_url_;
+  std::string key_name_;
+  std::string region_;
+  std::string subscription_id_;
+  std::string resource_group_;
+};
+
+}  // namespace keyward

@@ -1,0 +1,85 @@
+#include "kms/azure/entra_token.h"
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "util/file_util.h"
+
+namespace keyward {
+namespace {
+
+int64_t NowSeconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+int64_t ToInt(const nlohmann::json& v) {
+  if (v.is_number_integer()) return v.get<int64_t>();
+  int64_t n = 0;
+  if (v.is_string() && absl::SimpleAtoi(v.get<std::string>(), &n)) return n;
+  return 0;
+}
+
+}  // namespace
+
+EntraTokenSource::EntraTokenSource(EntraIdentity identity, std::shared_ptr<HttpClient> http)
+    : identity_(std::move(identity)), http_(std::move(http)) {}
+
+absl::StatusOr<std::string> EntraTokenSource::Token(const std::string& resource, bool force_refresh) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = cache_.find(resource);
+  if (!force_refresh && it != cache_.end() && it->second.second - 300 > NowSeconds()) return it->second.first;
+  auto fetched = Fetch(resource);
+  if (!fetched.ok()) return fetched.status();
+  cache_[resource] = *fetched;
+  return fetched->first;
+}
+
+absl::StatusOr<std::pair<std::string, int64_t>> EntraTokenSource::Fetch(const std::string& resource) {
+  HttpRequest req;
+  std::string who;
+  if (identity_.kind == EntraIdentity::Kind::kManagedIdentity) {
+    req.method = "GET";
+    req.url = absl::StrCat(identity_.imds_url, "?api-version=2018-02-01&resource=", resource);
+    if (!identity_.client_id.empty()) absl::StrAppend(&req.url, "&client_id=", identity_.client_id);
+    req.headers = {"Metadata: true"};
+    who = "managed identity";
+  } else {
+    std::map<std::string, std::string> form = {{"grant_type", "client_credentials"},
+                                               {"client_id", identity_.client_id},
+                                               {"scope", resource + "/.default"}};
+    if (identity_.kind == EntraIdentity::Kind::kClientSecret) {
+      form["client_secret"] = identity_.client_secret;
+    } else {
+      auto assertion = ReadFileToString(identity_.federated_token_file, 1 << 16);
+      if (!assertion.ok()) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "cannot read the federated token file (AZURE_FEDERATED_TOKEN_FILE): ", assertion.status().message()));
+      }
+      form["client_assertion_type"] = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+      form["client_assertion"] = *assertion;
+    }
+    req.method = "POST";
+    req.url = absl::StrCat(identity_.authority_host, "/", identity_.tenant_id, "/oauth2/v2.0/token");
+    req.headers = {"Content-Type: application/x-www-form-urlencoded"};
+    req.body = FormEncode(form);
+    who = absl::StrCat("application ", identity_.client_id, " in tenant ", identity_.tenant_id);
+  }
+  auto res = http_->Send(req);
+  if (!res.ok()) return absl::UnavailableError(absl::StrCat("Entra ID token for ", who, ": ", res.status().message()));
+  nlohmann::json j = nlohmann::json::parse(res->body, nullptr, false);
+  if (res->status != 200 || !j.is_object() || !j.contains("access_token")) {
+    std::string why = j.is_object() ? j.value("error_description", j.value("error", "")) : "";
+    absl::StatusCode code = res->status == 400 || res->status == 401 ? absl::StatusCode::kUnauthenticated
+                                                                     : absl::StatusCode::kUnavailable;
+    return absl::Status(code, absl::StrCat("Entra ID refused a token for ", who, " (HTTP ", res->status, "): ",
+                                           why.substr(0, 300)));
+  }
+  int64_t expires_at = j.contains("expires_on") ? ToInt(j["expires_on"]) : NowSeconds() + ToInt(j.value("expires_in", nlohmann::json(3599)));
+  return std::make_pair(j["access_token"].get<std::string>(), expires_at);
+}
+
+}  // namespace keyward
