@@ -96,3 +96,28 @@ test('throttling: the SDK retries a 429 with Retry-After and succeeds', async ()
   assert.equal(got.name, 'throttled');
   assert.equal((await emu.counters()).getkey - before, 3, 'two throttled attempts, then success');
 });
+
+test('cross-check: keyward\'s C++ provider and the official SDK unwrap each other\'s wraps', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const path = await import('node:path');
+  const { repoRoot } = await import('../integration/harness.mjs');
+  const tool = process.env.KEYWARD_AZURE_WRAP_BIN || path.join(repoRoot, 'build', 'tests', 'keyward-azure-wrap');
+  const key = await keyClient(officer).createRsaKey('cross-key', { keySize: 2048 });
+  await emu.assignRole(officer, `${vaultScope}/keys/cross-key`, ROLE_CRYPTO_SERVICE_ENCRYPTION_USER, app.object_id);
+  const env = { ...process.env, AZURE_TENANT_ID: app.tenant_id, AZURE_CLIENT_ID: app.client_id, AZURE_CLIENT_SECRET: app.client_secret,
+    KW_AUTHORITY: emu.info.authority_host, KW_VAULT_TEMPLATE: emu.info.vault_url_template, KW_CONNECT_TO: emu.info.connect_to, KW_CA_FILE: emu.info.ca_file };
+  const dek = crypto.randomBytes(32);
+  // C++ wraps, SDK unwraps.
+  const w = spawnSync(tool, ['wrap', 'kv-sdk', 'cross-key', dek.toString('hex')], { env, encoding: 'utf8' });
+  assert.equal(w.status, 0, w.stderr);
+  const [kid, hex] = w.stdout.trim().split(' ');
+  assert.equal(kid, key.id);
+  const sdk = new CryptographyClient(key.id, credential(officer), { serviceVersion: '7.4', disableChallengeResourceVerification: true });
+  assert.deepEqual(Buffer.from((await sdk.unwrapKey('RSA-OAEP-256', Buffer.from(hex, 'hex'))).result), dek);
+  // SDK wraps, C++ unwraps.
+  const other = crypto.randomBytes(32);
+  const wrapped = await sdk.wrapKey('RSA-OAEP-256', other);
+  const u = spawnSync(tool, ['unwrap', 'kv-sdk', 'cross-key', Buffer.from(wrapped.result).toString('hex'), key.id], { env, encoding: 'utf8' });
+  assert.equal(u.status, 0, u.stderr);
+  assert.equal(u.stdout.trim(), other.toString('hex'));
+});

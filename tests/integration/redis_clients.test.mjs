@@ -101,7 +101,9 @@ test('ioredis runs the same session', async () => {
   }
 });
 
-function rawExchange(port, bytes) {
+// Resolves when the server closes the connection (every case ends with QUIT or a protocol error),
+// or after `waitMs` when it does not.
+function rawExchange(port, bytes, waitMs = 20000) {
   return new Promise((resolve) => {
     const s = net.connect(port, '127.0.0.1');
     let data = '';
@@ -109,7 +111,7 @@ function rawExchange(port, bytes) {
     s.on('close', () => resolve({ data, closed: true }));
     s.on('error', () => {});
     s.write(bytes);
-    setTimeout(() => { s.destroy(); resolve({ data, closed: false }); }, 1500);
+    setTimeout(() => { s.destroy(); resolve({ data, closed: false }); }, waitMs);
   });
 }
 
