@@ -51,6 +51,7 @@ Runs the control plane (REST API) and every cluster's Redis endpoint.
 Azure (keyward authenticates as its own Entra application; the same variables as Azure's SDKs):
   --azure-tenant-id T       or AZURE_TENANT_ID
   --azure-client-id C       or AZURE_CLIENT_ID; the secret comes from AZURE_CLIENT_SECRET
+  --azure-client-certificate F  or AZURE_CLIENT_CERTIFICATE_PATH: PEM certificate + key
   --azure-managed-identity  use the managed identity endpoint (IMDS) instead of a secret
   --azure-imds-url URL      managed identity endpoint (default http://169.254.169.254/...)
                             AZURE_FEDERATED_TOKEN_FILE selects workload identity
@@ -129,18 +130,25 @@ absl::StatusOr<std::optional<AzureSettings>> LoadAzure(const ParsedFlags& flags)
   a.identity.client_id = flags.Get("azure-client-id").value_or(EnvOr("AZURE_CLIENT_ID"));
   a.identity.client_secret = EnvOr("AZURE_CLIENT_SECRET");
   a.identity.federated_token_file = EnvOr("AZURE_FEDERATED_TOKEN_FILE");
+  a.identity.certificate_path = flags.Get("azure-client-certificate").value_or(EnvOr("AZURE_CLIENT_CERTIFICATE_PATH"));
   a.identity.authority_host = flags.Get("azure-authority-host").value_or(EnvOr("AZURE_AUTHORITY_HOST", a.identity.authority_host));
   while (!a.identity.authority_host.empty() && a.identity.authority_host.back() == '/') a.identity.authority_host.pop_back();
   a.identity.imds_url = flags.Get("azure-imds-url").value_or(a.identity.imds_url);
+  // The same precedence as the SDKs' environment credential: secret, certificate, federated.
   if (flags.Has("azure-managed-identity")) {
     a.identity.kind = EntraIdentity::Kind::kManagedIdentity;
+  } else if (!a.identity.client_secret.empty()) {
+    a.identity.kind = EntraIdentity::Kind::kClientSecret;
+  } else if (!a.identity.certificate_path.empty()) {
+    a.identity.kind = EntraIdentity::Kind::kClientCertificate;
   } else if (!a.identity.federated_token_file.empty()) {
     a.identity.kind = EntraIdentity::Kind::kWorkloadIdentity;
   } else if (a.identity.client_id.empty() && a.identity.tenant_id.empty()) {
     return std::optional<AzureSettings>();
-  } else if (a.identity.client_secret.empty()) {
+  } else {
     return absl::InvalidArgumentError(
-        "--azure-client-id needs a credential: AZURE_CLIENT_SECRET, AZURE_FEDERATED_TOKEN_FILE or --azure-managed-identity");
+        "--azure-client-id needs a credential: AZURE_CLIENT_SECRET, AZURE_CLIENT_CERTIFICATE_PATH, "
+        "AZURE_FEDERATED_TOKEN_FILE or --azure-managed-identity");
   }
   if (a.identity.kind != EntraIdentity::Kind::kManagedIdentity &&
       (a.identity.tenant_id.empty() || a.identity.client_id.empty())) {
@@ -250,7 +258,7 @@ int RunServe(const std::vector<std::string>& args, const KmsFactoryMaker& make_k
                            "azure-app-id", "azure-app-name", "aws-principal-arn", "azure-tenant-id",
                            "azure-client-id", "azure-imds-url", "azure-authority-host",
                            "azure-management-host", "azure-vault-url-template", "azure-connect-to",
-                           "azure-ca-file", "azure-api-version"},
+                           "azure-ca-file", "azure-api-version", "azure-client-certificate"},
                           {"help", "azure-managed-identity"});
   if (!flags.ok()) {
     fprintf(stderr, "keyward serve: %s\n", std::string(flags.status().message()).c_str());

@@ -191,3 +191,45 @@ test('managed identity: keyward gets its token from the IMDS endpoint instead of
     await miServer.stop('SIGKILL');
   }
 });
+
+test('client certificate and workload identity: keyward signs its own assertions', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const fs = await import('node:fs');
+  const path = await import('node:path');
+  const dir = tempDir('kw-ids-');
+  const keyPem = path.join(dir, 'key.pem');
+  const certPem = path.join(dir, 'cert.pem');
+  assert.equal(spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyPem, '-out', certPem,
+    '-subj', '/CN=keyward', '-days', '1']).status, 0);
+  const bundle = path.join(dir, 'bundle.pem');
+  fs.writeFileSync(bundle, fs.readFileSync(certPem, 'utf8') + fs.readFileSync(keyPem, 'utf8'), { mode: 0o600 });
+  const certApp = await emu.principal('keyward-cert', { certificate_pem: fs.readFileSync(certPem, 'utf8') });
+  const wlApp = await emu.principal('keyward-workload', { federated_subject: 'system:serviceaccount:keyward:server' });
+  const token = (await emu.request('POST', `${emu.info.admin_url}/federated-tokens`, { subject: 'system:serviceaccount:keyward:server' })).json.token;
+  const tokenFile = path.join(dir, 'federated-token');
+  fs.writeFileSync(tokenFile, token);
+  const common = ['--azure-authority-host', emu.info.authority_host, '--azure-management-host', emu.info.management_host,
+    '--azure-vault-url-template', emu.info.vault_url_template, '--azure-connect-to', emu.info.connect_to, '--azure-ca-file', emu.info.ca_file];
+  const cases = [
+    [certApp, { AZURE_CLIENT_CERTIFICATE_PATH: bundle }, 'kv-cert'],
+    [wlApp, { AZURE_FEDERATED_TOKEN_FILE: tokenFile }, 'kv-wl'],
+  ];
+  for (const [principal, env, vault] of cases) {
+    const srv = new Server(tempDir(), ['--azure-tenant-id', principal.tenant_id, '--azure-client-id', principal.client_id, ...common], { env });
+    await srv.start();
+    try {
+      const run = (args) => JSON.parse(srv.cli(args).stdout);
+      const project = run(['project', 'create', '--name', 'ids', '--cmek', '--output', 'json']);
+      const key = run(['key', 'create', '--project', project.id, '--provider', 'azure-key-vault', '--region', 'eastus',
+        '--key-vault-name', vault, '--key-name-prefix', 'id', '--output', 'json']);
+      const scope = await emu.createVault(admin, { name: vault, location: 'eastus' });
+      await emu.assignRole(admin, scope, ROLE_CRYPTO_OFFICER, admin.object_id);
+      await keyClient(vault).createRsaKey(key.key_name, { keySize: 2048 });
+      await emu.assignRole(admin, `${scope}/keys/${key.key_name}`, ROLE_CRYPTO_SERVICE_ENCRYPTION_USER, principal.object_id);
+      const tested = run(['key', 'test', '--project', project.id, key.id, '--output', 'json']);
+      assert.equal(tested.state, 'active', `${vault}: ${tested.status_message}`);
+    } finally {
+      await srv.stop('SIGKILL');
+    }
+  }
+});

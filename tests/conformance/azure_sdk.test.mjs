@@ -121,3 +121,33 @@ test('cross-check: keyward\'s C++ provider and the official SDK unwrap each othe
   assert.equal(u.status, 0, u.stderr);
   assert.equal(u.stdout.trim(), other.toString('hex'));
 });
+
+test('ClientCertificateCredential: a certificate credential gets a token the vault accepts', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const fs = await import('node:fs');
+  const path = await import('node:path');
+  const { tempDir } = await import('../integration/harness.mjs');
+  const dir = tempDir('kw-cert-');
+  const key = path.join(dir, 'key.pem');
+  const cert = path.join(dir, 'cert.pem');
+  const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert,
+    '-subj', '/CN=keyward-cert-app', '-days', '1'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const bundle = path.join(dir, 'bundle.pem');
+  fs.writeFileSync(bundle, fs.readFileSync(cert, 'utf8') + fs.readFileSync(key, 'utf8'), { mode: 0o600 });
+  const certApp = await emu.principal('cert-app', { certificate_pem: fs.readFileSync(cert, 'utf8') });
+  await emu.assignRole(officer, vaultScope, ROLE_CRYPTO_OFFICER, certApp.object_id);
+  const { ClientCertificateCredential } = await import('@azure/identity');
+  const cred = new ClientCertificateCredential(certApp.tenant_id, certApp.client_id, { certificatePath: bundle },
+    { authorityHost: emu.info.authority_host, disableInstanceDiscovery: true });
+  const client = new KeyClient(emu.vaultUrl('kv-sdk'), cred, { serviceVersion: '7.4', disableChallengeResourceVerification: true });
+  const created = await client.createRsaKey('cert-made', { keySize: 2048 });
+  assert.equal(created.name, 'cert-made');
+  // A different certificate is refused.
+  const other = path.join(dir, 'other.pem');
+  spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', other, '-out', other + '.crt', '-subj', '/CN=x', '-days', '1']);
+  fs.writeFileSync(other + '.bundle', fs.readFileSync(other + '.crt', 'utf8') + fs.readFileSync(other, 'utf8'));
+  const wrong = new ClientCertificateCredential(certApp.tenant_id, certApp.client_id, { certificatePath: other + '.bundle' },
+    { authorityHost: emu.info.authority_host, disableInstanceDiscovery: true });
+  await assert.rejects(wrong.getToken('https://vault.azure.net/.default'), /not registered|AADSTS700027/);
+});

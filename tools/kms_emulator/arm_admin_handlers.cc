@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "crypto/random.h"
 #include "emulator_impl.h"
+#include "jwt.h"
 
 namespace keyward::emulator {
 namespace {
@@ -97,10 +98,19 @@ void EmulatorImpl::Admin(const httplib::Request& req, httplib::Response& res) {
     json p = {{"tenant_id", Tenant()}, {"client_id", client_id}, {"object_id", Uuid()},
               {"client_secret", RandomHex(20).value_or("")}, {"display_name", body.value("display_name", "principal")},
               {"managed_identity", body.value("managed_identity", false)}};
+    if (body.contains("certificate_pem")) p["certificate_pem"] = body["certificate_pem"];
+    if (body.contains("federated_subject")) p["federated_subject"] = body["federated_subject"];
     state_["principals"][client_id] = p;
     Save();
     res.status = 201;
     res.set_content(p.dump(), "application/json");
+    return;
+  }
+  // What a Kubernetes service-account token issuer would project into a pod (workload identity).
+  if (req.path == "/admin/federated-tokens" && req.method == "POST") {
+    json claims = {{"iss", "https://" + req.get_header_value("Host") + "/oidc"}, {"sub", body.value("subject", "")},
+                   {"aud", "api://AzureADTokenExchange"}, {"iat", Now()}, {"exp", Now() + 3600}};
+    res.set_content(json{{"token", SignJwt(claims, Secret())}}.dump(), "application/json");
     return;
   }
   if (req.path == "/admin/faults") {

@@ -13,6 +13,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "crypto/random.h"
+#include "client_assertion.h"
 #include "jwt.h"
 #include "rsa_keys.h"
 #include "tls_material.h"
@@ -159,10 +160,24 @@ void EmulatorImpl::Token(const httplib::Request& req, httplib::Response& res, co
   }
   const json& p = state_["principals"][client_id];
   if (req.has_param("client_assertion")) {
-    return EntraError(res, 400, "invalid_client", "700027",
-                      "Client assertions are not supported by this emulator; use a client secret.");
-  }
-  if (req.get_param_value("client_secret") != p["client_secret"].get<std::string>()) {
+    if (req.get_param_value("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer") {
+      return EntraError(res, 400, "invalid_request", "50027", "client_assertion_type must be jwt-bearer.");
+    }
+    std::string assertion = req.get_param_value("client_assertion");
+    if (p.contains("certificate_pem")) {
+      std::string token_url = "https://" + req.get_header_value("Host") + req.path;
+      absl::Status st = VerifyCertificateAssertion(assertion, p["certificate_pem"], client_id, token_url, Now());
+      if (!st.ok()) return EntraError(res, 401, "invalid_client", "700027", std::string(st.message()));
+    } else if (p.contains("federated_subject")) {
+      auto claims = VerifyJwt(assertion, Secret(), Now());
+      if (!claims.ok() || (*claims).value("aud", "") != "api://AzureADTokenExchange" ||
+          (*claims).value("sub", "") != p["federated_subject"].get<std::string>()) {
+        return EntraError(res, 401, "invalid_client", "70021", "No matching federated identity record found for presented assertion.");
+      }
+    } else {
+      return EntraError(res, 401, "invalid_client", "700027", "The application has no certificate or federated credential.");
+    }
+  } else if (req.get_param_value("client_secret") != p["client_secret"].get<std::string>()) {
     return EntraError(res, 401, "invalid_client", "7000215", "Invalid client secret provided.");
   }
   std::string audience = scope;
