@@ -36,6 +36,8 @@ constexpr char kServeHelp[] = R"(usage: keyward serve [flags]
 
 Runs the control plane (REST API) and every cluster's Redis endpoint.
 
+  --config FILE             a JSON object of these flags ({"data-dir":"/srv/kw", ...});
+                            flags on the command line win
   --data-dir DIR            where metadata, keys and cluster data live (default ./data)
   --listen HOST:PORT        REST API address (default 127.0.0.1:7070; port 0 picks a free one)
   --cluster-host HOST       address cluster endpoints bind to (default 127.0.0.1)
@@ -251,8 +253,46 @@ absl::Status Serve(const ParsedFlags& flags, const KmsFactoryMaker& make_kms) {
 
 }  // namespace
 
-int RunServe(const std::vector<std::string>& args, const KmsFactoryMaker& make_kms) {
-  auto flags = ParseFlags(args,
+// `--config FILE`: a JSON object of the same flags, {"data-dir": "...", "azure-managed-identity":
+// true}; flags on the command line win.
+absl::StatusOr<std::vector<std::string>> WithConfigFile(const std::vector<std::string>& args) {
+  std::vector<std::string> out;
+  std::string path;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--config" && i + 1 < args.size()) {
+      path = args[++i];
+    } else if (args[i].rfind("--config=", 0) == 0) {
+      path = args[i].substr(9);
+    } else {
+      out.push_back(args[i]);
+    }
+  }
+  if (path.empty()) return out;
+  ASSIGN_OR_RETURN(std::string text, ReadFileToString(path, 1 << 20));
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+  if (!j.is_object()) return absl::InvalidArgumentError(absl::StrCat("--config ", path, " must hold a JSON object of flags"));
+  for (const auto& [k, v] : j.items()) {
+    bool given = false;
+    for (const auto& a : out) given |= a == "--" + k || a.rfind("--" + k + "=", 0) == 0;
+    if (given) continue;
+    if (v.is_boolean()) {
+      if (v.get<bool>()) out.push_back("--" + k);
+    } else if (v.is_string() || v.is_number()) {
+      out.push_back("--" + k + "=" + (v.is_string() ? v.get<std::string>() : v.dump()));
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("--config: '", k, "' must be a string, number or boolean"));
+    }
+  }
+  return out;
+}
+
+int RunServe(const std::vector<std::string>& raw_args, const KmsFactoryMaker& make_kms) {
+  auto args = WithConfigFile(raw_args);
+  if (!args.ok()) {
+    fprintf(stderr, "keyward serve: %s\n", std::string(args.status().message()).c_str());
+    return 2;
+  }
+  auto flags = ParseFlags(*args,
                           {"data-dir", "listen", "cluster-host", "escrow-key-file",
                            "data-key-rotation-days", "max-bulk-bytes", "max-clients",
                            "azure-app-id", "azure-app-name", "aws-principal-arn", "azure-tenant-id",

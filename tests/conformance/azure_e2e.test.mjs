@@ -3,6 +3,8 @@
 // while the customer's side is played with the official Azure SDK and ARM REST calls.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { ClientSecretCredential } from '@azure/identity';
 import { KeyClient } from '@azure/keyvault-keys';
@@ -106,7 +108,7 @@ test('reference flow against the emulator: key, roles, test, cluster, disable/en
 
   // Rotation in Key Vault needs nothing from keyward: after a restart the recorded (old) version
   // still unwraps, and the cluster keeps serving.
-  await kc.rotateKey(key.key_name);
+  const rotatedTo = (await kc.rotateKey(key.key_name)).properties.version;
   await kc.updateKeyRotationPolicy(key.key_name, { lifetimeActions: [{ action: 'Rotate', timeAfterCreate: 'P90D' }] });
   await server.stop('SIGTERM');
   await server.start();
@@ -118,6 +120,10 @@ test('reference flow against the emulator: key, roles, test, cluster, disable/en
   // A new cluster wraps under the newest version.
   const second = cli(['cluster', 'create', '--project', project.id, '--name', 'after-rotation', '--cloud', 'azure', '--region', 'eastus', '--tier', 'dedicated', '--output', 'json']).json;
   assert.equal(second.state, 'available');
+  // The wrapped-key record (plaintext header of keys.dict) names the version that wrapped it.
+  const dictOf = (id) => fs.readFileSync(path.join(server.dataDir, 'clusters', id, 'keys.dict')).toString('latin1');
+  assert.ok(dictOf(second.id).includes(`/keys/${key.key_name}/${rotatedTo}`), 'new wraps use the newest version');
+  assert.ok(dictOf(cluster.id).includes(`/keys/${key.key_name}/${current.properties.version}`), 'old record keeps its version');
 });
 
 test('key test failures name the reference step: purge protection off, wrong region, wrong name', async () => {
@@ -165,6 +171,17 @@ test('faults: 429s and 500s are retried within bounds; with the KMS down nothing
   assert.equal(cli(['cluster', 'get', c.id, '--output', 'json']).json.state, 'paused');
   await emu.clearFaults();
   assert.equal(cli(['cluster', 'resume', c.id, '--output', 'json']).json.state, 'available');
+  // The emulator stops altogether: resume fails saying it cannot reach Azure, and stays paused.
+  cli(['cluster', 'pause', c.id]);
+  await emu.stop();
+  try {
+    const gone = cli(['cluster', 'resume', c.id]);
+    assert.equal(gone.code, 1);
+    assert.match(gone.stderr, /cannot reach https:\/\/\S+: Couldn.t connect to server.*stays paused/);
+    assert.equal(cli(['cluster', 'get', c.id, '--output', 'json']).json.state, 'paused');
+  } finally {
+    await emu.start(emu.stateDir);  // same state dir: same CA, principals, vaults and keys
+  }
 });
 
 test('managed identity: keyward gets its token from the IMDS endpoint instead of a secret', async () => {

@@ -129,3 +129,25 @@ test('a wrong escrow key file is refused with a clear message at start', async (
   await assert.rejects(loose.start(), /chmod 600/);
   await server.start();
 });
+
+test('serve --config takes flags from a JSON file; the command line wins', async () => {
+  const d = tempDir();
+  const cfg = path.join(d, 'keyward.json');
+  fs.writeFileSync(cfg, JSON.stringify({ 'max-bulk-bytes': 2048, 'data-key-rotation-days': 3 }));
+  const s = new Server(path.join(d, 'data'), ['--config', cfg]);
+  await s.start();
+  try {
+    const c = s.createCluster('configured');
+    const { host, port } = splitEndpoint(c.endpoint);
+    const redis = new Redis({ host, port, password: c.password, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    redis.on('error', () => {});
+    await redis.connect();
+    assert.equal(await redis.set('small', 'x'.repeat(1000)), 'OK');
+    await assert.rejects(redis.set('big', 'x'.repeat(5000)), /Protocol error: invalid bulk length/);
+    redis.disconnect();
+  } finally {
+    await s.stop('SIGKILL');
+  }
+  fs.writeFileSync(cfg, '[1]');
+  await assert.rejects(new Server(path.join(d, 'data'), ['--config', cfg]).start(), /must hold a JSON object of flags/);
+});
