@@ -162,6 +162,7 @@ test('faults: 429s and 500s are retried within bounds; with the KMS down nothing
   cli(['cluster', 'pause', c.id]);
   await emu.fault({ operation: 'unwrapkey', kind: '429', count: 2, retry_after: 1 });
   await emu.fault({ operation: 'unwrapkey', kind: 'latency', count: 1, latency_ms: 300 });
+  await emu.fault({ operation: 'unwrapkey', kind: 'drop', count: 1 });
   assert.equal(cli(['cluster', 'resume', c.id, '--output', 'json']).json.state, 'available');
   cli(['cluster', 'pause', c.id]);
   await emu.fault({ operation: 'unwrapkey', kind: '503', count: 20 });

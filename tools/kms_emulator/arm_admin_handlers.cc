@@ -118,8 +118,8 @@ void EmulatorImpl::Admin(const httplib::Request& req, httplib::Response& res) {
       faults_ = json::array();
     } else {
       std::string kind = body.value("kind", "");
-      if (kind != "latency" && kind != "429" && kind != "500" && kind != "503") {
-        return ArmError(res, 400, "BadRequest", "kind must be latency, 429, 500 or 503");
+      if (kind != "latency" && kind != "429" && kind != "500" && kind != "503" && kind != "drop") {
+        return ArmError(res, 400, "BadRequest", "kind must be latency, 429, 500, 503 or drop");
       }
       faults_.push_back({{"operation", Lower(body.value("operation", "*"))}, {"kind", kind},
                          {"remaining", body.value("count", 1)}, {"latency_ms", body.value("latency_ms", 1000)},

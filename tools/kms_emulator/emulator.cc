@@ -94,6 +94,7 @@ bool EmulatorImpl::Fault(const std::string& op, httplib::Response& res) {
   int latency = 0;
   int status = 0;
   int retry_after = 0;
+  bool drop = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     counters_[op] = counters_.value(op, 0) + 1;
@@ -104,11 +105,17 @@ bool EmulatorImpl::Fault(const std::string& op, httplib::Response& res) {
       std::string kind = f["kind"];
       if (kind == "latency") latency = f.value("latency_ms", 1000);
       if (kind == "429" || kind == "500" || kind == "503") status = std::stoi(kind);
+    drop = kind == "drop";
       retry_after = f.value("retry_after", 1);
       break;
     }
   }
   if (latency > 0) std::this_thread::sleep_for(std::chrono::milliseconds(latency));
+  if (drop) {
+    // Headers go out, then the connection closes before the promised body: a dropped connection.
+    res.set_content_provider(64, "application/json", [](size_t, size_t, httplib::DataSink&) { return false; });
+    return true;
+  }
   if (status == 0) return false;
   if (status == 429) {
     res.set_header("Retry-After", std::to_string(retry_after));
