@@ -30,7 +30,8 @@ int main(int argc, char** argv) {
   }
   std::string command = args[0];
   std::vector<std::string> rest(args.begin() + 1, args.end());
-  if (command == "serve") return keyward::RunServe(rest, keyward::NewProductKmsFactory);  // product KMS clients only
+  if (command == "serve")
+    return keyward::RunServe(rest, keyward::NewProductKmsFactory);  // product KMS clients only
   if (command == "project" || command == "key" || command == "cluster" || command == "audit") {
     return keyward::RunCli(command, rest);
   }

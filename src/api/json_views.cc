@@ -5,7 +5,10 @@ namespace keyward {
 using nlohmann::json;
 
 json ProjectJson(const Project& p) {
-  return {{"id", p.id}, {"name", p.name}, {"cmek_enabled", p.cmek_enabled}, {"created_at", p.created_at}};
+  return {{"id", p.id},
+          {"name", p.name},
+          {"cmek_enabled", p.cmek_enabled},
+          {"created_at", p.created_at}};
 }
 
 json KeyJson(const EncryptionKey& k) {
@@ -41,15 +44,16 @@ json ClusterJson(const Cluster& c, const std::string& endpoint) {
 }
 
 json AuditJson(const AuditEvent& e) {
-  return {{"id", e.id},         {"project_id", e.project_id}, {"at_ms", e.at_ms},
-          {"actor", e.actor},   {"action", e.action},         {"target", e.target},
-          {"key_id", e.key_id}, {"key_version", e.key_version}, {"result", e.result},
+  return {{"id", e.id},          {"project_id", e.project_id},   {"at_ms", e.at_ms},
+          {"actor", e.actor},    {"action", e.action},           {"target", e.target},
+          {"key_id", e.key_id},  {"key_version", e.key_version}, {"result", e.result},
           {"message", e.message}};
 }
 
 json ChecksJson(const std::vector<KeyCheck>& checks) {
   json out = json::array();
-  for (const auto& c : checks) out.push_back({{"step", c.step}, {"ok", c.ok}, {"message", c.message}});
+  for (const auto& c : checks)
+    out.push_back({{"step", c.step}, {"ok", c.ok}, {"message", c.message}});
   return out;
 }
 

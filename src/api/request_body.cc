@@ -7,20 +7,28 @@ namespace {
 
 const char* TypeName(FieldType t) {
   switch (t) {
-    case FieldType::kString: return "a string";
-    case FieldType::kBool: return "true or false";
-    case FieldType::kInt: return "a whole number";
-    case FieldType::kObject: return "an object";
+    case FieldType::kString:
+      return "a string";
+    case FieldType::kBool:
+      return "true or false";
+    case FieldType::kInt:
+      return "a whole number";
+    case FieldType::kObject:
+      return "an object";
   }
   return "";
 }
 
 bool HasType(const nlohmann::json& v, FieldType t) {
   switch (t) {
-    case FieldType::kString: return v.is_string();
-    case FieldType::kBool: return v.is_boolean();
-    case FieldType::kInt: return v.is_number_integer();
-    case FieldType::kObject: return v.is_object();
+    case FieldType::kString:
+      return v.is_string();
+    case FieldType::kBool:
+      return v.is_boolean();
+    case FieldType::kInt:
+      return v.is_number_integer();
+    case FieldType::kObject:
+      return v.is_object();
   }
   return false;
 }
@@ -46,8 +54,8 @@ absl::StatusOr<nlohmann::json> ParseBody(const std::string& body,
   }
   for (const auto& [k, spec] : fields) {
     if (spec.required && !j.contains(k)) {
-      return absl::InvalidArgumentError(absl::StrCat("field '", prefix, k, "' is required and must be ",
-                                                     TypeName(spec.type)));
+      return absl::InvalidArgumentError(
+          absl::StrCat("field '", prefix, k, "' is required and must be ", TypeName(spec.type)));
     }
   }
   return j;

@@ -3,9 +3,8 @@
 // Every failure is an InvalidArgument naming the field and what it must be.
 
 #include <map>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "absl/status/statusor.h"
 

@@ -20,32 +20,51 @@ using nlohmann::json;
 int HttpStatusFor(absl::StatusCode code) {
   switch (code) {
     case absl::StatusCode::kInvalidArgument:
-    case absl::StatusCode::kOutOfRange: return 400;
-    case absl::StatusCode::kUnauthenticated: return 401;
-    case absl::StatusCode::kPermissionDenied: return 403;
-    case absl::StatusCode::kNotFound: return 404;
+    case absl::StatusCode::kOutOfRange:
+      return 400;
+    case absl::StatusCode::kUnauthenticated:
+      return 401;
+    case absl::StatusCode::kPermissionDenied:
+      return 403;
+    case absl::StatusCode::kNotFound:
+      return 404;
     case absl::StatusCode::kAlreadyExists:
     case absl::StatusCode::kFailedPrecondition:
-    case absl::StatusCode::kAborted: return 409;
-    case absl::StatusCode::kResourceExhausted: return 429;
-    case absl::StatusCode::kUnimplemented: return 501;
-    case absl::StatusCode::kUnavailable: return 503;
-    default: return 500;
+    case absl::StatusCode::kAborted:
+      return 409;
+    case absl::StatusCode::kResourceExhausted:
+      return 429;
+    case absl::StatusCode::kUnimplemented:
+      return 501;
+    case absl::StatusCode::kUnavailable:
+      return 503;
+    default:
+      return 500;
   }
 }
 
 std::string CodeName(int http) {
   switch (http) {
-    case 400: return "invalid_argument";
-    case 401: return "unauthenticated";
-    case 403: return "permission_denied";
-    case 404: return "not_found";
-    case 409: return "conflict";
-    case 413: return "payload_too_large";
-    case 429: return "rate_limited";
-    case 501: return "not_implemented";
-    case 503: return "unavailable";
-    default: return "internal";
+    case 400:
+      return "invalid_argument";
+    case 401:
+      return "unauthenticated";
+    case 403:
+      return "permission_denied";
+    case 404:
+      return "not_found";
+    case 409:
+      return "conflict";
+    case 413:
+      return "payload_too_large";
+    case 429:
+      return "rate_limited";
+    case 501:
+      return "not_implemented";
+    case 503:
+      return "unavailable";
+    default:
+      return "internal";
   }
 }
 
@@ -190,7 +209,8 @@ absl::StatusOr<std::unique_ptr<RestServer>> RestServer::New(RestServerOptions op
   }
   if (s->port_ <= 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", s->options_.host, ":",
-                                               s->options_.port, " (in use?); pick another with --listen"));
+                                               s->options_.port,
+                                               " (in use?); pick another with --listen"));
   }
   return s;
 }
@@ -221,7 +241,8 @@ std::vector<Route> Table(ControlPlane* cp, MetadataStore* store, const std::stri
   // Projects.
   add("POST", "/api/v1/projects", [cp, store](Call& c) {
     WithIdempotency(c, *store, "POST /projects", [&] {
-      auto body = ParseBody(c.req.body, {{"name", {F::kString, true}}, {"cmek_enabled", {F::kBool, false}}});
+      auto body = ParseBody(c.req.body,
+                            {{"name", {F::kString, true}}, {"cmek_enabled", {F::kBool, false}}});
       if (!c.Check(body)) return;
       auto p = cp->CreateProject(c.user, (*body)["name"], Opt(*body, "cmek_enabled", false));
       if (c.Check(p)) c.Json(201, ProjectJson(*p));
@@ -237,14 +258,19 @@ std::vector<Route> Table(ControlPlane* cp, MetadataStore* store, const std::stri
     if (c.Check(p)) c.Json(200, ProjectJson(*p));
   });
   add("PATCH", "/api/v1/projects/{project_id}", [cp](Call& c) {
-    auto body = ParseBody(c.req.body, {{"name", {F::kString, false}}, {"cmek_enabled", {F::kBool, false}}});
+    auto body =
+        ParseBody(c.req.body, {{"name", {F::kString, false}}, {"cmek_enabled", {F::kBool, false}}});
     if (!c.Check(body)) return;
     auto current = cp->GetProject(c.user, c.params[0]);
     if (!c.Check(current)) return;
-    if (body->contains("cmek_enabled") && (*body)["cmek_enabled"].get<bool>() != current->cmek_enabled) {
-      SendError(c.res, 409, current->cmek_enabled
-          ? "CMEK cannot be turned off for a project once it is created; its data stays under the customer's key"
-          : "CMEK cannot be enabled for an existing project; create a new project with cmek_enabled=true and create its clusters there");
+    if (body->contains("cmek_enabled") &&
+        (*body)["cmek_enabled"].get<bool>() != current->cmek_enabled) {
+      SendError(c.res, 409,
+                current->cmek_enabled
+                    ? "CMEK cannot be turned off for a project once it is created; its data stays "
+                      "under the customer's key"
+                    : "CMEK cannot be enabled for an existing project; create a new project with "
+                      "cmek_enabled=true and create its clusters there");
       return;
     }
     if (!body->contains("name")) {
@@ -256,13 +282,16 @@ std::vector<Route> Table(ControlPlane* cp, MetadataStore* store, const std::stri
   });
   add("POST", "/api/v1/projects/{project_id}/members", [cp, store](Call& c) {
     WithIdempotency(c, *store, "POST /projects/{id}/members", [&] {
-      auto body = ParseBody(c.req.body, {{"name", {F::kString, true}}, {"role", {F::kString, true}},
+      auto body = ParseBody(c.req.body, {{"name", {F::kString, true}},
+                                         {"role", {F::kString, true}},
                                          {"token_ttl_seconds", {F::kInt, false}}});
       if (!c.Check(body)) return;
       auto m = cp->AddMember(c.user, c.params[0], (*body)["name"], (*body)["role"],
                              Opt<int64_t>(*body, "token_ttl_seconds", 0));
       if (c.Check(m)) {
-        c.Json(201, {{"user_id", m->first.id}, {"name", m->first.name}, {"role", (*body)["role"]},
+        c.Json(201, {{"user_id", m->first.id},
+                     {"name", m->first.name},
+                     {"role", (*body)["role"]},
                      {"token", m->second}});
       }
     });
@@ -271,13 +300,19 @@ std::vector<Route> Table(ControlPlane* cp, MetadataStore* store, const std::stri
   // Encryption keys.
   add("POST", "/api/v1/projects/{project_id}/encryption-keys", [cp, store](Call& c) {
     WithIdempotency(c, *store, "POST /projects/{id}/encryption-keys", [&] {
-      auto body = ParseBody(c.req.body, {{"provider", {F::kString, true}}, {"region", {F::kString, true}},
-                                         {"azure", {F::kObject, false}}, {"aws", {F::kObject, false}}});
+      auto body = ParseBody(c.req.body, {{"provider", {F::kString, true}},
+                                         {"region", {F::kString, true}},
+                                         {"azure", {F::kObject, false}},
+                                         {"aws", {F::kObject, false}}});
       if (!c.Check(body)) return;
-      KeyRequest r{(*body)["provider"], (*body)["region"], body->value("azure", json()), body->value("aws", json())};
+      KeyRequest r{(*body)["provider"], (*body)["region"], body->value("azure", json()),
+                   body->value("aws", json())};
       if (r.azure.is_object()) {
-        auto a = ParseBody(r.azure.dump(), {{"key_vault_name", {F::kString, true}}, {"key_name_prefix", {F::kString, true}},
-                                            {"subscription_id", {F::kString, false}}, {"resource_group", {F::kString, false}}},
+        auto a = ParseBody(r.azure.dump(),
+                           {{"key_vault_name", {F::kString, true}},
+                            {"key_name_prefix", {F::kString, true}},
+                            {"subscription_id", {F::kString, false}},
+                            {"resource_group", {F::kString, false}}},
                            "azure.");
         if (!c.Check(a)) return;
       }
@@ -315,11 +350,14 @@ std::vector<Route> Table(ControlPlane* cp, MetadataStore* store, const std::stri
   // Clusters.
   auto create_cluster = [cp, store](Call& c, const std::string& project_id, bool legacy) {
     WithIdempotency(c, *store, "POST clusters", [&] {
-      auto body = ParseBody(c.req.body, {{"name", {F::kString, true}}, {"cloud_provider", {F::kString, !legacy}},
-                                         {"region", {F::kString, !legacy}}, {"tier", {F::kString, !legacy}}});
+      auto body = ParseBody(c.req.body, {{"name", {F::kString, true}},
+                                         {"cloud_provider", {F::kString, !legacy}},
+                                         {"region", {F::kString, !legacy}},
+                                         {"tier", {F::kString, !legacy}}});
       if (!c.Check(body)) return;
       ClusterRequest r{(*body)["name"], Opt<std::string>(*body, "cloud_provider", "aws"),
-                       Opt<std::string>(*body, "region", "us-east-1"), Opt<std::string>(*body, "tier", "dedicated")};
+                       Opt<std::string>(*body, "region", "us-east-1"),
+                       Opt<std::string>(*body, "tier", "dedicated")};
       auto created = cp->CreateCluster(c.user, project_id, r);
       if (!c.Check(created)) return;
       json out = ClusterJson(created->cluster, cp->Endpoint(created->cluster));
@@ -359,13 +397,15 @@ std::vector<Route> Table(ControlPlane* cp, MetadataStore* store, const std::stri
   add("POST", "/api/v1/clusters/{cluster_id}:resume",
       [cp, one_cluster](Call& c) { one_cluster(c, cp->ResumeCluster(c.user, c.params[0])); });
   add("PUT", "/api/v1/clusters/{cluster_id}/backup-policy", [cp, one_cluster](Call& c) {
-    auto body = ParseBody(c.req.body, {{"schedule", {F::kString, true}}, {"retention_days", {F::kInt, true}},
+    auto body = ParseBody(c.req.body, {{"schedule", {F::kString, true}},
+                                       {"retention_days", {F::kInt, true}},
                                        {"dual_region", {F::kObject, false}}});
     if (!c.Check(body)) return;
     BackupPolicy p{(*body)["schedule"], (*body)["retention_days"].get<int>(), false, ""};
     if (body->contains("dual_region")) {
       auto d = ParseBody((*body)["dual_region"].dump(),
-                         {{"enabled", {F::kBool, true}}, {"secondary_region", {F::kString, false}}}, "dual_region.");
+                         {{"enabled", {F::kBool, true}}, {"secondary_region", {F::kString, false}}},
+                         "dual_region.");
       if (!c.Check(d)) return;
       p.dual_region = (*d)["enabled"];
       p.secondary_region = Opt<std::string>(*d, "secondary_region", "");
@@ -377,8 +417,10 @@ std::vector<Route> Table(ControlPlane* cp, MetadataStore* store, const std::stri
     auto page = c.PageParams();
     if (!c.Check(page)) return;
     int64_t since = 0, until = INT64_MAX;
-    if ((c.req.has_param("since_ms") && !absl::SimpleAtoi(c.req.get_param_value("since_ms"), &since)) ||
-        (c.req.has_param("until_ms") && !absl::SimpleAtoi(c.req.get_param_value("until_ms"), &until))) {
+    if ((c.req.has_param("since_ms") &&
+         !absl::SimpleAtoi(c.req.get_param_value("since_ms"), &since)) ||
+        (c.req.has_param("until_ms") &&
+         !absl::SimpleAtoi(c.req.get_param_value("until_ms"), &until))) {
       SendError(c.res, 400, "since_ms and until_ms must be unix times in milliseconds");
       return;
     }
@@ -404,9 +446,10 @@ void RestServer::Register() {
     res.set_header("X-Request-Id", id);
     return httplib::Server::HandlerResponse::Unhandled;
   });
-  http.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
-    SendError(res, 500, "internal error; see the server log");
-  });
+  http.set_exception_handler(
+      [](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
+        SendError(res, 500, "internal error; see the server log");
+      });
   http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;
     if (res.status == 404) {
@@ -424,7 +467,7 @@ void RestServer::Register() {
   for (auto& route : Table(&control_, &metadata_, &options_.openapi_json)) {
     bool open = route.spec.path == "/api/v1/openapi.json";
     httplib::Server::Handler h = [this, open, handler = route.handler](const httplib::Request& req,
-                                                                         httplib::Response& res) {
+                                                                       httplib::Response& res) {
       Call call{req, res, User{}, {}};
       for (size_t i = 1; i < req.matches.size(); ++i) call.params.push_back(req.matches[i]);
       if (!open) {
@@ -439,11 +482,16 @@ void RestServer::Register() {
     };
     std::string pattern = PathRegex(route.spec.path);
     const std::string& m = route.spec.method;
-    if (m == "GET") http.Get(pattern, h);
-    else if (m == "POST") http.Post(pattern, h);
-    else if (m == "PUT") http.Put(pattern, h);
-    else if (m == "PATCH") http.Patch(pattern, h);
-    else if (m == "DELETE") http.Delete(pattern, h);
+    if (m == "GET")
+      http.Get(pattern, h);
+    else if (m == "POST")
+      http.Post(pattern, h);
+    else if (m == "PUT")
+      http.Put(pattern, h);
+    else if (m == "PATCH")
+      http.Patch(pattern, h);
+    else if (m == "DELETE")
+      http.Delete(pattern, h);
   }
 }
 

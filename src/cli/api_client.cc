@@ -31,7 +31,8 @@ std::optional<ApiClient> ApiClient::FromFlags(const ParsedFlags& flags) {
     if (dir.empty()) dir = "./data";
     auto t = ReadFileToString(dir + "/owner.token", 4096);
     if (t.ok()) c.token_ = *t;
-    while (!c.token_.empty() && (c.token_.back() == '\n' || c.token_.back() == '\r')) c.token_.pop_back();
+    while (!c.token_.empty() && (c.token_.back() == '\n' || c.token_.back() == '\r'))
+      c.token_.pop_back();
   }
   std::string output = flags.Get("output").value_or("table");
   if (output != "table" && output != "json") {
@@ -49,9 +50,9 @@ std::optional<json> ApiClient::Call(const std::string& method, const std::string
   http.set_read_timeout(120);
   httplib::Headers headers = {{"Authorization", "Bearer " + token_}};
   std::string payload = body ? body->dump() : "";
-  httplib::Result res = method == "POST"     ? http.Post(path, headers, payload, "application/json")
-                        : method == "PUT"    ? http.Put(path, headers, payload, "application/json")
-                        : method == "PATCH"  ? http.Patch(path, headers, payload, "application/json")
+  httplib::Result res = method == "POST"    ? http.Post(path, headers, payload, "application/json")
+                        : method == "PUT"   ? http.Put(path, headers, payload, "application/json")
+                        : method == "PATCH" ? http.Patch(path, headers, payload, "application/json")
                         : method == "DELETE" ? http.Delete(path, headers)
                                              : http.Get(path, headers);
   if (!res) {
@@ -61,8 +62,8 @@ std::optional<json> ApiClient::Call(const std::string& method, const std::string
   }
   json j = json::parse(res->body, nullptr, false);
   if (res->status >= 400) {
-    std::string msg = j.is_object() && j.contains("error") ? j["error"].value("message", res->body)
-                                                           : res->body;
+    std::string msg =
+        j.is_object() && j.contains("error") ? j["error"].value("message", res->body) : res->body;
     if (json_output_) printf("%s\n", res->body.c_str());
     fprintf(stderr, "keyward: %s (HTTP %d)\n", msg.c_str(), res->status);
     return std::nullopt;
@@ -85,7 +86,8 @@ void PrintTable(const std::vector<std::string>& header,
   std::vector<size_t> width(header.size());
   for (size_t i = 0; i < header.size(); ++i) width[i] = header[i].size();
   for (const auto& r : rows) {
-    for (size_t i = 0; i < r.size() && i < width.size(); ++i) width[i] = std::max(width[i], r[i].size());
+    for (size_t i = 0; i < r.size() && i < width.size(); ++i)
+      width[i] = std::max(width[i], r[i].size());
   }
   auto line = [&](const std::vector<std::string>& cells) {
     std::string out;

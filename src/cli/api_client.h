@@ -2,11 +2,10 @@
 // The CLI's connection to the REST API: server address, token discovery, the call itself and
 // printing in the chosen format (human tables or --output json).
 
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "cli/flags.h"
 

@@ -58,7 +58,8 @@ struct Ctx {
 };
 
 int Usage(const std::string& noun, const std::string& problem) {
-  fprintf(stderr, "keyward %s: %s\n%s%s", noun.c_str(), problem.c_str(), kUsage.at(noun).c_str(), kCommon);
+  fprintf(stderr, "keyward %s: %s\n%s%s", noun.c_str(), problem.c_str(), kUsage.at(noun).c_str(),
+          kCommon);
   return 2;
 }
 
@@ -78,14 +79,16 @@ std::string KeyCheckLine(const json& check) {
 
 void PrintProjects(const json& items) {
   std::vector<std::vector<std::string>> rows;
-  for (const auto& p : items) rows.push_back({Str(p, "id"), Str(p, "name"), p.value("cmek_enabled", false) ? "yes" : "no"});
+  for (const auto& p : items)
+    rows.push_back({Str(p, "id"), Str(p, "name"), p.value("cmek_enabled", false) ? "yes" : "no"});
   PrintTable({"ID", "NAME", "CMEK"}, rows);
 }
 
 void PrintKeys(const json& items) {
   std::vector<std::vector<std::string>> rows;
   for (const auto& k : items) {
-    rows.push_back({Str(k, "id"), Str(k, "provider"), Str(k, "region"), Str(k, "state"), Str(k, "key_name")});
+    rows.push_back(
+        {Str(k, "id"), Str(k, "provider"), Str(k, "region"), Str(k, "state"), Str(k, "key_name")});
   }
   PrintTable({"ID", "PROVIDER", "REGION", "STATE", "KEY"}, rows);
 }
@@ -105,19 +108,24 @@ void PrintKeySetup(const json& k) {
   const json& s = k.value("setup", json::object());
   if (Str(k, "provider") == "azure-key-vault") {
     const json& id = s.value("service_identity", json::object());
-    printf("\nkeyward's application: %s (id %s)\n", Str(id, "microsoft_entra_application_name").c_str(),
+    printf("\nkeyward's application: %s (id %s)\n",
+           Str(id, "microsoft_entra_application_name").c_str(),
            Str(id, "microsoft_entra_application_id").c_str());
-    printf("full key name:         %s   (create the key under exactly this name)\n", Str(s, "full_key_name").c_str());
+    printf("full key name:         %s   (create the key under exactly this name)\n",
+           Str(s, "full_key_name").c_str());
     printf("key vault:             %s\n\nsteps:\n", Str(s, "key_vault_url").c_str());
     for (const auto& step : s.value("az_commands", json::array())) {
       printf("  # %s\n  %s\n\n", Str(step, "step").c_str(), Str(step, "command").c_str());
     }
-    printf("or deploy the ARM template: keyward key arm-template --project %s %s > keyward-cmek.json\n",
-           Str(k, "project_id").c_str(), Str(k, "id").c_str());
+    printf(
+        "or deploy the ARM template: keyward key arm-template --project %s %s > "
+        "keyward-cmek.json\n",
+        Str(k, "project_id").c_str(), Str(k, "id").c_str());
   } else if (Str(k, "provider") == "aws-kms") {
     printf("\nkey ARN: %s\nadd this statement to the key policy:\n%s\n", Str(s, "key_arn").c_str(),
            s.value("key_policy", json::object()).dump(2).c_str());
-    for (const auto& step : s.value("steps", json::array())) printf("  - %s\n", step.get<std::string>().c_str());
+    for (const auto& step : s.value("steps", json::array()))
+      printf("  - %s\n", step.get<std::string>().c_str());
   }
 }
 
@@ -125,7 +133,8 @@ int Project(const std::string& verb, const Ctx& c) {
   if (verb == "create") {
     auto name = Need(c, "project", "name");
     if (!name) return 2;
-    json body = {{"name", *name}, {"cmek_enabled", c.flags.Get("cmek").value_or("false") == "true"}};
+    json body = {{"name", *name},
+                 {"cmek_enabled", c.flags.Get("cmek").value_or("false") == "true"}};
     auto r = c.api.Call("POST", "/api/v1/projects", &body);
     if (!r) return 1;
     c.api.Print(*r, [&] { PrintProjects(json::array({*r})); });
@@ -157,8 +166,9 @@ int Project(const std::string& verb, const Ctx& c) {
     auto r = c.api.Call("POST", path + "/members", &body);
     if (!r) return 1;
     c.api.Print(*r, [&] {
-      printf("member %s (%s) added as %s\ntoken: %s   (shown once; keep it)\n", Str(*r, "name").c_str(),
-             Str(*r, "user_id").c_str(), Str(*r, "role").c_str(), Str(*r, "token").c_str());
+      printf("member %s (%s) added as %s\ntoken: %s   (shown once; keep it)\n",
+             Str(*r, "name").c_str(), Str(*r, "user_id").c_str(), Str(*r, "role").c_str(),
+             Str(*r, "token").c_str());
     });
     return 0;
   }
@@ -176,8 +186,10 @@ int Key(const std::string& verb, const Ctx& c) {
     json body = {{"provider", *provider}, {"region", *region}};
     if (*provider == "azure-key-vault") {
       json az = json::object();
-      for (auto [flag, field] : {std::pair{"key-vault-name", "key_vault_name"}, {"key-name-prefix", "key_name_prefix"},
-                                 {"subscription-id", "subscription_id"}, {"resource-group", "resource_group"}}) {
+      for (auto [flag, field] : {std::pair{"key-vault-name", "key_vault_name"},
+                                 {"key-name-prefix", "key_name_prefix"},
+                                 {"subscription-id", "subscription_id"},
+                                 {"resource-group", "resource_group"}}) {
         if (auto v = c.flags.Get(flag)) az[field] = *v;
       }
       body["azure"] = az;
@@ -227,7 +239,8 @@ int Cluster(const std::string& verb, const Ctx& c) {
     if (auto p = c.flags.Get("project")) {
       path = "/api/v1/projects/" + *p + "/clusters";
       for (const char* f : {"cloud", "region", "tier"}) {
-        if (!c.flags.Get(f)) return Usage("cluster", absl::StrCat("--", f, " is required with --project"));
+        if (!c.flags.Get(f))
+          return Usage("cluster", absl::StrCat("--", f, " is required with --project"));
       }
     }
     if (auto v = c.flags.Get("cloud")) body["cloud_provider"] = *v;
@@ -240,7 +253,8 @@ int Cluster(const std::string& verb, const Ctx& c) {
       printf("cluster %s (%s) is %s on %s/%s, encrypted under key %s\n", Str(*r, "id").c_str(),
              Str(*r, "name").c_str(), Str(*r, "state").c_str(), Str(*r, "cloud_provider").c_str(),
              Str(*r, "region").c_str(), Str(*r, "encryption_key_id").c_str());
-      printf("endpoint: %s\npassword: %s   (shown once; keep it)\n", endpoint.c_str(), Str(*r, "password").c_str());
+      printf("endpoint: %s\npassword: %s   (shown once; keep it)\n", endpoint.c_str(),
+             Str(*r, "password").c_str());
       printf("connect:  redis-cli -p %s --user default --pass %s\n",
              endpoint.substr(endpoint.rfind(':') + 1).c_str(), Str(*r, "password").c_str());
     });
@@ -269,7 +283,8 @@ int Cluster(const std::string& verb, const Ctx& c) {
     if (!days) return 2;
     json body = {{"schedule", *schedule}, {"retention_days", std::atoi(days->c_str())}};
     if (c.flags.Has("dual-region")) {
-      body["dual_region"] = {{"enabled", true}, {"secondary_region", c.flags.Get("secondary-region").value_or("")}};
+      body["dual_region"] = {{"enabled", true},
+                             {"secondary_region", c.flags.Get("secondary-region").value_or("")}};
     }
     r = c.api.Call("PUT", path + "/backup-policy", &body);
   } else {
@@ -309,16 +324,17 @@ int RunCli(const std::string& noun, const std::vector<std::string>& args) {
   static const std::map<std::string, std::function<int(const std::string&, const Ctx&)>> kNouns = {
       {"project", Project}, {"key", Key}, {"cluster", Cluster}, {"audit", Audit}};
   std::set<std::string> valued = kCommonValuedFlags;
-  for (const char* f : {"name", "project", "provider", "region", "key-vault-name", "key-name-prefix",
-                        "subscription-id", "resource-group", "key-arn", "cloud", "tier", "role",
-                        "token-ttl", "schedule", "retention-days", "secondary-region", "since-ms",
-                        "until-ms"}) {
+  for (const char* f :
+       {"name", "project", "provider", "region", "key-vault-name", "key-name-prefix",
+        "subscription-id", "resource-group", "key-arn", "cloud", "tier", "role", "token-ttl",
+        "schedule", "retention-days", "secondary-region", "since-ms", "until-ms"}) {
     valued.insert(f);
   }
   std::vector<std::string> rest = args;
   // --cmek may stand alone (create) or take true/false (update).
   for (size_t i = 0; i < rest.size(); ++i) {
-    if (rest[i] == "--cmek" && (i + 1 >= rest.size() || (rest[i + 1] != "true" && rest[i + 1] != "false"))) {
+    if (rest[i] == "--cmek" &&
+        (i + 1 >= rest.size() || (rest[i + 1] != "true" && rest[i + 1] != "false"))) {
       rest[i] = "--cmek=true";
     }
   }

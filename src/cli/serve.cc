@@ -14,9 +14,9 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "api/openapi_document.h"
 #include "api/rest_server.h"
 #include "cli/flags.h"
-#include "api/openapi_document.h"
 #include "control/cluster_runtime.h"
 #include "control/control_plane.h"
 #include "control/metadata_store.h"
@@ -78,7 +78,8 @@ absl::Status SplitHostPort(const std::string& s, std::string* host, int* port) {
 }
 
 // The service's identity in customers' clouds: from flags, else generated once and persisted.
-absl::StatusOr<ServiceIdentity> LoadIdentity(const ParsedFlags& flags, const std::string& data_dir) {
+absl::StatusOr<ServiceIdentity> LoadIdentity(const ParsedFlags& flags,
+                                             const std::string& data_dir) {
   std::string path = data_dir + "/service-identity.json";
   nlohmann::json stored = nlohmann::json::object();
   if (access(path.c_str(), F_OK) == 0) {
@@ -87,20 +88,22 @@ absl::StatusOr<ServiceIdentity> LoadIdentity(const ParsedFlags& flags, const std
     if (!stored.is_object()) return absl::DataLossError(absl::StrCat(path, " is not valid JSON"));
   } else {
     ASSIGN_OR_RETURN(std::string h, RandomHex(16));
-    std::string uuid = absl::StrCat(h.substr(0, 8), "-", h.substr(8, 4), "-4", h.substr(13, 3), "-a",
-                                    h.substr(17, 3), "-", h.substr(20, 12));
+    std::string uuid = absl::StrCat(h.substr(0, 8), "-", h.substr(8, 4), "-4", h.substr(13, 3),
+                                    "-a", h.substr(17, 3), "-", h.substr(20, 12));
     ASSIGN_OR_RETURN(std::string acct, RandomHex(6));
     std::string digits;
     for (char c : acct) digits.push_back(static_cast<char>('0' + (c % 10)));
-    stored = {{"azure_app_id", uuid},
-              {"azure_app_name", absl::StrCat("keyward-", h.substr(0, 6))},
-              {"aws_principal_arn", absl::StrCat("arn:aws:iam::", digits, ":role/keyward-service")}};
+    stored = {
+        {"azure_app_id", uuid},
+        {"azure_app_name", absl::StrCat("keyward-", h.substr(0, 6))},
+        {"aws_principal_arn", absl::StrCat("arn:aws:iam::", digits, ":role/keyward-service")}};
     RETURN_IF_ERROR(WriteFileAtomically(path, stored.dump(2) + "\n", 0600));
   }
   ServiceIdentity id;
   id.azure_app_id = flags.Get("azure-app-id").value_or(stored.value("azure_app_id", ""));
   id.azure_app_name = flags.Get("azure-app-name").value_or(stored.value("azure_app_name", ""));
-  id.aws_principal_arn = flags.Get("aws-principal-arn").value_or(stored.value("aws_principal_arn", ""));
+  id.aws_principal_arn =
+      flags.Get("aws-principal-arn").value_or(stored.value("aws_principal_arn", ""));
   return id;
 }
 
@@ -115,7 +118,8 @@ absl::Status EnsureOwnerToken(ControlPlane& control, const std::string& path) {
   }
   if (!absl::IsAlreadyExists(token.status())) return token.status();
   if (access(path.c_str(), F_OK) != 0) {
-    fprintf(stderr, "keyward: %s is missing; use a token you kept, or add a member token\n", path.c_str());
+    fprintf(stderr, "keyward: %s is missing; use a token you kept, or add a member token\n",
+            path.c_str());
   }
   return absl::OkStatus();
 }
@@ -132,9 +136,13 @@ absl::StatusOr<std::optional<AzureSettings>> LoadAzure(const ParsedFlags& flags)
   a.identity.client_id = flags.Get("azure-client-id").value_or(EnvOr("AZURE_CLIENT_ID"));
   a.identity.client_secret = EnvOr("AZURE_CLIENT_SECRET");
   a.identity.federated_token_file = EnvOr("AZURE_FEDERATED_TOKEN_FILE");
-  a.identity.certificate_path = flags.Get("azure-client-certificate").value_or(EnvOr("AZURE_CLIENT_CERTIFICATE_PATH"));
-  a.identity.authority_host = flags.Get("azure-authority-host").value_or(EnvOr("AZURE_AUTHORITY_HOST", a.identity.authority_host));
-  while (!a.identity.authority_host.empty() && a.identity.authority_host.back() == '/') a.identity.authority_host.pop_back();
+  a.identity.certificate_path =
+      flags.Get("azure-client-certificate").value_or(EnvOr("AZURE_CLIENT_CERTIFICATE_PATH"));
+  a.identity.authority_host =
+      flags.Get("azure-authority-host")
+          .value_or(EnvOr("AZURE_AUTHORITY_HOST", a.identity.authority_host));
+  while (!a.identity.authority_host.empty() && a.identity.authority_host.back() == '/')
+    a.identity.authority_host.pop_back();
   a.identity.imds_url = flags.Get("azure-imds-url").value_or(a.identity.imds_url);
   // The same precedence as the SDKs' environment credential: secret, certificate, federated.
   if (flags.Has("azure-managed-identity")) {
@@ -154,9 +162,12 @@ absl::StatusOr<std::optional<AzureSettings>> LoadAzure(const ParsedFlags& flags)
   }
   if (a.identity.kind != EntraIdentity::Kind::kManagedIdentity &&
       (a.identity.tenant_id.empty() || a.identity.client_id.empty())) {
-    return absl::InvalidArgumentError("Azure needs both --azure-tenant-id and --azure-client-id (or AZURE_TENANT_ID/AZURE_CLIENT_ID)");
+    return absl::InvalidArgumentError(
+        "Azure needs both --azure-tenant-id and --azure-client-id (or "
+        "AZURE_TENANT_ID/AZURE_CLIENT_ID)");
   }
-  a.vault.vault_url_template = flags.Get("azure-vault-url-template").value_or(a.vault.vault_url_template);
+  a.vault.vault_url_template =
+      flags.Get("azure-vault-url-template").value_or(a.vault.vault_url_template);
   a.vault.management_host = flags.Get("azure-management-host").value_or(a.vault.management_host);
   a.vault.api_version = flags.Get("azure-api-version").value_or(a.vault.api_version);
   a.http.connect_to = flags.Get("azure-connect-to").value_or("");
@@ -190,7 +201,8 @@ absl::Status Serve(const ParsedFlags& flags, const KmsFactoryMaker& make_kms) {
   RETURN_IF_ERROR(MakeDirs(data_dir, 0700));
   data_dir = std::filesystem::canonical(data_dir).string();
   std::string escrow_path = flags.Get("escrow-key-file").value_or(data_dir + "/escrow.key");
-  ASSIGN_OR_RETURN(std::unique_ptr<EscrowProvider> escrow_owned, EscrowProvider::LoadOrCreate(escrow_path));
+  ASSIGN_OR_RETURN(std::unique_ptr<EscrowProvider> escrow_owned,
+                   EscrowProvider::LoadOrCreate(escrow_path));
   std::shared_ptr<MasterKeyProvider> escrow(std::move(escrow_owned));
   std::string escrow_id = escrow->key_id();
   ASSIGN_OR_RETURN(std::unique_ptr<MetadataStore> metadata,
@@ -221,7 +233,8 @@ absl::Status Serve(const ParsedFlags& flags, const KmsFactoryMaker& make_kms) {
   rest_opts.host = host;
   rest_opts.port = port;
   rest_opts.openapi_json = OpenApiDocument();
-  ASSIGN_OR_RETURN(std::unique_ptr<RestServer> rest, RestServer::New(rest_opts, control, *metadata));
+  ASSIGN_OR_RETURN(std::unique_ptr<RestServer> rest,
+                   RestServer::New(rest_opts, control, *metadata));
   rest->Start();
 
   printf("keyward: data directory %s (escrow key %s)\n", data_dir.c_str(), escrow_id.c_str());
@@ -270,7 +283,9 @@ absl::StatusOr<std::vector<std::string>> WithConfigFile(const std::vector<std::s
   if (path.empty()) return out;
   ASSIGN_OR_RETURN(std::string text, ReadFileToString(path, 1 << 20));
   nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
-  if (!j.is_object()) return absl::InvalidArgumentError(absl::StrCat("--config ", path, " must hold a JSON object of flags"));
+  if (!j.is_object())
+    return absl::InvalidArgumentError(
+        absl::StrCat("--config ", path, " must hold a JSON object of flags"));
   for (const auto& [k, v] : j.items()) {
     bool given = false;
     for (const auto& a : out) given |= a == "--" + k || a.rfind("--" + k + "=", 0) == 0;
@@ -280,7 +295,8 @@ absl::StatusOr<std::vector<std::string>> WithConfigFile(const std::vector<std::s
     } else if (v.is_string() || v.is_number()) {
       out.push_back("--" + k + "=" + (v.is_string() ? v.get<std::string>() : v.dump()));
     } else {
-      return absl::InvalidArgumentError(absl::StrCat("--config: '", k, "' must be a string, number or boolean"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--config: '", k, "' must be a string, number or boolean"));
     }
   }
   return out;
@@ -293,12 +309,26 @@ int RunServe(const std::vector<std::string>& raw_args, const KmsFactoryMaker& ma
     return 2;
   }
   auto flags = ParseFlags(*args,
-                          {"data-dir", "listen", "cluster-host", "escrow-key-file",
-                           "data-key-rotation-days", "max-bulk-bytes", "max-clients",
-                           "azure-app-id", "azure-app-name", "aws-principal-arn", "azure-tenant-id",
-                           "azure-client-id", "azure-imds-url", "azure-authority-host",
-                           "azure-management-host", "azure-vault-url-template", "azure-connect-to",
-                           "azure-ca-file", "azure-api-version", "azure-client-certificate"},
+                          {"data-dir",
+                           "listen",
+                           "cluster-host",
+                           "escrow-key-file",
+                           "data-key-rotation-days",
+                           "max-bulk-bytes",
+                           "max-clients",
+                           "azure-app-id",
+                           "azure-app-name",
+                           "aws-principal-arn",
+                           "azure-tenant-id",
+                           "azure-client-id",
+                           "azure-imds-url",
+                           "azure-authority-host",
+                           "azure-management-host",
+                           "azure-vault-url-template",
+                           "azure-connect-to",
+                           "azure-ca-file",
+                           "azure-api-version",
+                           "azure-client-certificate"},
                           {"help", "azure-managed-identity"});
   if (!flags.ok()) {
     fprintf(stderr, "keyward serve: %s\n", std::string(flags.status().message()).c_str());

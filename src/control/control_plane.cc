@@ -69,8 +69,8 @@ bool CanTransition(const std::string& from, const std::string& to) {
 }
 
 absl::Status IllegalTransition(const Cluster& c, const std::string& action) {
-  return absl::FailedPreconditionError(absl::StrCat("cannot ", action, " cluster ", c.id,
-                                                    ": it is ", c.state));
+  return absl::FailedPreconditionError(
+      absl::StrCat("cannot ", action, " cluster ", c.id, ": it is ", c.state));
 }
 
 }  // namespace
@@ -103,7 +103,8 @@ absl::StatusOr<std::string> ControlPlane::Bootstrap() {
 absl::StatusOr<std::string> ControlPlane::DefaultProjectId() {
   ASSIGN_OR_RETURN(std::optional<std::string> org, metadata_.OrganizationId());
   if (!org) return absl::FailedPreconditionError("no organization yet");
-  ASSIGN_OR_RETURN(std::vector<Project> projects, metadata_.ListProjects(*org, std::nullopt, {0, 1}));
+  ASSIGN_OR_RETURN(std::vector<Project> projects,
+                   metadata_.ListProjects(*org, std::nullopt, {0, 1}));
   if (projects.empty() || projects[0].name != kDefaultProject) {
     return absl::NotFoundError("the default project is gone; name a project with --project");
   }
@@ -129,8 +130,12 @@ absl::StatusOr<Project> ControlPlane::Authorize(const User& actor, const std::st
   }
   if (actor.org_role == "owner") return *project;
   ASSIGN_OR_RETURN(std::string role, metadata_.ProjectRole(project_id, actor.id));
-  int have = role == "project_owner" ? 3 : role == "project_member" ? 2 : role == "project_viewer" ? 1 : 0;
-  if (have == 0) return absl::NotFoundError(absl::StrCat("project '", project_id, "' does not exist"));
+  int have = role == "project_owner"    ? 3
+             : role == "project_member" ? 2
+             : role == "project_viewer" ? 1
+                                        : 0;
+  if (have == 0)
+    return absl::NotFoundError(absl::StrCat("project '", project_id, "' does not exist"));
   int want = need == Need::kOwner ? 3 : need == Need::kMember ? 2 : 1;
   if (have < want) {
     return absl::PermissionDeniedError(absl::StrCat(
@@ -140,10 +145,10 @@ absl::StatusOr<Project> ControlPlane::Authorize(const User& actor, const std::st
   return *project;
 }
 
-void ControlPlane::Audit(const User* actor, const std::string& project_id, const std::string& action,
-                         const std::string& target, const EncryptionKey* key,
-                         const absl::Status& result, const std::string& detail,
-                         const std::string& key_version) {
+void ControlPlane::Audit(const User* actor, const std::string& project_id,
+                         const std::string& action, const std::string& target,
+                         const EncryptionKey* key, const absl::Status& result,
+                         const std::string& detail, const std::string& key_version) {
   AuditEvent e;
   e.project_id = project_id;
   e.at_ms = now_ms_();
@@ -155,7 +160,8 @@ void ControlPlane::Audit(const User* actor, const std::string& project_id, const
   e.result = result.ok() ? "success" : "failure";
   e.message = result.ok() ? detail : std::string(result.message());
   absl::Status st = metadata_.AppendAudit(e);
-  if (!st.ok()) fprintf(stderr, "keyward: audit write failed: %s\n", std::string(st.message()).c_str());
+  if (!st.ok())
+    fprintf(stderr, "keyward: audit write failed: %s\n", std::string(st.message()).c_str());
 }
 
 absl::StatusOr<Project> ControlPlane::CreateProject(const User& actor, const std::string& name,
@@ -188,7 +194,8 @@ absl::StatusOr<Project> ControlPlane::CreateProject(const User& actor, const std
     escrow = k;
   }
   absl::Status st = metadata_.CreateProject(p, actor.id, escrow);
-  Audit(&actor, p.id, "project.create", p.id, nullptr, st, cmek ? "cmek_enabled=true" : "cmek_enabled=false");
+  Audit(&actor, p.id, "project.create", p.id, nullptr, st,
+        cmek ? "cmek_enabled=true" : "cmek_enabled=false");
   RETURN_IF_ERROR(st);
   return p;
 }
@@ -247,9 +254,10 @@ absl::StatusOr<EncryptionKey> ControlPlane::CreateKey(const User& actor,
                                                       const KeyRequest& req) {
   ASSIGN_OR_RETURN(Project p, Authorize(actor, project_id, Need::kOwner));
   if (!p.cmek_enabled) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "project ", p.id, " was created without CMEK, and CMEK cannot be enabled later; create a "
-        "new project with cmek_enabled=true and create its clusters there"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("project ", p.id,
+                     " was created without CMEK, and CMEK cannot be enabled later; create a "
+                     "new project with cmek_enabled=true and create its clusters there"));
   }
   if (req.provider != "azure-key-vault" && req.provider != "aws-kms") {
     return absl::InvalidArgumentError(
@@ -267,7 +275,8 @@ absl::StatusOr<EncryptionKey> ControlPlane::CreateKey(const User& actor,
   if (req.provider == "azure-key-vault") {
     static const std::regex kVault("^[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$");
     static const std::regex kPrefix("^[0-9a-zA-Z-]{1,100}$");
-    if (!req.aws.is_null()) return absl::InvalidArgumentError("field 'aws' does not go with provider azure-key-vault");
+    if (!req.aws.is_null())
+      return absl::InvalidArgumentError("field 'aws' does not go with provider azure-key-vault");
     if (!req.azure.is_object()) {
       return absl::InvalidArgumentError(
           "field 'azure' is required: {\"key_vault_name\":…, \"key_name_prefix\":…}");
@@ -288,13 +297,16 @@ absl::StatusOr<EncryptionKey> ControlPlane::CreateKey(const User& actor,
     config = {{"key_vault_name", vault}, {"key_name_prefix", prefix}};
     for (const char* opt : {"subscription_id", "resource_group"}) {
       if (req.azure.contains(opt)) {
-        if (!req.azure[opt].is_string()) return absl::InvalidArgumentError(absl::StrCat("azure.", opt, " must be a string"));
+        if (!req.azure[opt].is_string())
+          return absl::InvalidArgumentError(absl::StrCat("azure.", opt, " must be a string"));
         config[opt] = req.azure[opt];
       }
     }
   } else {
-    static const std::regex kArn("^arn:aws[a-z-]*:kms:([a-z0-9-]+):([0-9]{12}):key/[0-9a-fA-F-]{1,64}$");
-    if (!req.azure.is_null()) return absl::InvalidArgumentError("field 'azure' does not go with provider aws-kms");
+    static const std::regex kArn(
+        "^arn:aws[a-z-]*:kms:([a-z0-9-]+):([0-9]{12}):key/[0-9a-fA-F-]{1,64}$");
+    if (!req.azure.is_null())
+      return absl::InvalidArgumentError("field 'azure' does not go with provider aws-kms");
     std::string arn = req.aws.is_object() ? req.aws.value("key_arn", "") : "";
     std::smatch m;
     if (!std::regex_match(arn, m, kArn)) {
@@ -312,7 +324,8 @@ absl::StatusOr<EncryptionKey> ControlPlane::CreateKey(const User& actor,
   k.config_json = config.dump();
   k.status_message = "waiting for you to create the key and grant access, then test it";
   absl::Status st = metadata_.InsertKey(k);
-  Audit(&actor, p.id, "encryption_key.create", k.id, &k, st, absl::StrCat(k.provider, " ", k.region));
+  Audit(&actor, p.id, "encryption_key.create", k.id, &k, st,
+        absl::StrCat(k.provider, " ", k.region));
   RETURN_IF_ERROR(st);
   return k;
 }
@@ -329,7 +342,8 @@ absl::StatusOr<EncryptionKey> ControlPlane::GetKey(const User& actor, const std:
   RETURN_IF_ERROR(Authorize(actor, project_id, Need::kView).status());
   ASSIGN_OR_RETURN(std::optional<EncryptionKey> k, metadata_.GetKey(key_id));
   if (!k || k->project_id != project_id) {
-    return absl::NotFoundError(absl::StrCat("encryption key '", key_id, "' does not exist in project ", project_id));
+    return absl::NotFoundError(
+        absl::StrCat("encryption key '", key_id, "' does not exist in project ", project_id));
   }
   return *k;
 }
@@ -347,13 +361,16 @@ absl::StatusOr<KeyTestOutcome> ControlPlane::TestKey(const User& actor,
   const bool azure = key.provider == "azure-key-vault";
   auto provider = kms_.ProviderFor(key);
   std::optional<KeyDescription> desc;
-  if (!check("connect", provider.ok(), provider.ok() ? "provider configured" : std::string(provider.status().message()))) {
+  if (!check("connect", provider.ok(),
+             provider.ok() ? "provider configured" : std::string(provider.status().message()))) {
   } else if (auto d = (*provider)->Describe(); !d.ok()) {
-    std::string hint = absl::IsNotFound(d.status())
-                           ? (azure ? " (reference Step 2.7: create the key under the full name shown)" : "")
-                       : absl::IsPermissionDenied(d.status())
-                           ? (azure ? " (reference Step 2.9: assign the role on the key)" : " (add the key policy statement shown)")
-                           : "; try the test again when the KMS is reachable";
+    std::string hint =
+        absl::IsNotFound(d.status())
+            ? (azure ? " (reference Step 2.7: create the key under the full name shown)" : "")
+        : absl::IsPermissionDenied(d.status())
+            ? (azure ? " (reference Step 2.9: assign the role on the key)"
+                     : " (add the key policy statement shown)")
+            : "; try the test again when the KMS is reachable";
     check("describe", false, absl::StrCat(d.status().message(), hint));
   } else {
     desc = *d;
@@ -366,7 +383,8 @@ absl::StatusOr<KeyTestOutcome> ControlPlane::TestKey(const User& actor,
                                        azure ? "Key Vault" : "AWS KMS", " and test again"));
     check("key_operations", desc->can_wrap,
           desc->can_wrap ? "wrapKey and unwrapKey allowed"
-                         : "the key's permitted operations exclude wrapKey/unwrapKey; recreate it with --ops wrapKey unwrapKey");
+                         : "the key's permitted operations exclude wrapKey/unwrapKey; recreate it "
+                           "with --ops wrapKey unwrapKey");
     if (azure) {
       if (!desc->purge_protection.has_value()) {
         check("purge_protection", true, "purge protection not verified (no vault read access)");
@@ -379,7 +397,8 @@ absl::StatusOr<KeyTestOutcome> ControlPlane::TestKey(const User& actor,
       }
     }
     if (!desc->region.has_value()) {
-      check("region", true, "region not verified (give subscription_id and resource_group to check it)");
+      check("region", true,
+            "region not verified (give subscription_id and resource_group to check it)");
     } else {
       bool same = *desc->region == key.region;
       check("region", same,
@@ -393,13 +412,14 @@ absl::StatusOr<KeyTestOutcome> ControlPlane::TestKey(const User& actor,
     std::string context = "keyward-key-test:" + key.id;
     auto wrapped = probe.ok() ? (*provider)->Wrap(*probe, context)
                               : absl::StatusOr<WrappedKey>(probe.status());
-    if (check("wrap", wrapped.ok(), wrapped.ok() ? "wrapKey succeeded" : std::string(wrapped.status().message()))) {
+    if (check("wrap", wrapped.ok(),
+              wrapped.ok() ? "wrapKey succeeded" : std::string(wrapped.status().message()))) {
       auto unwrapped = (*provider)->Unwrap(*wrapped, context);
       bool same = unwrapped.ok() && unwrapped->Equals(*probe);
       check("unwrap", same,
-            same ? "unwrapKey returned the wrapped bytes"
-                 : unwrapped.ok() ? "unwrapKey returned different bytes"
-                                  : std::string(unwrapped.status().message()));
+            same             ? "unwrapKey returned the wrapped bytes"
+            : unwrapped.ok() ? "unwrapKey returned different bytes"
+                             : std::string(unwrapped.status().message()));
     }
   }
   std::vector<std::string> failures;
@@ -408,14 +428,14 @@ absl::StatusOr<KeyTestOutcome> ControlPlane::TestKey(const User& actor,
   }
   std::string state = failures.empty() ? "active" : "failed";
   std::string message = failures.empty() ? "tested: describe, wrap and unwrap succeeded"
-                                          : absl::StrJoin(failures, "; ");
+                                         : absl::StrJoin(failures, "; ");
   RETURN_IF_ERROR(metadata_.UpdateKeyState(key.id, state, message, Now()));
   key.state = state;
   key.status_message = message;
   key.updated_at = Now();
   Audit(&actor, p.id, "encryption_key.test", key.id, &key,
-        failures.empty() ? absl::OkStatus() : absl::FailedPreconditionError(message),
-        "", desc ? desc->key_version : "");
+        failures.empty() ? absl::OkStatus() : absl::FailedPreconditionError(message), "",
+        desc ? desc->key_version : "");
   out.key = key;
   return out;
 }
@@ -443,9 +463,8 @@ absl::Status ControlPlane::OpenCluster(Cluster& c, bool create) {
                             ? "the escrow key"
                             : absl::StrCat("encryption key ", key->key_name, " (", key->provider,
                                            "/", key->region, ")");
-    return absl::Status(port.status().code(),
-                        absl::StrCat("cannot open cluster ", c.id, " with ", where, ": ",
-                                     port.status().message()));
+    return absl::Status(port.status().code(), absl::StrCat("cannot open cluster ", c.id, " with ",
+                                                           where, ": ", port.status().message()));
   }
   c.port = *port;
   return absl::OkStatus();
@@ -461,11 +480,13 @@ absl::Status ControlPlane::Start() {
       RETURN_IF_ERROR(SetState(c, "failed",
                                "creation was interrupted by a server restart; delete this "
                                "cluster and create it again"));
-      Audit(nullptr, c.project_id, "cluster.recover", c.id, nullptr, absl::OkStatus(), "creating -> failed");
+      Audit(nullptr, c.project_id, "cluster.recover", c.id, nullptr, absl::OkStatus(),
+            "creating -> failed");
     } else if (c.state == "deleting") {
       RETURN_IF_ERROR(runtime_.Shred(c.id));
       RETURN_IF_ERROR(SetState(c, "deleted", ""));
-      Audit(nullptr, c.project_id, "cluster.recover", c.id, nullptr, absl::OkStatus(), "deleting -> deleted");
+      Audit(nullptr, c.project_id, "cluster.recover", c.id, nullptr, absl::OkStatus(),
+            "deleting -> deleted");
     } else if (c.state == "available" || c.state == "inaccessible") {
       int old_port = c.port;
       absl::Status st = OpenCluster(c, /*create=*/false);
@@ -497,13 +518,14 @@ absl::StatusOr<ClusterCreated> ControlPlane::CreateCluster(const User& actor,
     if (req.tier != "dedicated") {
       return absl::FailedPreconditionError(absl::StrCat(
           "CMEK-enabled projects can only create dedicated clusters; use tier dedicated, or a "
-          "project without CMEK for ", req.tier, " clusters"));
+          "project without CMEK for ",
+          req.tier, " clusters"));
     }
     std::string provider = ProviderForCloud(req.cloud_provider);
     if (provider.empty()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "CMEK-enabled projects can only create clusters on aws or azure, not ",
-          req.cloud_provider, "; choose aws or azure"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("CMEK-enabled projects can only create clusters on aws or azure, not ",
+                       req.cloud_provider, "; choose aws or azure"));
     }
     ASSIGN_OR_RETURN(std::vector<EncryptionKey> keys, metadata_.ListKeys(p.id, {0, 1 << 30}));
     std::optional<EncryptionKey> match;
@@ -536,7 +558,8 @@ absl::StatusOr<ClusterCreated> ControlPlane::CreateCluster(const User& actor,
         found = true;
       }
     }
-    if (!found) return absl::DataLossError(absl::StrCat("project ", p.id, " has no escrow key record"));
+    if (!found)
+      return absl::DataLossError(absl::StrCat("project ", p.id, " has no escrow key record"));
   }
 
   std::lock_guard<std::mutex> lock(lifecycle_mu_);
@@ -584,7 +607,8 @@ absl::StatusOr<Cluster> ControlPlane::LoadCluster(const User& actor, const std::
   if (!c) return absl::NotFoundError(absl::StrCat("cluster '", id, "' does not exist"));
   auto p = Authorize(actor, c->project_id, need);
   if (!p.ok()) {
-    if (absl::IsNotFound(p.status())) return absl::NotFoundError(absl::StrCat("cluster '", id, "' does not exist"));
+    if (absl::IsNotFound(p.status()))
+      return absl::NotFoundError(absl::StrCat("cluster '", id, "' does not exist"));
     return p.status();
   }
   if (project) *project = *p;
@@ -616,8 +640,8 @@ absl::StatusOr<Cluster> ControlPlane::ResumeCluster(const User& actor, const std
   if (!st.ok()) {
     // Stays where it was; the message says why (disabled key, missing permission, …).
     Audit(&actor, c.project_id, "cluster.resume", c.id, key ? &*key : nullptr, st);
-    return absl::FailedPreconditionError(absl::StrCat(
-        st.message(), "; the cluster stays ", c.state, " — fix the key, then resume again"));
+    return absl::FailedPreconditionError(absl::StrCat(st.message(), "; the cluster stays ", c.state,
+                                                      " — fix the key, then resume again"));
   }
   st = SetState(c, "available", "");
   Audit(&actor, c.project_id, "cluster.resume", c.id, key ? &*key : nullptr, st);
@@ -645,7 +669,8 @@ absl::StatusOr<Cluster> ControlPlane::SetBackupPolicy(const User& actor, const s
   ASSIGN_OR_RETURN(Cluster c, LoadCluster(actor, id, Need::kMember, &p));
   static const std::regex kSchedule("^(hourly|daily|weekly|([01][0-9]|2[0-3]):[0-5][0-9])$");
   if (!std::regex_match(policy.schedule, kSchedule)) {
-    return absl::InvalidArgumentError("schedule must be hourly, daily, weekly or a daily time HH:MM (UTC)");
+    return absl::InvalidArgumentError(
+        "schedule must be hourly, daily, weekly or a daily time HH:MM (UTC)");
   }
   if (policy.retention_days < 1 || policy.retention_days > 3650) {
     return absl::InvalidArgumentError("retention_days must be between 1 and 3650");
@@ -653,15 +678,18 @@ absl::StatusOr<Cluster> ControlPlane::SetBackupPolicy(const User& actor, const s
   if (policy.dual_region && p.cmek_enabled) {
     absl::Status refused = absl::FailedPreconditionError(absl::StrCat(
         "dual-region backup is not supported in CMEK-enabled projects; set dual_region.enabled "
-        "to false (backups stay in ", c.region, ", encrypted under the project's key)"));
+        "to false (backups stay in ",
+        c.region, ", encrypted under the project's key)"));
     Audit(&actor, c.project_id, "cluster.backup_policy", c.id, nullptr, refused);
     return refused;
   }
   if (policy.dual_region) RETURN_IF_ERROR(ValidateRegion(policy.secondary_region));
-  if (c.state == "deleted" || c.state == "deleting") return IllegalTransition(c, "set the backup policy of");
+  if (c.state == "deleted" || c.state == "deleting")
+    return IllegalTransition(c, "set the backup policy of");
   json j = {{"schedule", policy.schedule},
             {"retention_days", policy.retention_days},
-            {"dual_region", {{"enabled", policy.dual_region}, {"secondary_region", policy.secondary_region}}}};
+            {"dual_region",
+             {{"enabled", policy.dual_region}, {"secondary_region", policy.secondary_region}}}};
   std::lock_guard<std::mutex> lock(lifecycle_mu_);
   c.backup_policy_json = j.dump();
   c.updated_at = Now();

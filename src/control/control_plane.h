@@ -11,11 +11,10 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "absl/status/statusor.h"
 #include "control/cluster_runtime.h"
@@ -110,8 +109,8 @@ class ControlPlane {
                                           const BackupPolicy& policy);
 
   absl::StatusOr<std::vector<AuditEvent>> ListAudit(const User& actor,
-                                                    const std::string& project_id,
-                                                    int64_t since_ms, int64_t until_ms, Page page);
+                                                    const std::string& project_id, int64_t since_ms,
+                                                    int64_t until_ms, Page page);
 
   std::string Endpoint(const Cluster& c) const;
 

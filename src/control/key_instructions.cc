@@ -13,7 +13,8 @@ constexpr char kCryptoOfficer[] = "14b46e9e-c2b7-41b4-b07b-48a6ebf60603";
 json AzureInstructions(const EncryptionKey& key, const json& cfg, const ServiceIdentity& id) {
   std::string vault = cfg.value("key_vault_name", "");
   std::string rg = cfg.value("resource_group", "<resource-group>");
-  std::string vault_scope = absl::StrCat("$(az keyvault show --name ", vault, " --query id -o tsv)");
+  std::string vault_scope =
+      absl::StrCat("$(az keyvault show --name ", vault, " --query id -o tsv)");
   json commands = json::array({
       {{"step", "Create the service principal for keyward's application (if your tenant has none)"},
        {"command", absl::StrCat("az ad sp create --id ", id.azure_app_id)}},
@@ -61,7 +62,8 @@ json AzureInstructions(const EncryptionKey& key, const json& cfg, const ServiceI
         {"keyVaultName", {{"value", vault}}},
         {"keyName", {{"value", key.key_name}}},
         {"enterpriseAppServicePrincipalId",
-         {{"value", absl::StrCat("<az ad sp show --id ", id.azure_app_id, " --query id -o tsv>")}}}}},
+         {{"value",
+           absl::StrCat("<az ad sp show --id ", id.azure_app_id, " --query id -o tsv>")}}}}},
   };
 }
 
@@ -69,26 +71,24 @@ json AwsInstructions(const EncryptionKey& key, const ServiceIdentity& id) {
   json policy = {
       {"Version", "2012-10-17"},
       {"Id", "keyward-cmek"},
-      {"Statement",
-       json::array({
-           {{"Sid", "AllowKeywardToUseTheKey"},
-            {"Effect", "Allow"},
-            {"Principal", {{"AWS", id.aws_principal_arn}}},
-            {"Action", json::array({"kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*",
-                                    "kms:GenerateDataKey*", "kms:DescribeKey"})},
-            {"Resource", "*"}},
-       })},
+      {"Statement", json::array({
+                        {{"Sid", "AllowKeywardToUseTheKey"},
+                         {"Effect", "Allow"},
+                         {"Principal", {{"AWS", id.aws_principal_arn}}},
+                         {"Action", json::array({"kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*",
+                                                 "kms:GenerateDataKey*", "kms:DescribeKey"})},
+                         {"Resource", "*"}},
+                    })},
   };
   return {
       {"service_identity", {{"aws_principal_arn", id.aws_principal_arn}}},
       {"key_arn", key.key_name},
       {"key_policy", policy},
-      {"steps",
-       json::array({absl::StrCat("Create a symmetric KMS key in ", key.region,
-                                 " (or use the one whose ARN you entered)"),
-                    "Add the statement in key_policy to the key's policy",
-                    absl::StrCat("Then run: keyward key test --project ", key.project_id, " ",
-                                 key.id)})},
+      {"steps", json::array({absl::StrCat("Create a symmetric KMS key in ", key.region,
+                                          " (or use the one whose ARN you entered)"),
+                             "Add the statement in key_policy to the key's policy",
+                             absl::StrCat("Then run: keyward key test --project ", key.project_id,
+                                          " ", key.id)})},
   };
 }
 
@@ -100,7 +100,8 @@ json AzureArmTemplate() {
       "parameters('keyName')), parameters('enterpriseAppServicePrincipalId'), "
       "variables('cryptoServiceEncryptionUserRoleId'))]";
   return {
-      {"$schema", "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#"},
+      {"$schema",
+       "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#"},
       {"contentVersion", "1.0.0.0"},
       {"metadata",
        {{"description",
@@ -108,13 +109,18 @@ json AzureArmTemplate() {
          "assignments Key Vault Crypto Service Encryption User (keyward's application, on the key)"
          " and Key Vault Crypto Officer (you, on the vault)"}}},
       {"parameters",
-       {{"location", {{"type", "string"}, {"metadata", {{"description", "Must match the cluster's region"}}}}},
+       {{"location",
+         {{"type", "string"}, {"metadata", {{"description", "Must match the cluster's region"}}}}},
         {"keyVaultName", {{"type", "string"}}},
-        {"keyName", {{"type", "string"}, {"metadata", {{"description", "The full key name keyward showed, suffix included"}}}}},
+        {"keyName",
+         {{"type", "string"},
+          {"metadata", {{"description", "The full key name keyward showed, suffix included"}}}}},
         {"enterpriseAppServicePrincipalId", {{"type", "string"}}},
         {"cryptoOfficerPrincipalId",
-         {{"type", "string"}, {"defaultValue", ""},
-          {"metadata", {{"description", "Your object id; gets Key Vault Crypto Officer on the vault"}}}}}}},
+         {{"type", "string"},
+          {"defaultValue", ""},
+          {"metadata",
+           {{"description", "Your object id; gets Key Vault Crypto Officer on the vault"}}}}}}},
       {"variables",
        {{"cryptoServiceEncryptionUserRoleId", kCryptoServiceEncryptionUser},
         {"cryptoServiceEncryptionUserRoleName", "Key Vault Crypto Service Encryption User"},
@@ -136,17 +142,21 @@ json AzureArmTemplate() {
            {{"type", "Microsoft.KeyVault/vaults/keys"},
             {"apiVersion", "2023-07-01"},
             {"name", "[format('{0}/{1}', parameters('keyVaultName'), parameters('keyName'))]"},
-            {"dependsOn", json::array({"[resourceId('Microsoft.KeyVault/vaults', parameters('keyVaultName'))]"})},
+            {"dependsOn",
+             json::array(
+                 {"[resourceId('Microsoft.KeyVault/vaults', parameters('keyVaultName'))]"})},
             {"properties",
-             {{"kty", "RSA"}, {"keySize", 3072}, {"keyOps", json::array({"wrapKey", "unwrapKey"})}}}},
+             {{"kty", "RSA"},
+              {"keySize", 3072},
+              {"keyOps", json::array({"wrapKey", "unwrapKey"})}}}},
            {{"type", "Microsoft.Authorization/roleAssignments"},
             {"apiVersion", "2022-04-01"},
             {"name", ra_key_name},
             {"scope",
              "[format('Microsoft.KeyVault/vaults/{0}/keys/{1}', parameters('keyVaultName'), "
              "parameters('keyName'))]"},
-            {"dependsOn",
-             json::array({"[resourceId('Microsoft.KeyVault/vaults/keys', parameters('keyVaultName'), parameters('keyName'))]"})},
+            {"dependsOn", json::array({"[resourceId('Microsoft.KeyVault/vaults/keys', "
+                                       "parameters('keyVaultName'), parameters('keyName'))]"})},
             {"properties",
              {{"roleDefinitionId",
                "[subscriptionResourceId('Microsoft.Authorization/roleDefinitions', "
@@ -160,7 +170,9 @@ json AzureArmTemplate() {
              "[guid(resourceId('Microsoft.KeyVault/vaults', parameters('keyVaultName')), "
              "parameters('cryptoOfficerPrincipalId'), variables('cryptoOfficerRoleId'))]"},
             {"scope", "[format('Microsoft.KeyVault/vaults/{0}', parameters('keyVaultName'))]"},
-            {"dependsOn", json::array({"[resourceId('Microsoft.KeyVault/vaults', parameters('keyVaultName'))]"})},
+            {"dependsOn",
+             json::array(
+                 {"[resourceId('Microsoft.KeyVault/vaults', parameters('keyVaultName'))]"})},
             {"properties",
              {{"roleDefinitionId",
                "[subscriptionResourceId('Microsoft.Authorization/roleDefinitions', "

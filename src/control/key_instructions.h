@@ -3,9 +3,8 @@
 // reference's console shows it (Step 2): the service's identity, the full key name with
 // keyward's unique suffix, the `az` commands, a deployable ARM template; for AWS the key policy.
 
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "control/resources.h"
 

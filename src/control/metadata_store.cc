@@ -92,7 +92,8 @@ class SqliteMetadataStore : public MetadataStore {
 
   absl::Status Migrate() {
     int64_t version = 0;
-    RETURN_IF_ERROR(db_->Query("PRAGMA user_version", {}, [&](const SqlRow& r) { version = r.Int(0); }));
+    RETURN_IF_ERROR(
+        db_->Query("PRAGMA user_version", {}, [&](const SqlRow& r) { version = r.Int(0); }));
     int64_t target = static_cast<int64_t>(std::size(kMigrations));
     if (version > target) {
       return absl::FailedPreconditionError(absl::StrCat("metadata schema version ", version,
@@ -112,7 +113,8 @@ class SqliteMetadataStore : public MetadataStore {
                          const TokenGrant& token) override {
     return db_->Transaction([&]() -> absl::Status {
       bool exists = false;
-      RETURN_IF_ERROR(db_->Query("SELECT 1 FROM organizations", {}, [&](const SqlRow&) { exists = true; }));
+      RETURN_IF_ERROR(
+          db_->Query("SELECT 1 FROM organizations", {}, [&](const SqlRow&) { exists = true; }));
       if (exists) return absl::AlreadyExistsError("organization already exists");
       RETURN_IF_ERROR(db_->Exec("INSERT INTO organizations VALUES(?,?,?)",
                                 {org_id, org_name, owner.created_at}));
@@ -130,11 +132,13 @@ class SqliteMetadataStore : public MetadataStore {
 
   absl::StatusOr<std::optional<User>> UserByToken(const std::string& hash, int64_t now) override {
     std::optional<User> user;
-    RETURN_IF_ERROR(db_->Query(
-        "SELECT u.id, u.org_id, u.name, u.org_role, u.created_at FROM tokens t "
-        "JOIN users u ON u.id = t.user_id WHERE t.sha256 = ? AND (t.expires_at = 0 OR t.expires_at > ?)",
-        {hash, now},
-        [&](const SqlRow& r) { user = User{r.Text(0), r.Text(1), r.Text(2), r.Text(3), r.Int(4)}; }));
+    RETURN_IF_ERROR(
+        db_->Query("SELECT u.id, u.org_id, u.name, u.org_role, u.created_at FROM tokens t "
+                   "JOIN users u ON u.id = t.user_id WHERE t.sha256 = ? AND (t.expires_at = 0 OR "
+                   "t.expires_at > ?)",
+                   {hash, now}, [&](const SqlRow& r) {
+                     user = User{r.Text(0), r.Text(1), r.Text(2), r.Text(3), r.Int(4)};
+                   }));
     return user;
   }
 
@@ -144,8 +148,8 @@ class SqliteMetadataStore : public MetadataStore {
       absl::Status st = db_->Exec("INSERT INTO projects VALUES(?,?,?,?,?)",
                                   {p.id, p.org_id, p.name, int64_t{p.cmek_enabled}, p.created_at});
       if (absl::IsAlreadyExists(st)) {
-        return absl::AlreadyExistsError(absl::StrCat("a project named '", p.name,
-                                                     "' already exists; choose another name"));
+        return absl::AlreadyExistsError(
+            absl::StrCat("a project named '", p.name, "' already exists; choose another name"));
       }
       RETURN_IF_ERROR(st);
       RETURN_IF_ERROR(db_->Exec("INSERT INTO project_members VALUES(?,?,'project_owner')",
@@ -175,7 +179,8 @@ class SqliteMetadataStore : public MetadataStore {
     sql += " ORDER BY created_at, id LIMIT ? OFFSET ?";
     params.push_back(page.limit);
     params.push_back(page.offset);
-    RETURN_IF_ERROR(db_->Query(sql, params, [&](const SqlRow& r) { out.push_back(ProjectRow(r)); }));
+    RETURN_IF_ERROR(
+        db_->Query(sql, params, [&](const SqlRow& r) { out.push_back(ProjectRow(r)); }));
     return out;
   }
 
@@ -215,8 +220,9 @@ class SqliteMetadataStore : public MetadataStore {
 
   absl::StatusOr<std::optional<EncryptionKey>> GetKey(const std::string& id) override {
     std::optional<EncryptionKey> out;
-    RETURN_IF_ERROR(db_->Query(absl::StrCat("SELECT ", kKeyCols, " FROM encryption_keys WHERE id=?"),
-                               {id}, [&](const SqlRow& r) { out = KeyRow(r); }));
+    RETURN_IF_ERROR(
+        db_->Query(absl::StrCat("SELECT ", kKeyCols, " FROM encryption_keys WHERE id=?"), {id},
+                   [&](const SqlRow& r) { out = KeyRow(r); }));
     return out;
   }
 
@@ -224,24 +230,27 @@ class SqliteMetadataStore : public MetadataStore {
                                                       Page page) override {
     std::vector<EncryptionKey> out;
     RETURN_IF_ERROR(db_->Query(
-        absl::StrCat("SELECT ", kKeyCols,
-                     " FROM encryption_keys WHERE project_id=? ORDER BY created_at, id LIMIT ? OFFSET ?"),
+        absl::StrCat(
+            "SELECT ", kKeyCols,
+            " FROM encryption_keys WHERE project_id=? ORDER BY created_at, id LIMIT ? OFFSET ?"),
         {project_id, page.limit, page.offset}, [&](const SqlRow& r) { out.push_back(KeyRow(r)); }));
     return out;
   }
 
   absl::Status UpdateKeyState(const std::string& id, const std::string& state,
                               const std::string& message, int64_t now) override {
-    return db_->Exec("UPDATE encryption_keys SET state=?, status_message=?, updated_at=? WHERE id=?",
-                     {state, message, now, id});
+    return db_->Exec(
+        "UPDATE encryption_keys SET state=?, status_message=?, updated_at=? WHERE id=?",
+        {state, message, now, id});
   }
 
   absl::Status InsertCluster(const Cluster& c) override {
-    absl::Status st = db_->Exec(
-        absl::StrCat("INSERT INTO clusters(", kClusterCols, ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
-        {c.id, c.project_id, c.name, c.cloud_provider, c.region, c.tier, c.state, c.state_message,
-         int64_t{c.port}, c.password_sha256_hex, c.encryption_key_id, c.backup_policy_json,
-         c.created_at, c.updated_at});
+    absl::Status st =
+        db_->Exec(absl::StrCat("INSERT INTO clusters(", kClusterCols,
+                               ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
+                  {c.id, c.project_id, c.name, c.cloud_provider, c.region, c.tier, c.state,
+                   c.state_message, int64_t{c.port}, c.password_sha256_hex, c.encryption_key_id,
+                   c.backup_policy_json, c.created_at, c.updated_at});
     if (absl::IsAlreadyExists(st)) {
       return absl::AlreadyExistsError(
           absl::StrCat("a cluster named '", c.name, "' already exists in this project"));
@@ -268,7 +277,8 @@ class SqliteMetadataStore : public MetadataStore {
     sql += " ORDER BY created_at, id LIMIT ? OFFSET ?";
     params.push_back(page.limit);
     params.push_back(page.offset);
-    RETURN_IF_ERROR(db_->Query(sql, params, [&](const SqlRow& r) { out.push_back(ClusterRow(r)); }));
+    RETURN_IF_ERROR(
+        db_->Query(sql, params, [&](const SqlRow& r) { out.push_back(ClusterRow(r)); }));
     return out;
   }
 
@@ -277,7 +287,8 @@ class SqliteMetadataStore : public MetadataStore {
         "UPDATE clusters SET state=?, state_message=?, port=?, backup_policy=?, updated_at=? "
         "WHERE id=?",
         {c.state, c.state_message, int64_t{c.port}, c.backup_policy_json, c.updated_at, c.id}));
-    if (db_->Changes() == 0) return absl::NotFoundError(absl::StrCat("cluster ", c.id, " not found"));
+    if (db_->Changes() == 0)
+      return absl::NotFoundError(absl::StrCat("cluster ", c.id, " not found"));
     return absl::OkStatus();
   }
 
@@ -289,13 +300,13 @@ class SqliteMetadataStore : public MetadataStore {
          e.message});
   }
 
-  absl::StatusOr<std::vector<AuditEvent>> ListAudit(const std::string& project_id,
-                                                    int64_t since_ms, int64_t until_ms,
-                                                    Page page) override {
+  absl::StatusOr<std::vector<AuditEvent>> ListAudit(const std::string& project_id, int64_t since_ms,
+                                                    int64_t until_ms, Page page) override {
     std::vector<AuditEvent> out;
     RETURN_IF_ERROR(db_->Query(
         "SELECT id, project_id, at_ms, actor, action, target, key_id, key_version, result, message "
-        "FROM audit_events WHERE project_id=? AND at_ms>=? AND at_ms<=? ORDER BY id LIMIT ? OFFSET ?",
+        "FROM audit_events WHERE project_id=? AND at_ms>=? AND at_ms<=? ORDER BY id LIMIT ? OFFSET "
+        "?",
         {project_id, since_ms, until_ms, page.limit, page.offset}, [&](const SqlRow& r) {
           out.push_back(AuditEvent{r.Int(0), r.Text(1), r.Int(2), r.Text(3), r.Text(4), r.Text(5),
                                    r.Text(6), r.Text(7), r.Text(8), r.Text(9)});
@@ -307,10 +318,11 @@ class SqliteMetadataStore : public MetadataStore {
                                                               const std::string& key,
                                                               const std::string& route) override {
     std::optional<StoredResponse> out;
-    RETURN_IF_ERROR(db_->Query(
-        "SELECT status, body FROM idempotency WHERE user_id=? AND key=? AND route=?",
-        {user_id, key, route},
-        [&](const SqlRow& r) { out = StoredResponse{static_cast<int>(r.Int(0)), r.Text(1)}; }));
+    RETURN_IF_ERROR(
+        db_->Query("SELECT status, body FROM idempotency WHERE user_id=? AND key=? AND route=?",
+                   {user_id, key, route}, [&](const SqlRow& r) {
+                     out = StoredResponse{static_cast<int>(r.Int(0)), r.Text(1)};
+                   }));
     return out;
   }
 
@@ -329,10 +341,10 @@ class SqliteMetadataStore : public MetadataStore {
   }
 
   absl::Status InsertKeyRow(const EncryptionKey& k) {
-    return db_->Exec(absl::StrCat("INSERT INTO encryption_keys(", kKeyCols,
-                                  ") VALUES(?,?,?,?,?,?,?,?,?,?)"),
-                     {k.id, k.project_id, k.provider, k.region, k.state, k.key_name,
-                      k.config_json, k.status_message, k.created_at, k.updated_at});
+    return db_->Exec(
+        absl::StrCat("INSERT INTO encryption_keys(", kKeyCols, ") VALUES(?,?,?,?,?,?,?,?,?,?)"),
+        {k.id, k.project_id, k.provider, k.region, k.state, k.key_name, k.config_json,
+         k.status_message, k.created_at, k.updated_at});
   }
 
   std::unique_ptr<SqliteDb> db_;

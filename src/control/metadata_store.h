@@ -46,9 +46,8 @@ class MetadataStore {
   virtual absl::Status CreateProject(const Project& project, const std::string& owner_user_id,
                                      const std::optional<EncryptionKey>& escrow_key) = 0;
   virtual absl::StatusOr<std::optional<Project>> GetProject(const std::string& id) = 0;
-  virtual absl::StatusOr<std::vector<Project>> ListProjects(const std::string& org_id,
-                                                            const std::optional<std::string>& member,
-                                                            Page page) = 0;
+  virtual absl::StatusOr<std::vector<Project>> ListProjects(
+      const std::string& org_id, const std::optional<std::string>& member, Page page) = 0;
   virtual absl::Status RenameProject(const std::string& id, const std::string& name) = 0;
   // "" when the user has no role in the project.
   virtual absl::StatusOr<std::string> ProjectRole(const std::string& project_id,

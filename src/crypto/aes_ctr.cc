@@ -39,8 +39,7 @@ absl::StatusOr<std::unique_ptr<CtrCipher>> CtrCipher::New(const SecretBytes& key
 
 CtrCipher::~CtrCipher() { EVP_CIPHER_CTX_free(ctx_); }
 
-absl::Status CtrCipher::ApplyWith(EVP_CIPHER_CTX* ctx, uint64_t offset, uint8_t* data,
-                                  size_t len) {
+absl::Status CtrCipher::ApplyWith(EVP_CIPHER_CTX* ctx, uint64_t offset, uint8_t* data, size_t len) {
   uint8_t counter[kAesBlockSize];
   CounterAt(iv_, offset / kAesBlockSize, counter);
   // Re-keying only the IV keeps the expanded key schedule.

@@ -34,21 +34,23 @@ absl::StatusOr<std::string> GcmSealWithNonceForTest(const SecretBytes& key, std:
                                                     std::string_view associated_data) {
   absl::Status st = CheckSizes(key, plaintext, associated_data);
   if (!st.ok()) return st;
-  if (nonce.size() != kGcmNonceSize) return absl::InvalidArgumentError("GCM nonce must be 12 bytes");
+  if (nonce.size() != kGcmNonceSize)
+    return absl::InvalidArgumentError("GCM nonce must be 12 bytes");
   CtxPtr ctx(EVP_CIPHER_CTX_new());
   std::string out(nonce);
   out.resize(kGcmNonceSize + plaintext.size() + kGcmTagSize);
   auto* ct = reinterpret_cast<unsigned char*>(out.data() + kGcmNonceSize);
   int len = 0;
-  if (!ctx || EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key.data(), U(nonce)) != 1 ||
+  if (!ctx ||
+      EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key.data(), U(nonce)) != 1 ||
       (!associated_data.empty() &&
        EVP_EncryptUpdate(ctx.get(), nullptr, &len, U(associated_data),
                          static_cast<int>(associated_data.size())) != 1) ||
       EVP_EncryptUpdate(ctx.get(), ct, &len, U(plaintext), static_cast<int>(plaintext.size())) !=
           1 ||
       EVP_EncryptFinal_ex(ctx.get(), ct + len, &len) != 1 ||
-      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kGcmTagSize,
-                          ct + plaintext.size()) != 1) {
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kGcmTagSize, ct + plaintext.size()) !=
+          1) {
     return absl::InternalError("OpenSSL AES-256-GCM encryption failed");
   }
   return out;
@@ -74,7 +76,8 @@ absl::StatusOr<SecretBytes> GcmOpen(const SecretBytes& key, std::string_view sea
   SecretBytes out(ct.size());
   CtxPtr ctx(EVP_CIPHER_CTX_new());
   int len = 0;
-  if (!ctx || EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key.data(), U(nonce)) != 1 ||
+  if (!ctx ||
+      EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key.data(), U(nonce)) != 1 ||
       (!associated_data.empty() &&
        EVP_DecryptUpdate(ctx.get(), nullptr, &len, U(associated_data),
                          static_cast<int>(associated_data.size())) != 1) ||

@@ -30,9 +30,7 @@ class SecretBytes {
   size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
   // A view for passing to crypto calls; never store it beyond the SecretBytes' lifetime.
-  std::string_view view() const {
-    return {reinterpret_cast<const char*>(data_), size_};
-  }
+  std::string_view view() const { return {reinterpret_cast<const char*>(data_), size_}; }
 
   // Constant-time for equal sizes.
   bool Equals(const SecretBytes& other) const;

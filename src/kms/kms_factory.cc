@@ -30,8 +30,9 @@ class ProductKmsFactory : public KmsFactory {
       if (!p.ok()) return p.status();
       return std::shared_ptr<MasterKeyProvider>(std::move(*p));
     }
-    return absl::UnimplementedError(absl::StrCat(
-        "this keyward server has no ", key.provider, " client yet, so it cannot reach the key; the key stays pending"));
+    return absl::UnimplementedError(
+        absl::StrCat("this keyward server has no ", key.provider,
+                     " client yet, so it cannot reach the key; the key stays pending"));
   }
 
  private:

@@ -1,5 +1,4 @@
 #include "kms/master_key_provider.h"
-
 #include "util/bytes.h"
 #include "util/status_macros.h"
 

@@ -47,20 +47,20 @@ void StorageError(Ctx& c, const absl::Status& st) {
   }
 }
 
-#define STORE_OR_REPLY(var, expr)   \
-  auto var = (expr);                \
-  if (!var.ok()) {                  \
-    StorageError(c, var.status());  \
-    return;                         \
+#define STORE_OR_REPLY(var, expr)  \
+  auto var = (expr);               \
+  if (!var.ok()) {                 \
+    StorageError(c, var.status()); \
+    return;                        \
   }
 
-#define STATUS_OR_REPLY(expr)   \
-  do {                          \
-    absl::Status s_ = (expr);   \
-    if (!s_.ok()) {             \
-      StorageError(c, s_);      \
-      return;                   \
-    }                           \
+#define STATUS_OR_REPLY(expr) \
+  do {                        \
+    absl::Status s_ = (expr); \
+    if (!s_.ok()) {           \
+      StorageError(c, s_);    \
+      return;                 \
+    }                         \
   } while (0)
 
 void Ping(Ctx& c) {
@@ -146,7 +146,10 @@ void Set(Ctx& c) {
         return;
       }
       int64_t now = c.store().NowMs();
-      expire_at = opt == "ex" ? now + n * 1000 : opt == "px" ? now + n : opt == "exat" ? n * 1000 : n;
+      expire_at = opt == "ex"     ? now + n * 1000
+                  : opt == "px"   ? now + n
+                  : opt == "exat" ? n * 1000
+                                  : n;
     } else {
       resp::Error(c.out, kSyntax);
       return;
@@ -228,7 +231,8 @@ void MSet(Ctx& c) {
     return;
   }
   std::vector<std::pair<std::string, StoredValue>> entries;
-  for (size_t i = 1; i + 1 < c.args.size(); i += 2) entries.push_back({c.args[i], {c.args[i + 1], 0}});
+  for (size_t i = 1; i + 1 < c.args.size(); i += 2)
+    entries.push_back({c.args[i], {c.args[i + 1], 0}});
   STATUS_OR_REPLY(c.store().PutMany(entries));
   resp::SimpleString(c.out, "OK");
 }
@@ -355,11 +359,12 @@ void Scan(Ctx& c) {
   }
   std::vector<std::string> keys;
   std::string next;
-  STATUS_OR_REPLY(
-      c.store().ScanKeys(after, static_cast<size_t>(std::min<int64_t>(count, 100000)), &keys, &next));
+  STATUS_OR_REPLY(c.store().ScanKeys(after, static_cast<size_t>(std::min<int64_t>(count, 100000)),
+                                     &keys, &next));
   uint64_t next_cursor = 0;
   if (!next.empty()) {
-    if (c.session.scan_cursors.size() >= 1024) c.session.scan_cursors.erase(c.session.scan_cursors.begin());
+    if (c.session.scan_cursors.size() >= 1024)
+      c.session.scan_cursors.erase(c.session.scan_cursors.begin());
     next_cursor = c.session.next_cursor++;
     c.session.scan_cursors[next_cursor] = std::move(next);
   }
@@ -406,10 +411,17 @@ void Info(Ctx& c) {
   std::string body =
       "# Server\r\nredis_version:7.0.0\r\nkeyward_version:0.1.0\r\nredis_mode:standalone\r\n"
       "# Persistence\r\nloading:0\r\n"
-      "# Keyward\r\ncluster_id:" + c.ep.cluster_id + "\r\nencryption:aes-256-ctr\r\n"
-      "data_key_id:" + std::to_string(c.store().dictionary().Current()->id) + "\r\n"
-      "master_key_provider:" + c.store().dictionary().wrapped_key().provider + "\r\n"
-      "# Keyspace\r\ndb0:keys=" + std::to_string(*n) + ",expires=0,avg_ttl=0\r\n";
+      "# Keyward\r\ncluster_id:" +
+      c.ep.cluster_id +
+      "\r\nencryption:aes-256-ctr\r\n"
+      "data_key_id:" +
+      std::to_string(c.store().dictionary().Current()->id) +
+      "\r\n"
+      "master_key_provider:" +
+      c.store().dictionary().wrapped_key().provider +
+      "\r\n"
+      "# Keyspace\r\ndb0:keys=" +
+      std::to_string(*n) + ",expires=0,avg_ttl=0\r\n";
   resp::Bulk(c.out, body);
 }
 
@@ -516,7 +528,8 @@ void ExecuteCommand(ClusterEndpoint& endpoint, Session& session, const Args& arg
   const auto& table = Table();
   auto it = table.find(name);
   if (it == table.end()) {
-    std::string msg = "ERR unknown command '" + args[0].substr(0, 128) + "', with args beginning with: ";
+    std::string msg =
+        "ERR unknown command '" + args[0].substr(0, 128) + "', with args beginning with: ";
     for (size_t i = 1; i < args.size() && i < 4; ++i) msg += "'" + args[i].substr(0, 64) + "' ";
     resp::Error(out, msg);
     return;

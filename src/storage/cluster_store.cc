@@ -85,9 +85,8 @@ absl::StatusOr<int> RepairTornFileHeaders(const std::string& dir) {
     if (ec) continue;
     if (size > 0 && size < kFileHeaderSize) {
       if (truncate(entry.path().c_str(), 0) != 0) {
-        return absl::InternalError(
-            absl::StrCat("cannot repair torn file ", entry.path().string(), ": ",
-                         ErrnoText(errno)));
+        return absl::InternalError(absl::StrCat("cannot repair torn file ", entry.path().string(),
+                                                ": ", ErrnoText(errno)));
       }
       fprintf(stderr, "keyward: %s was cut inside its encryption header by a crash; emptied it\n",
               entry.path().c_str());
@@ -105,8 +104,8 @@ absl::StatusOr<std::unique_ptr<ClusterStore>> ClusterStore::Create(
   RETURN_IF_ERROR(MakeDirs(options.dir, 0700));
   std::string dict_path = options.dir + "/" + KeyDictionary::kFileName;
   if (access(dict_path.c_str(), F_OK) == 0) {
-    return absl::AlreadyExistsError(absl::StrCat("cluster directory ", options.dir,
-                                                 " already holds a key dictionary"));
+    return absl::AlreadyExistsError(
+        absl::StrCat("cluster directory ", options.dir, " already holds a key dictionary"));
   }
   ASSIGN_OR_RETURN(std::unique_ptr<KeyDictionary> dict,
                    KeyDictionary::Create(dict_path, options.cluster_id, provider,
@@ -165,8 +164,8 @@ absl::StatusOr<std::unique_ptr<ClusterStore>> ClusterStore::OpenDb(
   rocksdb::DB* db = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(opts, store->options_.dir, &db);
   if (!s.ok()) {
-    return FromRocks(s, absl::StrCat("cannot open the store of cluster ",
-                                     store->options_.cluster_id));
+    return FromRocks(s,
+                     absl::StrCat("cannot open the store of cluster ", store->options_.cluster_id));
   }
   store->db_.reset(db);
   ASSIGN_OR_RETURN(bool rotated, store->RotateDataKeyIfDue());
@@ -184,25 +183,28 @@ ClusterStore::~ClusterStore() {
 
 absl::StatusOr<std::optional<StoredValue>> ClusterStore::Get(std::string_view key) {
   std::string raw;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), rocksdb::Slice(key.data(), key.size()), &raw);
+  rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), rocksdb::Slice(key.data(), key.size()), &raw);
   if (s.IsNotFound()) return std::nullopt;
   RETURN_IF_ERROR(FromRocks(s, "read failed"));
   ASSIGN_OR_RETURN(StoredValue v, DecodeValue(raw));
   if (v.expire_at_ms != 0 && v.expire_at_ms <= NowMs()) {
-    RETURN_IF_ERROR(FromRocks(db_->Delete(rocksdb::WriteOptions(), rocksdb::Slice(key.data(), key.size())),
-                              "delete of expired key failed"));
+    RETURN_IF_ERROR(
+        FromRocks(db_->Delete(rocksdb::WriteOptions(), rocksdb::Slice(key.data(), key.size())),
+                  "delete of expired key failed"));
     return std::nullopt;
   }
   return v;
 }
 
 absl::Status ClusterStore::Put(std::string_view key, const StoredValue& value) {
-  return FromRocks(db_->Put(rocksdb::WriteOptions(), rocksdb::Slice(key.data(), key.size()),
-                            EncodeValue(value)),
-                   "write failed");
+  return FromRocks(
+      db_->Put(rocksdb::WriteOptions(), rocksdb::Slice(key.data(), key.size()), EncodeValue(value)),
+      "write failed");
 }
 
-absl::Status ClusterStore::PutMany(const std::vector<std::pair<std::string, StoredValue>>& entries) {
+absl::Status ClusterStore::PutMany(
+    const std::vector<std::pair<std::string, StoredValue>>& entries) {
   rocksdb::WriteBatch batch;
   for (const auto& [k, v] : entries) {
     RETURN_IF_ERROR(FromRocks(batch.Put(k, EncodeValue(v)), "batch failed"));
@@ -213,8 +215,9 @@ absl::Status ClusterStore::PutMany(const std::vector<std::pair<std::string, Stor
 absl::StatusOr<bool> ClusterStore::Delete(std::string_view key) {
   ASSIGN_OR_RETURN(std::optional<StoredValue> existing, Get(key));
   if (!existing) return false;
-  RETURN_IF_ERROR(FromRocks(db_->Delete(rocksdb::WriteOptions(), rocksdb::Slice(key.data(), key.size())),
-                            "delete failed"));
+  RETURN_IF_ERROR(
+      FromRocks(db_->Delete(rocksdb::WriteOptions(), rocksdb::Slice(key.data(), key.size())),
+                "delete failed"));
   return true;
 }
 

@@ -110,8 +110,8 @@ rocksdb::Status KeywardEncryptionProvider::CreateCipherStream(
   }
   std::shared_ptr<const DataKey> key = dictionary_->Find(header->data_key_id);
   if (key == nullptr) {
-    return rocksdb::Status::Corruption(absl::StrCat(
-        fname, ": data key ", header->data_key_id, " is not in this cluster's key dictionary"));
+    return rocksdb::Status::Corruption(absl::StrCat(fname, ": data key ", header->data_key_id,
+                                                    " is not in this cluster's key dictionary"));
   }
   auto cipher = CtrCipher::New(key->key, header->iv);
   if (!cipher.ok()) return rocksdb::Status::IOError(std::string(cipher.status().message()));

@@ -55,9 +55,10 @@ absl::StatusOr<WrappedKey> KeyDictionary::ParseEnvelope(std::string_view file,
   return wrapped;
 }
 
-absl::StatusOr<std::unique_ptr<KeyDictionary>> KeyDictionary::Create(
-    const std::string& path, const std::string& cluster_id, MasterKeyProvider& provider,
-    uint64_t now_unix) {
+absl::StatusOr<std::unique_ptr<KeyDictionary>> KeyDictionary::Create(const std::string& path,
+                                                                     const std::string& cluster_id,
+                                                                     MasterKeyProvider& provider,
+                                                                     uint64_t now_unix) {
   std::unique_ptr<KeyDictionary> d(new KeyDictionary(path, cluster_id));
   ASSIGN_OR_RETURN(d->dictionary_key_, RandomSecret(kDataKeySize));
   ASSIGN_OR_RETURN(d->wrapped_, provider.Wrap(d->dictionary_key_, cluster_id));
@@ -87,9 +88,8 @@ absl::StatusOr<std::unique_ptr<KeyDictionary>> KeyDictionary::Open(const std::st
   d->dictionary_key_ = *std::move(dict_key);
   auto body = GcmOpen(d->dictionary_key_, sealed, Aad(cluster_id, header));
   if (!body.ok()) {
-    return absl::DataLossError(absl::StrCat("key dictionary ", path,
-                                            " does not belong to cluster ", cluster_id,
-                                            " or its body was altered"));
+    return absl::DataLossError(absl::StrCat("key dictionary ", path, " does not belong to cluster ",
+                                            cluster_id, " or its body was altered"));
   }
   ByteReader r(body->view());
   ASSIGN_OR_RETURN(d->current_id_, r.U32());
@@ -161,8 +161,7 @@ size_t KeyDictionary::size() const {
   return keys_.size();
 }
 
-absl::StatusOr<bool> KeyDictionary::RotateIfOlderThan(uint64_t period_seconds,
-                                                      uint64_t now_unix) {
+absl::StatusOr<bool> KeyDictionary::RotateIfOlderThan(uint64_t period_seconds, uint64_t now_unix) {
   std::lock_guard<std::mutex> lock(mu_);
   const auto& current = keys_.at(current_id_);
   if (now_unix < current->created_unix + period_seconds) return false;

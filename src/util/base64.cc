@@ -39,8 +39,9 @@ absl::StatusOr<std::string> Base64Decode(std::string_view text) {
     if (!ok) return absl::InvalidArgumentError("malformed base64");
   }
   std::string out(s.size() / 4 * 3, '\0');
-  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(s.data()), static_cast<int>(s.size()));
+  int n =
+      EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                      reinterpret_cast<const unsigned char*>(s.data()), static_cast<int>(s.size()));
   if (n < 0) return absl::InvalidArgumentError("malformed base64");
   out.resize(static_cast<size_t>(n) - pad);
   return out;

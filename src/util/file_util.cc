@@ -35,7 +35,8 @@ absl::Status FsyncDirectory(const std::string& dir) {
 absl::Status MakeDirs(const std::string& dir, int mode) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
-  if (ec) return absl::InternalError(absl::StrCat("cannot create directory '", dir, "': ", ec.message()));
+  if (ec)
+    return absl::InternalError(absl::StrCat("cannot create directory '", dir, "': ", ec.message()));
   chmod(dir.c_str(), static_cast<mode_t>(mode));
   return absl::OkStatus();
 }

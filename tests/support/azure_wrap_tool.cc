@@ -39,7 +39,8 @@ int main(int argc, char** argv) {
   id.client_secret = Env("AZURE_CLIENT_SECRET");
   AzureKeyVaultConfig cfg;
   cfg.vault_url_template = Env("KW_VAULT_TEMPLATE");
-  auto provider = AzureKeyVaultProvider::New(key, cfg, std::make_shared<EntraTokenSource>(id, http), http);
+  auto provider =
+      AzureKeyVaultProvider::New(key, cfg, std::make_shared<EntraTokenSource>(id, http), http);
   auto bytes = HexDecode(argv[4]);
   if (!provider.ok() || !bytes.ok()) return 2;
   if (op == "wrap") {

@@ -53,7 +53,9 @@ class FakeProvider : public MasterKeyProvider {
     auto secret = Secret(*k);
     if (!secret.ok()) return secret.status();
     auto out = GcmOpen(*secret, wrapped.ciphertext, context);
-    if (!out.ok()) return absl::PermissionDeniedError("unwrapKey failed: the wrapped key does not belong to this key");
+    if (!out.ok())
+      return absl::PermissionDeniedError(
+          "unwrapKey failed: the wrapped key does not belong to this key");
     return out;
   }
 
@@ -68,29 +70,36 @@ class FakeProvider : public MasterKeyProvider {
     const json keys = state.value("keys", json::object());
     bool azure = key_.provider == "azure-key-vault";
     if (!keys.contains(key_.key_name)) {
-      return absl::NotFoundError(azure ? absl::StrCat("key '", key_.key_name, "' was not found in Key Vault '", vault_, "'")
+      return absl::NotFoundError(azure ? absl::StrCat("key '", key_.key_name,
+                                                      "' was not found in Key Vault '", vault_, "'")
                                        : absl::StrCat("key ", key_.key_name, " does not exist"));
     }
     json k = keys[key_.key_name];
     if (!k.value("granted", false)) {
       return absl::PermissionDeniedError(
-          azure ? absl::StrCat("keyward's application is not allowed Microsoft.KeyVault/vaults/keys/unwrap/action on key '",
-                               key_.key_name, "'; assign it the role Key Vault Crypto Service Encryption User on the key")
-                : absl::StrCat("AccessDeniedException: keyward's principal may not use ", key_.key_name,
-                               "; add the key policy statement"));
+          azure ? absl::StrCat(
+                      "keyward's application is not allowed "
+                      "Microsoft.KeyVault/vaults/keys/unwrap/action on key '",
+                      key_.key_name,
+                      "'; assign it the role Key Vault Crypto Service Encryption User on the key")
+                : absl::StrCat("AccessDeniedException: keyward's principal may not use ",
+                               key_.key_name, "; add the key policy statement"));
     }
     if (need_enabled && !k.value("enabled", true)) {
       return absl::FailedPreconditionError(
-          azure ? absl::StrCat("encryption key for azure/", key_.region, " is disabled in Key Vault '", vault_,
-                               "' (key '", key_.key_name, "'); enable it, then resume the cluster")
-                : absl::StrCat("DisabledException: ", key_.key_name, " is disabled; enable it, then resume the cluster"));
+          azure ? absl::StrCat("encryption key for azure/", key_.region,
+                               " is disabled in Key Vault '", vault_, "' (key '", key_.key_name,
+                               "'); enable it, then resume the cluster")
+                : absl::StrCat("DisabledException: ", key_.key_name,
+                               " is disabled; enable it, then resume the cluster"));
     }
     return k;
   }
 
   absl::StatusOr<SecretBytes> Secret(const json& k) {
     auto raw = HexDecode(k.value("secret", ""));
-    if (!raw.ok() || raw->size() != 32) return absl::InternalError("fake KMS key has no 32-byte secret");
+    if (!raw.ok() || raw->size() != 32)
+      return absl::InternalError("fake KMS key has no 32-byte secret");
     SecretBytes s = SecretBytes::FromView(*raw);
     WipeString(*raw);
     return s;
@@ -106,7 +115,8 @@ class FakeKmsFactory : public KmsFactory {
   FakeKmsFactory(std::shared_ptr<MasterKeyProvider> escrow, std::string state_path)
       : escrow_(std::move(escrow)), state_path_(std::move(state_path)) {}
 
-  absl::StatusOr<std::shared_ptr<MasterKeyProvider>> ProviderFor(const EncryptionKey& key) override {
+  absl::StatusOr<std::shared_ptr<MasterKeyProvider>> ProviderFor(
+      const EncryptionKey& key) override {
     if (key.provider == "escrow") return escrow_;
     return std::make_shared<FakeProvider>(key, state_path_);
   }
@@ -119,7 +129,7 @@ class FakeKmsFactory : public KmsFactory {
 }  // namespace
 
 std::unique_ptr<KmsFactory> NewFakeKmsFactory(std::shared_ptr<MasterKeyProvider> escrow,
-                                               std::string state_path) {
+                                              std::string state_path) {
   return std::make_unique<FakeKmsFactory>(std::move(escrow), std::move(state_path));
 }
 

@@ -16,6 +16,6 @@
 namespace keyward {
 
 std::unique_ptr<KmsFactory> NewFakeKmsFactory(std::shared_ptr<MasterKeyProvider> escrow,
-                                               std::string state_path);
+                                              std::string state_path);
 
 }  // namespace keyward

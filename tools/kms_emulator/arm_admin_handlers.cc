@@ -12,19 +12,22 @@
 namespace keyward::emulator {
 namespace {
 
-void ArmError(httplib::Response& res, int status, const std::string& code, const std::string& message) {
+void ArmError(httplib::Response& res, int status, const std::string& code,
+              const std::string& message) {
   res.status = status;
-  res.set_content(json{{"error", {{"code", code}, {"message", message}}}}.dump(), "application/json");
+  res.set_content(json{{"error", {{"code", code}, {"message", message}}}}.dump(),
+                  "application/json");
 }
 
 }  // namespace
 
 void EmulatorImpl::Arm(const httplib::Request& req, httplib::Response& res) {
   static const std::regex kVault(
-      "^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/Microsoft\\.KeyVault/vaults/([^/]+)$",
+      "^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/Microsoft\\.KeyVault/vaults/([^/"
+      "]+)$",
       std::regex::icase);
-  static const std::regex kAssignment("^(/.+)/providers/Microsoft\\.Authorization/roleAssignments/([^/]+)$",
-                                      std::regex::icase);
+  static const std::regex kAssignment(
+      "^(/.+)/providers/Microsoft\\.Authorization/roleAssignments/([^/]+)$", std::regex::icase);
   if (Fault("arm", res)) return;
   std::lock_guard<std::mutex> lock(mu_);
   if (!Authenticate(req, res, kArmAudience)) return;
@@ -33,27 +36,41 @@ void EmulatorImpl::Arm(const httplib::Request& req, httplib::Response& res) {
     std::string sub = m[1], rg = m[2], name = Lower(m[3]);
     json& vaults = state_["vaults"];
     auto view = [&](const json& v) {
-      return json{{"id", req.path}, {"name", name}, {"type", "Microsoft.KeyVault/vaults"}, {"location", v["location"]},
-                  {"properties", {{"tenantId", Tenant()}, {"sku", {{"family", "A"}, {"name", v.value("sku", "standard")}}},
-                                  {"enableSoftDelete", v["soft_delete"]}, {"enablePurgeProtection", v["purge_protection"]},
-                                  {"enableRbacAuthorization", true},
-                                  {"vaultUri", "https://" + name + ".vault.azure.net/"}}}};
+      return json{{"id", req.path},
+                  {"name", name},
+                  {"type", "Microsoft.KeyVault/vaults"},
+                  {"location", v["location"]},
+                  {"properties",
+                   {{"tenantId", Tenant()},
+                    {"sku", {{"family", "A"}, {"name", v.value("sku", "standard")}}},
+                    {"enableSoftDelete", v["soft_delete"]},
+                    {"enablePurgeProtection", v["purge_protection"]},
+                    {"enableRbacAuthorization", true},
+                    {"vaultUri", "https://" + name + ".vault.azure.net/"}}}};
     };
     if (req.method == "GET") {
-      if (!vaults.contains(name)) return ArmError(res, 404, "ResourceNotFound", "The Resource 'Microsoft.KeyVault/vaults/" + name + "' was not found.");
+      if (!vaults.contains(name))
+        return ArmError(res, 404, "ResourceNotFound",
+                        "The Resource 'Microsoft.KeyVault/vaults/" + name + "' was not found.");
       res.set_content(view(vaults[name]).dump(), "application/json");
       return;
     }
     if (req.method != "PUT") return ArmError(res, 405, "MethodNotAllowed", "use GET or PUT");
     json body = json::parse(req.body, nullptr, false);
-    if (!body.is_object() || !body.contains("location")) return ArmError(res, 400, "BadRequest", "location is required");
+    if (!body.is_object() || !body.contains("location"))
+      return ArmError(res, 400, "BadRequest", "location is required");
     json props = body.value("properties", json::object());
     bool purge = props.value("enablePurgeProtection", false);
     if (vaults.contains(name) && vaults[name]["purge_protection"].get<bool>() && !purge) {
-      return ArmError(res, 400, "BadRequest", "The property \"enablePurgeProtection\" cannot be set to false. Enabling purge protection is irreversible.");
+      return ArmError(res, 400, "BadRequest",
+                      "The property \"enablePurgeProtection\" cannot be set to false. Enabling "
+                      "purge protection is irreversible.");
     }
-    vaults[name] = {{"location", Lower(body["location"])}, {"subscription", sub}, {"resource_group", rg},
-                    {"soft_delete", props.value("enableSoftDelete", true)}, {"purge_protection", purge},
+    vaults[name] = {{"location", Lower(body["location"])},
+                    {"subscription", sub},
+                    {"resource_group", rg},
+                    {"soft_delete", props.value("enableSoftDelete", true)},
+                    {"purge_protection", purge},
                     {"sku", props.value("sku", json::object()).value("name", "standard")}};
     Save();
     res.set_content(view(vaults[name]).dump(), "application/json");
@@ -69,21 +86,28 @@ void EmulatorImpl::Arm(const httplib::Request& req, httplib::Response& res) {
       return;
     }
     if (req.method == "GET") {
-      if (!all.contains(id)) return ArmError(res, 404, "RoleAssignmentNotFound", "no such role assignment");
+      if (!all.contains(id))
+        return ArmError(res, 404, "RoleAssignmentNotFound", "no such role assignment");
       res.set_content(all[id].dump(), "application/json");
       return;
     }
     json props = json::parse(req.body, nullptr, false).value("properties", json::object());
     std::string role = props.value("roleDefinitionId", "");
     std::string principal = props.value("principalId", "");
-    if (!absl::EndsWith(role, kCryptoOfficer) && !absl::EndsWith(role, kCryptoServiceEncryptionUser)) {
-      return ArmError(res, 400, "RoleDefinitionDoesNotExist", "The emulator knows the Key Vault Crypto Officer and Key Vault Crypto Service Encryption User roles.");
+    if (!absl::EndsWith(role, kCryptoOfficer) &&
+        !absl::EndsWith(role, kCryptoServiceEncryptionUser)) {
+      return ArmError(res, 400, "RoleDefinitionDoesNotExist",
+                      "The emulator knows the Key Vault Crypto Officer and Key Vault Crypto "
+                      "Service Encryption User roles.");
     }
-    if (principal.empty()) return ArmError(res, 400, "InvalidPrincipalId", "principalId is required");
-    all[id] = {{"id", req.path}, {"scope", scope}, {"roleDefinitionId", role}, {"principalId", principal}};
+    if (principal.empty())
+      return ArmError(res, 400, "InvalidPrincipalId", "principalId is required");
+    all[id] = {
+        {"id", req.path}, {"scope", scope}, {"roleDefinitionId", role}, {"principalId", principal}};
     Save();
     res.status = 201;
-    res.set_content(json{{"id", req.path}, {"name", id}, {"properties", all[id]}}.dump(), "application/json");
+    res.set_content(json{{"id", req.path}, {"name", id}, {"properties", all[id]}}.dump(),
+                    "application/json");
     return;
   }
   ArmError(res, 404, "NotFound", "the emulator serves vaults and role assignments only");
@@ -95,8 +119,11 @@ void EmulatorImpl::Admin(const httplib::Request& req, httplib::Response& res) {
   if (!body.is_object()) return ArmError(res, 400, "BadRequest", "body must be a JSON object");
   if (req.path == "/admin/principals" && req.method == "POST") {
     std::string client_id = Uuid();
-    json p = {{"tenant_id", Tenant()}, {"client_id", client_id}, {"object_id", Uuid()},
-              {"client_secret", RandomHex(20).value_or("")}, {"display_name", body.value("display_name", "principal")},
+    json p = {{"tenant_id", Tenant()},
+              {"client_id", client_id},
+              {"object_id", Uuid()},
+              {"client_secret", RandomHex(20).value_or("")},
+              {"display_name", body.value("display_name", "principal")},
               {"managed_identity", body.value("managed_identity", false)}};
     if (body.contains("certificate_pem")) p["certificate_pem"] = body["certificate_pem"];
     if (body.contains("federated_subject")) p["federated_subject"] = body["federated_subject"];
@@ -108,8 +135,11 @@ void EmulatorImpl::Admin(const httplib::Request& req, httplib::Response& res) {
   }
   // What a Kubernetes service-account token issuer would project into a pod (workload identity).
   if (req.path == "/admin/federated-tokens" && req.method == "POST") {
-    json claims = {{"iss", "https://" + req.get_header_value("Host") + "/oidc"}, {"sub", body.value("subject", "")},
-                   {"aud", "api://AzureADTokenExchange"}, {"iat", Now()}, {"exp", Now() + 3600}};
+    json claims = {{"iss", "https://" + req.get_header_value("Host") + "/oidc"},
+                   {"sub", body.value("subject", "")},
+                   {"aud", "api://AzureADTokenExchange"},
+                   {"iat", Now()},
+                   {"exp", Now() + 3600}};
     res.set_content(json{{"token", SignJwt(claims, Secret())}}.dump(), "application/json");
     return;
   }
@@ -121,8 +151,10 @@ void EmulatorImpl::Admin(const httplib::Request& req, httplib::Response& res) {
       if (kind != "latency" && kind != "429" && kind != "500" && kind != "503" && kind != "drop") {
         return ArmError(res, 400, "BadRequest", "kind must be latency, 429, 500, 503 or drop");
       }
-      faults_.push_back({{"operation", Lower(body.value("operation", "*"))}, {"kind", kind},
-                         {"remaining", body.value("count", 1)}, {"latency_ms", body.value("latency_ms", 1000)},
+      faults_.push_back({{"operation", Lower(body.value("operation", "*"))},
+                         {"kind", kind},
+                         {"remaining", body.value("count", 1)},
+                         {"latency_ms", body.value("latency_ms", 1000)},
                          {"retry_after", body.value("retry_after", 1)}});
     }
     res.set_content(json{{"faults", faults_}}.dump(), "application/json");
@@ -133,7 +165,9 @@ void EmulatorImpl::Admin(const httplib::Request& req, httplib::Response& res) {
     res.set_content(counters_.dump(), "application/json");
     return;
   }
-  ArmError(res, 404, "NotFound", "admin routes: POST /admin/principals, POST|DELETE /admin/faults, GET|DELETE /admin/counters");
+  ArmError(res, 404, "NotFound",
+           "admin routes: POST /admin/principals, POST|DELETE /admin/faults, GET|DELETE "
+           "/admin/counters");
 }
 
 }  // namespace keyward::emulator

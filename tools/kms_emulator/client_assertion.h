@@ -6,15 +6,16 @@
 //    in for a Kubernetes service-account token issuer, aud = api://AzureADTokenExchange, sub =
 //    the subject registered for the application.
 
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "absl/status/status.h"
 
 namespace keyward::emulator {
 
-absl::Status VerifyCertificateAssertion(const std::string& assertion, const std::string& certificate_pem,
-                                        const std::string& client_id, const std::string& token_url, int64_t now);
+absl::Status VerifyCertificateAssertion(const std::string& assertion,
+                                        const std::string& certificate_pem,
+                                        const std::string& client_id, const std::string& token_url,
+                                        int64_t now);
 
 }  // namespace keyward::emulator

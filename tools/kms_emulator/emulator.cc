@@ -1,5 +1,3 @@
-#include "emulator_impl.h"
-
 #include <httplib.h>
 #include <unistd.h>
 
@@ -12,8 +10,9 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "crypto/random.h"
 #include "client_assertion.h"
+#include "crypto/random.h"
+#include "emulator_impl.h"
 #include "jwt.h"
 #include "rsa_keys.h"
 #include "tls_material.h"
@@ -21,7 +20,6 @@
 #include "util/file_util.h"
 
 namespace keyward::emulator {
-
 
 int64_t Now() {
   return std::chrono::duration_cast<std::chrono::seconds>(
@@ -33,12 +31,12 @@ std::string Lower(std::string s) { return absl::AsciiStrToLower(s); }
 
 std::string Uuid() {
   std::string h = RandomHex(16).value_or(std::string(32, '0'));
-  return absl::StrCat(h.substr(0, 8), "-", h.substr(8, 4), "-4", h.substr(13, 3), "-a", h.substr(17, 3),
-                      "-", h.substr(20, 12));
+  return absl::StrCat(h.substr(0, 8), "-", h.substr(8, 4), "-4", h.substr(13, 3), "-a",
+                      h.substr(17, 3), "-", h.substr(20, 12));
 }
 
-void KvError(httplib::Response& res, int status, const std::string& code, const std::string& message,
-             const std::string& inner) {
+void KvError(httplib::Response& res, int status, const std::string& code,
+             const std::string& message, const std::string& inner) {
   json err = {{"code", code}, {"message", message}};
   if (!inner.empty()) err["innererror"] = {{"code", inner}};
   res.status = status;
@@ -71,16 +69,20 @@ absl::Status EmulatorImpl::Init() {
   auto text = ReadFileToString(options_.state_dir + "/state.json", 64 << 20);
   if (text.ok()) state_ = json::parse(*text, nullptr, false);
   if (!state_.is_object()) {
-    state_ = {{"tenant_id", Uuid()}, {"jwt_secret", RandomHex(32).value_or("")}, {"principals", json::object()},
-              {"vaults", json::object()}, {"keys", json::object()}, {"role_assignments", json::object()}};
+    state_ = {{"tenant_id", Uuid()},          {"jwt_secret", RandomHex(32).value_or("")},
+              {"principals", json::object()}, {"vaults", json::object()},
+              {"keys", json::object()},       {"role_assignments", json::object()}};
   }
   server_ = std::make_unique<httplib::SSLServer>((options_.state_dir + "/server.pem").c_str(),
                                                  (options_.state_dir + "/server.key").c_str());
   if (!server_->is_valid()) return absl::InternalError("TLS server could not load its certificate");
   Routes();
-  port_ = options_.port == 0 ? server_->bind_to_any_port(options_.host)
-                             : (server_->bind_to_port(options_.host, options_.port) ? options_.port : -1);
-  if (port_ <= 0) return absl::UnavailableError(absl::StrCat("cannot listen on ", options_.host, ":", options_.port));
+  port_ = options_.port == 0
+              ? server_->bind_to_any_port(options_.host)
+              : (server_->bind_to_port(options_.host, options_.port) ? options_.port : -1);
+  if (port_ <= 0)
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", options_.host, ":", options_.port));
   Save();
   return absl::OkStatus();
 }
@@ -105,7 +107,7 @@ bool EmulatorImpl::Fault(const std::string& op, httplib::Response& res) {
       std::string kind = f["kind"];
       if (kind == "latency") latency = f.value("latency_ms", 1000);
       if (kind == "429" || kind == "500" || kind == "503") status = std::stoi(kind);
-    drop = kind == "drop";
+      drop = kind == "drop";
       retry_after = f.value("retry_after", 1);
       break;
     }
@@ -113,15 +115,18 @@ bool EmulatorImpl::Fault(const std::string& op, httplib::Response& res) {
   if (latency > 0) std::this_thread::sleep_for(std::chrono::milliseconds(latency));
   if (drop) {
     // Headers go out, then the connection closes before the promised body: a dropped connection.
-    res.set_content_provider(64, "application/json", [](size_t, size_t, httplib::DataSink&) { return false; });
+    res.set_content_provider(64, "application/json",
+                             [](size_t, size_t, httplib::DataSink&) { return false; });
     return true;
   }
   if (status == 0) return false;
   if (status == 429) {
     res.set_header("Retry-After", std::to_string(retry_after));
-    KvError(res, 429, "Throttled", "Request was not processed because too many requests were received.");
+    KvError(res, 429, "Throttled",
+            "Request was not processed because too many requests were received.");
   } else {
-    KvError(res, status, "InternalServerError", "The service encountered an internal error (injected fault).");
+    KvError(res, status, "InternalServerError",
+            "The service encountered an internal error (injected fault).");
   }
   return true;
 }
@@ -140,8 +145,8 @@ std::string EmulatorImpl::IssueToken(const json& principal, const std::string& a
   return SignJwt(claims, Secret());
 }
 
-void EmulatorImpl::EntraError(httplib::Response& res, int status, const std::string& error, const std::string& aadsts,
-                const std::string& text) {
+void EmulatorImpl::EntraError(httplib::Response& res, int status, const std::string& error,
+                              const std::string& aadsts, const std::string& text) {
   res.status = status;
   res.set_content(json{{"error", error},
                        {"error_description", absl::StrCat("AADSTS", aadsts, ": ", text)},
@@ -150,39 +155,48 @@ void EmulatorImpl::EntraError(httplib::Response& res, int status, const std::str
                   "application/json");
 }
 
-void EmulatorImpl::Token(const httplib::Request& req, httplib::Response& res, const std::string& tenant) {
+void EmulatorImpl::Token(const httplib::Request& req, httplib::Response& res,
+                         const std::string& tenant) {
   if (Fault("token", res)) return;
   if (tenant != Tenant() && tenant != "organizations") {
     return EntraError(res, 400, "invalid_request", "90002", "Tenant '" + tenant + "' not found.");
   }
   if (req.get_param_value("grant_type") != "client_credentials") {
-    return EntraError(res, 400, "unsupported_grant_type", "70003", "The app requested an unsupported grant type.");
+    return EntraError(res, 400, "unsupported_grant_type", "70003",
+                      "The app requested an unsupported grant type.");
   }
   std::string client_id = req.get_param_value("client_id");
   std::string scope = req.get_param_value("scope");
   std::lock_guard<std::mutex> lock(mu_);
   if (!state_["principals"].contains(client_id)) {
-    return EntraError(res, 400, "unauthorized_client", "700016",
-                      "Application with identifier '" + client_id + "' was not found in the directory.");
+    return EntraError(
+        res, 400, "unauthorized_client", "700016",
+        "Application with identifier '" + client_id + "' was not found in the directory.");
   }
   const json& p = state_["principals"][client_id];
   if (req.has_param("client_assertion")) {
-    if (req.get_param_value("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer") {
-      return EntraError(res, 400, "invalid_request", "50027", "client_assertion_type must be jwt-bearer.");
+    if (req.get_param_value("client_assertion_type") !=
+        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer") {
+      return EntraError(res, 400, "invalid_request", "50027",
+                        "client_assertion_type must be jwt-bearer.");
     }
     std::string assertion = req.get_param_value("client_assertion");
     if (p.contains("certificate_pem")) {
       std::string token_url = "https://" + req.get_header_value("Host") + req.path;
-      absl::Status st = VerifyCertificateAssertion(assertion, p["certificate_pem"], client_id, token_url, Now());
-      if (!st.ok()) return EntraError(res, 401, "invalid_client", "700027", std::string(st.message()));
+      absl::Status st =
+          VerifyCertificateAssertion(assertion, p["certificate_pem"], client_id, token_url, Now());
+      if (!st.ok())
+        return EntraError(res, 401, "invalid_client", "700027", std::string(st.message()));
     } else if (p.contains("federated_subject")) {
       auto claims = VerifyJwt(assertion, Secret(), Now());
       if (!claims.ok() || (*claims).value("aud", "") != "api://AzureADTokenExchange" ||
           (*claims).value("sub", "") != p["federated_subject"].get<std::string>()) {
-        return EntraError(res, 401, "invalid_client", "70021", "No matching federated identity record found for presented assertion.");
+        return EntraError(res, 401, "invalid_client", "70021",
+                          "No matching federated identity record found for presented assertion.");
       }
     } else {
-      return EntraError(res, 401, "invalid_client", "700027", "The application has no certificate or federated credential.");
+      return EntraError(res, 401, "invalid_client", "700027",
+                        "The application has no certificate or federated credential.");
     }
   } else if (req.get_param_value("client_secret") != p["client_secret"].get<std::string>()) {
     return EntraError(res, 401, "invalid_client", "7000215", "Invalid client secret provided.");
@@ -190,9 +204,12 @@ void EmulatorImpl::Token(const httplib::Request& req, httplib::Response& res, co
   std::string audience = scope;
   if (absl::EndsWith(audience, "/.default")) audience.resize(audience.size() - 9);
   if (audience != kVaultAudience && audience != kArmAudience) {
-    return EntraError(res, 400, "invalid_scope", "500011", "The resource principal named " + audience + " was not found.");
+    return EntraError(res, 400, "invalid_scope", "500011",
+                      "The resource principal named " + audience + " was not found.");
   }
-  res.set_content(json{{"token_type", "Bearer"}, {"expires_in", 3599}, {"ext_expires_in", 3599},
+  res.set_content(json{{"token_type", "Bearer"},
+                       {"expires_in", 3599},
+                       {"ext_expires_in", 3599},
                        {"access_token", IssueToken(p, audience)}}
                       .dump(),
                   "application/json");
@@ -202,7 +219,9 @@ void EmulatorImpl::Imds(const httplib::Request& req, httplib::Response& res) {
   if (Fault("imds", res)) return;
   if (req.get_header_value("Metadata") != "true") {
     res.status = 400;
-    res.set_content(R"({"error":"invalid_request","error_description":"Required metadata header not specified"})", "application/json");
+    res.set_content(
+        R"({"error":"invalid_request","error_description":"Required metadata header not specified"})",
+        "application/json");
     return;
   }
   std::string resource = req.get_param_value("resource");
@@ -212,22 +231,28 @@ void EmulatorImpl::Imds(const httplib::Request& req, httplib::Response& res) {
   for (const auto& [id, p] : state_["principals"].items()) {
     if (!p.value("managed_identity", false) || (!wanted.empty() && wanted != id)) continue;
     std::string token = IssueToken(p, resource);
-    res.set_content(json{{"access_token", token}, {"expires_in", "3599"}, {"expires_on", std::to_string(Now() + 3599)},
-                         {"resource", resource}, {"token_type", "Bearer"}, {"client_id", id}}
+    res.set_content(json{{"access_token", token},
+                         {"expires_in", "3599"},
+                         {"expires_on", std::to_string(Now() + 3599)},
+                         {"resource", resource},
+                         {"token_type", "Bearer"},
+                         {"client_id", id}}
                         .dump(),
                     "application/json");
     return;
   }
   res.status = 400;
-  res.set_content(R"({"error":"invalid_request","error_description":"Identity not found"})", "application/json");
+  res.set_content(R"({"error":"invalid_request","error_description":"Identity not found"})",
+                  "application/json");
 }
 
-std::optional<json> EmulatorImpl::Authenticate(const httplib::Request& req, httplib::Response& res, const std::string& audience) {
+std::optional<json> EmulatorImpl::Authenticate(const httplib::Request& req, httplib::Response& res,
+                                               const std::string& audience) {
   std::string auth = req.get_header_value("Authorization");
   auto challenge = [&](const std::string& why) {
     res.set_header("WWW-Authenticate",
-                   absl::StrCat("Bearer authorization=\"https://login.microsoftonline.com/", Tenant(),
-                                "\", resource=\"", audience, "\""));
+                   absl::StrCat("Bearer authorization=\"https://login.microsoftonline.com/",
+                                Tenant(), "\", resource=\"", audience, "\""));
     KvError(res, 401, "Unauthorized", why);
   };
   if (!absl::StartsWith(auth, "Bearer ")) {
@@ -254,7 +279,8 @@ bool EmulatorImpl::ScopeCovers(const std::string& assignment, const std::string&
   return r == a || absl::StartsWith(r, a + "/");
 }
 
-bool EmulatorImpl::Allowed(const std::string& object_id, const std::string& scope, const std::string& action) {
+bool EmulatorImpl::Allowed(const std::string& object_id, const std::string& scope,
+                           const std::string& action) {
   for (const auto& [id, ra] : state_["role_assignments"].items()) {
     if (ra["principalId"] == object_id && ScopeCovers(ra["scope"], scope) &&
         RoleAllows(ra["roleDefinitionId"], action)) {
@@ -267,9 +293,9 @@ bool EmulatorImpl::Allowed(const std::string& object_id, const std::string& scop
 std::string EmulatorImpl::VaultScope(const std::string& vault) {
   const json& v = state_["vaults"][vault];
   return absl::StrCat("/subscriptions/", v["subscription"].get<std::string>(), "/resourceGroups/",
-                      v["resource_group"].get<std::string>(), "/providers/Microsoft.KeyVault/vaults/", vault);
+                      v["resource_group"].get<std::string>(),
+                      "/providers/Microsoft.KeyVault/vaults/", vault);
 }
-
 
 absl::StatusOr<std::unique_ptr<Emulator>> Emulator::New(EmulatorOptions options) {
   auto e = std::make_unique<EmulatorImpl>(std::move(options));

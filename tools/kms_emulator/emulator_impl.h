@@ -24,8 +24,8 @@ inline constexpr char kArmAudience[] = "https://management.azure.com";
 int64_t Now();
 std::string Lower(std::string s);
 std::string Uuid();
-void KvError(httplib::Response& res, int status, const std::string& code, const std::string& message,
-             const std::string& inner = "");
+void KvError(httplib::Response& res, int status, const std::string& code,
+             const std::string& message, const std::string& inner = "");
 bool RoleAllows(const std::string& role_id, const std::string& action);
 
 class EmulatorImpl : public Emulator {
@@ -66,15 +66,16 @@ class EmulatorImpl : public Emulator {
   // ---- Entra ID ----
   std::string IssueToken(const json& principal, const std::string& audience);
 
-  void EntraError(httplib::Response& res, int status, const std::string& error, const std::string& aadsts,
-                  const std::string& text);
+  void EntraError(httplib::Response& res, int status, const std::string& error,
+                  const std::string& aadsts, const std::string& text);
 
   void Token(const httplib::Request& req, httplib::Response& res, const std::string& tenant);
 
   void Imds(const httplib::Request& req, httplib::Response& res);
 
   // Verifies the bearer token for `audience`; answers 401 (with the Key Vault challenge) if not.
-  std::optional<json> Authenticate(const httplib::Request& req, httplib::Response& res, const std::string& audience);
+  std::optional<json> Authenticate(const httplib::Request& req, httplib::Response& res,
+                                   const std::string& audience);
 
   // ---- RBAC ----
   static bool ScopeCovers(const std::string& assignment, const std::string& resource);

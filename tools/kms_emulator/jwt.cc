@@ -20,7 +20,8 @@ std::string Hmac(const std::string& secret, const std::string& data) {
 }  // namespace
 
 std::string SignJwt(const nlohmann::json& claims, const std::string& secret) {
-  std::string input = Base64UrlEncode(R"({"alg":"HS256","typ":"JWT"})") + "." + Base64UrlEncode(claims.dump());
+  std::string input =
+      Base64UrlEncode(R"({"alg":"HS256","typ":"JWT"})") + "." + Base64UrlEncode(claims.dump());
   return input + "." + Base64UrlEncode(Hmac(secret, input));
 }
 
@@ -28,10 +29,12 @@ absl::StatusOr<nlohmann::json> VerifyJwt(const std::string& token, const std::st
                                          int64_t now) {
   auto dot1 = token.find('.');
   auto dot2 = token.rfind('.');
-  if (dot1 == std::string::npos || dot1 == dot2) return absl::UnauthenticatedError("malformed token");
+  if (dot1 == std::string::npos || dot1 == dot2)
+    return absl::UnauthenticatedError("malformed token");
   std::string expected = Base64UrlEncode(Hmac(secret, token.substr(0, dot2)));
   std::string given = token.substr(dot2 + 1);
-  if (expected.size() != given.size() || CRYPTO_memcmp(expected.data(), given.data(), given.size()) != 0) {
+  if (expected.size() != given.size() ||
+      CRYPTO_memcmp(expected.data(), given.data(), given.size()) != 0) {
     return absl::UnauthenticatedError("token signature is invalid");
   }
   auto payload = Base64Decode(token.substr(dot1 + 1, dot2 - dot1 - 1));

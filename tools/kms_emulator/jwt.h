@@ -2,9 +2,8 @@
 // Access tokens of the emulated Entra ID: HS256 JWTs signed with the emulator's secret, which
 // the emulated Key Vault and ARM verify (signature, issuer, audience, expiry).
 
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "absl/status/statusor.h"
 

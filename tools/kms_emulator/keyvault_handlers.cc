@@ -44,15 +44,18 @@ void EmulatorImpl::Routes() {
                            {"issuer", base + "/v2.0"},
                            {"jwks_uri", base + "/discovery/v2.0/keys"},
                            {"response_types_supported", json::array({"code", "id_token", "token"})},
-                           {"token_endpoint_auth_methods_supported", json::array({"client_secret_post", "private_key_jwt"})}}
+                           {"token_endpoint_auth_methods_supported",
+                            json::array({"client_secret_post", "private_key_jwt"})}}
                           .dump(),
                       "application/json");
       return;
     }
-    if (req.method == "POST" && std::regex_match(req.path, m, kToken)) return Token(req, res, m[1].str());
+    if (req.method == "POST" && std::regex_match(req.path, m, kToken))
+      return Token(req, res, m[1].str());
     if (absl::StartsWith(req.path, "/subscriptions/")) return Arm(req, res);
     if (absl::EndsWith(host, ".vault.azure.net")) {
-      return KeyVault(req, res, host.substr(0, host.size() - std::string(".vault.azure.net").size()));
+      return KeyVault(req, res,
+                      host.substr(0, host.size() - std::string(".vault.azure.net").size()));
     }
     KvError(res, 404, "NotFound", "no emulated service answers " + host + req.path);
   };
@@ -63,29 +66,44 @@ void EmulatorImpl::Routes() {
   server_->Delete(".*", dispatch);
 }
 
-void EmulatorImpl::KeyVault(const httplib::Request& req, httplib::Response& res, const std::string& vault) {
+void EmulatorImpl::KeyVault(const httplib::Request& req, httplib::Response& res,
+                            const std::string& vault) {
   std::vector<std::string> seg = absl::StrSplit(req.path, '/');  // keeps empty segments
-  if (seg.size() < 3 || !seg[0].empty()) return KvError(res, 404, "NotFound", "unknown path " + req.path);
+  if (seg.size() < 3 || !seg[0].empty())
+    return KvError(res, 404, "NotFound", "unknown path " + req.path);
   std::string collection = Lower(seg[1]);
   std::string name = seg[2];
   std::string tail = seg.size() > 3 ? Lower(seg[3]) : "";
   std::string last = Lower(seg.back());
   std::string op;
   if (collection == "keys") {
-    if (req.method == "POST" && tail == "create") op = "createkey";
-    else if (req.method == "POST" && tail == "rotate") op = "rotatekey";
-    else if (tail == "rotationpolicy") op = req.method == "GET" ? "getrotationpolicy" : "setrotationpolicy";
-    else if (req.method == "GET" && tail == "versions") op = "listversions";
-    else if (req.method == "POST" && seg.size() == 5 && (last == "wrapkey" || last == "unwrapkey")) op = last;
-    else if (req.method == "GET" && seg.size() <= 4) op = "getkey";
-    else if (req.method == "PATCH" && seg.size() <= 4) op = "updatekey";
-    else if (req.method == "DELETE" && seg.size() == 3) op = "deletekey";
+    if (req.method == "POST" && tail == "create")
+      op = "createkey";
+    else if (req.method == "POST" && tail == "rotate")
+      op = "rotatekey";
+    else if (tail == "rotationpolicy")
+      op = req.method == "GET" ? "getrotationpolicy" : "setrotationpolicy";
+    else if (req.method == "GET" && tail == "versions")
+      op = "listversions";
+    else if (req.method == "POST" && seg.size() == 5 && (last == "wrapkey" || last == "unwrapkey"))
+      op = last;
+    else if (req.method == "GET" && seg.size() <= 4)
+      op = "getkey";
+    else if (req.method == "PATCH" && seg.size() <= 4)
+      op = "updatekey";
+    else if (req.method == "DELETE" && seg.size() == 3)
+      op = "deletekey";
   } else if (collection == "deletedkeys") {
-    if (req.method == "GET" && seg.size() == 3) op = "getdeletedkey";
-    else if (req.method == "DELETE" && seg.size() == 3) op = "purgedeletedkey";
-    else if (req.method == "POST" && tail == "recover") op = "recoverdeletedkey";
+    if (req.method == "GET" && seg.size() == 3)
+      op = "getdeletedkey";
+    else if (req.method == "DELETE" && seg.size() == 3)
+      op = "purgedeletedkey";
+    else if (req.method == "POST" && tail == "recover")
+      op = "recoverdeletedkey";
   }
-  if (op.empty()) return KvError(res, 400, "BadParameter", "unsupported operation " + req.method + " " + req.path);
+  if (op.empty())
+    return KvError(res, 400, "BadParameter",
+                   "unsupported operation " + req.method + " " + req.path);
   if (!req.has_param("api-version")) {
     return KvError(res, 400, "BadParameter", "The 'api-version' query parameter is missing.");
   }
@@ -94,42 +112,66 @@ void EmulatorImpl::KeyVault(const httplib::Request& req, httplib::Response& res,
   auto claims = Authenticate(req, res, kVaultAudience);
   if (!claims) return;
   if (!state_["vaults"].contains(vault)) {
-    return KvError(res, 404, "VaultNotFound", "Vault " + vault + " does not exist; create it through ARM first.");
+    return KvError(res, 404, "VaultNotFound",
+                   "Vault " + vault + " does not exist; create it through ARM first.");
   }
   json& v = state_["vaults"][vault];
   static const std::map<std::string, std::string> kAction = {
-      {"createkey", "keys/create/action"}, {"rotatekey", "keys/rotate/action"},
-      {"getrotationpolicy", "keyrotationpolicies/read"}, {"setrotationpolicy", "keyrotationpolicies/write"},
-      {"listversions", "keys/read"}, {"getkey", "keys/read"}, {"updatekey", "keys/update/action"},
-      {"wrapkey", "keys/wrap/action"}, {"unwrapkey", "keys/unwrap/action"}, {"deletekey", "keys/delete"},
-      {"getdeletedkey", "deletedKeys/read"}, {"purgedeletedkey", "deletedKeys/delete"},
+      {"createkey", "keys/create/action"},
+      {"rotatekey", "keys/rotate/action"},
+      {"getrotationpolicy", "keyrotationpolicies/read"},
+      {"setrotationpolicy", "keyrotationpolicies/write"},
+      {"listversions", "keys/read"},
+      {"getkey", "keys/read"},
+      {"updatekey", "keys/update/action"},
+      {"wrapkey", "keys/wrap/action"},
+      {"unwrapkey", "keys/unwrap/action"},
+      {"deletekey", "keys/delete"},
+      {"getdeletedkey", "deletedKeys/read"},
+      {"purgedeletedkey", "deletedKeys/delete"},
       {"recoverdeletedkey", "deletedKeys/recover/action"}};
   std::string action = "Microsoft.KeyVault/vaults/" + kAction.at(op);
   std::string scope = VaultScope(vault) + "/keys/" + name;
   std::string oid = (*claims).value("oid", "");
   if (!Allowed(oid, scope, action)) {
-    return KvError(res, 403, "Forbidden",
-                   absl::StrCat("Caller is not authorized to perform action on resource.\r\nCaller: appid=",
-                                (*claims).value("appid", ""), ";oid=", oid, "\r\nAction: '", action,
-                                "'\r\nResource: '", Lower(scope), "'\r\nAssignment: (not found)"),
-                   "ForbiddenByRbac");
+    return KvError(
+        res, 403, "Forbidden",
+        absl::StrCat("Caller is not authorized to perform action on resource.\r\nCaller: appid=",
+                     (*claims).value("appid", ""), ";oid=", oid, "\r\nAction: '", action,
+                     "'\r\nResource: '", Lower(scope), "'\r\nAssignment: (not found)"),
+        "ForbiddenByRbac");
   }
   std::string base = "https://" + req.get_header_value("Host");
   json& keys = state_["keys"][vault];
   auto bundle = [&](const json& ver, const std::string& key_name) {
     std::string n, e;
     RsaPublicJwk(ver["pem"], &n, &e).IgnoreError();
-    return json{{"key", {{"kid", base + "/keys/" + key_name + "/" + ver["version"].get<std::string>()},
-                         {"kty", ver["kty"]}, {"key_ops", ver["key_ops"]}, {"n", n}, {"e", e}}},
-                {"attributes", {{"enabled", ver["enabled"]}, {"created", ver["created"]}, {"updated", ver["updated"]},
-                                {"recoveryLevel", RecoveryLevel(v)}, {"recoverableDays", 90}}},
+    return json{{"key",
+                 {{"kid", base + "/keys/" + key_name + "/" + ver["version"].get<std::string>()},
+                  {"kty", ver["kty"]},
+                  {"key_ops", ver["key_ops"]},
+                  {"n", n},
+                  {"e", e}}},
+                {"attributes",
+                 {{"enabled", ver["enabled"]},
+                  {"created", ver["created"]},
+                  {"updated", ver["updated"]},
+                  {"recoveryLevel", RecoveryLevel(v)},
+                  {"recoverableDays", 90}}},
                 {"tags", ver.value("tags", json::object())}};
   };
-  auto new_version = [&](const std::string& kty, int size, const json& ops, bool enabled) -> absl::StatusOr<json> {
+  auto new_version = [&](const std::string& kty, int size, const json& ops,
+                         bool enabled) -> absl::StatusOr<json> {
     auto pem = GenerateRsaPem(size);
     if (!pem.ok()) return pem.status();
-    return json{{"version", RandomHex(16).value_or("")}, {"kty", kty}, {"key_size", size}, {"pem", *pem},
-                {"key_ops", ops}, {"enabled", enabled}, {"created", Now()}, {"updated", Now()}};
+    return json{{"version", RandomHex(16).value_or("")},
+                {"kty", kty},
+                {"key_size", size},
+                {"pem", *pem},
+                {"key_ops", ops},
+                {"enabled", enabled},
+                {"created", Now()},
+                {"updated", Now()}};
   };
   auto reply = [&](const json& body) {
     res.status = 200;
@@ -139,27 +181,35 @@ void EmulatorImpl::KeyVault(const httplib::Request& req, httplib::Response& res,
 
   if (op == "createkey") {
     json body = json::parse(req.body, nullptr, false);
-    if (!body.is_object()) return KvError(res, 400, "BadParameter", "The request body is not valid JSON.");
+    if (!body.is_object())
+      return KvError(res, 400, "BadParameter", "The request body is not valid JSON.");
     std::string kty = body.value("kty", "");
     if (kty != "RSA" && kty != "RSA-HSM") {
-      return KvError(res, 400, "BadParameter", "Key type '" + kty + "' is not supported by this vault (oct-HSM keys live in a Managed HSM).");
+      return KvError(res, 400, "BadParameter",
+                     "Key type '" + kty +
+                         "' is not supported by this vault (oct-HSM keys live in a Managed HSM).");
     }
     int size = body.value("key_size", 2048);
-    if (size != 2048 && size != 3072 && size != 4096) return KvError(res, 400, "BadParameter", "Invalid key size.");
-    json ops = body.value("key_ops", json::array({"encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey"}));
+    if (size != 2048 && size != 3072 && size != 4096)
+      return KvError(res, 400, "BadParameter", "Invalid key size.");
+    json ops = body.value(
+        "key_ops", json::array({"encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey"}));
     bool enabled = body.value("attributes", json::object()).value("enabled", true);
     if (keys.contains(name) && keys[name].value("deleted", false)) {
-      return KvError(res, 409, "Conflict", "Key " + name + " is currently in a deleted but recoverable state.");
+      return KvError(res, 409, "Conflict",
+                     "Key " + name + " is currently in a deleted but recoverable state.");
     }
     auto ver = new_version(kty, size, ops, enabled);
-    if (!ver.ok()) return KvError(res, 500, "InternalServerError", std::string(ver.status().message()));
+    if (!ver.ok())
+      return KvError(res, 500, "InternalServerError", std::string(ver.status().message()));
     if (body.contains("tags")) (*ver)["tags"] = body["tags"];
     keys[name]["versions"].push_back(*ver);
     return reply(bundle(*ver, name));
   }
   if (!keys.contains(name) || (keys[name].value("deleted", false) && collection == "keys")) {
     if (collection == "keys" || !keys.contains(name)) {
-      return KvError(res, 404, "KeyNotFound", "A key with (name/id) " + name + " was not found in this key vault.");
+      return KvError(res, 404, "KeyNotFound",
+                     "A key with (name/id) " + name + " was not found in this key vault.");
     }
   }
   json& entry = keys[name];
@@ -173,10 +223,13 @@ void EmulatorImpl::KeyVault(const httplib::Request& req, httplib::Response& res,
   };
   std::string version = seg.size() >= 4 && op != "rotatekey" && op != "listversions" ? seg[3] : "";
   if (op == "getdeletedkey" || op == "recoverdeletedkey" || op == "purgedeletedkey") {
-    if (!entry.value("deleted", false)) return KvError(res, 404, "KeyNotFound", "Deleted key " + name + " was not found.");
+    if (!entry.value("deleted", false))
+      return KvError(res, 404, "KeyNotFound", "Deleted key " + name + " was not found.");
     if (op == "purgedeletedkey") {
       if (v.value("purge_protection", false)) {
-        return KvError(res, 403, "Forbidden", "Operation 'purge' is not allowed because purge protection is enabled for this vault.");
+        return KvError(
+            res, 403, "Forbidden",
+            "Operation 'purge' is not allowed because purge protection is enabled for this vault.");
       }
       keys.erase(name);
       res.status = 204;
@@ -217,7 +270,8 @@ void EmulatorImpl::KeyVault(const httplib::Request& req, httplib::Response& res,
     json* ver = find_version(version);
     if (!ver) return KvError(res, 404, "KeyNotFound", "Key version " + version + " was not found.");
     json body = json::parse(req.body, nullptr, false);
-    if (!body.is_object()) return KvError(res, 400, "BadParameter", "The request body is not valid JSON.");
+    if (!body.is_object())
+      return KvError(res, 400, "BadParameter", "The request body is not valid JSON.");
     if (body.contains("attributes") && body["attributes"].contains("enabled")) {
       (*ver)["enabled"] = body["attributes"]["enabled"].get<bool>();
     }
@@ -229,7 +283,8 @@ void EmulatorImpl::KeyVault(const httplib::Request& req, httplib::Response& res,
   if (op == "rotatekey") {
     const json& cur = versions.back();
     auto ver = new_version(cur["kty"], cur["key_size"], cur["key_ops"], true);
-    if (!ver.ok()) return KvError(res, 500, "InternalServerError", std::string(ver.status().message()));
+    if (!ver.ok())
+      return KvError(res, 500, "InternalServerError", std::string(ver.status().message()));
     versions.push_back(*ver);
     return reply(bundle(*ver, name));
   }
@@ -237,21 +292,28 @@ void EmulatorImpl::KeyVault(const httplib::Request& req, httplib::Response& res,
     json policy = entry.value("rotation_policy", json(nullptr));
     if (op == "setrotationpolicy") {
       json body = json::parse(req.body, nullptr, false);
-      if (!body.is_object() || (body.contains("lifetimeActions") && !body["lifetimeActions"].is_array())) {
+      if (!body.is_object() ||
+          (body.contains("lifetimeActions") && !body["lifetimeActions"].is_array())) {
         return KvError(res, 400, "BadParameter", "The rotation policy is not valid.");
       }
       for (const auto& a : body.value("lifetimeActions", json::array())) {
         std::string type = Lower(a.value("action", json::object()).value("type", ""));
-        if (type != "rotate" && type != "notify") return KvError(res, 400, "BadParameter", "Unknown lifetime action type.");
+        if (type != "rotate" && type != "notify")
+          return KvError(res, 400, "BadParameter", "Unknown lifetime action type.");
       }
       policy = {{"lifetimeActions", body.value("lifetimeActions", json::array())},
-                {"attributes", {{"expiryTime", body.value("attributes", json::object()).value("expiryTime", json(nullptr))},
-                                {"created", Now()}, {"updated", Now()}}}};
+                {"attributes",
+                 {{"expiryTime",
+                   body.value("attributes", json::object()).value("expiryTime", json(nullptr))},
+                  {"created", Now()},
+                  {"updated", Now()}}}};
       entry["rotation_policy"] = policy;
     }
     if (policy.is_null()) {  // the service's default, not a 404
-      policy = {{"lifetimeActions", json::array({{{"trigger", {{"timeBeforeExpiry", "P30D"}}}, {"action", {{"type", "Notify"}}}}})},
-                {"attributes", {{"expiryTime", nullptr}, {"created", nullptr}, {"updated", nullptr}}}};
+      policy = {
+          {"lifetimeActions", json::array({{{"trigger", {{"timeBeforeExpiry", "P30D"}}},
+                                            {"action", {{"type", "Notify"}}}}})},
+          {"attributes", {{"expiryTime", nullptr}, {"created", nullptr}, {"updated", nullptr}}}};
     }
     policy["id"] = base + "/keys/" + name + "/rotationpolicy";
     return reply(policy);
@@ -261,17 +323,22 @@ void EmulatorImpl::KeyVault(const httplib::Request& req, httplib::Response& res,
   if (!ver) return KvError(res, 404, "KeyNotFound", "Key version " + version + " was not found.");
   bool wrap = op == "wrapkey";
   if (!(*ver)["enabled"].get<bool>()) {
-    return KvError(res, 403, "Forbidden", std::string("Operation ") + (wrap ? "wrapKey" : "unwrapKey") +
-                                              " is not allowed on a disabled key.", "KeyDisabled");
+    return KvError(res, 403, "Forbidden",
+                   std::string("Operation ") + (wrap ? "wrapKey" : "unwrapKey") +
+                       " is not allowed on a disabled key.",
+                   "KeyDisabled");
   }
   std::string needed = wrap ? "wrapKey" : "unwrapKey";
   bool permitted = false;
   for (const auto& o : (*ver)["key_ops"]) permitted |= o == needed;
-  if (!permitted) return KvError(res, 403, "Forbidden", "Operation " + needed + " is not permitted on this key.", "KeyOperationForbidden");
+  if (!permitted)
+    return KvError(res, 403, "Forbidden", "Operation " + needed + " is not permitted on this key.",
+                   "KeyOperationForbidden");
   json body = json::parse(req.body, nullptr, false);
   std::string alg = body.is_object() ? body.value("alg", "") : "";
   if (alg != "RSA-OAEP" && alg != "RSA-OAEP-256") {
-    return KvError(res, 400, "BadParameter", "Algorithm '" + alg + "' is not supported; use RSA-OAEP-256 or RSA-OAEP.");
+    return KvError(res, 400, "BadParameter",
+                   "Algorithm '" + alg + "' is not supported; use RSA-OAEP-256 or RSA-OAEP.");
   }
   auto value = Base64Decode(body.value("value", ""));
   if (!value.ok()) return KvError(res, 400, "BadParameter", "value is not base64url.");

@@ -57,11 +57,12 @@ absl::StatusOr<std::string> RsaOaep(const std::string& pem, const std::string& a
   Key key = Load(pem);
   if (!key) return absl::InternalError("stored key does not load");
   const EVP_MD* md = alg == "RSA-OAEP-256" ? EVP_sha256() : EVP_sha1();
-  std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)> ctx(EVP_PKEY_CTX_new(key.get(), nullptr),
-                                                                   EVP_PKEY_CTX_free);
+  std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)> ctx(
+      EVP_PKEY_CTX_new(key.get(), nullptr), EVP_PKEY_CTX_free);
   int init = encrypt ? EVP_PKEY_encrypt_init(ctx.get()) : EVP_PKEY_decrypt_init(ctx.get());
   if (init != 1 || EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_OAEP_PADDING) != 1 ||
-      EVP_PKEY_CTX_set_rsa_oaep_md(ctx.get(), md) != 1 || EVP_PKEY_CTX_set_rsa_mgf1_md(ctx.get(), md) != 1) {
+      EVP_PKEY_CTX_set_rsa_oaep_md(ctx.get(), md) != 1 ||
+      EVP_PKEY_CTX_set_rsa_mgf1_md(ctx.get(), md) != 1) {
     return absl::InternalError("RSA-OAEP setup failed");
   }
   size_t out_len = 0;

@@ -43,7 +43,8 @@ Cert NewCert(EVP_PKEY* key, const char* cn, X509* issuer, EVP_PKEY* issuer_key, 
   X509_gmtime_adj(X509_getm_notAfter(cert.get()), 30L * 24 * 3600);
   X509_set_pubkey(cert.get(), key);
   X509_NAME* name = X509_get_subject_name(cert.get());
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(cn), -1, -1, 0);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(cn),
+                             -1, -1, 0);
   X509* signer = issuer ? issuer : cert.get();
   X509_set_issuer_name(cert.get(), X509_get_subject_name(signer));
   bool ok = true;
@@ -96,7 +97,8 @@ absl::Status WriteTlsMaterial(const std::string& dir) {
   Cert server = NewCert(server_key.get(), "keyward KMS emulator", ca.get(), ca_key.get(), false);
   if (!server) return absl::InternalError("cannot make the server certificate");
   absl::Status st = WriteFileAtomically(dir + "/ca.pem", CertPem(ca.get()), 0644);
-  if (st.ok()) st = WriteFileAtomically(dir + "/server.pem", CertPem(server.get()) + CertPem(ca.get()), 0644);
+  if (st.ok())
+    st = WriteFileAtomically(dir + "/server.pem", CertPem(server.get()) + CertPem(ca.get()), 0644);
   if (st.ok()) st = WriteFileAtomically(dir + "/server.key", KeyPem(server_key.get()), 0600);
   return st;
 }

@@ -50,12 +50,15 @@ std::string AzureKeyVaultProvider::key_id() const {
   return absl::StrCat(vault_url_, "/keys/", key_name_);
 }
 
-absl::StatusOr<HttpResponse> AzureKeyVaultProvider::Call(const std::string& method, const std::string& url,
-                                                         const std::string& body, const std::string& resource) {
+absl::StatusOr<HttpResponse> AzureKeyVaultProvider::Call(const std::string& method,
+                                                         const std::string& url,
+                                                         const std::string& body,
+                                                         const std::string& resource) {
   for (int attempt = 0; attempt < 2; ++attempt) {
     auto token = tokens_->Token(resource, /*force_refresh=*/attempt > 0);
     if (!token.ok()) return token.status();
-    HttpRequest req{method, url, {"Authorization: Bearer " + *token, "Content-Type: application/json"}, body};
+    HttpRequest req{
+        method, url, {"Authorization: Bearer " + *token, "Content-Type: application/json"}, body};
     auto res = http_->Send(req);
     if (!res.ok()) return res;
     if (res->status != 401) return res;  // a 401 means the cached token went stale: refresh once
@@ -64,7 +67,8 @@ absl::StatusOr<HttpResponse> AzureKeyVaultProvider::Call(const std::string& meth
   return absl::InternalError("unreachable");
 }
 
-absl::Status AzureKeyVaultProvider::ServiceError(const HttpResponse& res, const std::string& operation) const {
+absl::Status AzureKeyVaultProvider::ServiceError(const HttpResponse& res,
+                                                 const std::string& operation) const {
   json j = json::parse(res.body, nullptr, false);
   json err = j.is_object() ? j.value("error", json::object()) : json::object();
   std::string code = err.value("code", "");
@@ -72,39 +76,47 @@ absl::Status AzureKeyVaultProvider::ServiceError(const HttpResponse& res, const 
   std::string message = err.value("message", "");
   std::string where = absl::StrCat("key '", key_name_, "' in Key Vault '", vault_, "'");
   if (res.status == 404) {
-    return absl::NotFoundError(absl::StrCat(where, " was not found (", code, "); create the key under exactly that name"));
+    return absl::NotFoundError(
+        absl::StrCat(where, " was not found (", code, "); create the key under exactly that name"));
   }
   if (inner == "KeyDisabled") {
-    return absl::FailedPreconditionError(absl::StrCat("encryption key for azure/", region_, " is disabled in Key Vault '",
-                                                      vault_, "' (key '", key_name_, "'); enable it, then resume the cluster"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("encryption key for azure/", region_, " is disabled in Key Vault '", vault_,
+                     "' (key '", key_name_, "'); enable it, then resume the cluster"));
   }
   if (res.status == 403) {
     static const std::regex kAction("Action: '([^']+)'");
     std::smatch m;
     std::string action = std::regex_search(message, m, kAction) ? m[1].str() : operation;
-    return absl::PermissionDeniedError(absl::StrCat(
-        "keyward's application ", config_.app_name, " (", tokens_->identity().client_id, ") may not perform ", action,
-        " on ", where, "; assign it the role Key Vault Crypto Service Encryption User on the key",
-        inner.empty() ? "" : absl::StrCat(" (", inner, ")")));
+    return absl::PermissionDeniedError(
+        absl::StrCat("keyward's application ", config_.app_name, " (",
+                     tokens_->identity().client_id, ") may not perform ", action, " on ", where,
+                     "; assign it the role Key Vault Crypto Service Encryption User on the key",
+                     inner.empty() ? "" : absl::StrCat(" (", inner, ")")));
   }
   if (res.status == 401) {
-    return absl::UnauthenticatedError(absl::StrCat("Key Vault '", vault_, "' refused keyward's token: ", message.substr(0, 200)));
+    return absl::UnauthenticatedError(
+        absl::StrCat("Key Vault '", vault_, "' refused keyward's token: ", message.substr(0, 200)));
   }
   if (res.status == 429 || res.status >= 500) {
-    return absl::UnavailableError(absl::StrCat("Key Vault '", vault_, "' is unavailable for ", operation, " (HTTP ",
-                                               res.status, " ", code, ") after retries; try again"));
+    return absl::UnavailableError(absl::StrCat("Key Vault '", vault_, "' is unavailable for ",
+                                               operation, " (HTTP ", res.status, " ", code,
+                                               ") after retries; try again"));
   }
-  return absl::InvalidArgumentError(absl::StrCat("Key Vault '", vault_, "' rejected ", operation, " (HTTP ", res.status,
-                                                 " ", code, "): ", message.substr(0, 200)));
+  return absl::InvalidArgumentError(absl::StrCat("Key Vault '", vault_, "' rejected ", operation,
+                                                 " (HTTP ", res.status, " ", code,
+                                                 "): ", message.substr(0, 200)));
 }
 
 absl::StatusOr<KeyDescription> AzureKeyVaultProvider::Describe() {
-  std::string url = absl::StrCat(vault_url_, "/keys/", key_name_, "/?api-version=", config_.api_version);
+  std::string url =
+      absl::StrCat(vault_url_, "/keys/", key_name_, "/?api-version=", config_.api_version);
   auto res = Call("GET", url, "", kVaultResource);
   if (!res.ok()) return res.status();
   if (res->status != 200) return ServiceError(*res, "get key");
   json j = json::parse(res->body, nullptr, false);
-  if (!j.is_object() || !j.contains("key")) return absl::DataLossError("Key Vault answered a key bundle keyward cannot read");
+  if (!j.is_object() || !j.contains("key"))
+    return absl::DataLossError("Key Vault answered a key bundle keyward cannot read");
   KeyDescription d;
   d.key_id = j["key"].value("kid", "");
   d.key_version = VersionOf(d.key_id);
@@ -123,50 +135,61 @@ absl::StatusOr<KeyDescription> AzureKeyVaultProvider::Describe() {
     d.can_wrap = wrap && unwrap;
   }
   if (!subscription_id_.empty() && !resource_group_.empty()) {
-    std::string arm = absl::StrCat(config_.management_host, "/subscriptions/", subscription_id_, "/resourceGroups/",
-                                   resource_group_, "/providers/Microsoft.KeyVault/vaults/", vault_,
-                                   "?api-version=2023-07-01");
+    std::string arm =
+        absl::StrCat(config_.management_host, "/subscriptions/", subscription_id_,
+                     "/resourceGroups/", resource_group_, "/providers/Microsoft.KeyVault/vaults/",
+                     vault_, "?api-version=2023-07-01");
     auto vault = Call("GET", arm, "", kArmResource);
     if (vault.ok() && vault->status == 200) {
       json v = json::parse(vault->body, nullptr, false);
       if (v.is_object()) {
         d.region = absl::AsciiStrToLower(v.value("location", ""));
         json props = v.value("properties", json::object());
-        if (props.contains("enablePurgeProtection")) d.purge_protection = props["enablePurgeProtection"].get<bool>();
+        if (props.contains("enablePurgeProtection"))
+          d.purge_protection = props["enablePurgeProtection"].get<bool>();
       }
     }
   }
   return d;
 }
 
-absl::StatusOr<WrappedKey> AzureKeyVaultProvider::Wrap(const SecretBytes& plaintext, std::string_view) {
-  std::string url = absl::StrCat(vault_url_, "/keys/", key_name_, "//wrapkey?api-version=", config_.api_version);
+absl::StatusOr<WrappedKey> AzureKeyVaultProvider::Wrap(const SecretBytes& plaintext,
+                                                       std::string_view) {
+  std::string url =
+      absl::StrCat(vault_url_, "/keys/", key_name_, "//wrapkey?api-version=", config_.api_version);
   json body = {{"alg", kAlgorithm}, {"value", Base64UrlEncode(plaintext.view())}};
   auto res = Call("POST", url, body.dump(), kVaultResource);
   if (!res.ok()) return res.status();
   if (res->status != 200) return ServiceError(*res, "wrapKey");
   json j = json::parse(res->body, nullptr, false);
-  auto value = j.is_object() ? Base64Decode(j.value("value", "")) : absl::InvalidArgumentError("not JSON");
+  auto value =
+      j.is_object() ? Base64Decode(j.value("value", "")) : absl::InvalidArgumentError("not JSON");
   std::string kid = j.is_object() ? j.value("kid", "") : "";
-  if (!value.ok() || VersionOf(kid).empty()) return absl::DataLossError("Key Vault answered a wrapKey result keyward cannot read");
+  if (!value.ok() || VersionOf(kid).empty())
+    return absl::DataLossError("Key Vault answered a wrapKey result keyward cannot read");
   return WrappedKey{"azure-key-vault", kid, VersionOf(kid), kAlgorithm, *value};
 }
 
-absl::StatusOr<SecretBytes> AzureKeyVaultProvider::Unwrap(const WrappedKey& wrapped, std::string_view) {
+absl::StatusOr<SecretBytes> AzureKeyVaultProvider::Unwrap(const WrappedKey& wrapped,
+                                                          std::string_view) {
   if (wrapped.provider != "azure-key-vault") {
-    return absl::FailedPreconditionError(absl::StrCat("key was wrapped by ", wrapped.provider, ", not Azure Key Vault"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("key was wrapped by ", wrapped.provider, ", not Azure Key Vault"));
   }
   std::string version = VersionOf(wrapped.key_id);
-  if (version.empty()) return absl::DataLossError("wrapped-key record has no Key Vault key version");
-  std::string url = absl::StrCat(vault_url_, "/keys/", key_name_, "/", version, "/unwrapkey?api-version=",
-                                 config_.api_version);
+  if (version.empty())
+    return absl::DataLossError("wrapped-key record has no Key Vault key version");
+  std::string url = absl::StrCat(vault_url_, "/keys/", key_name_, "/", version,
+                                 "/unwrapkey?api-version=", config_.api_version);
   json body = {{"alg", wrapped.algorithm}, {"value", Base64UrlEncode(wrapped.ciphertext)}};
   auto res = Call("POST", url, body.dump(), kVaultResource);
   if (!res.ok()) return res.status();
   if (res->status != 200) return ServiceError(*res, "unwrapKey");
   json j = json::parse(res->body, nullptr, false);
-  auto value = j.is_object() ? Base64Decode(j.value("value", "")) : absl::InvalidArgumentError("not JSON");
-  if (!value.ok()) return absl::DataLossError("Key Vault answered an unwrapKey result keyward cannot read");
+  auto value =
+      j.is_object() ? Base64Decode(j.value("value", "")) : absl::InvalidArgumentError("not JSON");
+  if (!value.ok())
+    return absl::DataLossError("Key Vault answered an unwrapKey result keyward cannot read");
   SecretBytes out = SecretBytes::FromView(*value);
   WipeString(*value);
   return out;

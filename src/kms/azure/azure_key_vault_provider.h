@@ -29,8 +29,8 @@ struct AzureKeyVaultConfig {
 class AzureKeyVaultProvider : public MasterKeyProvider {
  public:
   static absl::StatusOr<std::unique_ptr<AzureKeyVaultProvider>> New(
-      const EncryptionKey& key, AzureKeyVaultConfig config, std::shared_ptr<EntraTokenSource> tokens,
-      std::shared_ptr<HttpClient> http);
+      const EncryptionKey& key, AzureKeyVaultConfig config,
+      std::shared_ptr<EntraTokenSource> tokens, std::shared_ptr<HttpClient> http);
 
   std::string_view provider_name() const override { return "azure-key-vault"; }
   std::string key_id() const override;

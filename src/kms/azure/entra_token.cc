@@ -1,11 +1,11 @@
 #include "kms/azure/entra_token.h"
 
-#include <chrono>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
+#include <chrono>
 #include <memory>
 #include <nlohmann/json.hpp>
 
@@ -33,32 +33,39 @@ int64_t ToInt(const nlohmann::json& v) {
 
 }  // namespace
 
-absl::StatusOr<std::string> CertificateAssertion(const std::string& pem_path, const std::string& client_id,
+absl::StatusOr<std::string> CertificateAssertion(const std::string& pem_path,
+                                                 const std::string& client_id,
                                                  const std::string& token_url) {
   auto pem = ReadSecretFile(pem_path, 1 << 20);
   if (!pem.ok()) {
-    return absl::FailedPreconditionError(absl::StrCat("cannot read the client certificate (AZURE_CLIENT_CERTIFICATE_PATH) ",
-                                                      pem_path, ": ", pem.status().message()));
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot read the client certificate (AZURE_CLIENT_CERTIFICATE_PATH) ",
+                     pem_path, ": ", pem.status().message()));
   }
   BIO* bio = BIO_new_mem_buf(pem->data(), static_cast<int>(pem->size()));
-  std::unique_ptr<X509, decltype(&X509_free)> cert(PEM_read_bio_X509(bio, nullptr, nullptr, nullptr), X509_free);
+  std::unique_ptr<X509, decltype(&X509_free)> cert(
+      PEM_read_bio_X509(bio, nullptr, nullptr, nullptr), X509_free);
   BIO_reset(bio);
-  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr),
-                                                          EVP_PKEY_free);
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(
+      PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr), EVP_PKEY_free);
   BIO_free(bio);
   if (!cert || !key) {
-    return absl::FailedPreconditionError(absl::StrCat(pem_path, " must hold a PEM certificate and its unencrypted private key"));
+    return absl::FailedPreconditionError(
+        absl::StrCat(pem_path, " must hold a PEM certificate and its unencrypted private key"));
   }
   unsigned char thumb[EVP_MAX_MD_SIZE];
   unsigned int thumb_len = 0;
   X509_digest(cert.get(), EVP_sha256(), thumb, &thumb_len);
-  nlohmann::json header = {{"alg", "PS256"}, {"typ", "JWT"},
-                           {"x5t#S256", Base64UrlEncode(std::string(reinterpret_cast<char*>(thumb), thumb_len))}};
+  nlohmann::json header = {
+      {"alg", "PS256"},
+      {"typ", "JWT"},
+      {"x5t#S256", Base64UrlEncode(std::string(reinterpret_cast<char*>(thumb), thumb_len))}};
   int64_t now = NowSeconds();
   auto jti = RandomHex(16);
   if (!jti.ok()) return jti.status();
-  nlohmann::json claims = {{"aud", token_url}, {"iss", client_id}, {"sub", client_id}, {"jti", *jti},
-                           {"nbf", now}, {"iat", now}, {"exp", now + 600}};
+  nlohmann::json claims = {{"aud", token_url}, {"iss", client_id}, {"sub", client_id},
+                           {"jti", *jti},      {"nbf", now},       {"iat", now},
+                           {"exp", now + 600}};
   std::string input = Base64UrlEncode(header.dump()) + "." + Base64UrlEncode(claims.dump());
   std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
   EVP_PKEY_CTX* pctx = nullptr;
@@ -66,11 +73,15 @@ absl::StatusOr<std::string> CertificateAssertion(const std::string& pem_path, co
   bool ok = EVP_DigestSignInit(ctx.get(), &pctx, EVP_sha256(), nullptr, key.get()) == 1 &&
             EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) == 1 &&
             EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) == 1 &&
-            EVP_DigestSign(ctx.get(), nullptr, &sig_len, reinterpret_cast<const unsigned char*>(input.data()), input.size()) == 1;
+            EVP_DigestSign(ctx.get(), nullptr, &sig_len,
+                           reinterpret_cast<const unsigned char*>(input.data()), input.size()) == 1;
   std::string sig(sig_len, '\0');
-  ok = ok && EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(sig.data()), &sig_len,
-                            reinterpret_cast<const unsigned char*>(input.data()), input.size()) == 1;
-  if (!ok) return absl::InternalError("cannot sign the client assertion (the certificate key must be RSA)");
+  ok =
+      ok && EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(sig.data()), &sig_len,
+                           reinterpret_cast<const unsigned char*>(input.data()), input.size()) == 1;
+  if (!ok)
+    return absl::InternalError(
+        "cannot sign the client assertion (the certificate key must be RSA)");
   sig.resize(sig_len);
   return input + "." + Base64UrlEncode(sig);
 }
@@ -78,17 +89,20 @@ absl::StatusOr<std::string> CertificateAssertion(const std::string& pem_path, co
 EntraTokenSource::EntraTokenSource(EntraIdentity identity, std::shared_ptr<HttpClient> http)
     : identity_(std::move(identity)), http_(std::move(http)) {}
 
-absl::StatusOr<std::string> EntraTokenSource::Token(const std::string& resource, bool force_refresh) {
+absl::StatusOr<std::string> EntraTokenSource::Token(const std::string& resource,
+                                                    bool force_refresh) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = cache_.find(resource);
-  if (!force_refresh && it != cache_.end() && it->second.second - 300 > NowSeconds()) return it->second.first;
+  if (!force_refresh && it != cache_.end() && it->second.second - 300 > NowSeconds())
+    return it->second.first;
   auto fetched = Fetch(resource);
   if (!fetched.ok()) return fetched.status();
   cache_[resource] = *fetched;
   return fetched->first;
 }
 
-absl::StatusOr<std::pair<std::string, int64_t>> EntraTokenSource::Fetch(const std::string& resource) {
+absl::StatusOr<std::pair<std::string, int64_t>> EntraTokenSource::Fetch(
+    const std::string& resource) {
   HttpRequest req;
   std::string who;
   if (identity_.kind == EntraIdentity::Kind::kManagedIdentity) {
@@ -104,37 +118,46 @@ absl::StatusOr<std::pair<std::string, int64_t>> EntraTokenSource::Fetch(const st
     if (identity_.kind == EntraIdentity::Kind::kClientSecret) {
       form["client_secret"] = identity_.client_secret;
     } else if (identity_.kind == EntraIdentity::Kind::kClientCertificate) {
-      std::string token_url = absl::StrCat(identity_.authority_host, "/", identity_.tenant_id, "/oauth2/v2.0/token");
-      auto assertion = CertificateAssertion(identity_.certificate_path, identity_.client_id, token_url);
+      std::string token_url =
+          absl::StrCat(identity_.authority_host, "/", identity_.tenant_id, "/oauth2/v2.0/token");
+      auto assertion =
+          CertificateAssertion(identity_.certificate_path, identity_.client_id, token_url);
       if (!assertion.ok()) return assertion.status();
       form["client_assertion_type"] = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
       form["client_assertion"] = *assertion;
     } else {
       auto assertion = ReadFileToString(identity_.federated_token_file, 1 << 16);
       if (!assertion.ok()) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "cannot read the federated token file (AZURE_FEDERATED_TOKEN_FILE): ", assertion.status().message()));
+        return absl::FailedPreconditionError(
+            absl::StrCat("cannot read the federated token file (AZURE_FEDERATED_TOKEN_FILE): ",
+                         assertion.status().message()));
       }
       form["client_assertion_type"] = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
       form["client_assertion"] = *assertion;
     }
     req.method = "POST";
-    req.url = absl::StrCat(identity_.authority_host, "/", identity_.tenant_id, "/oauth2/v2.0/token");
+    req.url =
+        absl::StrCat(identity_.authority_host, "/", identity_.tenant_id, "/oauth2/v2.0/token");
     req.headers = {"Content-Type: application/x-www-form-urlencoded"};
     req.body = FormEncode(form);
     who = absl::StrCat("application ", identity_.client_id, " in tenant ", identity_.tenant_id);
   }
   auto res = http_->Send(req);
-  if (!res.ok()) return absl::UnavailableError(absl::StrCat("Entra ID token for ", who, ": ", res.status().message()));
+  if (!res.ok())
+    return absl::UnavailableError(
+        absl::StrCat("Entra ID token for ", who, ": ", res.status().message()));
   nlohmann::json j = nlohmann::json::parse(res->body, nullptr, false);
   if (res->status != 200 || !j.is_object() || !j.contains("access_token")) {
     std::string why = j.is_object() ? j.value("error_description", j.value("error", "")) : "";
-    absl::StatusCode code = res->status == 400 || res->status == 401 ? absl::StatusCode::kUnauthenticated
-                                                                     : absl::StatusCode::kUnavailable;
-    return absl::Status(code, absl::StrCat("Entra ID refused a token for ", who, " (HTTP ", res->status, "): ",
-                                           why.substr(0, 300)));
+    absl::StatusCode code = res->status == 400 || res->status == 401
+                                ? absl::StatusCode::kUnauthenticated
+                                : absl::StatusCode::kUnavailable;
+    return absl::Status(code, absl::StrCat("Entra ID refused a token for ", who, " (HTTP ",
+                                           res->status, "): ", why.substr(0, 300)));
   }
-  int64_t expires_at = j.contains("expires_on") ? ToInt(j["expires_on"]) : NowSeconds() + ToInt(j.value("expires_in", nlohmann::json(3599)));
+  int64_t expires_at = j.contains("expires_on")
+                           ? ToInt(j["expires_on"])
+                           : NowSeconds() + ToInt(j.value("expires_in", nlohmann::json(3599)));
   return std::make_pair(j["access_token"].get<std::string>(), expires_at);
 }
 

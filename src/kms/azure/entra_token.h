@@ -3,7 +3,8 @@
 // before expiry, one request in flight per identity. Sources, as Azure's SDKs read them:
 //   client secret      POST {authority}/{tenant}/oauth2/v2.0/token (client_credentials)
 //   client certificate the same POST with a client_assertion JWT signed PS256 with the
-//                      certificate's key, naming it by x5t#S256 (AZURE_CLIENT_CERTIFICATE_PATH, PEM)
+//                      certificate's key, naming it by x5t#S256 (AZURE_CLIENT_CERTIFICATE_PATH,
+//                      PEM)
 //   workload identity  the same POST with client_assertion = contents of AZURE_FEDERATED_TOKEN_FILE
 //   managed identity   GET {imds}?api-version=2018-02-01&resource=…  with header Metadata: true
 // Tokens live only in memory and never reach a log or an error message.
@@ -24,8 +25,8 @@ struct EntraIdentity {
   std::string authority_host = "https://login.microsoftonline.com";
   std::string tenant_id;
   std::string client_id;
-  std::string client_secret;        // kClientSecret
-  std::string certificate_path;     // kClientCertificate: PEM with the certificate and its key
+  std::string client_secret;         // kClientSecret
+  std::string certificate_path;      // kClientCertificate: PEM with the certificate and its key
   std::string federated_token_file;  // kWorkloadIdentity
   std::string imds_url = "http://169.254.169.254/metadata/identity/oauth2/token";
 };
@@ -47,7 +48,8 @@ class EntraTokenSource {
 };
 
 // The JWT client assertion for a certificate credential (exposed for tests).
-absl::StatusOr<std::string> CertificateAssertion(const std::string& pem_path, const std::string& client_id,
+absl::StatusOr<std::string> CertificateAssertion(const std::string& pem_path,
+                                                 const std::string& client_id,
                                                  const std::string& token_url);
 
 }  // namespace keyward

@@ -38,7 +38,8 @@ bool Retryable(int status) { return status == 429 || status == 408 || status >= 
 HttpClient::HttpClient(HttpClientOptions options) : options_(std::move(options)) {
   static const bool init = [] { return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK; }();
   (void)init;
-  if (!options_.sleep) options_.sleep = [](std::chrono::milliseconds d) { std::this_thread::sleep_for(d); };
+  if (!options_.sleep)
+    options_.sleep = [](std::chrono::milliseconds d) { std::this_thread::sleep_for(d); };
 }
 
 absl::StatusOr<HttpResponse> HttpClient::SendOnce(const HttpRequest& r) const {
@@ -48,7 +49,8 @@ absl::StatusOr<HttpResponse> HttpClient::SendOnce(const HttpRequest& r) const {
   curl_slist* headers = nullptr;
   for (const auto& h : r.headers) headers = curl_slist_append(headers, h.c_str());
   curl_slist* connect_to = nullptr;
-  if (!options_.connect_to.empty()) connect_to = curl_slist_append(nullptr, ("::" + options_.connect_to).c_str());
+  if (!options_.connect_to.empty())
+    connect_to = curl_slist_append(nullptr, ("::" + options_.connect_to).c_str());
   curl_easy_setopt(curl, CURLOPT_URL, r.url.c_str());
   curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, r.method.c_str());
   if (r.method != "GET" && r.method != "DELETE") {
@@ -78,7 +80,8 @@ absl::StatusOr<HttpResponse> HttpClient::SendOnce(const HttpRequest& r) const {
     // The URL names the host and path only; request bodies (which may hold key material) never
     // reach a message.
     std::string where = r.url.substr(0, r.url.find('?'));
-    return absl::UnavailableError(absl::StrCat("cannot reach ", where, ": ", curl_easy_strerror(rc)));
+    return absl::UnavailableError(
+        absl::StrCat("cannot reach ", where, ": ", curl_easy_strerror(rc)));
   }
   out.status = static_cast<int>(status);
   return out;
@@ -96,7 +99,8 @@ absl::StatusOr<HttpResponse> HttpClient::Send(const HttpRequest& request) const 
     uint32_t r = 0;
     FillRandom(&r, sizeof(r)).IgnoreError();
     int64_t half = cap.count() / 2;
-    std::chrono::milliseconds wait(half + static_cast<int64_t>(r % static_cast<uint32_t>(half + 1)));
+    std::chrono::milliseconds wait(half +
+                                   static_cast<int64_t>(r % static_cast<uint32_t>(half + 1)));
     if (last.ok()) {
       auto it = last->headers.find("retry-after");
       int seconds = 0;

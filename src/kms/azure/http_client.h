@@ -28,8 +28,9 @@ struct HttpResponse {
 };
 
 struct HttpClientOptions {
-  std::string ca_file;              // empty: the system's CA store
-  std::string connect_to;           // "127.0.0.1:PORT": every host is reached there (emulator, private endpoint)
+  std::string ca_file;  // empty: the system's CA store
+  std::string
+      connect_to;  // "127.0.0.1:PORT": every host is reached there (emulator, private endpoint)
   long connect_timeout_ms = 5000;
   long request_timeout_ms = 15000;
   int max_attempts = 4;

@@ -33,14 +33,15 @@ absl::StatusOr<std::unique_ptr<EscrowProvider>> EscrowProvider::Load(const std::
     return absl::NotFoundError(absl::StrCat("escrow key file '", path, "' does not exist"));
   }
   if ((st.st_mode & 077) != 0) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        "escrow key file '", path, "' is accessible to other users (mode ",
-        absl::StrFormat("%04o", st.st_mode & 0777), "); run: chmod 600 '", path, "'"));
+    return absl::PermissionDeniedError(
+        absl::StrCat("escrow key file '", path, "' is accessible to other users (mode ",
+                     absl::StrFormat("%04o", st.st_mode & 0777), "); run: chmod 600 '", path, "'"));
   }
   ASSIGN_OR_RETURN(SecretBytes key, ReadSecretFile(path, kKeySize + 1));
   if (key.size() != kKeySize) {
-    return absl::InvalidArgumentError(absl::StrCat("escrow key file '", path, "' must hold exactly ",
-                                                   kKeySize, " bytes, it holds ", key.size()));
+    return absl::InvalidArgumentError(absl::StrCat("escrow key file '", path,
+                                                   "' must hold exactly ", kKeySize,
+                                                   " bytes, it holds ", key.size()));
   }
   return std::unique_ptr<EscrowProvider>(new EscrowProvider(std::move(key), path));
 }
@@ -72,9 +73,10 @@ absl::StatusOr<SecretBytes> EscrowProvider::Unwrap(const WrappedKey& wrapped,
         absl::StrCat("key was wrapped by provider '", wrapped.provider, "', not by escrow"));
   }
   if (wrapped.key_id != key_id_) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        "key was wrapped under escrow key ", wrapped.key_id, " but this server's escrow key (",
-        path_, ") is ", key_id_, "; start keyward with --escrow-key-file pointing at the original"));
+    return absl::PermissionDeniedError(
+        absl::StrCat("key was wrapped under escrow key ", wrapped.key_id,
+                     " but this server's escrow key (", path_, ") is ", key_id_,
+                     "; start keyward with --escrow-key-file pointing at the original"));
   }
   if (wrapped.algorithm != kAlgorithm) {
     return absl::InvalidArgumentError(
