@@ -309,7 +309,8 @@ std::vector<Route> Table(ControlPlane* cp, MetadataStore* store, const std::stri
                    body->value("aws", json())};
       if (r.azure.is_object()) {
         auto a = ParseBody(r.azure.dump(),
-                           {{"key_vault_name", {F::kString, true}},
+                           {{"key_vault_name", {F::kString, false}},
+                            {"managed_hsm_name", {F::kString, false}},
                             {"key_name_prefix", {F::kString, true}},
                             {"subscription_id", {F::kString, false}},
                             {"resource_group", {F::kString, false}}},

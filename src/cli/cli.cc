@@ -31,7 +31,8 @@ const std::map<std::string, std::string> kUsage = {
 )"},
     {"key", R"(usage:
   keyward key create --project P --provider azure-key-vault --region R
-                     --key-vault-name V --key-name-prefix X [--subscription-id S --resource-group G]
+                     --key-vault-name V | --managed-hsm-name H --key-name-prefix X
+                     [--subscription-id S --resource-group G]
   keyward key create --project P --provider aws-kms --region R --key-arn ARN
   keyward key list --project P
   keyward key get --project P KEY_ID          setup instructions again
@@ -187,6 +188,7 @@ int Key(const std::string& verb, const Ctx& c) {
     if (*provider == "azure-key-vault") {
       json az = json::object();
       for (auto [flag, field] : {std::pair{"key-vault-name", "key_vault_name"},
+                                 {"managed-hsm-name", "managed_hsm_name"},
                                  {"key-name-prefix", "key_name_prefix"},
                                  {"subscription-id", "subscription_id"},
                                  {"resource-group", "resource_group"}}) {
@@ -326,8 +328,8 @@ int RunCli(const std::string& noun, const std::vector<std::string>& args) {
   std::set<std::string> valued = kCommonValuedFlags;
   for (const char* f :
        {"name", "project", "provider", "region", "key-vault-name", "key-name-prefix",
-        "subscription-id", "resource-group", "key-arn", "cloud", "tier", "role", "token-ttl",
-        "schedule", "retention-days", "secondary-region", "since-ms", "until-ms"}) {
+        "subscription-id", "resource-group", "key-arn", "managed-hsm-name", "cloud", "tier", "role",
+        "token-ttl", "schedule", "retention-days", "secondary-region", "since-ms", "until-ms"}) {
     valued.insert(f);
   }
   std::vector<std::string> rest = args;

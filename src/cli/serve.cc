@@ -60,6 +60,7 @@ Azure (keyward authenticates as its own Entra application; the same variables as
   --azure-authority-host U  or AZURE_AUTHORITY_HOST (default https://login.microsoftonline.com)
   --azure-management-host U ARM endpoint (default https://management.azure.com)
   --azure-vault-url-template T  default https://{name}.vault.azure.net
+  --azure-managed-hsm-url-template T  default https://{name}.managedhsm.azure.net
   --azure-connect-to H:P    reach every Azure host at H:P (private endpoint, emulator)
   --azure-ca-file F         CA bundle for Azure's endpoints (private CA, emulator)
   --azure-api-version V     Key Vault REST version (default 7.4)
@@ -168,6 +169,8 @@ absl::StatusOr<std::optional<AzureSettings>> LoadAzure(const ParsedFlags& flags)
   }
   a.vault.vault_url_template =
       flags.Get("azure-vault-url-template").value_or(a.vault.vault_url_template);
+  a.vault.managed_hsm_url_template =
+      flags.Get("azure-managed-hsm-url-template").value_or(a.vault.managed_hsm_url_template);
   a.vault.management_host = flags.Get("azure-management-host").value_or(a.vault.management_host);
   a.vault.api_version = flags.Get("azure-api-version").value_or(a.vault.api_version);
   a.http.connect_to = flags.Get("azure-connect-to").value_or("");
@@ -328,7 +331,8 @@ int RunServe(const std::vector<std::string>& raw_args, const KmsFactoryMaker& ma
                            "azure-connect-to",
                            "azure-ca-file",
                            "azure-api-version",
-                           "azure-client-certificate"},
+                           "azure-client-certificate",
+                           "azure-managed-hsm-url-template"},
                           {"help", "azure-managed-identity"});
   if (!flags.ok()) {
     fprintf(stderr, "keyward serve: %s\n", std::string(flags.status().message()).c_str());

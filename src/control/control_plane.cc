@@ -281,12 +281,18 @@ absl::StatusOr<EncryptionKey> ControlPlane::CreateKey(const User& actor,
       return absl::InvalidArgumentError(
           "field 'azure' is required: {\"key_vault_name\":…, \"key_name_prefix\":…}");
     }
-    std::string vault = req.azure.value("key_vault_name", "");
+    bool hsm = req.azure.contains("managed_hsm_name");
+    if (hsm == req.azure.contains("key_vault_name")) {
+      return absl::InvalidArgumentError(
+          "give exactly one of azure.key_vault_name (a Key Vault) and azure.managed_hsm_name (a "
+          "Managed HSM)");
+    }
+    std::string vault = req.azure.value(hsm ? "managed_hsm_name" : "key_vault_name", "");
     std::string prefix = req.azure.value("key_name_prefix", "");
     if (!std::regex_match(vault, kVault)) {
-      return absl::InvalidArgumentError(
-          "azure.key_vault_name must be 3-24 characters of letters, digits and '-', starting with "
-          "a letter");
+      return absl::InvalidArgumentError(absl::StrCat(
+          "azure.", hsm ? "managed_hsm_name" : "key_vault_name",
+          " must be 3-24 characters of letters, digits and '-', starting with a letter"));
     }
     if (!std::regex_match(prefix, kPrefix)) {
       return absl::InvalidArgumentError(
@@ -294,7 +300,7 @@ absl::StatusOr<EncryptionKey> ControlPlane::CreateKey(const User& actor,
     }
     ASSIGN_OR_RETURN(std::string suffix, RandomHex(4));
     k.key_name = absl::StrCat(prefix, "-", suffix);  // the reference's unique suffix
-    config = {{"key_vault_name", vault}, {"key_name_prefix", prefix}};
+    config = {{hsm ? "managed_hsm_name" : "key_vault_name", vault}, {"key_name_prefix", prefix}};
     for (const char* opt : {"subscription_id", "resource_group"}) {
       if (req.azure.contains(opt)) {
         if (!req.azure[opt].is_string())

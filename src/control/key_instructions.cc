@@ -67,6 +67,51 @@ json AzureInstructions(const EncryptionKey& key, const json& cfg, const ServiceI
   };
 }
 
+// Managed HSM: local RBAC roles instead of Azure RBAC, and an oct-HSM key wrapped with A256KW.
+json ManagedHsmInstructions(const EncryptionKey& key, const json& cfg, const ServiceIdentity& id) {
+  std::string hsm = cfg.value("managed_hsm_name", "");
+  std::string rg = cfg.value("resource_group", "<resource-group>");
+  std::string me = "$(az ad signed-in-user show --query id -o tsv)";
+  json commands = json::array({
+      {{"step", "Create the service principal for keyward's application (if your tenant has none)"},
+       {"command", absl::StrCat("az ad sp create --id ", id.azure_app_id)}},
+      {{"step", absl::StrCat("Create a Managed HSM with purge protection in ", key.region,
+                             " and activate its security domain")},
+       {"command", absl::StrCat("az keyvault create --hsm-name ", hsm, " --resource-group ", rg,
+                                " --location ", key.region, " --administrators ", me,
+                                " --enable-purge-protection true --retention-days 90")}},
+      {{"step", "Give yourself Managed HSM Crypto User"},
+       {"command",
+        absl::StrCat("az keyvault role assignment create --hsm-name ", hsm,
+                     " --role \"Managed HSM Crypto User\" --assignee ", me, " --scope /")}},
+      {{"step", "Create the key under its full name"},
+       {"command", absl::StrCat("az keyvault key create --hsm-name ", hsm, " --name ", key.key_name,
+                                " --kty oct-HSM --size 256 --ops wrapKey unwrapKey")}},
+      {{"step", "Let keyward's application wrap and unwrap with this key only"},
+       {"command",
+        absl::StrCat("az keyvault role assignment create --hsm-name ", hsm,
+                     " --role \"Managed HSM Crypto Service Encryption User\" --assignee-object-id "
+                     "$(az ad sp show --id ",
+                     id.azure_app_id, " --query id -o tsv) --scope /keys/", key.key_name)}},
+      {{"step", "Back in keyward: test the key, which makes it active"},
+       {"command", absl::StrCat("keyward key test --project ", key.project_id, " ", key.id)}},
+  });
+  return {{"service_identity",
+           {{"microsoft_entra_application_name", id.azure_app_name},
+            {"microsoft_entra_application_id", id.azure_app_id}}},
+          {"managed_hsm_name", hsm},
+          {"managed_hsm_url", absl::StrCat("https://", hsm, ".managedhsm.azure.net")},
+          {"full_key_name", key.key_name},
+          {"requirements",
+           json::array({"purge protection enabled on the Managed HSM",
+                        absl::StrCat("Managed HSM in region ", key.region),
+                        absl::StrCat("local role Managed HSM Crypto Service Encryption User for ",
+                                     id.azure_app_name, " (", id.azure_app_id, ") on /keys/",
+                                     key.key_name)})},
+          {"az_commands", commands},
+          {"arm_template", nullptr}};
+}
+
 json AwsInstructions(const EncryptionKey& key, const ServiceIdentity& id) {
   json policy = {
       {"Version", "2012-10-17"},
@@ -185,7 +230,10 @@ json AzureArmTemplate() {
 json KeyInstructions(const EncryptionKey& key, const ServiceIdentity& identity) {
   json cfg = json::parse(key.config_json, nullptr, false);
   if (!cfg.is_object()) cfg = json::object();
-  if (key.provider == "azure-key-vault") return AzureInstructions(key, cfg, identity);
+  if (key.provider == "azure-key-vault") {
+    return cfg.contains("managed_hsm_name") ? ManagedHsmInstructions(key, cfg, identity)
+                                            : AzureInstructions(key, cfg, identity);
+  }
   if (key.provider == "aws-kms") return AwsInstructions(key, identity);
   return json::object();
 }

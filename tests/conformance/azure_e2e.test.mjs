@@ -2,6 +2,7 @@
 // Azure Key Vault client, Entra ID client-secret auth, libcurl) talks to keyward-kms-emulator,
 // while the customer's side is played with the official Azure SDK and ARM REST calls.
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -19,6 +20,7 @@ let server;
 
 function keywardArgs() {
   return ['--azure-tenant-id', app.tenant_id, '--azure-client-id', app.client_id, '--azure-app-name', 'keyward-e2e',
+    '--azure-managed-hsm-url-template', emu.info.managed_hsm_url_template,
     '--azure-authority-host', emu.info.authority_host, '--azure-management-host', emu.info.management_host,
     '--azure-vault-url-template', emu.info.vault_url_template, '--azure-connect-to', emu.info.connect_to,
     '--azure-ca-file', emu.info.ca_file];
@@ -182,6 +184,10 @@ test('faults: 429s and 500s are retried within bounds; with the KMS down nothing
     assert.equal(cli(['cluster', 'get', c.id, '--output', 'json']).json.state, 'paused');
   } finally {
     await emu.start(emu.stateDir);  // same state dir: same CA, principals, vaults and keys
+    // It came back on a new port: point keyward at it.
+    await server.stop('SIGTERM');
+    server.extraArgs = keywardArgs();
+    await server.start();
   }
 });
 
@@ -250,4 +256,40 @@ test('client certificate and workload identity: keyward signs its own assertions
       await srv.stop('SIGKILL');
     }
   }
+});
+
+test('Managed HSM: an oct-HSM key wraps with A256KW under local RBAC', async () => {
+  const hsm = 'hsm-e2e';
+  const mgmt = await emu.token(admin, 'https://management.azure.com/.default');
+  const armPath = `/subscriptions/sub-1/resourceGroups/rg-1/providers/Microsoft.KeyVault/managedHSMs/${hsm}`;
+  const put = await emu.request('PUT', `${emu.info.management_host}${armPath}?api-version=2023-07-01`,
+    { location: 'eastus', properties: { enablePurgeProtection: true, initialAdminObjectIds: [admin.object_id] } }, mgmt);
+  assert.equal(put.status, 200);
+  const hsmUrl = emu.info.managed_hsm_url_template.replace('{name}', hsm);
+  const hsmToken = await emu.token(admin, 'https://managedhsm.azure.net/.default');
+  const assign = async (scope, role, principal) => {
+    const r = await emu.request('PUT', `${hsmUrl}${scope}/providers/Microsoft.Authorization/roleAssignments/${crypto.randomUUID()}?api-version=7.4`,
+      { properties: { roleDefinitionId: `Microsoft.KeyVault/providers/Microsoft.Authorization/roleDefinitions/${role}`, principalId: principal } }, hsmToken);
+    assert.equal(r.status, 201, JSON.stringify(r.json));
+  };
+  await assign('/', '21dbd100-6940-42c2-9190-5d6cb909625b', admin.object_id);  // Managed HSM Crypto User
+
+  const project = cli(['project', 'create', '--name', 'hsm', '--cmek', '--output', 'json']).json;
+  const key = cli(['key', 'create', '--project', project.id, '--provider', 'azure-key-vault', '--region', 'eastus',
+    '--managed-hsm-name', hsm, '--key-name-prefix', 'h', '--subscription-id', 'sub-1', '--resource-group', 'rg-1', '--output', 'json']).json;
+  assert.match(key.setup.az_commands.map((c) => c.command).join('\n'), /--kty oct-HSM --size 256.*Managed HSM Crypto Service Encryption User/s);
+  const cred = new ClientSecretCredential(admin.tenant_id, admin.client_id, admin.client_secret,
+    { authorityHost: emu.info.authority_host, disableInstanceDiscovery: true });
+  const hsmClient = new KeyClient(hsmUrl, cred, { serviceVersion: '7.4', disableChallengeResourceVerification: true });
+  const created = await hsmClient.createOctKey(key.key_name, { hsm: true, keySize: 256, keyOps: ['wrapKey', 'unwrapKey'] });
+  assert.equal(created.keyType, 'oct-HSM');
+  await assign(`/keys/${key.key_name}`, '33413926-3206-4cdd-b39a-83574fe37a17', app.object_id);  // Crypto Service Encryption User
+
+  const t = cli(['key', 'test', '--project', project.id, key.id, '--output', 'json']).json;
+  assert.equal(t.state, 'active', JSON.stringify(t.checks));
+  const c = cli(['cluster', 'create', '--project', project.id, '--name', 'on-hsm', '--cloud', 'azure', '--region', 'eastus', '--tier', 'dedicated', '--output', 'json']).json;
+  assert.equal(c.state, 'available');
+  assert.ok(fs.readFileSync(path.join(server.dataDir, 'clusters', c.id, 'keys.dict')).toString('latin1').includes('A256KW'));
+  cli(['cluster', 'pause', c.id]);
+  assert.equal(cli(['cluster', 'resume', c.id, '--output', 'json']).json.state, 'available');
 });

@@ -26,6 +26,10 @@ void EmulatorImpl::Arm(const httplib::Request& req, httplib::Response& res) {
       "^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/Microsoft\\.KeyVault/vaults/([^/"
       "]+)$",
       std::regex::icase);
+  static const std::regex kHsm(
+      "^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/Microsoft\\.KeyVault/managedHSMs/"
+      "([^/]+)$",
+      std::regex::icase);
   static const std::regex kAssignment(
       "^(/.+)/providers/Microsoft\\.Authorization/roleAssignments/([^/]+)$", std::regex::icase);
   if (Fault("arm", res)) return;
@@ -74,6 +78,39 @@ void EmulatorImpl::Arm(const httplib::Request& req, httplib::Response& res) {
                     {"sku", props.value("sku", json::object()).value("name", "standard")}};
     Save();
     res.set_content(view(vaults[name]).dump(), "application/json");
+    return;
+  }
+  if (std::regex_match(req.path, m, kHsm)) {
+    std::string key = "hsm:" + Lower(m[3]);
+    json& vaults = state_["vaults"];
+    if (req.method == "PUT") {
+      json body = json::parse(req.body, nullptr, false);
+      if (!body.is_object() || !body.contains("location"))
+        return ArmError(res, 400, "BadRequest", "location is required");
+      json props = body.value("properties", json::object());
+      vaults[key] = {{"location", Lower(body["location"])},
+                     {"subscription", m[1].str()},
+                     {"resource_group", m[2].str()},
+                     {"soft_delete", true},
+                     {"purge_protection", props.value("enablePurgeProtection", false)},
+                     {"initial_admins", props.value("initialAdminObjectIds", json::array())}};
+      Save();
+    } else if (!vaults.contains(key)) {
+      return ArmError(res, 404, "ResourceNotFound", "Managed HSM not found");
+    }
+    const json& v = vaults[key];
+    res.set_content(json{{"id", req.path},
+                         {"name", Lower(m[3])},
+                         {"type", "Microsoft.KeyVault/managedHSMs"},
+                         {"location", v["location"]},
+                         {"properties",
+                          {{"tenantId", Tenant()},
+                           {"enablePurgeProtection", v["purge_protection"]},
+                           {"enableSoftDelete", true},
+                           {"initialAdminObjectIds", v["initial_admins"]},
+                           {"hsmUri", "https://" + Lower(m[3]) + ".managedhsm.azure.net/"}}}}
+                        .dump(),
+                    "application/json");
     return;
   }
   if (std::regex_match(req.path, m, kAssignment)) {

@@ -50,6 +50,14 @@ bool RoleAllows(const std::string& role_id, const std::string& action) {
            absl::StartsWith(action, "Microsoft.KeyVault/vaults/keyrotationpolicies/") ||
            absl::StartsWith(action, "Microsoft.KeyVault/vaults/deletedKeys/");
   }
+  if (absl::EndsWith(role_id, kHsmCryptoUser)) {
+    return absl::StartsWith(action, "Microsoft.KeyVault/managedHsm/keys/");
+  }
+  if (absl::EndsWith(role_id, kHsmCryptoServiceEncryptionUser)) {
+    return action == "Microsoft.KeyVault/managedHsm/keys/read/action" ||
+           action == "Microsoft.KeyVault/managedHsm/keys/wrap/action" ||
+           action == "Microsoft.KeyVault/managedHsm/keys/unwrap/action";
+  }
   if (absl::EndsWith(role_id, kCryptoServiceEncryptionUser)) {
     return action == "Microsoft.KeyVault/vaults/keys/read" ||
            action == "Microsoft.KeyVault/vaults/keys/wrap/action" ||
@@ -203,7 +211,7 @@ void EmulatorImpl::Token(const httplib::Request& req, httplib::Response& res,
   }
   std::string audience = scope;
   if (absl::EndsWith(audience, "/.default")) audience.resize(audience.size() - 9);
-  if (audience != kVaultAudience && audience != kArmAudience) {
+  if (audience != kVaultAudience && audience != kArmAudience && audience != kHsmAudience) {
     return EntraError(res, 400, "invalid_scope", "500011",
                       "The resource principal named " + audience + " was not found.");
   }

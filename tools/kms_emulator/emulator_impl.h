@@ -19,6 +19,9 @@ using nlohmann::json;
 inline constexpr char kCryptoOfficer[] = "14b46e9e-c2b7-41b4-b07b-48a6ebf60603";
 inline constexpr char kCryptoServiceEncryptionUser[] = "e147488a-f6f5-4113-8e2d-b22465e65bf6";
 inline constexpr char kVaultAudience[] = "https://vault.azure.net";
+inline constexpr char kHsmAudience[] = "https://managedhsm.azure.net";
+inline constexpr char kHsmCryptoUser[] = "21dbd100-6940-42c2-9190-5d6cb909625b";
+inline constexpr char kHsmCryptoServiceEncryptionUser[] = "33413926-3206-4cdd-b39a-83574fe37a17";
 inline constexpr char kArmAudience[] = "https://management.azure.com";
 
 int64_t Now();
@@ -86,7 +89,12 @@ class EmulatorImpl : public Emulator {
 
   // keyvault_handlers.cc
   void Routes();
+  // `vault` is a vault name, or "hsm:" + a Managed HSM name.
   void KeyVault(const httplib::Request& req, httplib::Response& res, const std::string& vault);
+  // Managed HSM local RBAC: PUT
+  // {hsm}/{scope}/providers/Microsoft.Authorization/roleAssignments/{id}
+  void HsmRoleAssignment(const httplib::Request& req, httplib::Response& res,
+                         const std::string& hsm);
   // arm_admin_handlers.cc
   void Arm(const httplib::Request& req, httplib::Response& res);
   void Admin(const httplib::Request& req, httplib::Response& res);

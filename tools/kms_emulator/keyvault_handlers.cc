@@ -53,6 +53,13 @@ void EmulatorImpl::Routes() {
     if (req.method == "POST" && std::regex_match(req.path, m, kToken))
       return Token(req, res, m[1].str());
     if (absl::StartsWith(req.path, "/subscriptions/")) return Arm(req, res);
+    if (absl::EndsWith(host, ".managedhsm.azure.net")) {
+      std::string hsm = host.substr(0, host.size() - std::string(".managedhsm.azure.net").size());
+      if (absl::StrContains(req.path, "/providers/Microsoft.Authorization/roleAssignments/")) {
+        return HsmRoleAssignment(req, res, hsm);
+      }
+      return KeyVault(req, res, "hsm:" + hsm);
+    }
     if (absl::EndsWith(host, ".vault.azure.net")) {
       return KeyVault(req, res,
                       host.substr(0, host.size() - std::string(".vault.azure.net").size()));
@@ -109,7 +116,8 @@ void EmulatorImpl::KeyVault(const httplib::Request& req, httplib::Response& res,
   }
   if (Fault(op, res)) return;
   std::lock_guard<std::mutex> lock(mu_);
-  auto claims = Authenticate(req, res, kVaultAudience);
+  const bool hsm = absl::StartsWith(vault, "hsm:");
+  auto claims = Authenticate(req, res, hsm ? kHsmAudience : kVaultAudience);
   if (!claims) return;
   if (!state_["vaults"].contains(vault)) {
     return KvError(res, 404, "VaultNotFound",
@@ -131,7 +139,11 @@ void EmulatorImpl::KeyVault(const httplib::Request& req, httplib::Response& res,
       {"purgedeletedkey", "deletedKeys/delete"},
       {"recoverdeletedkey", "deletedKeys/recover/action"}};
   std::string action = "Microsoft.KeyVault/vaults/" + kAction.at(op);
-  std::string scope = VaultScope(vault) + "/keys/" + name;
+  std::string scope = hsm ? vault + "/keys/" + name : VaultScope(vault) + "/keys/" + name;
+  if (hsm) {  // Managed HSM data actions: managedHsm/keys/…/action
+    action = "Microsoft.KeyVault/managedHsm/" + kAction.at(op);
+    if (!absl::EndsWith(action, "/action")) action += "/action";
+  }
   std::string oid = (*claims).value("oid", "");
   if (!Allowed(oid, scope, action)) {
     return KvError(
@@ -144,14 +156,16 @@ void EmulatorImpl::KeyVault(const httplib::Request& req, httplib::Response& res,
   std::string base = "https://" + req.get_header_value("Host");
   json& keys = state_["keys"][vault];
   auto bundle = [&](const json& ver, const std::string& key_name) {
-    std::string n, e;
-    RsaPublicJwk(ver["pem"], &n, &e).IgnoreError();
-    return json{{"key",
-                 {{"kid", base + "/keys/" + key_name + "/" + ver["version"].get<std::string>()},
-                  {"kty", ver["kty"]},
-                  {"key_ops", ver["key_ops"]},
-                  {"n", n},
-                  {"e", e}}},
+    json jwk = {{"kid", base + "/keys/" + key_name + "/" + ver["version"].get<std::string>()},
+                {"kty", ver["kty"]},
+                {"key_ops", ver["key_ops"]}};
+    if (ver.contains("pem")) {
+      std::string n, e;
+      RsaPublicJwk(ver["pem"], &n, &e).IgnoreError();
+      jwk["n"] = n;
+      jwk["e"] = e;
+    }
+    return json{{"key", jwk},
                 {"attributes",
                  {{"enabled", ver["enabled"]},
                   {"created", ver["created"]},
@@ -162,16 +176,23 @@ void EmulatorImpl::KeyVault(const httplib::Request& req, httplib::Response& res,
   };
   auto new_version = [&](const std::string& kty, int size, const json& ops,
                          bool enabled) -> absl::StatusOr<json> {
-    auto pem = GenerateRsaPem(size);
-    if (!pem.ok()) return pem.status();
-    return json{{"version", RandomHex(16).value_or("")},
+    json ver = {{"version", RandomHex(16).value_or("")},
                 {"kty", kty},
                 {"key_size", size},
-                {"pem", *pem},
                 {"key_ops", ops},
                 {"enabled", enabled},
                 {"created", Now()},
                 {"updated", Now()}};
+    if (kty == "oct-HSM") {  // symmetric key material, only ever inside the (emulated) HSM
+      auto secret = RandomHex(size / 8);
+      if (!secret.ok()) return secret.status();
+      ver["secret"] = *secret;
+      return ver;
+    }
+    auto pem = GenerateRsaPem(size);
+    if (!pem.ok()) return pem.status();
+    ver["pem"] = *pem;
+    return ver;
   };
   auto reply = [&](const json& body) {
     res.status = 200;
@@ -184,13 +205,15 @@ void EmulatorImpl::KeyVault(const httplib::Request& req, httplib::Response& res,
     if (!body.is_object())
       return KvError(res, 400, "BadParameter", "The request body is not valid JSON.");
     std::string kty = body.value("kty", "");
-    if (kty != "RSA" && kty != "RSA-HSM") {
+    bool rsa = kty == "RSA-HSM" || (kty == "RSA" && !hsm);
+    if (!rsa && !(kty == "oct-HSM" && hsm)) {
       return KvError(res, 400, "BadParameter",
-                     "Key type '" + kty +
-                         "' is not supported by this vault (oct-HSM keys live in a Managed HSM).");
+                     "Key type '" + kty + "' is not supported by this " +
+                         (hsm ? "Managed HSM (use oct-HSM or RSA-HSM)."
+                              : "vault (oct-HSM keys live in a Managed HSM)."));
     }
-    int size = body.value("key_size", 2048);
-    if (size != 2048 && size != 3072 && size != 4096)
+    int size = body.value("key_size", rsa ? 2048 : 256);
+    if (rsa ? (size != 2048 && size != 3072 && size != 4096) : size != 256)
       return KvError(res, 400, "BadParameter", "Invalid key size.");
     json ops = body.value(
         "key_ops", json::array({"encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey"}));
@@ -336,16 +359,70 @@ void EmulatorImpl::KeyVault(const httplib::Request& req, httplib::Response& res,
                    "KeyOperationForbidden");
   json body = json::parse(req.body, nullptr, false);
   std::string alg = body.is_object() ? body.value("alg", "") : "";
-  if (alg != "RSA-OAEP" && alg != "RSA-OAEP-256") {
+  const bool oct = ver->contains("secret");
+  if (oct ? alg != "A256KW" : (alg != "RSA-OAEP" && alg != "RSA-OAEP-256")) {
     return KvError(res, 400, "BadParameter",
-                   "Algorithm '" + alg + "' is not supported; use RSA-OAEP-256 or RSA-OAEP.");
+                   "Algorithm '" + alg + "' is not supported for this key; use " +
+                       (oct ? "A256KW." : "RSA-OAEP-256 or RSA-OAEP."));
   }
   auto value = Base64Decode(body.value("value", ""));
   if (!value.ok()) return KvError(res, 400, "BadParameter", "value is not base64url.");
-  auto out = RsaOaep((*ver)["pem"], alg, *value, wrap);
+  auto out =
+      oct ? AesKeyWrap((*ver)["secret"], *value, wrap) : RsaOaep((*ver)["pem"], alg, *value, wrap);
   if (!out.ok()) return KvError(res, 400, "BadParameter", std::string(out.status().message()));
   res.set_content(json{{"kid", base + "/keys/" + name + "/" + (*ver)["version"].get<std::string>()},
                        {"value", Base64UrlEncode(*out)}}
+                      .dump(),
+                  "application/json");
+}
+
+}  // namespace keyward::emulator
+
+namespace keyward::emulator {
+
+void EmulatorImpl::HsmRoleAssignment(const httplib::Request& req, httplib::Response& res,
+                                     const std::string& hsm) {
+  static const std::regex kPath(
+      "^(/.*?)/?providers/Microsoft\\.Authorization/roleAssignments/([^/]+)$", std::regex::icase);
+  std::smatch m;
+  if (!std::regex_match(req.path, m, kPath) || req.method != "PUT") {
+    return KvError(res, 400, "BadParameter",
+                   "use PUT {scope}/providers/Microsoft.Authorization/roleAssignments/{id}");
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  auto claims = Authenticate(req, res, kHsmAudience);
+  if (!claims) return;
+  std::string key = "hsm:" + hsm;
+  if (!state_["vaults"].contains(key))
+    return KvError(res, 404, "NotFound", "Managed HSM " + hsm + " does not exist.");
+  bool admin = false;
+  for (const auto& oid : state_["vaults"][key].value("initial_admins", json::array()))
+    admin |= oid == (*claims).value("oid", "");
+  if (!admin) {
+    return KvError(res, 403, "Forbidden", "Only a Managed HSM Administrator can assign roles.",
+                   "ForbiddenByRbac");
+  }
+  json props = json::parse(req.body, nullptr, false).value("properties", json::object());
+  std::string role = props.value("roleDefinitionId", "");
+  if (!absl::EndsWith(role, kHsmCryptoUser) &&
+      !absl::EndsWith(role, kHsmCryptoServiceEncryptionUser)) {
+    return KvError(res, 400, "BadParameter",
+                   "The emulator knows Managed HSM Crypto User and Managed HSM Crypto Service "
+                   "Encryption User.");
+  }
+  std::string scope = m[1].str();
+  while (scope.size() > 1 && scope.back() == '/') scope.pop_back();
+  state_["role_assignments"][m[2].str()] = {{"scope", key + (scope == "/" ? "" : scope)},
+                                            {"roleDefinitionId", role},
+                                            {"principalId", props.value("principalId", "")}};
+  Save();
+  res.status = 201;
+  res.set_content(json{{"id", req.path},
+                       {"name", m[2].str()},
+                       {"properties",
+                        {{"scope", scope},
+                         {"roleDefinitionId", role},
+                         {"principalId", props.value("principalId", "")}}}}
                       .dump(),
                   "application/json");
 }

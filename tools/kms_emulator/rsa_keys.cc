@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "util/base64.h"
+#include "util/bytes.h"
 
 namespace keyward::emulator {
 namespace {
@@ -76,6 +77,31 @@ absl::StatusOr<std::string> RsaOaep(const std::string& pem, const std::string& a
                : EVP_PKEY_decrypt(ctx.get(), o, &out_len, in, data.size());
   if (rc != 1) return absl::InvalidArgumentError("the ciphertext does not decrypt with this key");
   out.resize(out_len);
+  return out;
+}
+
+absl::StatusOr<std::string> AesKeyWrap(const std::string& key_hex, const std::string& data,
+                                       bool wrap) {
+  auto key = HexDecode(key_hex);
+  if (!key.ok() || key->size() != 32) return absl::InternalError("stored oct key is malformed");
+  if (data.size() % 8 != 0 || data.size() < (wrap ? 16u : 24u)) {
+    return absl::InvalidArgumentError("A256KW input must be a multiple of 8 bytes");
+  }
+  std::unique_ptr<EVP_CIPHER_CTX, decltype(&EVP_CIPHER_CTX_free)> ctx(EVP_CIPHER_CTX_new(),
+                                                                      EVP_CIPHER_CTX_free);
+  auto k = reinterpret_cast<const unsigned char*>(key->data());
+  int ok = wrap ? EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_wrap(), nullptr, k, nullptr)
+                : EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_wrap(), nullptr, k, nullptr);
+  std::string out(data.size() + 8, '\0');
+  int len = 0, fin = 0;
+  auto o = reinterpret_cast<unsigned char*>(out.data());
+  auto in = reinterpret_cast<const unsigned char*>(data.data());
+  ok = ok && (wrap ? EVP_EncryptUpdate(ctx.get(), o, &len, in, static_cast<int>(data.size()))
+                   : EVP_DecryptUpdate(ctx.get(), o, &len, in, static_cast<int>(data.size())));
+  ok = ok && (wrap ? EVP_EncryptFinal_ex(ctx.get(), o + len, &fin)
+                   : EVP_DecryptFinal_ex(ctx.get(), o + len, &fin));
+  if (!ok) return absl::InvalidArgumentError("the wrapped key does not unwrap with this key");
+  out.resize(static_cast<size_t>(len + fin));
   return out;
 }
 

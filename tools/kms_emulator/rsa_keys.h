@@ -14,4 +14,8 @@ absl::Status RsaPublicJwk(const std::string& pem, std::string* n, std::string* e
 absl::StatusOr<std::string> RsaOaep(const std::string& pem, const std::string& alg,
                                     const std::string& data, bool encrypt);
 
+// RFC 3394 AES key wrap (A256KW) with a 32-byte key given in hex.
+absl::StatusOr<std::string> AesKeyWrap(const std::string& key_hex, const std::string& data,
+                                       bool wrap);
+
 }  // namespace keyward::emulator

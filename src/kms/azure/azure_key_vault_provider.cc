@@ -14,8 +14,8 @@ namespace {
 using nlohmann::json;
 
 constexpr char kVaultResource[] = "https://vault.azure.net";
+constexpr char kHsmResource[] = "https://managedhsm.azure.net";
 constexpr char kArmResource[] = "https://management.azure.com";
-constexpr char kAlgorithm[] = "RSA-OAEP-256";
 
 // The version is the last path segment of a kid: https://{vault}/keys/{name}/{version}.
 std::string VersionOf(const std::string& kid) {
@@ -30,15 +30,22 @@ absl::StatusOr<std::unique_ptr<AzureKeyVaultProvider>> AzureKeyVaultProvider::Ne
     const EncryptionKey& key, AzureKeyVaultConfig config, std::shared_ptr<EntraTokenSource> tokens,
     std::shared_ptr<HttpClient> http) {
   json cfg = json::parse(key.config_json, nullptr, false);
-  if (!cfg.is_object() || !cfg.contains("key_vault_name")) {
-    return absl::InvalidArgumentError("encryption key record has no key_vault_name");
+  if (!cfg.is_object() || (!cfg.contains("key_vault_name") && !cfg.contains("managed_hsm_name"))) {
+    return absl::InvalidArgumentError(
+        "encryption key record has no key_vault_name or managed_hsm_name");
   }
   std::unique_ptr<AzureKeyVaultProvider> p(new AzureKeyVaultProvider());
   p->config_ = std::move(config);
   p->tokens_ = std::move(tokens);
   p->http_ = std::move(http);
-  p->vault_ = absl::AsciiStrToLower(cfg.value("key_vault_name", ""));
-  p->vault_url_ = absl::StrReplaceAll(p->config_.vault_url_template, {{"{name}", p->vault_}});
+  p->hsm_ = cfg.contains("managed_hsm_name");
+  p->service_ = p->hsm_ ? "Managed HSM" : "Key Vault";
+  p->resource_ = p->hsm_ ? kHsmResource : kVaultResource;
+  p->algorithm_ = p->hsm_ ? "A256KW" : "RSA-OAEP-256";
+  p->vault_ = absl::AsciiStrToLower(cfg.value(p->hsm_ ? "managed_hsm_name" : "key_vault_name", ""));
+  p->vault_url_ = absl::StrReplaceAll(
+      p->hsm_ ? p->config_.managed_hsm_url_template : p->config_.vault_url_template,
+      {{"{name}", p->vault_}});
   p->key_name_ = key.key_name;
   p->region_ = key.region;
   p->subscription_id_ = cfg.value("subscription_id", "");
@@ -74,36 +81,36 @@ absl::Status AzureKeyVaultProvider::ServiceError(const HttpResponse& res,
   std::string code = err.value("code", "");
   std::string inner = err.value("innererror", json::object()).value("code", "");
   std::string message = err.value("message", "");
-  std::string where = absl::StrCat("key '", key_name_, "' in Key Vault '", vault_, "'");
+  std::string where = absl::StrCat("key '", key_name_, "' in ", service_, " '", vault_, "'");
   if (res.status == 404) {
     return absl::NotFoundError(
         absl::StrCat(where, " was not found (", code, "); create the key under exactly that name"));
   }
   if (inner == "KeyDisabled") {
     return absl::FailedPreconditionError(
-        absl::StrCat("encryption key for azure/", region_, " is disabled in Key Vault '", vault_,
-                     "' (key '", key_name_, "'); enable it, then resume the cluster"));
+        absl::StrCat("encryption key for azure/", region_, " is disabled in ", service_, " '",
+                     vault_, "' (key '", key_name_, "'); enable it, then resume the cluster"));
   }
   if (res.status == 403) {
     static const std::regex kAction("Action: '([^']+)'");
     std::smatch m;
     std::string action = std::regex_search(message, m, kAction) ? m[1].str() : operation;
-    return absl::PermissionDeniedError(
-        absl::StrCat("keyward's application ", config_.app_name, " (",
-                     tokens_->identity().client_id, ") may not perform ", action, " on ", where,
-                     "; assign it the role Key Vault Crypto Service Encryption User on the key",
-                     inner.empty() ? "" : absl::StrCat(" (", inner, ")")));
+    return absl::PermissionDeniedError(absl::StrCat(
+        "keyward's application ", config_.app_name, " (", tokens_->identity().client_id,
+        ") may not perform ", action, " on ", where, "; assign it the role ", service_,
+        " Crypto Service Encryption User on the key",
+        inner.empty() ? "" : absl::StrCat(" (", inner, ")")));
   }
   if (res.status == 401) {
-    return absl::UnauthenticatedError(
-        absl::StrCat("Key Vault '", vault_, "' refused keyward's token: ", message.substr(0, 200)));
+    return absl::UnauthenticatedError(absl::StrCat(
+        service_, " '", vault_, "' refused keyward's token: ", message.substr(0, 200)));
   }
   if (res.status == 429 || res.status >= 500) {
-    return absl::UnavailableError(absl::StrCat("Key Vault '", vault_, "' is unavailable for ",
+    return absl::UnavailableError(absl::StrCat(service_, " '", vault_, "' is unavailable for ",
                                                operation, " (HTTP ", res.status, " ", code,
                                                ") after retries; try again"));
   }
-  return absl::InvalidArgumentError(absl::StrCat("Key Vault '", vault_, "' rejected ", operation,
+  return absl::InvalidArgumentError(absl::StrCat(service_, " '", vault_, "' rejected ", operation,
                                                  " (HTTP ", res.status, " ", code,
                                                  "): ", message.substr(0, 200)));
 }
@@ -111,7 +118,7 @@ absl::Status AzureKeyVaultProvider::ServiceError(const HttpResponse& res,
 absl::StatusOr<KeyDescription> AzureKeyVaultProvider::Describe() {
   std::string url =
       absl::StrCat(vault_url_, "/keys/", key_name_, "/?api-version=", config_.api_version);
-  auto res = Call("GET", url, "", kVaultResource);
+  auto res = Call("GET", url, "", resource_);
   if (!res.ok()) return res.status();
   if (res->status != 200) return ServiceError(*res, "get key");
   json j = json::parse(res->body, nullptr, false);
@@ -157,8 +164,8 @@ absl::StatusOr<WrappedKey> AzureKeyVaultProvider::Wrap(const SecretBytes& plaint
                                                        std::string_view) {
   std::string url =
       absl::StrCat(vault_url_, "/keys/", key_name_, "//wrapkey?api-version=", config_.api_version);
-  json body = {{"alg", kAlgorithm}, {"value", Base64UrlEncode(plaintext.view())}};
-  auto res = Call("POST", url, body.dump(), kVaultResource);
+  json body = {{"alg", algorithm_}, {"value", Base64UrlEncode(plaintext.view())}};
+  auto res = Call("POST", url, body.dump(), resource_);
   if (!res.ok()) return res.status();
   if (res->status != 200) return ServiceError(*res, "wrapKey");
   json j = json::parse(res->body, nullptr, false);
@@ -167,7 +174,7 @@ absl::StatusOr<WrappedKey> AzureKeyVaultProvider::Wrap(const SecretBytes& plaint
   std::string kid = j.is_object() ? j.value("kid", "") : "";
   if (!value.ok() || VersionOf(kid).empty())
     return absl::DataLossError("Key Vault answered a wrapKey result keyward cannot read");
-  return WrappedKey{"azure-key-vault", kid, VersionOf(kid), kAlgorithm, *value};
+  return WrappedKey{"azure-key-vault", kid, VersionOf(kid), algorithm_, *value};
 }
 
 absl::StatusOr<SecretBytes> AzureKeyVaultProvider::Unwrap(const WrappedKey& wrapped,
@@ -182,7 +189,7 @@ absl::StatusOr<SecretBytes> AzureKeyVaultProvider::Unwrap(const WrappedKey& wrap
   std::string url = absl::StrCat(vault_url_, "/keys/", key_name_, "/", version,
                                  "/unwrapkey?api-version=", config_.api_version);
   json body = {{"alg", wrapped.algorithm}, {"value", Base64UrlEncode(wrapped.ciphertext)}};
-  auto res = Call("POST", url, body.dump(), kVaultResource);
+  auto res = Call("POST", url, body.dump(), resource_);
   if (!res.ok()) return res.status();
   if (res->status != 200) return ServiceError(*res, "unwrapKey");
   json j = json::parse(res->body, nullptr, false);

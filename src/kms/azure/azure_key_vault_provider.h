@@ -1,5 +1,6 @@
 #pragma once
-// Azure Key Vault as a master-key provider (REST, api-version 7.4 by default).
+// Azure Key Vault as a master-key provider (REST, api-version 7.4 by default), for vaults (RSA
+// keys, RSA-OAEP-256) and Managed HSMs (oct-HSM keys, A256KW; key config "managed_hsm_name").
 // Wrap: POST {vault}/keys/{name}//wrapkey (the service picks the newest version) with
 // RSA-OAEP-256; the wrapped-key record keeps the versioned kid the service answered, and Unwrap
 // goes to exactly that version, so rotation in Key Vault never strands a cluster.
@@ -21,6 +22,7 @@ namespace keyward {
 
 struct AzureKeyVaultConfig {
   std::string vault_url_template = "https://{name}.vault.azure.net";
+  std::string managed_hsm_url_template = "https://{name}.managedhsm.azure.net";
   std::string management_host = "https://management.azure.com";
   std::string api_version = "7.4";
   std::string app_name;  // keyward's application, named in permission errors
@@ -48,6 +50,10 @@ class AzureKeyVaultProvider : public MasterKeyProvider {
   AzureKeyVaultConfig config_;
   std::shared_ptr<EntraTokenSource> tokens_;
   std::shared_ptr<HttpClient> http_;
+  bool hsm_ = false;      // a Managed HSM (oct-HSM key, A256KW) rather than a vault
+  std::string service_;   // "Key Vault" or "Managed HSM", for messages
+  std::string resource_;  // token audience
+  std::string algorithm_;
   std::string vault_;
   std::string vault_url_;
   std::string key_name_;
