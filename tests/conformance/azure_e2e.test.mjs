@@ -112,6 +112,9 @@ test('reference flow against the emulator: key, roles, test, cluster, disable/en
   // still unwraps, and the cluster keeps serving.
   const rotatedTo = (await kc.rotateKey(key.key_name)).properties.version;
   await kc.updateKeyRotationPolicy(key.key_name, { lifetimeActions: [{ action: 'Rotate', timeAfterCreate: 'P90D' }] });
+  // 91 days later the policy rotates the key by itself; keyward is not told.
+  const byPolicy = (await emu.request('POST', `${emu.info.admin_url}/rotation-policies:run`, { advance_days: 91 })).json.rotated;
+  assert.ok(byPolicy.some((r) => r.startsWith(`kv-e2e/${key.key_name}/`)), JSON.stringify(byPolicy));
   await server.stop('SIGTERM');
   await server.start();
   assert.equal(cli(['cluster', 'get', cluster.id, '--output', 'json']).json.state, 'available');
@@ -124,7 +127,9 @@ test('reference flow against the emulator: key, roles, test, cluster, disable/en
   assert.equal(second.state, 'available');
   // The wrapped-key record (plaintext header of keys.dict) names the version that wrapped it.
   const dictOf = (id) => fs.readFileSync(path.join(server.dataDir, 'clusters', id, 'keys.dict')).toString('latin1');
-  assert.ok(dictOf(second.id).includes(`/keys/${key.key_name}/${rotatedTo}`), 'new wraps use the newest version');
+  const newest = (await kc.getKey(key.key_name)).properties.version;
+  assert.notEqual(newest, rotatedTo, 'the policy made a newer version than the manual rotation');
+  assert.ok(dictOf(second.id).includes(`/keys/${key.key_name}/${newest}`), 'new wraps use the newest version');
   assert.ok(dictOf(cluster.id).includes(`/keys/${key.key_name}/${current.properties.version}`), 'old record keeps its version');
 });
 
@@ -165,6 +170,7 @@ test('faults: 429s and 500s are retried within bounds; with the KMS down nothing
   await emu.fault({ operation: 'unwrapkey', kind: '429', count: 2, retry_after: 1 });
   await emu.fault({ operation: 'unwrapkey', kind: 'latency', count: 1, latency_ms: 300 });
   await emu.fault({ operation: 'unwrapkey', kind: 'drop', count: 1 });
+  await emu.fault({ operation: 'getkey', kind: '500', count: 1, rate: 0.5 });
   assert.equal(cli(['cluster', 'resume', c.id, '--output', 'json']).json.state, 'available');
   cli(['cluster', 'pause', c.id]);
   await emu.fault({ operation: 'unwrapkey', kind: '503', count: 20 });

@@ -4,10 +4,12 @@
 #include <regex>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "crypto/random.h"
 #include "emulator_impl.h"
 #include "jwt.h"
+#include "rsa_keys.h"
 
 namespace keyward::emulator {
 namespace {
@@ -180,6 +182,44 @@ void EmulatorImpl::Admin(const httplib::Request& req, httplib::Response& res) {
     res.set_content(json{{"token", SignJwt(claims, Secret())}}.dump(), "application/json");
     return;
   }
+  // Azure applies rotation policies on its own clock; the emulator applies them when asked,
+  // as if `advance_days` had passed: every key whose policy has a Rotate action with
+  // timeAfterCreate PnD, n <= age + advance_days, gets a new version.
+  if (req.path == "/admin/rotation-policies:run" && req.method == "POST") {
+    int advance = body.value("advance_days", 0);
+    json rotated = json::array();
+    for (auto& [vault, keys] : state_["keys"].items()) {
+      for (auto& [name, entry] : keys.items()) {
+        if (!entry.contains("rotation_policy") || entry["rotation_policy"].is_null() ||
+            entry.value("deleted", false)) {
+          continue;
+        }
+        const json& current = entry["versions"].back();
+        int64_t age_days = (Now() - current["created"].get<int64_t>()) / 86400 + advance;
+        bool due = false;
+        for (const auto& a : entry["rotation_policy"].value("lifetimeActions", json::array())) {
+          std::string type = Lower(a.value("action", json::object()).value("type", ""));
+          std::string after = a.value("trigger", json::object()).value("timeAfterCreate", "");
+          int days = 0;
+          if (type == "rotate" && after.size() > 2 && after[0] == 'P' && after.back() == 'D' &&
+              absl::SimpleAtoi(after.substr(1, after.size() - 2), &days)) {
+            due |= age_days >= days;
+          }
+        }
+        if (!due) continue;
+        json next = current;
+        next["version"] = RandomHex(16).value_or("");
+        next["created"] = next["updated"] = Now();
+        if (next.contains("pem")) next["pem"] = GenerateRsaPem(next["key_size"]).value_or("");
+        if (next.contains("secret")) next["secret"] = RandomHex(32).value_or("");
+        entry["versions"].push_back(next);
+        rotated.push_back(vault + "/" + name + "/" + next["version"].get<std::string>());
+      }
+    }
+    Save();
+    res.set_content(json{{"rotated", rotated}}.dump(), "application/json");
+    return;
+  }
   if (req.path == "/admin/faults") {
     if (req.method == "DELETE") {
       faults_ = json::array();
@@ -192,7 +232,8 @@ void EmulatorImpl::Admin(const httplib::Request& req, httplib::Response& res) {
                          {"kind", kind},
                          {"remaining", body.value("count", 1)},
                          {"latency_ms", body.value("latency_ms", 1000)},
-                         {"retry_after", body.value("retry_after", 1)}});
+                         {"retry_after", body.value("retry_after", 1)},
+                         {"rate", body.value("rate", 1.0)}});
     }
     res.set_content(json{{"faults", faults_}}.dump(), "application/json");
     return;

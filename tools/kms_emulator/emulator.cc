@@ -111,6 +111,13 @@ bool EmulatorImpl::Fault(const std::string& op, httplib::Response& res) {
     for (auto& f : faults_) {
       if (f["operation"] != "*" && f["operation"] != op) continue;
       if (f["remaining"].get<int>() <= 0) continue;
+      // "rate": the share of matching calls that fail (1 = every one), until `count` have.
+      double rate = f.value("rate", 1.0);
+      if (rate < 1.0) {
+        uint32_t r = 0;
+        FillRandom(&r, sizeof(r)).IgnoreError();
+        if (static_cast<double>(r) / 4294967296.0 >= rate) continue;
+      }
       f["remaining"] = f["remaining"].get<int>() - 1;
       std::string kind = f["kind"];
       if (kind == "latency") latency = f.value("latency_ms", 1000);
