@@ -67,6 +67,9 @@ absl::StatusOr<HttpResponse> AzureKeyVaultProvider::Call(const std::string& meth
     HttpRequest req{
         method, url, {"Authorization: Bearer " + *token, "Content-Type: application/json"}, body};
     auto res = http_->Send(req);
+    // A wrap request carries key material and the header a bearer token: wipe our copies.
+    WipeString(req.body);
+    WipeString(req.headers[0]);
     if (!res.ok()) return res;
     if (res->status != 401) return res;  // a 401 means the cached token went stale: refresh once
     if (attempt == 1) return res;
@@ -164,8 +167,13 @@ absl::StatusOr<WrappedKey> AzureKeyVaultProvider::Wrap(const SecretBytes& plaint
                                                        std::string_view) {
   std::string url =
       absl::StrCat(vault_url_, "/keys/", key_name_, "//wrapkey?api-version=", config_.api_version);
-  json body = {{"alg", algorithm_}, {"value", Base64UrlEncode(plaintext.view())}};
-  auto res = Call("POST", url, body.dump(), resource_);
+  std::string encoded = Base64UrlEncode(plaintext.view());
+  json body = {{"alg", algorithm_}, {"value", encoded}};
+  std::string payload = body.dump();
+  WipeString(encoded);
+  WipeString(body["value"].get_ref<std::string&>());
+  auto res = Call("POST", url, payload, resource_);
+  WipeString(payload);
   if (!res.ok()) return res.status();
   if (res->status != 200) return ServiceError(*res, "wrapKey");
   json j = json::parse(res->body, nullptr, false);
@@ -199,6 +207,10 @@ absl::StatusOr<SecretBytes> AzureKeyVaultProvider::Unwrap(const WrappedKey& wrap
     return absl::DataLossError("Key Vault answered an unwrapKey result keyward cannot read");
   SecretBytes out = SecretBytes::FromView(*value);
   WipeString(*value);
+  WipeString(res->body);
+  if (j.is_object() && j.contains("value") && j["value"].is_string()) {
+    WipeString(j["value"].get_ref<std::string&>());
+  }
   return out;
 }
 
