@@ -1,5 +1,6 @@
 #include "cli/serve.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -208,9 +209,18 @@ absl::Status Serve(const ParsedFlags& flags, const KmsFactoryMaker& make_kms) {
                    EscrowProvider::LoadOrCreate(escrow_path));
   std::shared_ptr<MasterKeyProvider> escrow(std::move(escrow_owned));
   std::string escrow_id = escrow->key_id();
+  // Created 0600 before SQLite opens it, so its -wal and -shm files inherit that mode.
+  {
+    std::string db_path = data_dir + "/metadata.db";
+    int fd = open(db_path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0)
+      return absl::UnavailableError(
+          absl::StrCat("cannot create ", db_path, ": ", ErrnoText(errno)));
+    close(fd);
+    chmod(db_path.c_str(), 0600);
+  }
   ASSIGN_OR_RETURN(std::unique_ptr<MetadataStore> metadata,
                    OpenSqliteMetadataStore(data_dir + "/metadata.db"));
-  chmod((data_dir + "/metadata.db").c_str(), 0600);
   ASSIGN_OR_RETURN(ServiceIdentity identity, LoadIdentity(flags, data_dir));
   ASSIGN_OR_RETURN(std::optional<AzureSettings> azure, LoadAzure(flags));
   if (azure && !azure->identity.client_id.empty() && !flags.Has("azure-app-id")) {

@@ -629,7 +629,7 @@ absl::StatusOr<Cluster> ControlPlane::PauseCluster(const User& actor, const std:
   std::lock_guard<std::mutex> lock(lifecycle_mu_);
   ASSIGN_OR_RETURN(Cluster c, LoadCluster(actor, id, Need::kMember, nullptr));
   ASSIGN_OR_RETURN(std::optional<EncryptionKey> key, metadata_.GetKey(c.encryption_key_id));
-  if (c.state != "available" && c.state != "inaccessible") return IllegalTransition(c, "pause");
+  if (!CanTransition(c.state, "paused")) return IllegalTransition(c, "pause");
   runtime_.Close(c.id);  // store closed, its keys wiped from memory
   absl::Status st = SetState(c, "paused", "");
   Audit(&actor, c.project_id, "cluster.pause", c.id, key ? &*key : nullptr, st);
@@ -641,7 +641,10 @@ absl::StatusOr<Cluster> ControlPlane::ResumeCluster(const User& actor, const std
   std::lock_guard<std::mutex> lock(lifecycle_mu_);
   ASSIGN_OR_RETURN(Cluster c, LoadCluster(actor, id, Need::kMember, nullptr));
   ASSIGN_OR_RETURN(std::optional<EncryptionKey> key, metadata_.GetKey(c.encryption_key_id));
-  if (c.state != "paused" && c.state != "inaccessible") return IllegalTransition(c, "resume");
+  // creating → available belongs to creation itself, not to resume.
+  if (c.state == "creating" || !CanTransition(c.state, "available")) {
+    return IllegalTransition(c, "resume");
+  }
   absl::Status st = OpenCluster(c, /*create=*/false);
   if (!st.ok()) {
     // Stays where it was; the message says why (disabled key, missing permission, …).

@@ -12,8 +12,9 @@ let dir;
 before(async () => { dir = tempDir(); server = await new Server(dir).start(); });
 after(async () => { await server.stop('SIGKILL'); });
 
-test('the owner token and the escrow key are 0600 files in the data directory', () => {
-  for (const f of ['owner.token', 'escrow.key']) {
+test('the owner token, the escrow key and the metadata (with its WAL) are 0600 files', () => {
+  const files = ['owner.token', 'escrow.key', 'metadata.db', 'metadata.db-wal', 'service-identity.json'];
+  for (const f of files) {
     assert.equal(fs.statSync(path.join(dir, f)).mode & 0o777, 0o600, f);
   }
 });
