@@ -9,6 +9,7 @@
 //
 // Implementations must be thread-safe; calls may block on the network.
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -40,6 +41,8 @@ struct KeyDescription {
   std::optional<bool> purge_protection;
   std::optional<std::string> region;
   bool can_wrap = true;  // the key's allowed operations include wrap and unwrap
+  std::optional<int64_t> not_before;  // unix seconds; the key is unusable before
+  std::optional<int64_t> expires_at;  // unix seconds; the key is unusable after
 };
 
 class MasterKeyProvider {
