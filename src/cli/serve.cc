@@ -23,6 +23,7 @@
 #include "control/metadata_store.h"
 #include "crypto/random.h"
 #include "crypto/sha256.h"
+#include "crypto/wipe_on_free.h"
 #include "kms/escrow/escrow_provider.h"
 #include "kms/kms_factory.h"
 #include "nlohmann/json.hpp"
@@ -182,6 +183,9 @@ absl::StatusOr<std::optional<AzureSettings>> LoadAzure(const ParsedFlags& flags)
 std::atomic<bool> g_stop{false};
 
 absl::Status Serve(const ParsedFlags& flags, const KmsFactoryMaker& make_kms) {
+  // Before any cluster opens: freed heap blocks (RocksDB memtables, cached blocks, buffers) are
+  // wiped, so a paused cluster's plaintext does not linger in memory (crypto/wipe_on_free.h).
+  EnableWipeOnFree();
   std::string data_dir = flags.Get("data-dir").value_or("./data");
   std::string host;
   int port = 0;

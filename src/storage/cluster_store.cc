@@ -11,6 +11,7 @@
 #include "rocksdb/env_encryption.h"
 #include "rocksdb/table.h"
 #include "storage/encryption_provider.h"
+#include "storage/rocks_status.h"
 #include "storage/rocksdb_logger.h"
 #include "util/bytes.h"
 #include "util/file_util.h"
@@ -46,15 +47,6 @@ bool Expired(std::string_view raw, int64_t now_ms) {
   if (raw.size() < kValueHeader) return false;
   int64_t exp = static_cast<int64_t>(GetU64(raw.data() + 1));
   return exp != 0 && exp <= now_ms;
-}
-
-absl::Status FromRocks(const rocksdb::Status& s, std::string_view what) {
-  if (s.ok()) return absl::OkStatus();
-  std::string msg = std::string(what) + ": " + s.ToString();
-  if (s.IsCorruption()) return absl::DataLossError(msg);
-  if (s.IsNotFound()) return absl::NotFoundError(msg);
-  if (s.IsInvalidArgument()) return absl::InvalidArgumentError(msg);
-  return absl::InternalError(msg);
 }
 
 int64_t SystemNowMs() {
@@ -156,6 +148,15 @@ absl::StatusOr<std::unique_ptr<ClusterStore>> ClusterStore::OpenDb(
   opts.max_write_buffer_number = 3;
   opts.write_buffer_manager = store->shared_->write_buffers;
   opts.keep_log_file_num = 1;
+  // Every MANIFEST update starts a new MANIFEST (a full snapshot of the file list, a few KiB, and
+  // a new CURRENT) instead of appending to one of up to 1 GiB. RocksDB 7.8 has no call that
+  // starts a new MANIFEST on demand; with this, any version edit does, so Reencrypt can put the
+  // MANIFEST and CURRENT under a new data key while the store stays open. Edits come from
+  // flushes and compactions only, each of which writes megabytes, so the extra small write and
+  // fsync are noise. It also keeps the plaintext-derived key ranges of deleted SSTs from
+  // lingering in a long MANIFEST.
+  opts.max_manifest_file_size = 0;
+  store->AttachReencryptListener(&opts);
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = store->shared_->block_cache;
   table.cache_index_and_filter_blocks = true;
@@ -178,6 +179,16 @@ ClusterStore::~ClusterStore() {
     db_->FlushWAL(true).PermitUncheckedError();
     db_->Close().PermitUncheckedError();
     db_.reset();
+  }
+  // The block cache is shared by every cluster and holds plaintext blocks; RocksDB 7.8 has no
+  // per-database erase (cache keys derive from internal session ids) and a per-cluster cache
+  // would give up the shared memory budget. With the database closed none of this cluster's
+  // entries is referenced any more, so dropping every unreferenced entry drops all of them (and,
+  // with wipe-on-free, wipes them). Other clusters only lose warm blocks, which they re-read on
+  // demand; pause and key loss are rare. Entries in use elsewhere (other clusters' open
+  // iterators, the write-buffer manager's reservations) stay.
+  if (shared_ != nullptr && shared_->block_cache != nullptr) {
+    shared_->block_cache->EraseUnRefEntries();
   }
 }
 

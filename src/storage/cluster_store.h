@@ -8,7 +8,9 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -70,12 +72,36 @@ class ClusterStore {
   absl::Status Flush();
   absl::Status CompactAll();
   absl::StatusOr<bool> RotateDataKeyIfDue();
+
+  // Data-key id → number of live files whose encryption header names it. Live files: the SSTs,
+  // the live WALs, MANIFEST, CURRENT, OPTIONS and IDENTITY. Reads only the 4 KiB headers from
+  // disk (independent of what RocksDB caches). A file deleted while listing is skipped.
+  absl::StatusOr<std::map<uint32_t, uint64_t>> DataKeyIdsInUse();
+  // Makes a new current data key K and rewrites every live file under K while the store stays
+  // open and serving (see cluster_store_reencrypt.cc for how each file kind is rewritten).
+  // `progress(done, total)` (may be empty) is called from this thread and from RocksDB's
+  // background threads: total = live files under older keys at the start, done = how many of
+  // them are gone or rewritten; it ends with done == total on success. On success no live file
+  // is under a key older than K (a concurrent scheduled rotation may leave files under a newer
+  // key). FailedPrecondition when another Reencrypt is running; Aborted if files under older
+  // keys remain after three passes (nothing is lost; run it again).
+  absl::Status Reencrypt(std::function<void(uint64_t done, uint64_t total)> progress);
   int64_t NowMs() const { return options_.now_ms(); }
   const KeyDictionary& dictionary() const { return *dictionary_; }
   KeyDictionary& mutable_dictionary() { return *dictionary_; }
 
  private:
+  class ProgressListener;
+  struct LiveFile {
+    std::string name;  // relative to the cluster directory, with a leading '/'
+    uint32_t key_id = 0;
+  };
+
   ClusterStore() = default;
+  absl::StatusOr<std::vector<LiveFile>> ListLiveFiles();
+  absl::Status ReencryptPass();
+  absl::Status RewriteIdentityFile();
+  void AttachReencryptListener(rocksdb::Options* opts);  // at open, before DB::Open
   static absl::StatusOr<std::unique_ptr<ClusterStore>> OpenDb(
       ClusterStoreOptions options, std::shared_ptr<KeyDictionary> dictionary,
       std::shared_ptr<SharedStorageResources> shared, bool create);
@@ -85,6 +111,8 @@ class ClusterStore {
   std::shared_ptr<KeyDictionary> dictionary_;
   std::shared_ptr<rocksdb::FileSystem> fs_;
   std::unique_ptr<rocksdb::Env> env_;
+  std::shared_ptr<ProgressListener> listener_;
+  std::mutex reencrypt_mu_;  // one Reencrypt at a time
   std::unique_ptr<rocksdb::DB> db_;
 };
 

@@ -18,6 +18,17 @@ constexpr size_t kChecksumSize = 32;
 constexpr size_t kMaxFileSize = 16 * 1024 * 1024;
 constexpr size_t kDataKeySize = 32;
 
+// Hashing a 256-bit random key leaks nothing usable; the label keeps this hash from matching any
+// other use of the key.
+std::string KeyIdOf(const SecretBytes& key) {
+  std::string input = "keyward-dictionary-key-id:";
+  input.reserve(input.size() + key.size());
+  input.append(key.view());
+  std::string id = Sha256Hex(input).substr(0, 16);
+  WipeString(input);
+  return id;
+}
+
 std::string Aad(const std::string& cluster_id, std::string_view header) {
   std::string aad = absl::StrCat("keyward-dict:", cluster_id, ":");
   aad.append(header);
@@ -60,9 +71,11 @@ absl::StatusOr<std::unique_ptr<KeyDictionary>> KeyDictionary::Create(const std::
                                                                      MasterKeyProvider& provider,
                                                                      uint64_t now_unix) {
   std::unique_ptr<KeyDictionary> d(new KeyDictionary(path, cluster_id));
-  ASSIGN_OR_RETURN(d->dictionary_key_, RandomSecret(kDataKeySize));
-  ASSIGN_OR_RETURN(d->wrapped_, provider.Wrap(d->dictionary_key_, cluster_id));
+  ASSIGN_OR_RETURN(SecretBytes key, RandomSecret(kDataKeySize));
+  ASSIGN_OR_RETURN(WrappedKey wrapped, provider.Wrap(key, cluster_id));
   std::lock_guard<std::mutex> lock(d->mu_);
+  d->wrapped_ = std::move(wrapped);
+  d->SetDictionaryKeyLocked(std::move(key));
   RETURN_IF_ERROR(d->AddKeyLocked(now_unix));
   return d;
 }
@@ -78,6 +91,7 @@ absl::StatusOr<std::unique_ptr<KeyDictionary>> KeyDictionary::Open(const std::st
                         absl::StrCat(path, ": ", wrapped.status().message()));
   }
   std::unique_ptr<KeyDictionary> d(new KeyDictionary(path, cluster_id));
+  std::lock_guard<std::mutex> lock(d->mu_);  // uncontended; keeps the guarded-by contract
   d->wrapped_ = *std::move(wrapped);
   auto dict_key = provider.Unwrap(d->wrapped_, cluster_id);
   if (!dict_key.ok()) {
@@ -85,7 +99,7 @@ absl::StatusOr<std::unique_ptr<KeyDictionary>> KeyDictionary::Open(const std::st
                         absl::StrCat("cannot unwrap the key dictionary of cluster ", cluster_id,
                                      ": ", dict_key.status().message()));
   }
-  d->dictionary_key_ = *std::move(dict_key);
+  d->SetDictionaryKeyLocked(*std::move(dict_key));
   auto body = GcmOpen(d->dictionary_key_, sealed, Aad(cluster_id, header));
   if (!body.ok()) {
     return absl::DataLossError(absl::StrCat("key dictionary ", path, " does not belong to cluster ",
@@ -117,7 +131,7 @@ absl::Status KeyDictionary::AddKeyLocked(uint64_t now_unix) {
   uint32_t id = k->id;
   keys_[id] = std::move(k);
   current_id_ = id;
-  absl::Status st = WriteLocked();
+  absl::Status st = WriteLocked(dictionary_key_, wrapped_);
   if (!st.ok()) {  // Never hand out a key that is not on disk.
     keys_.erase(id);
     current_id_ = previous;
@@ -125,8 +139,16 @@ absl::Status KeyDictionary::AddKeyLocked(uint64_t now_unix) {
   return st;
 }
 
-absl::Status KeyDictionary::WriteLocked() const {
+void KeyDictionary::SetDictionaryKeyLocked(SecretBytes key) {
+  dictionary_key_id_ = KeyIdOf(key);
+  dictionary_key_ = std::move(key);  // the move assignment wipes the previous key
+}
+
+absl::Status KeyDictionary::WriteLocked(const SecretBytes& dictionary_key,
+                                        const WrappedKey& wrapped) const {
   std::string body;
+  // Sized up front so appending never reallocates and leaves key bytes in a freed buffer.
+  body.reserve(8 + keys_.size() * (4 + 8 + kDataKeySize));
   PutU32(&body, current_id_);
   PutU32(&body, static_cast<uint32_t>(keys_.size()));
   for (const auto& [id, k] : keys_) {
@@ -136,8 +158,8 @@ absl::Status KeyDictionary::WriteLocked() const {
   }
   std::string file(kMagic, kMagicSize);
   PutU32(&file, kFormatVersion);
-  PutLengthPrefixed(&file, wrapped_.Serialize());
-  auto sealed = GcmSeal(dictionary_key_, body, Aad(cluster_id_, file));
+  PutLengthPrefixed(&file, wrapped.Serialize());
+  auto sealed = GcmSeal(dictionary_key, body, Aad(cluster_id_, file));
   WipeString(body);
   if (!sealed.ok()) return sealed.status();
   PutLengthPrefixed(&file, *sealed);
@@ -169,13 +191,72 @@ absl::StatusOr<bool> KeyDictionary::RotateIfOlderThan(uint64_t period_seconds, u
   return true;
 }
 
-absl::Status KeyDictionary::Rewrap(MasterKeyProvider& new_provider) {
+absl::StatusOr<uint32_t> KeyDictionary::AddDataKey(uint64_t now_unix) {
   std::lock_guard<std::mutex> lock(mu_);
-  ASSIGN_OR_RETURN(WrappedKey rewrapped, new_provider.Wrap(dictionary_key_, cluster_id_));
-  WrappedKey old = std::exchange(wrapped_, std::move(rewrapped));
-  absl::Status st = WriteLocked();
-  if (!st.ok()) wrapped_ = std::move(old);
-  return st;
+  RETURN_IF_ERROR(AddKeyLocked(now_unix));
+  return current_id_;
+}
+
+WrappedKey KeyDictionary::wrapped_key() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return wrapped_;
+}
+
+std::string KeyDictionary::dictionary_key_id() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return dictionary_key_id_;
+}
+
+std::vector<uint32_t> KeyDictionary::DataKeyIds() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<uint32_t> ids;
+  for (const auto& [id, k] : keys_) ids.push_back(id);
+  return ids;
+}
+
+SecretBytes KeyDictionary::DictionaryKeyForTest() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return dictionary_key_.Clone();
+}
+
+absl::Status KeyDictionary::Rewrap(MasterKeyProvider& new_provider) {
+  SecretBytes key;  // a copy: a rotation may replace (and wipe) the member while we wrap
+  uint64_t generation;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    key = dictionary_key_.Clone();
+    generation = wrap_generation_;
+  }
+  ASSIGN_OR_RETURN(WrappedKey rewrapped, new_provider.Wrap(key, cluster_id_));
+  return InstallWrap(generation, nullptr, std::move(rewrapped), "re-wrap");
+}
+
+absl::Status KeyDictionary::RotateDictionaryKey(MasterKeyProvider& provider) {
+  uint64_t generation;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    generation = wrap_generation_;
+  }
+  ASSIGN_OR_RETURN(SecretBytes key, RandomSecret(kDataKeySize));
+  ASSIGN_OR_RETURN(WrappedKey wrapped, provider.Wrap(key, cluster_id_));
+  return InstallWrap(generation, &key, std::move(wrapped), "dictionary-key rotation");
+}
+
+absl::Status KeyDictionary::InstallWrap(uint64_t generation, SecretBytes* new_key,
+                                        WrappedKey wrapped, const char* operation) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (generation != wrap_generation_) {
+    return absl::AbortedError(absl::StrCat(
+        "the key dictionary of cluster ", cluster_id_, " was re-wrapped or its key rotated while ",
+        "this ", operation, " waited for the key service; nothing was changed, run it again"));
+  }
+  // Write first, then swap: on a failed write memory keeps the state that is (or, after a late
+  // fsync error, was) on disk, and both are complete dictionaries.
+  RETURN_IF_ERROR(WriteLocked(new_key != nullptr ? *new_key : dictionary_key_, wrapped));
+  wrapped_ = std::move(wrapped);
+  if (new_key != nullptr) SetDictionaryKeyLocked(std::move(*new_key));
+  ++wrap_generation_;
+  return absl::OkStatus();
 }
 
 }  // namespace keyward

@@ -13,8 +13,16 @@
 //   ..  32 SHA-256 of every byte before it (tells damage apart from a wrong key)
 // Body: u32 current data-key id, u32 count, count × { u32 id, u64 created unix seconds, 32 key }.
 //
-// Writes go temp → fsync → rename → fsync(dir): a crash leaves the old or the new dictionary.
-// Keys are only ever added, so the dictionary on disk always holds every key a live file needs.
+// Writes go temp → fsync → rename → fsync(dir): a crash leaves the old or the new dictionary, and
+// each is self-contained (its own wrapped dictionary key and body), so either one opens.
+// Data keys are only ever added, so the dictionary on disk always holds every key a live file
+// needs.
+//
+// Re-wrap and dictionary-key rotation call the provider (a network round trip) WITHOUT holding
+// the mutex: they snapshot under the lock, wrap outside it, then re-take the lock and install
+// only if no other re-wrap or rotation happened meanwhile (`wrap_generation_`); otherwise they
+// change nothing and return Aborted, and the caller runs them again. Adding data keys in between
+// does not conflict: the body is re-sealed from the in-memory state at install time.
 // Thread-safe.
 
 #include <cstdint>
@@ -22,7 +30,10 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
+#include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "crypto/secret_bytes.h"
 #include "kms/master_key_provider.h"
@@ -60,25 +71,52 @@ class KeyDictionary {
   // Adds a new current data key when the current one is older than `period_seconds`.
   // Returns true when it rotated. Existing files keep their keys.
   absl::StatusOr<bool> RotateIfOlderThan(uint64_t period_seconds, uint64_t now_unix);
-  // Re-wraps the dictionary key under `new_provider`; cost independent of data size.
+  // Adds a new current data key whatever the current one's age; returns its id.
+  absl::StatusOr<uint32_t> AddDataKey(uint64_t now_unix);
+  // Re-wraps the dictionary key under `new_provider`; cost independent of data size. One Wrap
+  // call, made without the mutex held. Aborted if another Rewrap/RotateDictionaryKey finished
+  // while this one waited for the provider (nothing changed; run it again).
   absl::Status Rewrap(MasterKeyProvider& new_provider);
+  // Replaces the dictionary key with a fresh random one wrapped by `provider` (one Wrap call
+  // without the mutex held), re-seals the body under it, writes the file crash-safely and wipes
+  // the old key. The data keys, and so every file, stay as they are. Aborted as for Rewrap.
+  absl::Status RotateDictionaryKey(MasterKeyProvider& provider);
 
-  const WrappedKey& wrapped_key() const { return wrapped_; }
+  // A copy of the current wrapped-key record (a copy: Rewrap replaces it concurrently).
+  WrappedKey wrapped_key() const;
+  // Non-secret identifier of the current dictionary key, for display and audit: 16 hex chars,
+  // the first 8 bytes of SHA-256("keyward-dictionary-key-id:" + key). Changes on rotation only.
+  std::string dictionary_key_id() const;
   size_t size() const;
+  // Ids of every data key held, ascending.
+  std::vector<uint32_t> DataKeyIds() const;
+
+  // A copy of the dictionary key, for tests that check where key bytes end up.
+  SecretBytes DictionaryKeyForTest() const;
 
  private:
   KeyDictionary(std::string path, std::string cluster_id)
       : path_(std::move(path)), cluster_id_(std::move(cluster_id)) {}
-  absl::Status WriteLocked() const;
-  absl::Status AddKeyLocked(uint64_t now_unix);
+  // Seals the in-memory body under `dictionary_key` with `wrapped` in the header and writes it.
+  absl::Status WriteLocked(const SecretBytes& dictionary_key, const WrappedKey& wrapped) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status AddKeyLocked(uint64_t now_unix) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Installs a wrap made outside the lock if `generation` is still current; `new_key` is the
+  // key `wrapped` wraps when it replaces the dictionary key, nullptr for a re-wrap.
+  absl::Status InstallWrap(uint64_t generation, SecretBytes* new_key, WrappedKey wrapped,
+                           const char* operation);
+  void SetDictionaryKeyLocked(SecretBytes key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::string path_;
   const std::string cluster_id_;
   mutable std::mutex mu_;
-  SecretBytes dictionary_key_;
-  WrappedKey wrapped_;
-  uint32_t current_id_ = 0;
-  std::map<uint32_t, std::shared_ptr<const DataKey>> keys_;
+  SecretBytes dictionary_key_ ABSL_GUARDED_BY(mu_);
+  std::string dictionary_key_id_ ABSL_GUARDED_BY(mu_);
+  WrappedKey wrapped_ ABSL_GUARDED_BY(mu_);
+  // Bumped whenever dictionary_key_ or wrapped_ changes; see the header comment.
+  uint64_t wrap_generation_ ABSL_GUARDED_BY(mu_) = 0;
+  uint32_t current_id_ ABSL_GUARDED_BY(mu_) = 0;
+  std::map<uint32_t, std::shared_ptr<const DataKey>> keys_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace keyward

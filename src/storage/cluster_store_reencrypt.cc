@@ -1,0 +1,215 @@
+// ClusterStore: which data keys the live files use, and re-encryption of every live file under a
+// new data key while the store keeps serving.
+//
+// How each kind of file gets rewritten under the new key K (RocksDB 7.8.3; every file created
+// after K became current is encrypted under K because the provider reads Current() at creation):
+// - WAL: a WAL switch needs a non-empty memtable or WAL, and an empty current WAL is otherwise
+//   kept. A log-data record (WAL only, no key, invisible to readers) makes the WAL non-empty, and
+//   changing a WAL DB option (wal_bytes_per_sync) makes SetDBOptions call SwitchWAL, which opens
+//   a new WAL. The flush that follows retires the old one.
+// - memtable contents → SSTs: Flush().
+// - SSTs: CompactRange over the whole key space with BottommostLevelCompaction::kForce; every
+//   level is merged down and the bottommost level is rewritten too (trivial moves only happen
+//   above it). Up to three passes, in case a background job installed an older-key file.
+// - OPTIONS: SetDBOptions/SetOptions each write a new OPTIONS file; RocksDB keeps the newest two,
+//   and the WAL step above already calls SetDBOptions twice.
+// - MANIFEST and CURRENT: no API starts a new MANIFEST on demand, so the store opens with
+//   max_manifest_file_size = 0 (see OpenDb): every version edit (flush, compaction, SetOptions)
+//   writes a new MANIFEST and CURRENT.
+// - IDENTITY: RocksDB reads it only at open; we rewrite it ourselves, temp → sync → rename →
+//   fsync(dir), through the encrypted file system.
+// - Files that are no longer live are deleted by a full-scan purge (Disable/EnableFileDeletions).
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "rocksdb/convenience.h"
+#include "rocksdb/listener.h"
+#include "storage/cluster_store.h"
+#include "storage/encryption_provider.h"
+#include "storage/rocks_status.h"
+#include "util/file_util.h"
+#include "util/status_macros.h"
+
+namespace keyward {
+namespace {
+
+constexpr int kReencryptPasses = 3;
+
+// The data-key id in the header of `path`, nullopt when the file is gone or empty (a file cut
+// inside its header is emptied at open; it never held data).
+absl::StatusOr<std::optional<uint32_t>> ReadDataKeyId(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return std::nullopt;
+    return absl::InternalError(absl::StrCat("cannot open ", path, ": ", ErrnoText(errno)));
+  }
+  std::string header(kFileHeaderSize, '\0');
+  ssize_t n = pread(fd, header.data(), header.size(), 0);
+  int err = errno;
+  close(fd);
+  if (n < 0) return absl::InternalError(absl::StrCat("cannot read ", path, ": ", ErrnoText(err)));
+  if (n == 0) return std::nullopt;
+  auto parsed = ParseFileHeader(std::string_view(header.data(), static_cast<size_t>(n)));
+  if (!parsed.ok()) {
+    return absl::DataLossError(absl::StrCat(path, ": ", parsed.status().message()));
+  }
+  return parsed->data_key_id;
+}
+
+}  // namespace
+
+// Forwards flush and compaction completions to the running Reencrypt, if any.
+class ClusterStore::ProgressListener : public rocksdb::EventListener {
+ public:
+  const char* Name() const override { return "keyward-reencrypt-progress"; }
+  void OnFlushCompleted(rocksdb::DB*, const rocksdb::FlushJobInfo&) override { Notify(); }
+  void OnCompactionCompleted(rocksdb::DB*, const rocksdb::CompactionJobInfo&) override { Notify(); }
+  // Setting an empty function waits for a callback in flight to return.
+  void Set(std::function<void()> f) {
+    std::lock_guard<std::mutex> lock(mu_);
+    callback_ = std::move(f);
+  }
+  void Notify() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (callback_) callback_();
+  }
+
+ private:
+  std::mutex mu_;
+  std::function<void()> callback_;
+};
+
+void ClusterStore::AttachReencryptListener(rocksdb::Options* opts) {
+  listener_ = std::make_shared<ProgressListener>();
+  opts->listeners.push_back(listener_);
+}
+
+absl::StatusOr<std::vector<ClusterStore::LiveFile>> ClusterStore::ListLiveFiles() {
+  std::vector<std::string> names;
+  uint64_t manifest_size = 0;
+  RETURN_IF_ERROR(FromRocks(db_->GetLiveFiles(names, &manifest_size, /*flush_memtable=*/false),
+                            "cannot list live files"));
+  rocksdb::VectorLogPtr wals;
+  RETURN_IF_ERROR(FromRocks(db_->GetSortedWalFiles(wals), "cannot list WAL files"));
+  for (const auto& wal : wals) {
+    if (wal->Type() == rocksdb::kAliveLogFile) names.push_back(wal->PathName());
+  }
+  names.push_back("/IDENTITY");
+  std::vector<LiveFile> out;
+  for (const std::string& name : names) {
+    ASSIGN_OR_RETURN(std::optional<uint32_t> id, ReadDataKeyId(options_.dir + name));
+    if (id) out.push_back({name, *id});
+  }
+  return out;
+}
+
+absl::StatusOr<std::map<uint32_t, uint64_t>> ClusterStore::DataKeyIdsInUse() {
+  ASSIGN_OR_RETURN(std::vector<LiveFile> files, ListLiveFiles());
+  std::map<uint32_t, uint64_t> ids;
+  for (const LiveFile& f : files) ++ids[f.key_id];
+  return ids;
+}
+
+absl::Status ClusterStore::RewriteIdentityFile() {
+  std::string identity;
+  RETURN_IF_ERROR(FromRocks(db_->GetDbIdentity(identity), "cannot read the database identity"));
+  // Not a RocksDB file name, so RocksDB's obsolete-file purge never touches the temp file.
+  std::string tmp = options_.dir + "/IDENTITY.kw-tmp";
+  RETURN_IF_ERROR(FromRocks(rocksdb::WriteStringToFile(env_.get(), identity, tmp, true),
+                            "cannot write the new IDENTITY file"));
+  RETURN_IF_ERROR(FromRocks(env_->RenameFile(tmp, options_.dir + "/IDENTITY"),
+                            "cannot replace the IDENTITY file"));
+  return FsyncDirectory(options_.dir);
+}
+
+absl::Status ClusterStore::ReencryptPass() {
+  // WAL: see the file comment.
+  rocksdb::WriteBatch marker;
+  RETURN_IF_ERROR(FromRocks(marker.PutLogData("keyward: re-encrypt"), "batch failed"));
+  RETURN_IF_ERROR(FromRocks(db_->Write(rocksdb::WriteOptions(), &marker), "WAL write failed"));
+  uint64_t wal_bytes_per_sync = db_->GetDBOptions().wal_bytes_per_sync;
+  std::string other = wal_bytes_per_sync == 0 ? "1048576" : "0";
+  RETURN_IF_ERROR(
+      FromRocks(db_->SetDBOptions({{"wal_bytes_per_sync", other}}), "cannot switch to a new WAL"));
+  RETURN_IF_ERROR(
+      FromRocks(db_->SetDBOptions({{"wal_bytes_per_sync", std::to_string(wal_bytes_per_sync)}}),
+                "cannot restore wal_bytes_per_sync"));
+  RETURN_IF_ERROR(Flush());
+
+  rocksdb::CompactRangeOptions compact;
+  compact.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  compact.exclusive_manual_compaction = false;  // automatic compactions keep the store serving
+  RETURN_IF_ERROR(FromRocks(db_->CompactRange(compact, nullptr, nullptr), "compaction failed"));
+
+  // A version edit (new MANIFEST and CURRENT) and a third OPTIONS file, setting an option to
+  // the value it has.
+  bool auto_off = db_->GetOptions().disable_auto_compactions;
+  RETURN_IF_ERROR(
+      FromRocks(db_->SetOptions({{"disable_auto_compactions", auto_off ? "true" : "false"}}),
+                "cannot write a new MANIFEST"));
+  RETURN_IF_ERROR(RewriteIdentityFile());
+
+  // Full-scan purge of files that are no longer live; a no-op while a backup holds deletions.
+  RETURN_IF_ERROR(FromRocks(db_->DisableFileDeletions(), "cannot pause file deletions"));
+  return FromRocks(db_->EnableFileDeletions(/*force=*/false), "cannot purge obsolete files");
+}
+
+absl::Status ClusterStore::Reencrypt(std::function<void(uint64_t, uint64_t)> progress) {
+  std::unique_lock<std::mutex> busy(reencrypt_mu_, std::try_to_lock);
+  if (!busy.owns_lock()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cluster ", options_.cluster_id, " is already being re-encrypted; wait for it to finish"));
+  }
+  ASSIGN_OR_RETURN(uint32_t new_id, dictionary_->AddDataKey(static_cast<uint64_t>(NowMs() / 1000)));
+  ASSIGN_OR_RETURN(std::vector<LiveFile> before, ListLiveFiles());
+  std::set<std::string> to_rewrite;
+  for (const LiveFile& f : before) {
+    if (f.key_id < new_id) to_rewrite.insert(f.name);
+  }
+  const uint64_t total = to_rewrite.size();
+  std::mutex progress_mu;
+  uint64_t reported = 0;
+  // done = files of the starting set that are gone or now under K or newer (CURRENT and
+  // IDENTITY keep their names). Never goes backwards.
+  auto report = [&] {
+    auto live = ListLiveFiles();
+    if (!live.ok()) return;
+    uint64_t still_old = 0;
+    for (const LiveFile& f : *live) {
+      if (f.key_id < new_id && to_rewrite.count(f.name) != 0) ++still_old;
+    }
+    std::lock_guard<std::mutex> lock(progress_mu);
+    reported = std::max(reported, total - std::min(total, still_old));
+    if (progress) progress(reported, total);
+  };
+  if (progress) progress(0, total);
+  listener_->Set(report);
+  absl::Status st;
+  bool clean = false;
+  for (int pass = 0; pass < kReencryptPasses && st.ok() && !clean; ++pass) {
+    st = ReencryptPass();
+    if (!st.ok()) break;
+    auto live = ListLiveFiles();
+    if (!live.ok()) {
+      st = live.status();
+      break;
+    }
+    clean = std::none_of(live->begin(), live->end(),
+                         [&](const LiveFile& f) { return f.key_id < new_id; });
+  }
+  listener_->Set(nullptr);
+  RETURN_IF_ERROR(st);
+  if (!clean) {
+    return absl::AbortedError(absl::StrCat(
+        "cluster ", options_.cluster_id, " still has files under data keys older than ", new_id,
+        " after ", kReencryptPasses, " passes; nothing is lost, run it again"));
+  }
+  if (progress) progress(total, total);
+  return absl::OkStatus();
+}
+
+}  // namespace keyward

@@ -1,0 +1,185 @@
+#include "storage/key_dictionary.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include "crypto/random.h"
+#include "storage/test_providers.h"
+
+namespace keyward {
+namespace {
+
+namespace fs = std::filesystem;
+
+class KeyDictionaryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::temp_directory_path() / ("kw-dict-" + *RandomHex(6));
+    fs::create_directories(root_);
+    path_ = (root_ / KeyDictionary::kFileName).string();
+  }
+  void TearDown() override { fs::remove_all(root_); }
+
+  std::unique_ptr<KeyDictionary> Create(MasterKeyProvider& p) {
+    auto d = KeyDictionary::Create(path_, "c-1", p, 1000);
+    EXPECT_TRUE(d.ok()) << d.status();
+    return d.ok() ? *std::move(d) : nullptr;
+  }
+  absl::StatusOr<std::unique_ptr<KeyDictionary>> Reopen(MasterKeyProvider& p) {
+    return KeyDictionary::Open(path_, "c-1", p);
+  }
+
+  fs::path root_;
+  std::string path_;
+  TestProvider a_{"key-a"};
+  TestProvider b_{"key-b"};
+};
+
+TEST_F(KeyDictionaryTest, RewrapCallsTheProviderWithoutHoldingTheLock) {
+  auto dict = Create(a_);
+  ASSERT_NE(dict, nullptr);
+  std::atomic<bool> added{false};
+  bool added_during_wrap = false;
+  std::thread other;
+  b_.on_wrap = [&] {
+    // A slow key service: another thread adds a data key meanwhile. With the mutex held across
+    // Wrap it would block until Rewrap returns.
+    other = std::thread([&] { added = dict->AddDataKey(2000).ok(); });
+    for (int i = 0; i < 500 && !added; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    added_during_wrap = added;
+  };
+  ASSERT_TRUE(dict->Rewrap(b_).ok());
+  other.join();
+  EXPECT_TRUE(added_during_wrap);
+  EXPECT_EQ(dict->wrapped_key().key_id, "key-b");
+  // The key added during the wrap is in the file written by Rewrap, under the new wrap.
+  auto again = Reopen(b_);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ((*again)->size(), 2u);
+  EXPECT_FALSE(Reopen(a_).ok());
+}
+
+TEST_F(KeyDictionaryTest, RotationDuringRewrapAbortsItAndChangesNothing) {
+  auto dict = Create(a_);
+  ASSERT_NE(dict, nullptr);
+  bool once = false;
+  absl::Status inner;
+  b_.on_wrap = [&] {
+    if (!once) {
+      once = true;
+      inner = dict->RotateDictionaryKey(a_);
+    }
+  };
+  absl::Status st = dict->Rewrap(b_);
+  ASSERT_TRUE(inner.ok()) << inner;
+  EXPECT_EQ(st.code(), absl::StatusCode::kAborted) << st;
+  EXPECT_NE(st.message().find("run it again"), std::string::npos) << st;
+  EXPECT_EQ(dict->wrapped_key().key_id, "key-a");
+  EXPECT_TRUE(Reopen(a_).ok());
+  // The retry wraps the rotated key.
+  ASSERT_TRUE(dict->Rewrap(b_).ok());
+  auto again = Reopen(b_);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ((*again)->dictionary_key_id(), dict->dictionary_key_id());
+}
+
+TEST_F(KeyDictionaryTest, RotatedDictionaryKeyReplacesTheOldOneAndKeepsDataKeys) {
+  auto dict = Create(a_);
+  ASSERT_NE(dict, nullptr);
+  ASSERT_TRUE(dict->AddDataKey(2000).ok());
+  ASSERT_TRUE(dict->AddDataKey(3000).ok());
+  SecretBytes old_key = dict->DictionaryKeyForTest();
+  std::string old_id = dict->dictionary_key_id();
+  ASSERT_EQ(old_id.size(), 16u);
+  EXPECT_EQ(old_id.find_first_not_of("0123456789abcdef"), std::string::npos);
+
+  ASSERT_TRUE(dict->RotateDictionaryKey(b_).ok());
+  SecretBytes new_key = dict->DictionaryKeyForTest();
+  EXPECT_FALSE(new_key.Equals(old_key));
+  EXPECT_NE(dict->dictionary_key_id(), old_id);
+  EXPECT_EQ(dict->wrapped_key().key_id, "key-b");
+
+  FixedKeyProvider old_only(old_key.Clone());
+  auto with_old = Reopen(old_only);
+  ASSERT_FALSE(with_old.ok());
+  EXPECT_EQ(with_old.status().code(), absl::StatusCode::kDataLoss) << with_old.status();
+  FixedKeyProvider new_only(new_key.Clone());
+  auto with_new = Reopen(new_only);
+  ASSERT_TRUE(with_new.ok()) << with_new.status();
+  auto reopened = Reopen(b_);
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  EXPECT_EQ((*reopened)->dictionary_key_id(), dict->dictionary_key_id());
+  ASSERT_EQ((*reopened)->DataKeyIds(), (std::vector<uint32_t>{1, 2, 3}));
+  for (uint32_t id : dict->DataKeyIds()) {
+    EXPECT_TRUE((*reopened)->Find(id)->key.Equals(dict->Find(id)->key)) << id;
+  }
+  EXPECT_EQ((*reopened)->Current()->id, 3u);
+}
+
+TEST_F(KeyDictionaryTest, FailedWrapChangesNothing) {
+  auto dict = Create(a_);
+  ASSERT_NE(dict, nullptr);
+  std::string id = dict->dictionary_key_id();
+  FixedKeyProvider cannot_wrap(*RandomSecret(32));
+  EXPECT_FALSE(dict->RotateDictionaryKey(cannot_wrap).ok());
+  EXPECT_FALSE(dict->Rewrap(cannot_wrap).ok());
+  EXPECT_EQ(dict->dictionary_key_id(), id);
+  EXPECT_TRUE(Reopen(a_).ok());
+}
+
+// A process killed at a random instant while re-wrapping and rotating in a loop leaves a
+// dictionary that opens with one of the two providers and holds every data key.
+TEST_F(KeyDictionaryTest, KillAtAnyPointLeavesADictionaryThatOpens) {
+  auto dict = Create(a_);
+  ASSERT_NE(dict, nullptr);
+  ASSERT_TRUE(dict->AddDataKey(2000).ok());
+  for (int round = 0; round < 20; ++round) {
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      for (uint64_t i = 0;; ++i) {
+        absl::Status st;
+        switch (i % 4) {
+          case 0:
+            st = dict->Rewrap(b_);
+            break;
+          case 1:
+            st = dict->RotateDictionaryKey(a_);
+            break;
+          case 2:
+            st = dict->RotateDictionaryKey(b_);
+            break;
+          default:
+            st = dict->Rewrap(a_);
+            break;
+        }
+        if (!st.ok()) _exit(3);
+      }
+    }
+    uint32_t delay_us = 0;
+    ASSERT_TRUE(FillRandom(&delay_us, sizeof(delay_us)).ok());
+    std::this_thread::sleep_for(std::chrono::microseconds(2000 + delay_us % 40000));
+    kill(pid, SIGKILL);
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFSIGNALED(status)) << "child stopped by itself: " << status;
+    auto with_a = Reopen(a_);
+    auto with_b = Reopen(b_);
+    ASSERT_TRUE(with_a.ok() || with_b.ok()) << with_a.status() << " / " << with_b.status();
+    const auto& opened = with_a.ok() ? *with_a : *with_b;
+    ASSERT_EQ(opened->DataKeyIds(), (std::vector<uint32_t>{1, 2})) << "round " << round;
+    for (uint32_t id : {1u, 2u}) EXPECT_TRUE(opened->Find(id)->key.Equals(dict->Find(id)->key));
+  }
+}
+
+}  // namespace
+}  // namespace keyward
