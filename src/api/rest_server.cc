@@ -397,6 +397,12 @@ std::vector<Route> Table(ControlPlane* cp, MetadataStore* store, const std::stri
       [cp, one_cluster](Call& c) { one_cluster(c, cp->PauseCluster(c.user, c.params[0])); });
   add("POST", "/api/v1/clusters/{cluster_id}:resume",
       [cp, one_cluster](Call& c) { one_cluster(c, cp->ResumeCluster(c.user, c.params[0])); });
+  add("POST", "/api/v1/clusters/{cluster_id}:rotate-dictionary-key",
+      [cp, one_cluster](Call& c) { one_cluster(c, cp->RotateDictionaryKey(c.user, c.params[0])); });
+  add("POST", "/api/v1/clusters/{cluster_id}:reencrypt", [cp](Call& c) {
+    auto r = cp->Reencrypt(c.user, c.params[0]);
+    if (c.Check(r)) c.Json(202, ClusterJson(*r, cp->Endpoint(*r)));
+  });
   add("PUT", "/api/v1/clusters/{cluster_id}/backup-policy", [cp, one_cluster](Call& c) {
     auto body = ParseBody(c.req.body, {{"schedule", {F::kString, true}},
                                        {"retention_days", {F::kInt, true}},

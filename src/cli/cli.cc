@@ -1,8 +1,10 @@
 #include "cli/cli.h"
 
+#include <chrono>
 #include <cstdio>
 #include <functional>
 #include <map>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "cli/api_client.h"
@@ -43,7 +45,9 @@ const std::map<std::string, std::string> kUsage = {
   keyward cluster create --name N [--project P --cloud aws|azure|gcp --region R
                          --tier dedicated|starter]    (no --project: the default project)
   keyward cluster list [--project P]
-  keyward cluster get|pause|resume|delete ID
+  keyward cluster get|pause|resume|delete ID     get shows how the data is protected now
+  keyward cluster rotate-dictionary-key ID       new dictionary key, dictionary re-sealed
+  keyward cluster reencrypt ID [--wait]          rewrite every file under a new data key
   keyward cluster backup-policy ID --schedule daily --retention-days 7
                          [--dual-region --secondary-region R]
 )"},
@@ -101,6 +105,25 @@ void PrintClusters(const json& items) {
                     Str(c, "tier"), Str(c, "state"), Str(c, "endpoint")});
   }
   PrintTable({"ID", "NAME", "PLACEMENT", "TIER", "STATE", "ENDPOINT"}, rows);
+}
+
+void PrintEncryption(const json& e) {
+  if (!e.is_object() || e.empty()) return;
+  auto num = [&](const char* name) {
+    return e.contains(name) && e[name].is_number() ? std::to_string(e[name].get<int64_t>())
+                                                   : std::string("-");
+  };
+  printf("encryption: %s key %s (%s), version %s, wrapped at %s\n", Str(e, "provider").c_str(),
+         Str(e, "key_name").c_str(), Str(e, "key_id").c_str(), Str(e, "key_version").c_str(),
+         num("wrapped_at").c_str());
+  printf("  dictionary key %s; data keys in use %s\n", Str(e, "dictionary_key_id").c_str(),
+         e.value("data_key_ids_in_use", json::array()).dump().c_str());
+  std::string error = Str(e, "last_key_check_error");
+  printf("  last key check at %s: %s\n", num("last_key_check_at").c_str(),
+         error.empty() ? "ok" : error.c_str());
+  if (e.contains("reencrypt_progress") && e["reencrypt_progress"].is_object()) {
+    printf("  re-encryption: %s\n", e["reencrypt_progress"].dump().c_str());
+  }
 }
 
 void PrintKeySetup(const json& k) {
@@ -232,6 +255,23 @@ int Key(const std::string& verb, const Ctx& c) {
   return Usage("key", "unknown command '" + verb + "'");
 }
 
+// Polls the cluster until its re-encryption ends, printing progress on stderr.
+std::optional<json> WaitForReencrypt(const Ctx& c, const std::string& path) {
+  for (;;) {
+    auto r = c.api.Call("GET", path);
+    if (!r) return r;
+    json p = r->value("encryption", json::object()).value("reencrypt_progress", json());
+    std::string state = p.is_object() ? Str(p, "state") : "";
+    if (state != "running") {
+      if (state == "failed") fprintf(stderr, "re-encryption failed: %s\n", Str(p, "error").c_str());
+      return r;
+    }
+    fprintf(stderr, "\rre-encrypting: %s of %s files", Str(p, "files_done").c_str(),
+            Str(p, "files_total").c_str());
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+}
+
 int Cluster(const std::string& verb, const Ctx& c) {
   if (verb == "create") {
     auto name = Need(c, "cluster", "name");
@@ -277,8 +317,10 @@ int Cluster(const std::string& verb, const Ctx& c) {
     r = c.api.Call("GET", path);
   } else if (verb == "delete") {
     r = c.api.Call("DELETE", path);
-  } else if (verb == "pause" || verb == "resume") {
+  } else if (verb == "pause" || verb == "resume" || verb == "rotate-dictionary-key" ||
+             verb == "reencrypt") {
     r = c.api.Call("POST", path + ":" + verb);
+    if (r && verb == "reencrypt" && c.flags.Has("wait")) r = WaitForReencrypt(c, path);
   } else if (verb == "backup-policy") {
     auto schedule = Need(c, "cluster", "schedule");
     auto days = schedule ? Need(c, "cluster", "retention-days") : std::nullopt;
@@ -296,6 +338,7 @@ int Cluster(const std::string& verb, const Ctx& c) {
   c.api.Print(*r, [&] {
     PrintClusters(json::array({*r}));
     if (verb == "delete") printf("its wrapped keys were destroyed first, then its files\n");
+    if (verb != "delete") PrintEncryption(r->value("encryption", json::object()));
   });
   return 0;
 }
@@ -341,7 +384,7 @@ int RunCli(const std::string& noun, const std::vector<std::string>& args) {
     }
   }
   valued.insert("cmek");
-  auto flags = ParseFlags(rest, valued, {"help", "dual-region"});
+  auto flags = ParseFlags(rest, valued, {"help", "dual-region", "wait"});
   if (!flags.ok()) return Usage(noun, std::string(flags.status().message()));
   if (flags->Has("help")) {
     printf("%s%s", kUsage.at(noun).c_str(), kCommon);

@@ -418,10 +418,9 @@ void Info(Ctx& c) {
       std::to_string(c.store().dictionary().Current()->id) +
       "\r\n"
       "master_key_provider:" +
-      c.store().dictionary().wrapped_key().provider +
-      "\r\n"
-      "# Keyspace\r\ndb0:keys=" +
-      std::to_string(*n) + ",expires=0,avg_ttl=0\r\n";
+      c.store().dictionary().wrapped_key().provider + "\r\n" +
+      (c.ep.encryption_info ? c.ep.encryption_info() : std::string()) +
+      "# Keyspace\r\ndb0:keys=" + std::to_string(*n) + ",expires=0,avg_ttl=0\r\n";
   resp::Bulk(c.out, body);
 }
 
@@ -542,6 +541,10 @@ void ExecuteCommand(ClusterEndpoint& endpoint, Session& session, const Args& arg
   }
   if (spec.needs_auth && !session.authenticated) {
     resp::Error(out, "NOAUTH Authentication required.");
+    return;
+  }
+  if (!endpoint.store && name != "quit" && name != "auth") {
+    resp::Error(out, "ERR " + endpoint.unavailable_message);
     return;
   }
   Ctx ctx{endpoint, session, args, out};
