@@ -228,7 +228,7 @@ namespace {
 
 using F = FieldType;
 
-std::vector<Route> Table(ControlPlane* cp, MetadataStore* store, const std::string* openapi) {
+std::vector<Route> RouteTable(ControlPlane* cp, MetadataStore* store, const std::string* openapi) {
   std::vector<Route> t;
   auto add = [&](std::string method, std::string path, Handler h) {
     t.push_back({{std::move(method), std::move(path)}, std::move(h)});
@@ -440,7 +440,7 @@ std::vector<Route> Table(ControlPlane* cp, MetadataStore* store, const std::stri
 
 std::vector<RouteSpec> RestServer::Routes() {
   std::vector<RouteSpec> out = {{"GET", "/healthz"}};
-  for (const auto& r : Table(nullptr, nullptr, nullptr)) out.push_back(r.spec);
+  for (const auto& r : RouteTable(nullptr, nullptr, nullptr)) out.push_back(r.spec);
   return out;
 }
 
@@ -471,7 +471,7 @@ void RestServer::Register() {
     res.set_content("{\"status\":\"ok\"}", "application/json");
   });
 
-  for (auto& route : Table(&control_, &metadata_, &options_.openapi_json)) {
+  for (auto& route : RouteTable(&control_, &metadata_, &options_.openapi_json)) {
     bool open = route.spec.path == "/api/v1/openapi.json";
     httplib::Server::Handler h = [this, open, handler = route.handler](const httplib::Request& req,
                                                                        httplib::Response& res) {

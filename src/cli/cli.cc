@@ -56,7 +56,7 @@ const std::map<std::string, std::string> kUsage = {
 )"},
 };
 
-struct Ctx {
+struct CliCtx {
   const ParsedFlags& flags;
   const ApiClient& api;
   const std::vector<std::string>& pos;  // positional arguments after the verb
@@ -68,7 +68,7 @@ int Usage(const std::string& noun, const std::string& problem) {
   return 2;
 }
 
-std::optional<std::string> Need(const Ctx& c, const std::string& noun, const char* flag) {
+std::optional<std::string> Need(const CliCtx& c, const std::string& noun, const char* flag) {
   auto v = c.flags.Get(flag);
   if (!v || v->empty()) {
     Usage(noun, absl::StrCat("--", flag, " is required"));
@@ -153,7 +153,7 @@ void PrintKeySetup(const json& k) {
   }
 }
 
-int Project(const std::string& verb, const Ctx& c) {
+int ProjectCommand(const std::string& verb, const CliCtx& c) {
   if (verb == "create") {
     auto name = Need(c, "project", "name");
     if (!name) return 2;
@@ -199,7 +199,7 @@ int Project(const std::string& verb, const Ctx& c) {
   return Usage("project", "unknown command '" + verb + "'");
 }
 
-int Key(const std::string& verb, const Ctx& c) {
+int KeyCommand(const std::string& verb, const CliCtx& c) {
   auto project = Need(c, "key", "project");
   if (!project) return 2;
   std::string base = "/api/v1/projects/" + *project + "/encryption-keys";
@@ -256,7 +256,7 @@ int Key(const std::string& verb, const Ctx& c) {
 }
 
 // Polls the cluster until its re-encryption ends, printing progress on stderr.
-std::optional<json> WaitForReencrypt(const Ctx& c, const std::string& path) {
+std::optional<json> WaitForReencrypt(const CliCtx& c, const std::string& path) {
   for (;;) {
     auto r = c.api.Call("GET", path);
     if (!r) return r;
@@ -272,7 +272,7 @@ std::optional<json> WaitForReencrypt(const Ctx& c, const std::string& path) {
   }
 }
 
-int Cluster(const std::string& verb, const Ctx& c) {
+int ClusterCommand(const std::string& verb, const CliCtx& c) {
   if (verb == "create") {
     auto name = Need(c, "cluster", "name");
     if (!name) return 2;
@@ -343,7 +343,7 @@ int Cluster(const std::string& verb, const Ctx& c) {
   return 0;
 }
 
-int Audit(const std::string& verb, const Ctx& c) {
+int AuditCommand(const std::string& verb, const CliCtx& c) {
   if (verb != "list") return Usage("audit", "unknown command '" + verb + "'");
   auto project = Need(c, "audit", "project");
   if (!project) return 2;
@@ -366,8 +366,11 @@ int Audit(const std::string& verb, const Ctx& c) {
 }  // namespace
 
 int RunCli(const std::string& noun, const std::vector<std::string>& args) {
-  static const std::map<std::string, std::function<int(const std::string&, const Ctx&)>> kNouns = {
-      {"project", Project}, {"key", Key}, {"cluster", Cluster}, {"audit", Audit}};
+  static const std::map<std::string, std::function<int(const std::string&, const CliCtx&)>> kNouns =
+      {{"project", ProjectCommand},
+       {"key", KeyCommand},
+       {"cluster", ClusterCommand},
+       {"audit", AuditCommand}};
   std::set<std::string> valued = kCommonValuedFlags;
   for (const char* f :
        {"name", "project", "provider", "region", "key-vault-name", "key-name-prefix",
@@ -394,7 +397,7 @@ int RunCli(const std::string& noun, const std::vector<std::string>& args) {
   auto api = ApiClient::FromFlags(*flags);
   if (!api) return 2;
   std::vector<std::string> pos(flags->positional.begin() + 1, flags->positional.end());
-  Ctx ctx{*flags, *api, pos};
+  CliCtx ctx{*flags, *api, pos};
   return kNouns.at(noun)(flags->positional[0], ctx);
 }
 

@@ -69,6 +69,18 @@ ControlPlane::Claim::~Claim() {
   cp_->claims_cv_.notify_all();
 }
 
+absl::StatusOr<ControlPlane::Claimed> ControlPlane::ClaimForChange(const User& actor,
+                                                                   const std::string& id,
+                                                                   Need need) {
+  // Authorised before waiting, so nobody without the right can hold up a cluster's operations;
+  // read again once claimed, so the change starts from the state as of the claim.
+  RETURN_IF_ERROR(LoadCluster(actor, id, need, nullptr).status());
+  ASSIGN_OR_RETURN(Claim claim, ClaimCluster(id));
+  ASSIGN_OR_RETURN(Cluster c, LoadCluster(actor, id, need, nullptr));
+  ASSIGN_OR_RETURN(std::optional<EncryptionKey> key, metadata_.GetKey(c.encryption_key_id));
+  return Claimed{std::move(claim), std::move(c), std::move(key)};
+}
+
 absl::StatusOr<ControlPlane::Claim> ControlPlane::ClaimCluster(const std::string& id) {
   std::unique_lock<std::mutex> lock(claims_mu_);
   if (!claims_cv_.wait_for(lock, std::chrono::seconds(10),
@@ -197,10 +209,9 @@ absl::Status ControlPlane::Start() {
 }
 
 absl::StatusOr<Cluster> ControlPlane::PauseCluster(const User& actor, const std::string& id) {
-  ASSIGN_OR_RETURN(Cluster c, LoadCluster(actor, id, Need::kMember, nullptr));
-  ASSIGN_OR_RETURN(Claim claim, ClaimCluster(id));
-  ASSIGN_OR_RETURN(c, LoadCluster(actor, id, Need::kMember, nullptr));  // as of the claim
-  ASSIGN_OR_RETURN(std::optional<EncryptionKey> key, metadata_.GetKey(c.encryption_key_id));
+  ASSIGN_OR_RETURN(Claimed held, ClaimForChange(actor, id, Need::kMember));
+  Cluster& c = held.cluster;
+  const std::optional<EncryptionKey>& key = held.key;
   if (!CanTransition(c.state, "paused")) return IllegalTransition(c, "pause");
   runtime_.Close(c.id);  // store closed, its keys wiped from memory
   absl::Status st = Transition(c, "paused", "");
@@ -210,10 +221,9 @@ absl::StatusOr<Cluster> ControlPlane::PauseCluster(const User& actor, const std:
 }
 
 absl::StatusOr<Cluster> ControlPlane::ResumeCluster(const User& actor, const std::string& id) {
-  ASSIGN_OR_RETURN(Cluster c, LoadCluster(actor, id, Need::kMember, nullptr));
-  ASSIGN_OR_RETURN(Claim claim, ClaimCluster(id));
-  ASSIGN_OR_RETURN(c, LoadCluster(actor, id, Need::kMember, nullptr));
-  ASSIGN_OR_RETURN(std::optional<EncryptionKey> key, metadata_.GetKey(c.encryption_key_id));
+  ASSIGN_OR_RETURN(Claimed held, ClaimForChange(actor, id, Need::kMember));
+  Cluster& c = held.cluster;
+  const std::optional<EncryptionKey>& key = held.key;
   // creating → available belongs to creation itself, not to resume.
   if (c.state == "creating" || !CanTransition(c.state, "available")) {
     return IllegalTransition(c, "resume");
@@ -234,10 +244,9 @@ absl::StatusOr<Cluster> ControlPlane::ResumeCluster(const User& actor, const std
 }
 
 absl::StatusOr<Cluster> ControlPlane::DeleteCluster(const User& actor, const std::string& id) {
-  ASSIGN_OR_RETURN(Cluster c, LoadCluster(actor, id, Need::kOwner, nullptr));
-  ASSIGN_OR_RETURN(Claim claim, ClaimCluster(id));
-  ASSIGN_OR_RETURN(c, LoadCluster(actor, id, Need::kOwner, nullptr));
-  ASSIGN_OR_RETURN(std::optional<EncryptionKey> key, metadata_.GetKey(c.encryption_key_id));
+  ASSIGN_OR_RETURN(Claimed held, ClaimForChange(actor, id, Need::kOwner));
+  Cluster& c = held.cluster;
+  const std::optional<EncryptionKey>& key = held.key;
   if (!CanTransition(c.state, "deleting")) return IllegalTransition(c, "delete");
   RETURN_IF_ERROR(Transition(c, "deleting", ""));
   absl::Status st = runtime_.Shred(c.id);  // wrapped keys destroyed first, then the files
@@ -305,9 +314,9 @@ absl::Status ControlPlane::RewrapCluster(const std::string& id, const Encryption
 
 absl::StatusOr<Cluster> ControlPlane::RotateDictionaryKey(const User& actor,
                                                           const std::string& id) {
-  ASSIGN_OR_RETURN(Cluster c, LoadCluster(actor, id, Need::kOwner, nullptr));
-  ASSIGN_OR_RETURN(Claim claim, ClaimCluster(id));
-  ASSIGN_OR_RETURN(std::optional<EncryptionKey> key, metadata_.GetKey(c.encryption_key_id));
+  ASSIGN_OR_RETURN(Claimed held, ClaimForChange(actor, id, Need::kOwner));
+  Cluster& c = held.cluster;
+  const std::optional<EncryptionKey>& key = held.key;
   auto h = runtime_.Get(id);
   if (!h || !key) return IllegalTransition(c, "rotate the dictionary key of");
   ASSIGN_OR_RETURN(std::shared_ptr<MasterKeyProvider> provider, kms_.ProviderFor(*key));

@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "crypto/random.h"
 #include "crypto/sha256.h"
+#include "util/clock.h"
 #include "util/status_macros.h"
 
 namespace keyward {
@@ -18,12 +19,6 @@ namespace {
 using nlohmann::json;
 
 constexpr char kDefaultProject[] = "default";
-
-int64_t SystemNowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 absl::Status ValidateName(const std::string& what, const std::string& name) {
   static const std::regex kName("^[a-z0-9][a-z0-9-]{0,62}$");

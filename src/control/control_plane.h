@@ -178,6 +178,13 @@ class ControlPlane {
     std::string id_;
   };
   absl::StatusOr<Claim> ClaimCluster(const std::string& id);  // waits up to 10 s
+  // An API request's way in: authorised, claimed, and the cluster and its key as of the claim.
+  struct Claimed {
+    Claim claim;
+    Cluster cluster;
+    std::optional<EncryptionKey> key;
+  };
+  absl::StatusOr<Claimed> ClaimForChange(const User& actor, const std::string& id, Need need);
   Claim TryClaimCluster(const std::string& id);
 
   MetadataStore& metadata_;

@@ -81,7 +81,7 @@ void KeyHealthMonitor::Tick() {
     }
   }
   const int64_t now = scheduler_.NowMs();
-  std::vector<EncryptionKey> due;
+  std::vector<std::string> due_ids;
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto it = keys_.begin(); it != keys_.end();) {
@@ -91,10 +91,19 @@ void KeyHealthMonitor::Tick() {
     for (const std::string& id : governing) {
       KeyState& s = keys_[id];
       if (s.in_flight || s.next_check_ms > now) continue;
-      auto key = metadata_.GetKey(id);
-      if (!key.ok() || !*key) continue;
       s.in_flight = true;
+      due_ids.push_back(id);
+    }
+  }
+  // The key records are read outside the monitor's lock.
+  std::vector<EncryptionKey> due;
+  for (const std::string& id : due_ids) {
+    auto key = metadata_.GetKey(id);
+    if (key.ok() && *key) {
       due.push_back(**key);
+    } else {
+      std::lock_guard<std::mutex> lock(mu_);
+      keys_[id].in_flight = false;
     }
   }
   for (const EncryptionKey& key : due) {

@@ -1,29 +1,24 @@
 #include "control/scheduler.h"
 
 #include <chrono>
+#include <cstring>
+
+#include "crypto/random.h"
+#include "util/clock.h"
 
 namespace keyward {
-namespace {
-
-int64_t SystemNowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-}  // namespace
-
 Scheduler::Scheduler(std::function<int64_t()> now_ms, int workers)
-    : now_ms_(now_ms ? std::move(now_ms) : SystemNowMs),
-      workers_(workers < 1 ? 1 : workers),
-      jitter_rng_(std::random_device{}()) {}
+    : now_ms_(now_ms ? std::move(now_ms) : SystemNowMs), workers_(workers < 1 ? 1 : workers) {}
 
 Scheduler::~Scheduler() { Stop(); }
 
 int64_t Scheduler::NextDelayLocked(const Periodic& p) {
   if (p.jitter <= 0) return p.period_ms;
-  std::uniform_real_distribution<double> spread(-p.jitter, p.jitter);
-  auto delay = static_cast<int64_t>(static_cast<double>(p.period_ms) * (1.0 + spread(jitter_rng_)));
+  // The project's one source of randomness (RAND_bytes); a failure just means no jitter.
+  uint32_t draw = 0;
+  if (!FillRandom(&draw, sizeof(draw)).ok()) return p.period_ms;
+  double spread = p.jitter * (2.0 * draw / 4294967295.0 - 1.0);  // in [-jitter, +jitter]
+  auto delay = static_cast<int64_t>(static_cast<double>(p.period_ms) * (1.0 + spread));
   return delay < 1 ? 1 : delay;
 }
 

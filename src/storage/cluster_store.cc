@@ -13,6 +13,7 @@
 #include "storage/encryption_provider.h"
 #include "storage/rocksdb_logger.h"
 #include "util/bytes.h"
+#include "util/clock.h"
 #include "util/file_util.h"
 #include "util/status_macros.h"
 
@@ -55,12 +56,6 @@ absl::Status FromRocks(const rocksdb::Status& s, std::string_view what) {
   if (s.IsNotFound()) return absl::NotFoundError(msg);
   if (s.IsInvalidArgument()) return absl::InvalidArgumentError(msg);
   return absl::InternalError(msg);
-}
-
-int64_t SystemNowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
 }
 
 }  // namespace
