@@ -4,7 +4,7 @@ JOBS ?= $(shell nproc)
 DATA_DIR ?= ./data
 LISTEN ?= 127.0.0.1:7070
 
-.PHONY: deps build build-asan run test test-unit test-asan fuzz bench format tidy clean
+.PHONY: deps build build-asan build-tsan run test test-unit test-asan test-tsan fuzz bench format tidy clean
 
 deps:
 	@scripts/bootstrap
@@ -18,8 +18,16 @@ build: deps build/Makefile
 build-asan/Makefile: CMakeLists.txt
 	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DKEYWARD_SANITIZE=ON
 
+# Only what the sanitizer suites run: the unit tests, keyward and its fake-KMS twin.
+ASAN_TARGETS := unit_tests keyward keyward-fake-kms
 build-asan: deps build-asan/Makefile
-	$(MAKE) -C build-asan -j$(JOBS) --no-print-directory
+	$(MAKE) -C build-asan -j$(JOBS) --no-print-directory $(ASAN_TARGETS)
+
+build-tsan/Makefile: CMakeLists.txt
+	cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKEYWARD_TSAN=ON
+
+build-tsan: deps build-tsan/Makefile
+	$(MAKE) -C build-tsan -j$(JOBS) --no-print-directory
 
 run: build
 	@echo "keyward: keeping data in $(DATA_DIR) (override with make run DATA_DIR=...)"
@@ -28,10 +36,23 @@ run: build
 test-unit: build
 	cd build && ctest --output-on-failure -j2
 
-# ASan+UBSan on the unit and integration suites. RocksDB itself is not instrumented.
+# ASan+UBSan on the unit tests and a fast integration subset (ASAN_INTEGRATION, a ctest regex;
+# ASAN_INTEGRATION=. runs them all). RocksDB itself is not instrumented.
+ASAN_INTEGRATION ?= integration\.(api|control_rules|crash|canary)$$
 test-asan: build-asan
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	  ctest --output-on-failure -j2
+	  ctest --output-on-failure -j2 -L unit && \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest --output-on-failure -j2 -R '$(ASAN_INTEGRATION)'
+
+# ThreadSanitizer on the unit tests and the integration tests that exercise concurrency.
+# Debian's RocksDB is not instrumented: reports whose every frame is inside it are suppressed
+# (tests/tsan.supp says why); a report with a frame in our code is never suppressed.
+test-tsan: build-tsan
+	cd build-tsan && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp" \
+	  ctest --output-on-failure -j2 -L unit -R "$${TSAN_TESTS:-.}" && \
+	  TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/tests/tsan.supp" \
+	  ctest --output-on-failure -j1 -R "integration\.(crash|control_rules|redis_clients)"
 
 fuzz: deps
 	scripts/fuzz $${FUZZ_SECONDS:-20}
@@ -49,4 +70,4 @@ tidy: build
 	clang-tidy -p build --quiet $$(git ls-files 'src/*.cc')
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-tsan build-fuzz

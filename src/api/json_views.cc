@@ -22,7 +22,27 @@ json KeyJson(const EncryptionKey& k) {
           {"key_name", k.key_name},
           {"config", config.is_discarded() ? json::object() : config},
           {"created_at", k.created_at},
-          {"updated_at", k.updated_at}};
+          {"updated_at", k.updated_at},
+          {"last_check_at", k.last_check_at ? json(k.last_check_at) : json(nullptr)},
+          {"last_check_error", k.last_check_error},
+          {"current_version", k.current_version}};
+}
+
+json EncryptionJson(const Cluster& c) {
+  const ClusterEncryption& e = c.encryption;
+  json data_keys = json::parse(e.data_key_ids_json, nullptr, false);
+  json progress =
+      e.reencrypt_json.empty() ? json(nullptr) : json::parse(e.reencrypt_json, nullptr, false);
+  return {{"provider", e.provider},
+          {"key_id", c.encryption_key_id},
+          {"key_name", e.key_name},
+          {"key_version", e.key_version},
+          {"wrapped_at", e.wrapped_at ? json(e.wrapped_at) : json(nullptr)},
+          {"dictionary_key_id", e.dictionary_key_id},
+          {"data_key_ids_in_use", data_keys.is_array() ? data_keys : json::array()},
+          {"last_key_check_at", e.last_key_check_at ? json(e.last_key_check_at) : json(nullptr)},
+          {"last_key_check_error", e.last_key_check_error},
+          {"reencrypt_progress", progress.is_discarded() ? json(nullptr) : progress}};
 }
 
 json ClusterJson(const Cluster& c, const std::string& endpoint) {
@@ -38,6 +58,7 @@ json ClusterJson(const Cluster& c, const std::string& endpoint) {
           {"state_message", c.state_message},
           {"endpoint", endpoint},
           {"encryption_key_id", c.encryption_key_id},
+          {"encryption", EncryptionJson(c)},
           {"backup_policy", policy.is_discarded() ? json(nullptr) : policy},
           {"created_at", c.created_at},
           {"updated_at", c.updated_at}};

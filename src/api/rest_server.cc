@@ -228,7 +228,7 @@ namespace {
 
 using F = FieldType;
 
-std::vector<Route> Table(ControlPlane* cp, MetadataStore* store, const std::string* openapi) {
+std::vector<Route> RouteTable(ControlPlane* cp, MetadataStore* store, const std::string* openapi) {
   std::vector<Route> t;
   auto add = [&](std::string method, std::string path, Handler h) {
     t.push_back({{std::move(method), std::move(path)}, std::move(h)});
@@ -397,6 +397,12 @@ std::vector<Route> Table(ControlPlane* cp, MetadataStore* store, const std::stri
       [cp, one_cluster](Call& c) { one_cluster(c, cp->PauseCluster(c.user, c.params[0])); });
   add("POST", "/api/v1/clusters/{cluster_id}:resume",
       [cp, one_cluster](Call& c) { one_cluster(c, cp->ResumeCluster(c.user, c.params[0])); });
+  add("POST", "/api/v1/clusters/{cluster_id}:rotate-dictionary-key",
+      [cp, one_cluster](Call& c) { one_cluster(c, cp->RotateDictionaryKey(c.user, c.params[0])); });
+  add("POST", "/api/v1/clusters/{cluster_id}:reencrypt", [cp](Call& c) {
+    auto r = cp->Reencrypt(c.user, c.params[0]);
+    if (c.Check(r)) c.Json(202, ClusterJson(*r, cp->Endpoint(*r)));
+  });
   add("PUT", "/api/v1/clusters/{cluster_id}/backup-policy", [cp, one_cluster](Call& c) {
     auto body = ParseBody(c.req.body, {{"schedule", {F::kString, true}},
                                        {"retention_days", {F::kInt, true}},
@@ -434,7 +440,7 @@ std::vector<Route> Table(ControlPlane* cp, MetadataStore* store, const std::stri
 
 std::vector<RouteSpec> RestServer::Routes() {
   std::vector<RouteSpec> out = {{"GET", "/healthz"}};
-  for (const auto& r : Table(nullptr, nullptr, nullptr)) out.push_back(r.spec);
+  for (const auto& r : RouteTable(nullptr, nullptr, nullptr)) out.push_back(r.spec);
   return out;
 }
 
@@ -465,7 +471,7 @@ void RestServer::Register() {
     res.set_content("{\"status\":\"ok\"}", "application/json");
   });
 
-  for (auto& route : Table(&control_, &metadata_, &options_.openapi_json)) {
+  for (auto& route : RouteTable(&control_, &metadata_, &options_.openapi_json)) {
     bool open = route.spec.path == "/api/v1/openapi.json";
     httplib::Server::Handler h = [this, open, handler = route.handler](const httplib::Request& req,
                                                                        httplib::Response& res) {

@@ -1,8 +1,10 @@
 #include "cli/cli.h"
 
+#include <chrono>
 #include <cstdio>
 #include <functional>
 #include <map>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "cli/api_client.h"
@@ -43,7 +45,9 @@ const std::map<std::string, std::string> kUsage = {
   keyward cluster create --name N [--project P --cloud aws|azure|gcp --region R
                          --tier dedicated|starter]    (no --project: the default project)
   keyward cluster list [--project P]
-  keyward cluster get|pause|resume|delete ID
+  keyward cluster get|pause|resume|delete ID     get shows how the data is protected now
+  keyward cluster rotate-dictionary-key ID       new dictionary key, dictionary re-sealed
+  keyward cluster reencrypt ID [--wait]          rewrite every file under a new data key
   keyward cluster backup-policy ID --schedule daily --retention-days 7
                          [--dual-region --secondary-region R]
 )"},
@@ -52,7 +56,7 @@ const std::map<std::string, std::string> kUsage = {
 )"},
 };
 
-struct Ctx {
+struct CliCtx {
   const ParsedFlags& flags;
   const ApiClient& api;
   const std::vector<std::string>& pos;  // positional arguments after the verb
@@ -64,7 +68,7 @@ int Usage(const std::string& noun, const std::string& problem) {
   return 2;
 }
 
-std::optional<std::string> Need(const Ctx& c, const std::string& noun, const char* flag) {
+std::optional<std::string> Need(const CliCtx& c, const std::string& noun, const char* flag) {
   auto v = c.flags.Get(flag);
   if (!v || v->empty()) {
     Usage(noun, absl::StrCat("--", flag, " is required"));
@@ -103,6 +107,25 @@ void PrintClusters(const json& items) {
   PrintTable({"ID", "NAME", "PLACEMENT", "TIER", "STATE", "ENDPOINT"}, rows);
 }
 
+void PrintEncryption(const json& e) {
+  if (!e.is_object() || e.empty()) return;
+  auto num = [&](const char* name) {
+    return e.contains(name) && e[name].is_number() ? std::to_string(e[name].get<int64_t>())
+                                                   : std::string("-");
+  };
+  printf("encryption: %s key %s (%s), version %s, wrapped at %s\n", Str(e, "provider").c_str(),
+         Str(e, "key_name").c_str(), Str(e, "key_id").c_str(), Str(e, "key_version").c_str(),
+         num("wrapped_at").c_str());
+  printf("  dictionary key %s; data keys in use %s\n", Str(e, "dictionary_key_id").c_str(),
+         e.value("data_key_ids_in_use", json::array()).dump().c_str());
+  std::string error = Str(e, "last_key_check_error");
+  printf("  last key check at %s: %s\n", num("last_key_check_at").c_str(),
+         error.empty() ? "ok" : error.c_str());
+  if (e.contains("reencrypt_progress") && e["reencrypt_progress"].is_object()) {
+    printf("  re-encryption: %s\n", e["reencrypt_progress"].dump().c_str());
+  }
+}
+
 void PrintKeySetup(const json& k) {
   printf("encryption key %s: %s in %s is %s\n", Str(k, "id").c_str(), Str(k, "provider").c_str(),
          Str(k, "region").c_str(), Str(k, "state").c_str());
@@ -130,7 +153,7 @@ void PrintKeySetup(const json& k) {
   }
 }
 
-int Project(const std::string& verb, const Ctx& c) {
+int ProjectCommand(const std::string& verb, const CliCtx& c) {
   if (verb == "create") {
     auto name = Need(c, "project", "name");
     if (!name) return 2;
@@ -176,7 +199,7 @@ int Project(const std::string& verb, const Ctx& c) {
   return Usage("project", "unknown command '" + verb + "'");
 }
 
-int Key(const std::string& verb, const Ctx& c) {
+int KeyCommand(const std::string& verb, const CliCtx& c) {
   auto project = Need(c, "key", "project");
   if (!project) return 2;
   std::string base = "/api/v1/projects/" + *project + "/encryption-keys";
@@ -232,7 +255,24 @@ int Key(const std::string& verb, const Ctx& c) {
   return Usage("key", "unknown command '" + verb + "'");
 }
 
-int Cluster(const std::string& verb, const Ctx& c) {
+// Polls the cluster until its re-encryption ends, printing progress on stderr.
+std::optional<json> WaitForReencrypt(const CliCtx& c, const std::string& path) {
+  for (;;) {
+    auto r = c.api.Call("GET", path);
+    if (!r) return r;
+    json p = r->value("encryption", json::object()).value("reencrypt_progress", json());
+    std::string state = p.is_object() ? Str(p, "state") : "";
+    if (state != "running") {
+      if (state == "failed") fprintf(stderr, "re-encryption failed: %s\n", Str(p, "error").c_str());
+      return r;
+    }
+    fprintf(stderr, "\rre-encrypting: %s of %s files", Str(p, "files_done").c_str(),
+            Str(p, "files_total").c_str());
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+}
+
+int ClusterCommand(const std::string& verb, const CliCtx& c) {
   if (verb == "create") {
     auto name = Need(c, "cluster", "name");
     if (!name) return 2;
@@ -277,8 +317,10 @@ int Cluster(const std::string& verb, const Ctx& c) {
     r = c.api.Call("GET", path);
   } else if (verb == "delete") {
     r = c.api.Call("DELETE", path);
-  } else if (verb == "pause" || verb == "resume") {
+  } else if (verb == "pause" || verb == "resume" || verb == "rotate-dictionary-key" ||
+             verb == "reencrypt") {
     r = c.api.Call("POST", path + ":" + verb);
+    if (r && verb == "reencrypt" && c.flags.Has("wait")) r = WaitForReencrypt(c, path);
   } else if (verb == "backup-policy") {
     auto schedule = Need(c, "cluster", "schedule");
     auto days = schedule ? Need(c, "cluster", "retention-days") : std::nullopt;
@@ -296,11 +338,12 @@ int Cluster(const std::string& verb, const Ctx& c) {
   c.api.Print(*r, [&] {
     PrintClusters(json::array({*r}));
     if (verb == "delete") printf("its wrapped keys were destroyed first, then its files\n");
+    if (verb != "delete") PrintEncryption(r->value("encryption", json::object()));
   });
   return 0;
 }
 
-int Audit(const std::string& verb, const Ctx& c) {
+int AuditCommand(const std::string& verb, const CliCtx& c) {
   if (verb != "list") return Usage("audit", "unknown command '" + verb + "'");
   auto project = Need(c, "audit", "project");
   if (!project) return 2;
@@ -323,8 +366,11 @@ int Audit(const std::string& verb, const Ctx& c) {
 }  // namespace
 
 int RunCli(const std::string& noun, const std::vector<std::string>& args) {
-  static const std::map<std::string, std::function<int(const std::string&, const Ctx&)>> kNouns = {
-      {"project", Project}, {"key", Key}, {"cluster", Cluster}, {"audit", Audit}};
+  static const std::map<std::string, std::function<int(const std::string&, const CliCtx&)>> kNouns =
+      {{"project", ProjectCommand},
+       {"key", KeyCommand},
+       {"cluster", ClusterCommand},
+       {"audit", AuditCommand}};
   std::set<std::string> valued = kCommonValuedFlags;
   for (const char* f :
        {"name", "project", "provider", "region", "key-vault-name", "key-name-prefix",
@@ -341,7 +387,7 @@ int RunCli(const std::string& noun, const std::vector<std::string>& args) {
     }
   }
   valued.insert("cmek");
-  auto flags = ParseFlags(rest, valued, {"help", "dual-region"});
+  auto flags = ParseFlags(rest, valued, {"help", "dual-region", "wait"});
   if (!flags.ok()) return Usage(noun, std::string(flags.status().message()));
   if (flags->Has("help")) {
     printf("%s%s", kUsage.at(noun).c_str(), kCommon);
@@ -351,7 +397,7 @@ int RunCli(const std::string& noun, const std::vector<std::string>& args) {
   auto api = ApiClient::FromFlags(*flags);
   if (!api) return 2;
   std::vector<std::string> pos(flags->positional.begin() + 1, flags->positional.end());
-  Ctx ctx{*flags, *api, pos};
+  CliCtx ctx{*flags, *api, pos};
   return kNouns.at(noun)(flags->positional[0], ctx);
 }
 

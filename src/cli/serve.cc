@@ -12,7 +12,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <thread>
+#include <tuple>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "api/openapi_document.h"
@@ -20,7 +22,9 @@
 #include "cli/flags.h"
 #include "control/cluster_runtime.h"
 #include "control/control_plane.h"
+#include "control/key_health_monitor.h"
 #include "control/metadata_store.h"
+#include "control/scheduler.h"
 #include "crypto/random.h"
 #include "crypto/sha256.h"
 #include "crypto/wipe_on_free.h"
@@ -48,6 +52,12 @@ Runs the control plane (REST API) and every cluster's Redis endpoint.
   --data-key-rotation-days N  new data key for new files every N days (default 7)
   --max-bulk-bytes N        largest Redis argument accepted (default 67108864)
   --max-clients N           Redis connections across all clusters (default 10000)
+  --key-check-interval S    seconds between health checks of each key that protects a
+                            running cluster (default 30, jittered ±10 %; one check per key)
+  --key-loss-grace S        how long transient KMS trouble (timeouts, 5xx, 429) is ridden out
+                            on the keys in memory before clusters go inaccessible (default 600)
+  --key-auto-restore B      true (default): clusters cut by the monitor reopen by themselves
+                            when the key is usable again; false: they wait for a resume
   --azure-app-id ID         keyward's Microsoft Entra application id, shown to customers
   --azure-app-name NAME     its display name (both default to a generated, persisted identity)
   --aws-principal-arn ARN   keyward's AWS principal for key policies (default: generated, persisted)
@@ -206,6 +216,26 @@ absl::Status Serve(const ParsedFlags& flags, const KmsFactoryMaker& make_kms) {
     return absl::InvalidArgumentError("--max-clients must be a number >= 1");
   }
 
+  KeyMonitorOptions monitor_opts;
+  for (auto [flag, target, min] :
+       {std::tuple{"key-check-interval", &monitor_opts.interval_ms, int64_t{1}},
+        std::tuple{"key-loss-grace", &monitor_opts.grace_ms, int64_t{0}}}) {
+    int64_t seconds = 0;
+    if (auto v = flags.Get(flag)) {
+      if (!absl::SimpleAtoi(*v, &seconds) || seconds < min || seconds > 7 * 24 * 3600) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--", flag, " must be a whole number of seconds between ", min, " and 604800"));
+      }
+      *target = seconds * 1000;
+    }
+  }
+  if (auto v = flags.Get("key-auto-restore")) {
+    if (*v != "true" && *v != "false") {
+      return absl::InvalidArgumentError("--key-auto-restore must be true or false");
+    }
+    monitor_opts.auto_restore = *v == "true";
+  }
+
   RETURN_IF_ERROR(MakeDirs(data_dir, 0700));
   data_dir = std::filesystem::canonical(data_dir).string();
   std::string escrow_path = flags.Get("escrow-key-file").value_or(data_dir + "/escrow.key");
@@ -242,9 +272,24 @@ absl::Status Serve(const ParsedFlags& flags, const KmsFactoryMaker& make_kms) {
   RETURN_IF_ERROR(MakeDirs(data_dir + "/clusters", 0700));
   ClusterRuntime runtime(rt_opts, *resp, shared);
   ControlPlane control(*metadata, *kms, runtime, identity);
+  runtime.SetEncryptionInfo(
+      [&control](const std::string& id) { return control.EncryptionInfoSection(id); });
   std::string token_path = data_dir + "/owner.token";
   RETURN_IF_ERROR(EnsureOwnerToken(control, token_path));
   RETURN_IF_ERROR(control.Start());
+
+  // Background work: key health checks (and the re-wraps and restores they lead to), data-key
+  // rotation, re-encryption jobs.
+  Scheduler scheduler;
+  control.SetBackgroundRunner(
+      [&scheduler](std::function<void()> job) { scheduler.Submit("job", std::move(job)); });
+  KeyHealthMonitor monitor(*metadata, *kms, control, scheduler, monitor_opts);
+  scheduler.Every("key-health", std::min<int64_t>(1000, monitor_opts.interval_ms), 0,
+                  [&monitor] { monitor.Tick(); });
+  scheduler.Every("data-key-rotation", 3600 * 1000, 0.1, [&runtime] { runtime.RotateDataKeys(); });
+  scheduler.Start();
+  // Stopped before the monitor and control plane it calls into go away, on every path out.
+  absl::Cleanup stop_scheduler = [&scheduler] { scheduler.Stop(); };
 
   RestServerOptions rest_opts;
   rest_opts.host = host;
@@ -264,17 +309,12 @@ absl::Status Serve(const ParsedFlags& flags, const KmsFactoryMaker& make_kms) {
   printf("keyward: ready\n");
   fflush(stdout);
 
-  auto last_rotation_check = std::chrono::steady_clock::now();
-  while (!g_stop) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    if (std::chrono::steady_clock::now() - last_rotation_check > std::chrono::hours(1)) {
-      runtime.RotateDataKeys();
-      last_rotation_check = std::chrono::steady_clock::now();
-    }
-  }
+  // A signal handler may only set a flag; this thread waits for it and nothing else.
+  while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   printf("keyward: shutting down\n");
   fflush(stdout);
   rest->Stop();
+  scheduler.Stop();
   runtime.Shutdown();
   resp->Stop();
   printf("keyward: stopped cleanly\n");
@@ -333,6 +373,9 @@ int RunServe(const std::vector<std::string>& raw_args, const KmsFactoryMaker& ma
                            "data-key-rotation-days",
                            "max-bulk-bytes",
                            "max-clients",
+                           "key-check-interval",
+                           "key-loss-grace",
+                           "key-auto-restore",
                            "azure-app-id",
                            "azure-app-name",
                            "aws-principal-arn",

@@ -22,44 +22,153 @@ std::string ClusterRuntime::Dir(const std::string& id) const {
   return options_.data_dir + "/clusters/" + id;
 }
 
+void ClusterRuntime::SetEncryptionInfo(std::function<std::string(const std::string&)> info) {
+  encryption_info_ = std::move(info);
+}
+
+std::shared_ptr<ClusterEndpoint> ClusterRuntime::NewEndpoint(
+    const std::string& cluster_id, const std::string& password_sha256_hex) {
+  auto endpoint = std::make_shared<ClusterEndpoint>();
+  endpoint->cluster_id = cluster_id;
+  auto password = HexDecode(password_sha256_hex);
+  // A record without a valid hash gets an endpoint no password opens (fails closed).
+  endpoint->password_sha256 = password.ok() ? *password : std::string(32, '\0');
+  if (encryption_info_) {
+    endpoint->encryption_info = [info = encryption_info_, cluster_id] { return info(cluster_id); };
+  }
+  return endpoint;
+}
+
 absl::StatusOr<int> ClusterRuntime::Open(const std::string& cluster_id,
                                          const std::string& password_sha256_hex,
                                          std::shared_ptr<MasterKeyProvider> provider, int port,
                                          bool create) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (open_.count(cluster_id)) return absl::FailedPreconditionError("cluster is already open");
+  RETURN_IF_ERROR(HexDecode(password_sha256_hex).status());
+  std::optional<int> sealed_port;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (open_.count(cluster_id) || opening_.count(cluster_id)) {
+      return absl::FailedPreconditionError("cluster is already open or being opened");
+    }
+    opening_.insert(cluster_id);
+    if (auto it = sealed_ports_.find(cluster_id); it != sealed_ports_.end())
+      sealed_port = it->second;
+  }
+  auto done_opening = [&] {
+    std::lock_guard<std::mutex> lock(mu_);
+    opening_.erase(cluster_id);
+  };
+  // The slow part — an unwrap through the KMS and RocksDB recovery — runs without the lock.
   ClusterStoreOptions so;
   so.dir = Dir(cluster_id);
   so.cluster_id = cluster_id;
   so.data_key_rotation_seconds = options_.data_key_rotation_seconds;
-  absl::StatusOr<std::unique_ptr<ClusterStore>> store =
+  absl::StatusOr<std::unique_ptr<ClusterStore>> opened =
       create ? ClusterStore::Create(so, *provider, shared_)
              : ClusterStore::Open(so, *provider, shared_);
-  if (!store.ok()) return store.status();
-  auto endpoint = std::make_shared<ClusterEndpoint>();
-  endpoint->cluster_id = cluster_id;
-  ASSIGN_OR_RETURN(endpoint->password_sha256, HexDecode(password_sha256_hex));
-  endpoint->store = std::shared_ptr<ClusterStore>(std::move(*store));
-  auto bound = resp_.AddCluster(endpoint, options_.cluster_host, port);
-  if (!bound.ok() && port != 0) {
-    fprintf(stderr, "keyward: cluster %s: port %d is taken (%s); choosing a new port\n",
-            cluster_id.c_str(), port, std::string(bound.status().message()).c_str());
-    bound = resp_.AddCluster(endpoint, options_.cluster_host, 0);
+  if (!opened.ok()) {
+    done_opening();
+    return opened.status();
   }
-  if (!bound.ok()) return bound.status();
-  open_[cluster_id] = OpenCluster{endpoint->store, std::move(provider)};
+  std::shared_ptr<ClusterStore> store(std::move(*opened));
+  absl::StatusOr<int> bound = 0;
+  if (sealed_port) {
+    absl::Status st = resp_.SetStore(cluster_id, store, "");
+    bound = st.ok() ? absl::StatusOr<int>(*sealed_port) : absl::StatusOr<int>(st);
+  } else {
+    auto endpoint = NewEndpoint(cluster_id, password_sha256_hex);
+    endpoint->store = store;
+    bound = resp_.AddCluster(endpoint, options_.cluster_host, port);
+    if (!bound.ok() && port != 0) {
+      fprintf(stderr, "keyward: cluster %s: port %d is taken (%s); choosing a new port\n",
+              cluster_id.c_str(), port, std::string(bound.status().message()).c_str());
+      bound = resp_.AddCluster(endpoint, options_.cluster_host, 0);
+    }
+  }
+  if (!bound.ok()) {
+    done_opening();
+    return bound.status();
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  opening_.erase(cluster_id);
+  sealed_ports_.erase(cluster_id);
+  open_[cluster_id] = Handle{std::move(store), std::move(provider)};
+  open_ports_[cluster_id] = *bound;
   return *bound;
 }
 
 void ClusterRuntime::Close(const std::string& cluster_id) {
-  std::lock_guard<std::mutex> lock(mu_);
-  resp_.RemoveCluster(cluster_id);
-  open_.erase(cluster_id);  // last reference: the store flushes, closes and wipes its keys
+  Handle closing;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (auto it = open_.find(cluster_id); it != open_.end()) {
+      closing = std::move(it->second);
+      open_.erase(it);
+    }
+    open_ports_.erase(cluster_id);
+    sealed_ports_.erase(cluster_id);
+  }
+  resp_.RemoveCluster(cluster_id);  // returns once no connection uses the store
+  closing = Handle();               // last reference: flushes, closes and wipes its keys
+}
+
+absl::StatusOr<int> ClusterRuntime::Seal(const std::string& cluster_id,
+                                         const std::string& password_sha256_hex, int port,
+                                         const std::string& message) {
+  Handle closing;
+  bool serving = false;
+  int bound_port = port;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (opening_.count(cluster_id)) {
+      return absl::FailedPreconditionError("cluster is being opened");
+    }
+    if (auto it = open_.find(cluster_id); it != open_.end()) {
+      closing = std::move(it->second);
+      open_.erase(it);
+      serving = true;
+      bound_port = open_ports_[cluster_id];
+      open_ports_.erase(cluster_id);
+    } else if (auto s = sealed_ports_.find(cluster_id); s != sealed_ports_.end()) {
+      serving = true;
+      bound_port = s->second;
+    }
+  }
+  if (serving) {
+    RETURN_IF_ERROR(resp_.SetStore(cluster_id, nullptr, message));
+  } else {
+    auto endpoint = NewEndpoint(cluster_id, password_sha256_hex);
+    endpoint->unavailable_message = message;
+    auto bound = resp_.AddCluster(endpoint, options_.cluster_host, port);
+    if (!bound.ok() && port != 0) bound = resp_.AddCluster(endpoint, options_.cluster_host, 0);
+    if (!bound.ok()) return bound.status();
+    bound_port = *bound;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    sealed_ports_[cluster_id] = bound_port;
+  }
+  closing = Handle();  // outside the lock: RocksDB closes, keys are wiped
+  return bound_port;
 }
 
 bool ClusterRuntime::IsOpen(const std::string& cluster_id) {
   std::lock_guard<std::mutex> lock(mu_);
   return open_.count(cluster_id) > 0;
+}
+
+std::optional<ClusterRuntime::Handle> ClusterRuntime::Get(const std::string& cluster_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = open_.find(cluster_id);
+  if (it == open_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::vector<std::string> ClusterRuntime::OpenClusterIds() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::string> ids;
+  for (const auto& [id, h] : open_) ids.push_back(id);
+  return ids;
 }
 
 absl::Status ClusterRuntime::Shred(const std::string& cluster_id) {
@@ -79,23 +188,33 @@ absl::Status ClusterRuntime::Shred(const std::string& cluster_id) {
 }
 
 void ClusterRuntime::RotateDataKeys() {
-  std::lock_guard<std::mutex> lock(mu_);
-  for (auto& [id, c] : open_) {
-    auto rotated = c.store->RotateDataKeyIfDue();
+  for (const std::string& id : OpenClusterIds()) {
+    auto h = Get(id);
+    if (!h) continue;
+    auto rotated = h->store->RotateDataKeyIfDue();
     if (!rotated.ok()) {
       fprintf(stderr, "keyward: cluster %s: data-key rotation failed: %s\n", id.c_str(),
               std::string(rotated.status().message()).c_str());
     } else if (*rotated) {
       fprintf(stderr, "keyward: cluster %s: new data key %u for new files\n", id.c_str(),
-              c.store->dictionary().Current()->id);
+              h->store->dictionary().Current()->id);
     }
   }
 }
 
 void ClusterRuntime::Shutdown() {
-  std::lock_guard<std::mutex> lock(mu_);
-  for (auto& [id, c] : open_) resp_.RemoveCluster(id);
-  open_.clear();
+  std::map<std::string, Handle> closing;
+  std::vector<std::string> served;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    closing.swap(open_);
+    for (const auto& [id, p] : open_ports_) served.push_back(id);
+    for (const auto& [id, p] : sealed_ports_) served.push_back(id);
+    open_ports_.clear();
+    sealed_ports_.clear();
+  }
+  for (const auto& id : served) resp_.RemoveCluster(id);
+  closing.clear();
 }
 
 }  // namespace keyward

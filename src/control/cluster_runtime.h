@@ -1,14 +1,23 @@
 #pragma once
 // The data-plane side of clusters: opens a cluster's encrypted store under the master-key
 // provider of its encryption key, serves it on its RESP endpoint, closes it (wiping its keys from
-// memory) and crypto-shreds it. Holds no records: the control plane decides, this executes.
-// Thread-safe.
+// memory), seals it (closed, but the endpoint keeps answering why) and crypto-shreds it. Holds
+// no records: the control plane decides, this executes.
+//
+// Thread-safe. No lock is held while a store opens or closes (a KMS unwrap and RocksDB recovery)
+// — only around the bookkeeping; callers serialise operations on one cluster (the control
+// plane's per-cluster claims), and a second Open of a cluster being opened fails at once.
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <string>
+#include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "kms/master_key_provider.h"
 #include "server/resp_server.h"
@@ -24,35 +33,53 @@ struct ClusterRuntimeOptions {
 
 class ClusterRuntime {
  public:
+  // An open cluster's store and the provider that unwrapped it. Holding one keeps the store
+  // open; let go of it promptly (Close and Seal wait for no one).
+  struct Handle {
+    std::shared_ptr<ClusterStore> store;
+    std::shared_ptr<MasterKeyProvider> provider;
+  };
+
   ClusterRuntime(ClusterRuntimeOptions options, RespServer& resp,
                  std::shared_ptr<SharedStorageResources> shared);
   ~ClusterRuntime();
 
   // Creates (create=true) or opens the store — one unwrap through `provider` — and serves it on
-  // `port` (0 or taken: a free one). Returns the port it serves on.
+  // `port` (0 or taken: a free one; a sealed cluster keeps its port). Returns the port.
   absl::StatusOr<int> Open(const std::string& cluster_id, const std::string& password_sha256_hex,
                            std::shared_ptr<MasterKeyProvider> provider, int port, bool create);
   // Stops serving and closes the store; its keys are wiped from memory. No-op when closed.
   void Close(const std::string& cluster_id);
+  // Closes the store (memtables are in the synced WAL; keys wiped) but keeps the endpoint
+  // listening: after AUTH every command answers `-ERR message`. Serves a sealed endpoint on
+  // `port` when the cluster is not open at all (a start with the key unusable). Returns the port.
+  absl::StatusOr<int> Seal(const std::string& cluster_id, const std::string& password_sha256_hex,
+                           int port, const std::string& message);
   bool IsOpen(const std::string& cluster_id);
+  std::optional<Handle> Get(const std::string& cluster_id);
+  std::vector<std::string> OpenClusterIds();
   // Destroys the key dictionary first, then every file. Closes the cluster first.
   absl::Status Shred(const std::string& cluster_id);
   void RotateDataKeys();
   void Shutdown();
+  // Where INFO's "# Encryption" section comes from (set once, before clusters open).
+  void SetEncryptionInfo(std::function<std::string(const std::string& cluster_id)> info);
   const std::string& host() const { return options_.cluster_host; }
 
  private:
-  struct OpenCluster {
-    std::shared_ptr<ClusterStore> store;
-    std::shared_ptr<MasterKeyProvider> provider;
-  };
   std::string Dir(const std::string& id) const;
+  std::shared_ptr<ClusterEndpoint> NewEndpoint(const std::string& cluster_id,
+                                               const std::string& password_sha256_hex);
 
   ClusterRuntimeOptions options_;
   RespServer& resp_;
   std::shared_ptr<SharedStorageResources> shared_;
+  std::function<std::string(const std::string&)> encryption_info_;
   std::mutex mu_;
-  std::map<std::string, OpenCluster> open_;
+  std::map<std::string, Handle> open_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> opening_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, int> sealed_ports_ ABSL_GUARDED_BY(mu_);  // sealed endpoints
+  std::map<std::string, int> open_ports_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace keyward

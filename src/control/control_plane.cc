@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "crypto/random.h"
 #include "crypto/sha256.h"
+#include "util/clock.h"
 #include "util/status_macros.h"
 
 namespace keyward {
@@ -18,12 +19,6 @@ namespace {
 using nlohmann::json;
 
 constexpr char kDefaultProject[] = "default";
-
-int64_t SystemNowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 absl::Status ValidateName(const std::string& what, const std::string& name) {
   static const std::regex kName("^[a-z0-9][a-z0-9-]{0,62}$");
@@ -52,25 +47,6 @@ std::string ProviderForCloud(const std::string& cloud) {
 absl::StatusOr<std::string> NewId(const char* prefix) {
   ASSIGN_OR_RETURN(std::string hex, RandomHex(8));
   return absl::StrCat(prefix, hex);
-}
-
-// Allowed transitions of the cluster state machine.
-bool CanTransition(const std::string& from, const std::string& to) {
-  static const std::map<std::string, std::set<std::string>> kAllowed = {
-      {"creating", {"available", "failed"}},
-      {"available", {"paused", "inaccessible", "deleting"}},
-      {"paused", {"available", "inaccessible", "deleting"}},
-      {"inaccessible", {"available", "paused", "deleting"}},
-      {"failed", {"deleting"}},
-      {"deleting", {"deleted"}},
-  };
-  auto it = kAllowed.find(from);
-  return it != kAllowed.end() && it->second.count(to) > 0;
-}
-
-absl::Status IllegalTransition(const Cluster& c, const std::string& action) {
-  return absl::FailedPreconditionError(
-      absl::StrCat("cannot ", action, " cluster ", c.id, ": it is ", c.state));
 }
 
 }  // namespace
@@ -357,8 +333,18 @@ absl::StatusOr<EncryptionKey> ControlPlane::GetKey(const User& actor, const std:
 absl::StatusOr<KeyTestOutcome> ControlPlane::TestKey(const User& actor,
                                                      const std::string& project_id,
                                                      const std::string& key_id) {
-  ASSIGN_OR_RETURN(Project p, Authorize(actor, project_id, Need::kOwner));
+  RETURN_IF_ERROR(Authorize(actor, project_id, Need::kOwner).status());
   ASSIGN_OR_RETURN(EncryptionKey key, GetKey(actor, project_id, key_id));
+  return RunKeyTest(actor, std::move(key));
+}
+
+void ControlPlane::AuditSystem(const std::string& project_id, const std::string& action,
+                               const std::string& target, const EncryptionKey* key,
+                               const absl::Status& result, const std::string& key_version) {
+  Audit(nullptr, project_id, action, target, key, result, "", key_version);
+}
+
+absl::StatusOr<KeyTestOutcome> ControlPlane::RunKeyTest(const User& actor, EncryptionKey key) {
   KeyTestOutcome out;
   auto check = [&](std::string step, bool ok, std::string message) {
     out.checks.push_back({std::move(step), ok, std::move(message)});
@@ -439,72 +425,11 @@ absl::StatusOr<KeyTestOutcome> ControlPlane::TestKey(const User& actor,
   key.state = state;
   key.status_message = message;
   key.updated_at = Now();
-  Audit(&actor, p.id, "encryption_key.test", key.id, &key,
+  Audit(&actor, key.project_id, "encryption_key.test", key.id, &key,
         failures.empty() ? absl::OkStatus() : absl::FailedPreconditionError(message), "",
         desc ? desc->key_version : "");
   out.key = key;
   return out;
-}
-
-std::string ControlPlane::Endpoint(const Cluster& c) const {
-  if (c.port <= 0 || c.state != "available") return "";
-  return absl::StrCat(runtime_.host(), ":", c.port);
-}
-
-absl::Status ControlPlane::SetState(Cluster& c, const std::string& state,
-                                    const std::string& message) {
-  c.state = state;
-  c.state_message = message;
-  c.updated_at = Now();
-  return metadata_.UpdateCluster(c);
-}
-
-absl::Status ControlPlane::OpenCluster(Cluster& c, bool create) {
-  ASSIGN_OR_RETURN(std::optional<EncryptionKey> key, metadata_.GetKey(c.encryption_key_id));
-  if (!key) return absl::DataLossError(absl::StrCat("cluster ", c.id, " has no key record"));
-  ASSIGN_OR_RETURN(std::shared_ptr<MasterKeyProvider> provider, kms_.ProviderFor(*key));
-  auto port = runtime_.Open(c.id, c.password_sha256_hex, provider, c.port, create);
-  if (!port.ok()) {
-    std::string where = key->provider == "escrow"
-                            ? "the escrow key"
-                            : absl::StrCat("encryption key ", key->key_name, " (", key->provider,
-                                           "/", key->region, ")");
-    return absl::Status(port.status().code(), absl::StrCat("cannot open cluster ", c.id, " with ",
-                                                           where, ": ", port.status().message()));
-  }
-  c.port = *port;
-  return absl::OkStatus();
-}
-
-absl::Status ControlPlane::Start() {
-  std::lock_guard<std::mutex> lock(lifecycle_mu_);
-  ASSIGN_OR_RETURN(std::vector<Cluster> clusters, metadata_.ListClusters("", {0, 1 << 30}));
-  for (Cluster& c : clusters) {
-    if (c.state == "creating") {
-      // Never handed out: undo the files, keep the record so the user sees what happened.
-      RETURN_IF_ERROR(runtime_.Shred(c.id));
-      RETURN_IF_ERROR(SetState(c, "failed",
-                               "creation was interrupted by a server restart; delete this "
-                               "cluster and create it again"));
-      Audit(nullptr, c.project_id, "cluster.recover", c.id, nullptr, absl::OkStatus(),
-            "creating -> failed");
-    } else if (c.state == "deleting") {
-      RETURN_IF_ERROR(runtime_.Shred(c.id));
-      RETURN_IF_ERROR(SetState(c, "deleted", ""));
-      Audit(nullptr, c.project_id, "cluster.recover", c.id, nullptr, absl::OkStatus(),
-            "deleting -> deleted");
-    } else if (c.state == "available" || c.state == "inaccessible") {
-      int old_port = c.port;
-      absl::Status st = OpenCluster(c, /*create=*/false);
-      if (!st.ok()) {
-        fprintf(stderr, "keyward: %s\n", std::string(st.message()).c_str());
-        RETURN_IF_ERROR(SetState(c, "inaccessible", std::string(st.message())));
-      } else if (c.state != "available" || c.port != old_port) {
-        RETURN_IF_ERROR(SetState(c, "available", ""));
-      }
-    }
-  }
-  return absl::OkStatus();
 }
 
 absl::StatusOr<ClusterCreated> ControlPlane::CreateCluster(const User& actor,
@@ -568,7 +493,6 @@ absl::StatusOr<ClusterCreated> ControlPlane::CreateCluster(const User& actor,
       return absl::DataLossError(absl::StrCat("project ", p.id, " has no escrow key record"));
   }
 
-  std::lock_guard<std::mutex> lock(lifecycle_mu_);
   Cluster c;
   ASSIGN_OR_RETURN(c.id, NewId("c-"));
   c.project_id = p.id;
@@ -586,18 +510,22 @@ absl::StatusOr<ClusterCreated> ControlPlane::CreateCluster(const User& actor,
     Audit(&actor, p.id, "cluster.create", req.name, &key, st);
     return st;
   }
+  // Nobody else can name the new cluster yet; the claim keeps the monitor off it all the same.
+  Claim claim = TryClaimCluster(c.id);
   st = OpenCluster(c, /*create=*/true);
-  if (st.ok()) st = SetState(c, "available", "");
+  if (st.ok()) st = Transition(c, "available", "", "", c.port);
   if (!st.ok()) {
     absl::Status undo = runtime_.Shred(c.id);
-    SetState(c, "failed", std::string(st.message())).IgnoreError();
+    Transition(c, "failed", std::string(st.message())).IgnoreError();
     Audit(&actor, p.id, "cluster.create", c.id, &key, st);
     if (!undo.ok()) fprintf(stderr, "keyward: %s\n", std::string(undo.message()).c_str());
     return st;
   }
+  RecordProtection(c.id, /*wrapped_now=*/true);
   Audit(&actor, p.id, "cluster.create", c.id, &key, absl::OkStatus(),
         absl::StrCat(c.cloud_provider, "/", c.region, " ", c.tier));
-  return ClusterCreated{c, password};
+  ASSIGN_OR_RETURN(std::optional<Cluster> stored, metadata_.GetCluster(c.id));
+  return ClusterCreated{stored ? *stored : c, password};
 }
 
 absl::StatusOr<std::vector<Cluster>> ControlPlane::ListClusters(const User& actor,
@@ -625,53 +553,6 @@ absl::StatusOr<Cluster> ControlPlane::GetCluster(const User& actor, const std::s
   return LoadCluster(actor, id, Need::kView, nullptr);
 }
 
-absl::StatusOr<Cluster> ControlPlane::PauseCluster(const User& actor, const std::string& id) {
-  std::lock_guard<std::mutex> lock(lifecycle_mu_);
-  ASSIGN_OR_RETURN(Cluster c, LoadCluster(actor, id, Need::kMember, nullptr));
-  ASSIGN_OR_RETURN(std::optional<EncryptionKey> key, metadata_.GetKey(c.encryption_key_id));
-  if (!CanTransition(c.state, "paused")) return IllegalTransition(c, "pause");
-  runtime_.Close(c.id);  // store closed, its keys wiped from memory
-  absl::Status st = SetState(c, "paused", "");
-  Audit(&actor, c.project_id, "cluster.pause", c.id, key ? &*key : nullptr, st);
-  RETURN_IF_ERROR(st);
-  return c;
-}
-
-absl::StatusOr<Cluster> ControlPlane::ResumeCluster(const User& actor, const std::string& id) {
-  std::lock_guard<std::mutex> lock(lifecycle_mu_);
-  ASSIGN_OR_RETURN(Cluster c, LoadCluster(actor, id, Need::kMember, nullptr));
-  ASSIGN_OR_RETURN(std::optional<EncryptionKey> key, metadata_.GetKey(c.encryption_key_id));
-  // creating → available belongs to creation itself, not to resume.
-  if (c.state == "creating" || !CanTransition(c.state, "available")) {
-    return IllegalTransition(c, "resume");
-  }
-  absl::Status st = OpenCluster(c, /*create=*/false);
-  if (!st.ok()) {
-    // Stays where it was; the message says why (disabled key, missing permission, …).
-    Audit(&actor, c.project_id, "cluster.resume", c.id, key ? &*key : nullptr, st);
-    return absl::FailedPreconditionError(absl::StrCat(st.message(), "; the cluster stays ", c.state,
-                                                      " — fix the key, then resume again"));
-  }
-  st = SetState(c, "available", "");
-  Audit(&actor, c.project_id, "cluster.resume", c.id, key ? &*key : nullptr, st);
-  RETURN_IF_ERROR(st);
-  return c;
-}
-
-absl::StatusOr<Cluster> ControlPlane::DeleteCluster(const User& actor, const std::string& id) {
-  std::lock_guard<std::mutex> lock(lifecycle_mu_);
-  ASSIGN_OR_RETURN(Cluster c, LoadCluster(actor, id, Need::kOwner, nullptr));
-  ASSIGN_OR_RETURN(std::optional<EncryptionKey> key, metadata_.GetKey(c.encryption_key_id));
-  if (!CanTransition(c.state, "deleting")) return IllegalTransition(c, "delete");
-  RETURN_IF_ERROR(SetState(c, "deleting", ""));
-  absl::Status st = runtime_.Shred(c.id);  // wrapped keys destroyed first, then the files
-  if (st.ok()) st = SetState(c, "deleted", "");
-  Audit(&actor, c.project_id, "cluster.delete", c.id, key ? &*key : nullptr, st, "crypto-shredded");
-  RETURN_IF_ERROR(st);
-  c.port = 0;
-  return c;
-}
-
 absl::StatusOr<Cluster> ControlPlane::SetBackupPolicy(const User& actor, const std::string& id,
                                                       const BackupPolicy& policy) {
   Project p;
@@ -693,19 +574,20 @@ absl::StatusOr<Cluster> ControlPlane::SetBackupPolicy(const User& actor, const s
     return refused;
   }
   if (policy.dual_region) RETURN_IF_ERROR(ValidateRegion(policy.secondary_region));
-  if (c.state == "deleted" || c.state == "deleting")
-    return IllegalTransition(c, "set the backup policy of");
   json j = {{"schedule", policy.schedule},
             {"retention_days", policy.retention_days},
             {"dual_region",
              {{"enabled", policy.dual_region}, {"secondary_region", policy.secondary_region}}}};
-  std::lock_guard<std::mutex> lock(lifecycle_mu_);
-  c.backup_policy_json = j.dump();
-  c.updated_at = Now();
-  absl::Status st = metadata_.UpdateCluster(c);
-  Audit(&actor, c.project_id, "cluster.backup_policy", c.id, nullptr, st, c.backup_policy_json);
+  // Only the policy column changes: a pause or a key cut racing this request keeps its state.
+  ASSIGN_OR_RETURN(bool set, metadata_.SetClusterBackupPolicy(c.id, j.dump(), Now()));
+  absl::Status st = set ? absl::OkStatus()
+                        : absl::FailedPreconditionError(absl::StrCat(
+                              "cannot set the backup policy of cluster ", c.id, ": it is deleted"));
+  Audit(&actor, c.project_id, "cluster.backup_policy", c.id, nullptr, st, j.dump());
   RETURN_IF_ERROR(st);
-  return c;
+  ASSIGN_OR_RETURN(std::optional<Cluster> stored, metadata_.GetCluster(c.id));
+  if (!stored) return absl::NotFoundError(absl::StrCat("cluster '", id, "' does not exist"));
+  return *stored;
 }
 
 absl::StatusOr<std::vector<AuditEvent>> ControlPlane::ListAudit(const User& actor,

@@ -6,16 +6,22 @@
 // Status codes the API maps to 4xx/5xx, with messages that say what to do instead:
 //   InvalidArgument 400, PermissionDenied 403, NotFound 404, AlreadyExists/FailedPrecondition 409.
 // Every key and cluster operation is audited (who, what, key id and version, result).
-// Thread-safe; cluster lifecycle changes are serialised.
+// Thread-safe. Changes to one cluster are serialised by a per-cluster claim held in memory, and
+// every state change is a compare-and-set in the metadata store; no lock is held across a KMS
+// call or a RocksDB open.
 
+#include <condition_variable>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "control/cluster_runtime.h"
 #include "control/key_instructions.h"
@@ -108,6 +114,30 @@ class ControlPlane {
   absl::StatusOr<Cluster> SetBackupPolicy(const User& actor, const std::string& id,
                                           const BackupPolicy& policy);
 
+  // Rotates the cluster's dictionary key: a new one, the dictionary re-sealed, the old one wiped.
+  absl::StatusOr<Cluster> RotateDictionaryKey(const User& actor, const std::string& id);
+  // Starts rewriting every file of the cluster under a new data key, in the background;
+  // progress shows in the cluster's encryption.reencrypt_progress.
+  absl::StatusOr<Cluster> Reencrypt(const User& actor, const std::string& id);
+
+  // --- The key health monitor's side (actor: keyward itself). Each is a no-op when the
+  // cluster is not in a state the action applies to, or another operation holds it. ---
+  // available|degraded → inaccessible (cause "key"): store closed, keys wiped, endpoint sealed.
+  absl::Status CutCluster(const std::string& id, const EncryptionKey& key,
+                          const std::string& reason);
+  // inaccessible (cause "key") → available: unwrap through the KMS again, reopen.
+  absl::Status RestoreCluster(const std::string& id, const EncryptionKey& key);
+  // Re-wraps an open cluster's dictionary key under the key's newest version, online.
+  absl::Status RewrapCluster(const std::string& id, const EncryptionKey& key);
+  // An audit event with keyward itself as the actor.
+  void AuditSystem(const std::string& project_id, const std::string& action,
+                   const std::string& target, const EncryptionKey* key, const absl::Status& result,
+                   const std::string& key_version);
+  // INFO's "# Encryption" section for a cluster.
+  std::string EncryptionInfoSection(const std::string& cluster_id);
+  // Runs background jobs (re-encryption) here; unset: on a thread of their own.
+  void SetBackgroundRunner(std::function<void(std::function<void()>)> run);
+
   absl::StatusOr<std::vector<AuditEvent>> ListAudit(const User& actor,
                                                     const std::string& project_id, int64_t since_ms,
                                                     int64_t until_ms, Page page);
@@ -123,15 +153,49 @@ class ControlPlane {
              const std::string& target, const EncryptionKey* key, const absl::Status& result,
              const std::string& detail = "", const std::string& key_version = "");
   absl::Status OpenCluster(Cluster& c, bool create);
-  absl::Status SetState(Cluster& c, const std::string& state, const std::string& message);
+  // Compare-and-set from the cluster's current state (c.state) to `state`; on success `c`
+  // reflects the change. FailedPrecondition naming the stored state when it moved meanwhile.
+  absl::Status Transition(Cluster& c, const std::string& state, const std::string& message,
+                          const std::string& cause = "", std::optional<int> port = std::nullopt);
+  // Records which key version wraps the cluster, its dictionary key and the data keys in use.
+  void RecordProtection(const std::string& cluster_id, bool wrapped_now);
+  absl::StatusOr<KeyTestOutcome> RunKeyTest(const User& actor, EncryptionKey key);
   int64_t Now() const { return now_ms_() / 1000; }
+
+  // One operation at a time per cluster, without holding a lock while it runs (it may call a
+  // KMS or open RocksDB). API requests wait a little for a busy cluster; the monitor skips it.
+  class Claim {
+   public:
+    Claim() = default;
+    Claim(ControlPlane* cp, std::string id) : cp_(cp), id_(std::move(id)) {}
+    Claim(Claim&& o) noexcept : cp_(std::exchange(o.cp_, nullptr)), id_(std::move(o.id_)) {}
+    Claim& operator=(Claim&&) = delete;
+    ~Claim();
+    bool held() const { return cp_ != nullptr; }
+
+   private:
+    ControlPlane* cp_ = nullptr;
+    std::string id_;
+  };
+  absl::StatusOr<Claim> ClaimCluster(const std::string& id);  // waits up to 10 s
+  // An API request's way in: authorised, claimed, and the cluster and its key as of the claim.
+  struct Claimed {
+    Claim claim;
+    Cluster cluster;
+    std::optional<EncryptionKey> key;
+  };
+  absl::StatusOr<Claimed> ClaimForChange(const User& actor, const std::string& id, Need need);
+  Claim TryClaimCluster(const std::string& id);
 
   MetadataStore& metadata_;
   KmsFactory& kms_;
   ClusterRuntime& runtime_;
   ServiceIdentity identity_;
   std::function<int64_t()> now_ms_;
-  std::mutex lifecycle_mu_;
+  std::function<void(std::function<void()>)> background_;
+  std::mutex claims_mu_;
+  std::condition_variable claims_cv_;
+  std::set<std::string> claimed_ ABSL_GUARDED_BY(claims_mu_);
 };
 
 }  // namespace keyward

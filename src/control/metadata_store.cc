@@ -48,23 +48,55 @@ CREATE TABLE idempotency (
   user_id TEXT NOT NULL, key TEXT NOT NULL, route TEXT NOT NULL, status INTEGER NOT NULL,
   body TEXT NOT NULL, created_at INTEGER NOT NULL, PRIMARY KEY (user_id, key, route));
 )sql",
+    // 2: key health and the encryption state of each cluster.
+    R"sql(
+ALTER TABLE clusters ADD COLUMN state_cause TEXT NOT NULL DEFAULT '';
+ALTER TABLE clusters ADD COLUMN enc_key_version TEXT NOT NULL DEFAULT '';
+ALTER TABLE clusters ADD COLUMN enc_wrapped_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE clusters ADD COLUMN enc_dictionary_key_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE clusters ADD COLUMN enc_data_key_ids TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE clusters ADD COLUMN enc_last_check_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE clusters ADD COLUMN enc_last_check_error TEXT NOT NULL DEFAULT '';
+ALTER TABLE clusters ADD COLUMN enc_reencrypt TEXT NOT NULL DEFAULT '';
+ALTER TABLE encryption_keys ADD COLUMN last_check_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE encryption_keys ADD COLUMN last_check_error TEXT NOT NULL DEFAULT '';
+ALTER TABLE encryption_keys ADD COLUMN current_version TEXT NOT NULL DEFAULT '';
+CREATE INDEX clusters_by_key ON clusters(encryption_key_id);
+)sql",
 };
 
 constexpr char kProjectCols[] = "id, org_id, name, cmek_enabled, created_at";
 constexpr char kKeyCols[] =
     "id, project_id, provider, region, state, key_name, config_json, status_message, created_at, "
-    "updated_at";
+    "updated_at, last_check_at, last_check_error, current_version";
 constexpr char kClusterCols[] =
     "id, project_id, name, cloud_provider, region, tier, state, state_message, port, "
-    "password_sha256, encryption_key_id, backup_policy, created_at, updated_at";
+    "password_sha256, encryption_key_id, backup_policy, created_at, updated_at, state_cause, "
+    "enc_key_version, enc_wrapped_at, enc_dictionary_key_id, enc_data_key_ids, enc_last_check_at, "
+    "enc_last_check_error, enc_reencrypt, "
+    "(SELECT provider FROM encryption_keys k WHERE k.id = clusters.encryption_key_id), "
+    "(SELECT key_name FROM encryption_keys k WHERE k.id = clusters.encryption_key_id)";
 
 Project ProjectRow(const SqlRow& r) {
   return Project{r.Text(0), r.Text(1), r.Text(2), r.Int(3) != 0, r.Int(4)};
 }
 
 EncryptionKey KeyRow(const SqlRow& r) {
-  return EncryptionKey{r.Text(0), r.Text(1), r.Text(2), r.Text(3), r.Text(4),
-                       r.Text(5), r.Text(6), r.Text(7), r.Int(8),  r.Int(9)};
+  EncryptionKey k;
+  k.id = r.Text(0);
+  k.project_id = r.Text(1);
+  k.provider = r.Text(2);
+  k.region = r.Text(3);
+  k.state = r.Text(4);
+  k.key_name = r.Text(5);
+  k.config_json = r.Text(6);
+  k.status_message = r.Text(7);
+  k.created_at = r.Int(8);
+  k.updated_at = r.Int(9);
+  k.last_check_at = r.Int(10);
+  k.last_check_error = r.Text(11);
+  k.current_version = r.Text(12);
+  return k;
 }
 
 Cluster ClusterRow(const SqlRow& r) {
@@ -83,6 +115,16 @@ Cluster ClusterRow(const SqlRow& r) {
   c.backup_policy_json = r.Text(11);
   c.created_at = r.Int(12);
   c.updated_at = r.Int(13);
+  c.state_cause = r.Text(14);
+  c.encryption.key_version = r.Text(15);
+  c.encryption.wrapped_at = r.Int(16);
+  c.encryption.dictionary_key_id = r.Text(17);
+  c.encryption.data_key_ids_json = r.Text(18);
+  c.encryption.last_key_check_at = r.Int(19);
+  c.encryption.last_key_check_error = r.Text(20);
+  c.encryption.reencrypt_json = r.Text(21);
+  c.encryption.provider = r.Text(22);
+  c.encryption.key_name = r.Text(23);
   return c;
 }
 
@@ -244,13 +286,30 @@ class SqliteMetadataStore : public MetadataStore {
         {state, message, now, id});
   }
 
+  absl::StatusOr<bool> TransitionKey(const std::string& id, const std::string& from,
+                                     const std::string& to, const std::string& message,
+                                     int64_t now) override {
+    return ExecChanged(
+        "UPDATE encryption_keys SET state=?, status_message=?, updated_at=? WHERE id=? AND state=?",
+        {to, message, now, id, from});
+  }
+
+  absl::Status RecordKeyCheck(const std::string& id, int64_t at, const std::string& error,
+                              const std::string& current_version) override {
+    return db_->Exec(
+        "UPDATE encryption_keys SET last_check_at=?, last_check_error=?, "
+        "current_version=CASE WHEN ?='' THEN current_version ELSE ? END WHERE id=?",
+        {at, error, current_version, current_version, id});
+  }
+
   absl::Status InsertCluster(const Cluster& c) override {
-    absl::Status st =
-        db_->Exec(absl::StrCat("INSERT INTO clusters(", kClusterCols,
-                               ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
-                  {c.id, c.project_id, c.name, c.cloud_provider, c.region, c.tier, c.state,
-                   c.state_message, int64_t{c.port}, c.password_sha256_hex, c.encryption_key_id,
-                   c.backup_policy_json, c.created_at, c.updated_at});
+    absl::Status st = db_->Exec(
+        "INSERT INTO clusters(id, project_id, name, cloud_provider, region, tier, state, "
+        "state_message, port, password_sha256, encryption_key_id, backup_policy, created_at, "
+        "updated_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        {c.id, c.project_id, c.name, c.cloud_provider, c.region, c.tier, c.state, c.state_message,
+         int64_t{c.port}, c.password_sha256_hex, c.encryption_key_id, c.backup_policy_json,
+         c.created_at, c.updated_at});
     if (absl::IsAlreadyExists(st)) {
       return absl::AlreadyExistsError(
           absl::StrCat("a cluster named '", c.name, "' already exists in this project"));
@@ -282,14 +341,58 @@ class SqliteMetadataStore : public MetadataStore {
     return out;
   }
 
-  absl::Status UpdateCluster(const Cluster& c) override {
-    RETURN_IF_ERROR(db_->Exec(
-        "UPDATE clusters SET state=?, state_message=?, port=?, backup_policy=?, updated_at=? "
-        "WHERE id=?",
-        {c.state, c.state_message, int64_t{c.port}, c.backup_policy_json, c.updated_at, c.id}));
-    if (db_->Changes() == 0)
-      return absl::NotFoundError(absl::StrCat("cluster ", c.id, " not found"));
-    return absl::OkStatus();
+  absl::StatusOr<bool> TransitionCluster(const std::string& id,
+                                         const std::vector<std::string>& from,
+                                         const ClusterTransition& to) override {
+    if (from.empty()) return absl::InvalidArgumentError("TransitionCluster needs a from-state");
+    std::string sql =
+        "UPDATE clusters SET state=?, state_message=?, state_cause=?, updated_at=?, "
+        "port=COALESCE(?, port) WHERE id=? AND state IN (?";
+    for (size_t i = 1; i < from.size(); ++i) sql += ",?";
+    sql += ")";
+    std::vector<SqlValue> params = {to.state,
+                                    to.message,
+                                    to.cause,
+                                    to.now,
+                                    to.port ? SqlValue(int64_t{*to.port}) : SqlValue(nullptr),
+                                    id};
+    for (const auto& f : from) params.push_back(f);
+    return ExecChanged(sql, params);
+  }
+
+  absl::StatusOr<bool> SetClusterBackupPolicy(const std::string& id, const std::string& policy_json,
+                                              int64_t now) override {
+    return ExecChanged(
+        "UPDATE clusters SET backup_policy=?, updated_at=? WHERE id=? AND state NOT IN "
+        "('deleting','deleted')",
+        {policy_json, now, id});
+  }
+
+  absl::Status RecordClusterKeyCheck(const std::string& key_id, int64_t at,
+                                     const std::string& error) override {
+    return db_->Exec(
+        "UPDATE clusters SET enc_last_check_at=?, enc_last_check_error=? WHERE "
+        "encryption_key_id=? AND state NOT IN ('deleting','deleted')",
+        {at, error, key_id});
+  }
+
+  absl::Status RecordClusterWrap(const std::string& id, const std::string& key_version,
+                                 int64_t wrapped_at,
+                                 const std::string& dictionary_key_id) override {
+    return db_->Exec(
+        "UPDATE clusters SET enc_key_version=?, enc_wrapped_at=?, enc_dictionary_key_id=? WHERE "
+        "id=?",
+        {key_version, wrapped_at, dictionary_key_id, id});
+  }
+
+  absl::Status RecordClusterDataKeys(const std::string& id,
+                                     const std::string& data_key_ids_json) override {
+    return db_->Exec("UPDATE clusters SET enc_data_key_ids=? WHERE id=?", {data_key_ids_json, id});
+  }
+
+  absl::Status RecordClusterReencrypt(const std::string& id,
+                                      const std::string& reencrypt_json) override {
+    return db_->Exec("UPDATE clusters SET enc_reencrypt=? WHERE id=?", {reencrypt_json, id});
   }
 
   absl::Status AppendAudit(const AuditEvent& e) override {
@@ -333,6 +436,18 @@ class SqliteMetadataStore : public MetadataStore {
   }
 
  private:
+  // Runs one statement and reports whether it changed a row, atomically (the connection is
+  // shared: the change count must be read inside the same transaction).
+  absl::StatusOr<bool> ExecChanged(const std::string& sql, const std::vector<SqlValue>& params) {
+    bool changed = false;
+    RETURN_IF_ERROR(db_->Transaction([&]() -> absl::Status {
+      RETURN_IF_ERROR(db_->Exec(sql, params));
+      changed = db_->Changes() > 0;
+      return absl::OkStatus();
+    }));
+    return changed;
+  }
+
   absl::Status InsertUserAndToken(const User& u, const TokenGrant& t) {
     RETURN_IF_ERROR(db_->Exec("INSERT INTO users VALUES(?,?,?,?,?)",
                               {u.id, u.org_id, u.name, u.org_role, u.created_at}));
@@ -342,7 +457,8 @@ class SqliteMetadataStore : public MetadataStore {
 
   absl::Status InsertKeyRow(const EncryptionKey& k) {
     return db_->Exec(
-        absl::StrCat("INSERT INTO encryption_keys(", kKeyCols, ") VALUES(?,?,?,?,?,?,?,?,?,?)"),
+        "INSERT INTO encryption_keys(id, project_id, provider, region, state, key_name, "
+        "config_json, status_message, created_at, updated_at) VALUES(?,?,?,?,?,?,?,?,?,?)",
         {k.id, k.project_id, k.provider, k.region, k.state, k.key_name, k.config_json,
          k.status_message, k.created_at, k.updated_at});
   }

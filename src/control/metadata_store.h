@@ -61,14 +61,38 @@ class MetadataStore {
                                                               Page page) = 0;
   virtual absl::Status UpdateKeyState(const std::string& id, const std::string& state,
                                       const std::string& message, int64_t now) = 0;
+  // Compare-and-set of a key record's state; false when it was not `from`.
+  virtual absl::StatusOr<bool> TransitionKey(const std::string& id, const std::string& from,
+                                             const std::string& to, const std::string& message,
+                                             int64_t now) = 0;
+  virtual absl::Status RecordKeyCheck(const std::string& id, int64_t at, const std::string& error,
+                                      const std::string& current_version) = 0;
 
   virtual absl::Status InsertCluster(const Cluster& cluster) = 0;
   virtual absl::StatusOr<std::optional<Cluster>> GetCluster(const std::string& id) = 0;
   // All clusters when project_id is empty.
   virtual absl::StatusOr<std::vector<Cluster>> ListClusters(const std::string& project_id,
                                                             Page page) = 0;
-  // Writes state, state_message, port and backup policy of an existing cluster.
-  virtual absl::Status UpdateCluster(const Cluster& cluster) = 0;
+  // Compare-and-set: moves the cluster to `to` only while its stored state is one of `from`
+  // (UPDATE … WHERE state IN (…)). Returns false, changing nothing, when it was not.
+  virtual absl::StatusOr<bool> TransitionCluster(const std::string& id,
+                                                 const std::vector<std::string>& from,
+                                                 const ClusterTransition& to) = 0;
+  // Writes only the backup policy; false when the cluster is deleting or deleted.
+  virtual absl::StatusOr<bool> SetClusterBackupPolicy(const std::string& id,
+                                                      const std::string& policy_json,
+                                                      int64_t now) = 0;
+  // Each writes only its own columns of ClusterEncryption, so the monitor, re-wraps and
+  // re-encryption never overwrite one another (or a state change).
+  virtual absl::Status RecordClusterKeyCheck(const std::string& key_id, int64_t at,
+                                             const std::string& error) = 0;
+  virtual absl::Status RecordClusterWrap(const std::string& id, const std::string& key_version,
+                                         int64_t wrapped_at,
+                                         const std::string& dictionary_key_id) = 0;
+  virtual absl::Status RecordClusterDataKeys(const std::string& id,
+                                             const std::string& data_key_ids_json) = 0;
+  virtual absl::Status RecordClusterReencrypt(const std::string& id,
+                                              const std::string& reencrypt_json) = 0;
 
   virtual absl::Status AppendAudit(const AuditEvent& event) = 0;
   virtual absl::StatusOr<std::vector<AuditEvent>> ListAudit(const std::string& project_id,

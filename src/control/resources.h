@@ -3,6 +3,7 @@
 // Plain records; the rules that govern them live in control_plane.h.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 namespace keyward {
@@ -35,6 +36,23 @@ struct EncryptionKey {
   std::string status_message;
   int64_t created_at = 0;
   int64_t updated_at = 0;
+  // What the key health monitor saw last (0 / "" until its first check).
+  int64_t last_check_at = 0;
+  std::string last_check_error;
+  std::string current_version;  // the newest enabled version the KMS reported
+};
+
+// How a cluster's data is protected right now, as the data plane last reported it.
+struct ClusterEncryption {
+  std::string provider;  // of the cluster's key record (read-only here: joined from it)
+  std::string key_name;
+  std::string key_version;  // the KMS key version that wraps the dictionary key now
+  int64_t wrapped_at = 0;   // unix seconds of that wrap (0: not known yet)
+  std::string dictionary_key_id;
+  std::string data_key_ids_json = "[]";  // data-key ids that live files use, e.g. [1,2]
+  int64_t last_key_check_at = 0;
+  std::string last_key_check_error;
+  std::string reencrypt_json;  // "" or {"state","files_done","files_total","started_at",…}
 };
 
 // Cluster states: creating → available ⇄ paused; available|paused → inaccessible → available;
@@ -54,6 +72,20 @@ struct Cluster {
   std::string backup_policy_json;  // "" until set
   int64_t created_at = 0;
   int64_t updated_at = 0;
+  // Why the cluster is in its state when the server put it there: "key" (the key health
+  // monitor cut it; it reopens by itself when the key is usable again), "open" (it could not be
+  // opened at start or resume), "" otherwise.
+  std::string state_cause;
+  ClusterEncryption encryption;
+};
+
+// A compare-and-set change of a cluster's state (see MetadataStore::TransitionCluster).
+struct ClusterTransition {
+  std::string state;
+  std::string message;
+  std::string cause;
+  std::optional<int> port;  // unset: keep the stored port
+  int64_t now = 0;
 };
 
 struct AuditEvent {

@@ -17,7 +17,7 @@ namespace {
 
 using Args = std::vector<std::string>;
 
-struct Ctx {
+struct CommandCtx {
   ClusterEndpoint& ep;
   Session& session;
   const Args& args;
@@ -37,7 +37,7 @@ bool ParseInt(std::string_view s, int64_t* v) {
 std::string Lower(std::string_view s) { return absl::AsciiStrToLower(std::string(s)); }
 
 // Storage failures carry file names, never values; tell the client without internals.
-void StorageError(Ctx& c, const absl::Status& st) {
+void StorageError(CommandCtx& c, const absl::Status& st) {
   fprintf(stderr, "keyward: cluster %s: %s\n", c.ep.cluster_id.c_str(),
           std::string(st.message()).c_str());
   if (st.code() == absl::StatusCode::kDataLoss) {
@@ -63,7 +63,7 @@ void StorageError(Ctx& c, const absl::Status& st) {
     }                         \
   } while (0)
 
-void Ping(Ctx& c) {
+void Ping(CommandCtx& c) {
   if (c.args.size() > 2) {
     resp::Error(c.out, "ERR wrong number of arguments for 'ping' command");
   } else if (c.args.size() == 2) {
@@ -73,14 +73,14 @@ void Ping(Ctx& c) {
   }
 }
 
-void Echo(Ctx& c) { resp::Bulk(c.out, c.args[1]); }
+void Echo(CommandCtx& c) { resp::Bulk(c.out, c.args[1]); }
 
-void Quit(Ctx& c) {
+void Quit(CommandCtx& c) {
   resp::SimpleString(c.out, "OK");
   c.session.close_after_reply = true;
 }
 
-void Auth(Ctx& c) {
+void Auth(CommandCtx& c) {
   // AUTH password | AUTH default password
   if (c.args.size() > 3) {
     resp::Error(c.out, kSyntax);
@@ -101,7 +101,7 @@ void Auth(Ctx& c) {
   }
 }
 
-void Select(Ctx& c) {
+void Select(CommandCtx& c) {
   int64_t db;
   if (!ParseInt(c.args[1], &db)) {
     resp::Error(c.out, kNotInteger);
@@ -112,7 +112,7 @@ void Select(Ctx& c) {
   }
 }
 
-void Get(Ctx& c) {
+void Get(CommandCtx& c) {
   STORE_OR_REPLY(v, c.store().Get(c.args[1]));
   if (v->has_value()) {
     resp::Bulk(c.out, (*v)->data);
@@ -121,7 +121,7 @@ void Get(Ctx& c) {
   }
 }
 
-void Set(Ctx& c) {
+void Set(CommandCtx& c) {
   bool nx = false, xx = false, get = false, keepttl = false;
   int64_t expire_at = 0;
   for (size_t i = 3; i < c.args.size(); ++i) {
@@ -180,7 +180,7 @@ void Set(Ctx& c) {
   }
 }
 
-void GetDel(Ctx& c) {
+void GetDel(CommandCtx& c) {
   STORE_OR_REPLY(v, c.store().Get(c.args[1]));
   if (!v->has_value()) {
     resp::NullBulk(c.out);
@@ -190,7 +190,7 @@ void GetDel(Ctx& c) {
   resp::Bulk(c.out, (*v)->data);
 }
 
-void Del(Ctx& c) {
+void Del(CommandCtx& c) {
   int64_t n = 0;
   for (size_t i = 1; i < c.args.size(); ++i) {
     STORE_OR_REPLY(d, c.store().Delete(c.args[i]));
@@ -199,7 +199,7 @@ void Del(Ctx& c) {
   resp::Integer(c.out, n);
 }
 
-void Exists(Ctx& c) {
+void Exists(CommandCtx& c) {
   int64_t n = 0;
   for (size_t i = 1; i < c.args.size(); ++i) {
     STORE_OR_REPLY(v, c.store().Get(c.args[i]));
@@ -208,7 +208,7 @@ void Exists(Ctx& c) {
   resp::Integer(c.out, n);
 }
 
-void MGet(Ctx& c) {
+void MGet(CommandCtx& c) {
   std::vector<std::optional<StoredValue>> values;
   values.reserve(c.args.size() - 1);
   for (size_t i = 1; i < c.args.size(); ++i) {
@@ -225,7 +225,7 @@ void MGet(Ctx& c) {
   }
 }
 
-void MSet(Ctx& c) {
+void MSet(CommandCtx& c) {
   if (c.args.size() % 2 != 1) {
     resp::Error(c.out, "ERR wrong number of arguments for 'mset' command");
     return;
@@ -237,7 +237,7 @@ void MSet(Ctx& c) {
   resp::SimpleString(c.out, "OK");
 }
 
-void IncrBy(Ctx& c, int64_t delta) {
+void IncrBy(CommandCtx& c, int64_t delta) {
   STORE_OR_REPLY(v, c.store().Get(c.args[1]));
   int64_t current = 0;
   if (v->has_value() && !ParseInt((*v)->data, &current)) {
@@ -254,9 +254,9 @@ void IncrBy(Ctx& c, int64_t delta) {
   resp::Integer(c.out, result);
 }
 
-void Incr(Ctx& c) { IncrBy(c, 1); }
-void Decr(Ctx& c) { IncrBy(c, -1); }
-void IncrByCmd(Ctx& c, bool negate) {
+void Incr(CommandCtx& c) { IncrBy(c, 1); }
+void Decr(CommandCtx& c) { IncrBy(c, -1); }
+void IncrByCmd(CommandCtx& c, bool negate) {
   int64_t d;
   if (!ParseInt(c.args[2], &d) || (negate && d == std::numeric_limits<int64_t>::min())) {
     resp::Error(c.out, kNotInteger);
@@ -265,7 +265,7 @@ void IncrByCmd(Ctx& c, bool negate) {
   IncrBy(c, negate ? -d : d);
 }
 
-void Append(Ctx& c) {
+void Append(CommandCtx& c) {
   STORE_OR_REPLY(v, c.store().Get(c.args[1]));
   StoredValue nv = v->has_value() ? std::move(**v) : StoredValue{};
   nv.data.append(c.args[2]);
@@ -273,12 +273,12 @@ void Append(Ctx& c) {
   resp::Integer(c.out, static_cast<int64_t>(nv.data.size()));
 }
 
-void StrLen(Ctx& c) {
+void StrLen(CommandCtx& c) {
   STORE_OR_REPLY(v, c.store().Get(c.args[1]));
   resp::Integer(c.out, v->has_value() ? static_cast<int64_t>((*v)->data.size()) : 0);
 }
 
-void ExpireCmd(Ctx& c, int64_t unit_ms) {
+void ExpireCmd(CommandCtx& c, int64_t unit_ms) {
   int64_t n;
   if (!ParseInt(c.args[2], &n) || n > std::numeric_limits<int64_t>::max() / 2000 ||
       n < std::numeric_limits<int64_t>::min() / 2000) {
@@ -300,7 +300,7 @@ void ExpireCmd(Ctx& c, int64_t unit_ms) {
   resp::Integer(c.out, 1);
 }
 
-void TtlCmd(Ctx& c, bool millis) {
+void TtlCmd(CommandCtx& c, bool millis) {
   STORE_OR_REPLY(v, c.store().Get(c.args[1]));
   if (!v->has_value()) {
     resp::Integer(c.out, -2);
@@ -312,7 +312,7 @@ void TtlCmd(Ctx& c, bool millis) {
   }
 }
 
-void Persist(Ctx& c) {
+void Persist(CommandCtx& c) {
   STORE_OR_REPLY(v, c.store().Get(c.args[1]));
   if (!v->has_value() || (*v)->expire_at_ms == 0) {
     resp::Integer(c.out, 0);
@@ -323,7 +323,7 @@ void Persist(Ctx& c) {
   resp::Integer(c.out, 1);
 }
 
-void Scan(Ctx& c) {
+void Scan(CommandCtx& c) {
   int64_t cursor;
   if (!ParseInt(c.args[1], &cursor) || cursor < 0) {
     resp::Error(c.out, "ERR invalid cursor");
@@ -377,7 +377,7 @@ void Scan(Ctx& c) {
   for (const auto& k : keys) resp::Bulk(c.out, k);
 }
 
-void Keys(Ctx& c) {
+void Keys(CommandCtx& c) {
   std::vector<std::string> all, matched;
   std::string after, next;
   do {
@@ -392,12 +392,12 @@ void Keys(Ctx& c) {
   for (const auto& k : matched) resp::Bulk(c.out, k);
 }
 
-void DbSize(Ctx& c) {
+void DbSize(CommandCtx& c) {
   STORE_OR_REPLY(n, c.store().CountLiveKeys());
   resp::Integer(c.out, static_cast<int64_t>(*n));
 }
 
-void FlushDb(Ctx& c) {
+void FlushDb(CommandCtx& c) {
   if (c.args.size() == 2 && Lower(c.args[1]) != "async" && Lower(c.args[1]) != "sync") {
     resp::Error(c.out, kSyntax);
     return;
@@ -406,7 +406,7 @@ void FlushDb(Ctx& c) {
   resp::SimpleString(c.out, "OK");
 }
 
-void Info(Ctx& c) {
+void Info(CommandCtx& c) {
   STORE_OR_REPLY(n, c.store().CountLiveKeys());
   std::string body =
       "# Server\r\nredis_version:7.0.0\r\nkeyward_version:0.1.0\r\nredis_mode:standalone\r\n"
@@ -418,14 +418,13 @@ void Info(Ctx& c) {
       std::to_string(c.store().dictionary().Current()->id) +
       "\r\n"
       "master_key_provider:" +
-      c.store().dictionary().wrapped_key().provider +
-      "\r\n"
-      "# Keyspace\r\ndb0:keys=" +
-      std::to_string(*n) + ",expires=0,avg_ttl=0\r\n";
+      c.store().dictionary().wrapped_key().provider + "\r\n" +
+      (c.ep.encryption_info ? c.ep.encryption_info() : std::string()) +
+      "# Keyspace\r\ndb0:keys=" + std::to_string(*n) + ",expires=0,avg_ttl=0\r\n";
   resp::Bulk(c.out, body);
 }
 
-void Client(Ctx& c) {
+void Client(CommandCtx& c) {
   std::string sub = Lower(c.args[1]);
   if (sub == "setname" && c.args.size() == 3) {
     if (c.args[2].find_first_of(" \n\r") != std::string::npos) {
@@ -449,7 +448,7 @@ void Client(Ctx& c) {
   }
 }
 
-void Command(Ctx& c) {
+void Command(CommandCtx& c) {
   // Enough for redis-cli and client libraries: COMMAND, COMMAND COUNT, COMMAND DOCS.
   if (c.args.size() >= 2 && Lower(c.args[1]) == "count") {
     resp::Integer(c.out, 0);
@@ -458,7 +457,7 @@ void Command(Ctx& c) {
   }
 }
 
-void Config(Ctx& c) {
+void Config(CommandCtx& c) {
   // redis-benchmark asks CONFIG GET save/appendonly; there is nothing to configure from a client.
   if (Lower(c.args[1]) == "get") {
     resp::ArrayHeader(c.out, 0);
@@ -469,7 +468,7 @@ void Config(Ctx& c) {
 
 // SAVE makes everything durable in sorted, compacted (encrypted) files: memtables flushed and
 // the write-ahead log retired, the closest match to Redis's snapshot.
-void Save(Ctx& c) {
+void Save(CommandCtx& c) {
   STATUS_OR_REPLY(c.store().Flush());
   STATUS_OR_REPLY(c.store().CompactAll());
   resp::SimpleString(c.out, "OK");
@@ -478,10 +477,10 @@ void Save(Ctx& c) {
 struct CommandSpec {
   int arity;  // as in Redis: exact when positive, minimum when negative
   bool needs_auth;
-  void (*run)(Ctx&);
+  void (*run)(CommandCtx&);
 };
 
-const std::unordered_map<std::string, CommandSpec>& Table() {
+const std::unordered_map<std::string, CommandSpec>& CommandTable() {
   static const auto* table = new std::unordered_map<std::string, CommandSpec>{
       {"ping", {-1, true, Ping}},
       {"echo", {2, true, Echo}},
@@ -497,14 +496,14 @@ const std::unordered_map<std::string, CommandSpec>& Table() {
       {"mset", {-3, true, MSet}},
       {"incr", {2, true, Incr}},
       {"decr", {2, true, Decr}},
-      {"incrby", {3, true, [](Ctx& c) { IncrByCmd(c, false); }}},
-      {"decrby", {3, true, [](Ctx& c) { IncrByCmd(c, true); }}},
+      {"incrby", {3, true, [](CommandCtx& c) { IncrByCmd(c, false); }}},
+      {"decrby", {3, true, [](CommandCtx& c) { IncrByCmd(c, true); }}},
       {"append", {3, true, Append}},
       {"strlen", {2, true, StrLen}},
-      {"expire", {3, true, [](Ctx& c) { ExpireCmd(c, 1000); }}},
-      {"pexpire", {3, true, [](Ctx& c) { ExpireCmd(c, 1); }}},
-      {"ttl", {2, true, [](Ctx& c) { TtlCmd(c, false); }}},
-      {"pttl", {2, true, [](Ctx& c) { TtlCmd(c, true); }}},
+      {"expire", {3, true, [](CommandCtx& c) { ExpireCmd(c, 1000); }}},
+      {"pexpire", {3, true, [](CommandCtx& c) { ExpireCmd(c, 1); }}},
+      {"ttl", {2, true, [](CommandCtx& c) { TtlCmd(c, false); }}},
+      {"pttl", {2, true, [](CommandCtx& c) { TtlCmd(c, true); }}},
       {"persist", {2, true, Persist}},
       {"scan", {-2, true, Scan}},
       {"keys", {2, true, Keys}},
@@ -525,7 +524,7 @@ void ExecuteCommand(ClusterEndpoint& endpoint, Session& session, const Args& arg
                     std::string* out) {
   if (args.empty()) return;
   std::string name = Lower(args[0]);
-  const auto& table = Table();
+  const auto& table = CommandTable();
   auto it = table.find(name);
   if (it == table.end()) {
     std::string msg =
@@ -544,7 +543,11 @@ void ExecuteCommand(ClusterEndpoint& endpoint, Session& session, const Args& arg
     resp::Error(out, "NOAUTH Authentication required.");
     return;
   }
-  Ctx ctx{endpoint, session, args, out};
+  if (!endpoint.store && name != "quit" && name != "auth") {
+    resp::Error(out, "ERR " + endpoint.unavailable_message);
+    return;
+  }
+  CommandCtx ctx{endpoint, session, args, out};
   spec.run(ctx);
 }
 

@@ -4,6 +4,7 @@
 // read-modify-write commands (INCR, APPEND, SET NX) atomic without locks.
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -16,8 +17,12 @@ namespace keyward {
 // What a RESP connection needs from its cluster.
 struct ClusterEndpoint {
   std::string cluster_id;
-  std::string password_sha256;  // raw SHA-256 of the cluster password
-  std::shared_ptr<ClusterStore> store;
+  std::string password_sha256;          // raw SHA-256 of the cluster password
+  std::shared_ptr<ClusterStore> store;  // null: sealed (the key is unusable), see below
+  std::string unavailable_message;      // what every command answers while sealed
+  // The "# Encryption" section of INFO (provider, key, version, check results), rendered by the
+  // control plane; may be empty.
+  std::function<std::string()> encryption_info;
 };
 
 struct Session {

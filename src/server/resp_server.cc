@@ -157,6 +157,22 @@ absl::StatusOr<int> RespServer::AddCluster(std::shared_ptr<ClusterEndpoint> endp
   return bound;
 }
 
+absl::Status RespServer::SetStore(const std::string& cluster_id,
+                                  std::shared_ptr<ClusterStore> store,
+                                  const std::string& unavailable_message) {
+  bool found = false;
+  RunOnLoop([&] {
+    for (auto& l : listeners_) {
+      if (l->endpoint->cluster_id != cluster_id) continue;
+      l->endpoint->store = store;
+      l->endpoint->unavailable_message = unavailable_message;
+      found = true;
+    }
+  });
+  if (!found) return absl::NotFoundError(absl::StrCat("cluster ", cluster_id, " is not served"));
+  return absl::OkStatus();
+}
+
 void RespServer::RemoveCluster(const std::string& cluster_id) {
   RunOnLoop([this, cluster_id] {
     for (auto it = listeners_.begin(); it != listeners_.end();) {

@@ -37,6 +37,12 @@ class RespServer {
   absl::StatusOr<int> AddCluster(std::shared_ptr<ClusterEndpoint> endpoint, const std::string& host,
                                  int port);
   void RemoveCluster(const std::string& cluster_id);
+  // Replaces the store a listening cluster serves, on the loop thread; returns once no command
+  // uses the old store any more. A null store seals the endpoint: it keeps listening and its
+  // connections stay open, but every command after AUTH answers `-ERR <unavailable_message>`.
+  // NotFound when the cluster has no listener.
+  absl::Status SetStore(const std::string& cluster_id, std::shared_ptr<ClusterStore> store,
+                        const std::string& unavailable_message);
   void Stop();
 
  private:

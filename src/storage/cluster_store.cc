@@ -14,6 +14,7 @@
 #include "storage/rocks_status.h"
 #include "storage/rocksdb_logger.h"
 #include "util/bytes.h"
+#include "util/clock.h"
 #include "util/file_util.h"
 #include "util/status_macros.h"
 
@@ -47,12 +48,6 @@ bool Expired(std::string_view raw, int64_t now_ms) {
   if (raw.size() < kValueHeader) return false;
   int64_t exp = static_cast<int64_t>(GetU64(raw.data() + 1));
   return exp != 0 && exp <= now_ms;
-}
-
-int64_t SystemNowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
 }
 
 }  // namespace

@@ -11,10 +11,10 @@
 namespace keyward {
 namespace {
 
-constexpr char kMagic[] = "KWENCF01";
+constexpr char kFileMagic[] = "KWENCF01";
 constexpr uint32_t kHeaderVersion = 1;
 constexpr size_t kCheckedPart = 32;
-constexpr size_t kChecksumSize = 8;
+constexpr size_t kHeaderChecksumSize = 8;
 
 // Holds the data key alive for as long as the file is open.
 class CtrFileStream : public rocksdb::BlockAccessCipherStream {
@@ -53,24 +53,24 @@ class CtrFileStream : public rocksdb::BlockAccessCipherStream {
 }  // namespace
 
 std::string EncodeFileHeader(const FileHeader& h) {
-  std::string out(kMagic, 8);
+  std::string out(kFileMagic, 8);
   PutU32(&out, kHeaderVersion);
   PutU32(&out, h.data_key_id);
   out.append(reinterpret_cast<const char*>(h.iv), sizeof(h.iv));
-  out.append(Sha256(out).substr(0, kChecksumSize));
+  out.append(Sha256(out).substr(0, kHeaderChecksumSize));
   out.resize(kFileHeaderSize, '\0');
   return out;
 }
 
 absl::StatusOr<FileHeader> ParseFileHeader(std::string_view bytes) {
-  if (bytes.size() < kCheckedPart + kChecksumSize) {
+  if (bytes.size() < kCheckedPart + kHeaderChecksumSize) {
     return absl::DataLossError("encryption header is truncated");
   }
-  if (bytes.substr(0, 8) != std::string_view(kMagic, 8)) {
+  if (bytes.substr(0, 8) != std::string_view(kFileMagic, 8)) {
     return absl::DataLossError("file is not a keyward-encrypted file (bad header magic)");
   }
-  if (Sha256(bytes.substr(0, kCheckedPart)).substr(0, kChecksumSize) !=
-      bytes.substr(kCheckedPart, kChecksumSize)) {
+  if (Sha256(bytes.substr(0, kCheckedPart)).substr(0, kHeaderChecksumSize) !=
+      bytes.substr(kCheckedPart, kHeaderChecksumSize)) {
     return absl::DataLossError("encryption header is damaged (checksum mismatch)");
   }
   if (GetU32(bytes.data() + 8) != kHeaderVersion) {

@@ -11,10 +11,10 @@
 namespace keyward {
 namespace {
 
-constexpr char kMagic[] = "KWKDICT1";
+constexpr char kDictMagic[] = "KWKDICT1";
 constexpr size_t kMagicSize = 8;
 constexpr uint32_t kFormatVersion = 1;
-constexpr size_t kChecksumSize = 32;
+constexpr size_t kDictChecksumSize = 32;
 constexpr size_t kMaxFileSize = 16 * 1024 * 1024;
 constexpr size_t kDataKeySize = 32;
 
@@ -40,14 +40,14 @@ std::string Aad(const std::string& cluster_id, std::string_view header) {
 absl::StatusOr<WrappedKey> KeyDictionary::ParseEnvelope(std::string_view file,
                                                         std::string_view* sealed_body,
                                                         std::string_view* header) {
-  if (file.size() < kMagicSize + 8 + 4 + kChecksumSize) {
+  if (file.size() < kMagicSize + 8 + 4 + kDictChecksumSize) {
     return absl::DataLossError(absl::StrCat("key dictionary is truncated (", file.size(),
                                             " bytes); restore it from a backup"));
   }
-  if (file.substr(0, kMagicSize) != std::string_view(kMagic, kMagicSize)) {
+  if (file.substr(0, kMagicSize) != std::string_view(kDictMagic, kMagicSize)) {
     return absl::DataLossError("key dictionary header is damaged (bad magic)");
   }
-  std::string_view content = file.substr(0, file.size() - kChecksumSize);
+  std::string_view content = file.substr(0, file.size() - kDictChecksumSize);
   if (Sha256(content) != file.substr(content.size())) {
     return absl::DataLossError(
         "key dictionary is damaged (checksum mismatch); restore it from a backup");
@@ -156,7 +156,7 @@ absl::Status KeyDictionary::WriteLocked(const SecretBytes& dictionary_key,
     PutU64(&body, k->created_unix);
     body.append(k->key.view());
   }
-  std::string file(kMagic, kMagicSize);
+  std::string file(kDictMagic, kMagicSize);
   PutU32(&file, kFormatVersion);
   PutLengthPrefixed(&file, wrapped.Serialize());
   auto sealed = GcmSeal(dictionary_key, body, Aad(cluster_id_, file));

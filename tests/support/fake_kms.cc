@@ -32,6 +32,8 @@ class FakeProvider : public MasterKeyProvider {
     d.enabled = k->value("enabled", true);
     if (k->contains("purge_protection")) d.purge_protection = (*k)["purge_protection"].get<bool>();
     if (k->contains("region")) d.region = (*k)["region"].get<std::string>();
+    if (k->contains("exp")) d.expires_at = (*k)["exp"].get<int64_t>();
+    if (k->contains("nbf")) d.not_before = (*k)["nbf"].get<int64_t>();
     return d;
   }
 

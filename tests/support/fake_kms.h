@@ -5,7 +5,8 @@
 // Its state is a JSON file the test edits to play the customer's part (create the key, grant
 // the role, disable the key), re-read on every call:
 //   {"keys": {"<key name or ARN>": {"enabled": true, "purge_protection": true,
-//             "region": "eastus", "granted": true, "version": "v1", "secret": "<64 hex>"}},
+//             "region": "eastus", "granted": true, "version": "v1", "secret": "<64 hex>",
+//             "exp": <unix seconds, optional>, "nbf": <unix seconds, optional>}},
 //    "unreachable": false}
 
 #include <memory>

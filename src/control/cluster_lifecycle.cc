@@ -1,0 +1,400 @@
+// The cluster state machine of ControlPlane: start-up recovery, pause, resume, delete, and the
+// actions the key health monitor takes (cut, restore, re-wrap), plus dictionary-key rotation and
+// re-encryption. Every state change is a compare-and-set in the metadata store, made while this
+// server holds the cluster's claim; no lock is held across a KMS call or a RocksDB open.
+
+#include <chrono>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "control/control_plane.h"
+#include "util/status_macros.h"
+
+namespace keyward {
+namespace {
+
+using nlohmann::json;
+
+// Allowed transitions of the cluster state machine.
+bool CanTransition(const std::string& from, const std::string& to) {
+  static const std::map<std::string, std::set<std::string>> kAllowed = {
+      {"creating", {"available", "failed"}},
+      {"available", {"paused", "inaccessible", "deleting"}},
+      {"paused", {"available", "inaccessible", "deleting"}},
+      {"inaccessible", {"available", "paused", "deleting"}},
+      {"failed", {"deleting"}},
+      {"deleting", {"deleted"}},
+  };
+  auto it = kAllowed.find(from);
+  return it != kAllowed.end() && it->second.count(to) > 0;
+}
+
+absl::Status IllegalTransition(const Cluster& c, const std::string& action) {
+  return absl::FailedPreconditionError(
+      absl::StrCat("cannot ", action, " cluster ", c.id, ": it is ", c.state));
+}
+
+std::string KeyLabel(const EncryptionKey& key) {
+  if (key.provider == "escrow") return "the service's escrow key";
+  return absl::StrCat("encryption key ", key.key_name, " (", key.provider, "/", key.region, ")");
+}
+
+// Errors that come from the storage itself rather than from the key that opens it.
+bool IsStorageError(const absl::Status& st) {
+  return st.code() == absl::StatusCode::kDataLoss || st.code() == absl::StatusCode::kInternal ||
+         st.code() == absl::StatusCode::kResourceExhausted;
+}
+
+}  // namespace
+
+ControlPlane::Claim::~Claim() {
+  if (!cp_) return;
+  std::lock_guard<std::mutex> lock(cp_->claims_mu_);
+  cp_->claimed_.erase(id_);
+  cp_->claims_cv_.notify_all();
+}
+
+absl::StatusOr<ControlPlane::Claimed> ControlPlane::ClaimForChange(const User& actor,
+                                                                   const std::string& id,
+                                                                   Need need) {
+  // Authorised before waiting, so nobody without the right can hold up a cluster's operations;
+  // read again once claimed, so the change starts from the state as of the claim.
+  RETURN_IF_ERROR(LoadCluster(actor, id, need, nullptr).status());
+  ASSIGN_OR_RETURN(Claim claim, ClaimCluster(id));
+  ASSIGN_OR_RETURN(Cluster c, LoadCluster(actor, id, need, nullptr));
+  ASSIGN_OR_RETURN(std::optional<EncryptionKey> key, metadata_.GetKey(c.encryption_key_id));
+  return Claimed{std::move(claim), std::move(c), std::move(key)};
+}
+
+absl::StatusOr<ControlPlane::Claim> ControlPlane::ClaimCluster(const std::string& id) {
+  std::unique_lock<std::mutex> lock(claims_mu_);
+  if (!claims_cv_.wait_for(lock, std::chrono::seconds(10),
+                           [&] { return claimed_.count(id) == 0; })) {
+    return absl::FailedPreconditionError(absl::StrCat("another operation on cluster ", id,
+                                                      " is still running; try again in a moment"));
+  }
+  claimed_.insert(id);
+  return Claim(this, id);
+}
+
+ControlPlane::Claim ControlPlane::TryClaimCluster(const std::string& id) {
+  std::lock_guard<std::mutex> lock(claims_mu_);
+  if (claimed_.count(id)) return Claim();
+  claimed_.insert(id);
+  return Claim(this, id);
+}
+
+void ControlPlane::SetBackgroundRunner(std::function<void(std::function<void()>)> run) {
+  background_ = std::move(run);
+}
+
+std::string ControlPlane::Endpoint(const Cluster& c) const {
+  if (c.port <= 0 || c.state != "available") return "";
+  return absl::StrCat(runtime_.host(), ":", c.port);
+}
+
+absl::Status ControlPlane::Transition(Cluster& c, const std::string& state,
+                                      const std::string& message, const std::string& cause,
+                                      std::optional<int> port) {
+  ClusterTransition to{state, message, cause, port, Now()};
+  ASSIGN_OR_RETURN(bool moved, metadata_.TransitionCluster(c.id, {c.state}, to));
+  if (!moved) {
+    ASSIGN_OR_RETURN(std::optional<Cluster> now, metadata_.GetCluster(c.id));
+    return absl::FailedPreconditionError(
+        absl::StrCat("cluster ", c.id, " changed meanwhile: it is ", now ? now->state : "gone",
+                     ", not ", c.state, "; reload it and try again"));
+  }
+  c.state = state;
+  c.state_message = message;
+  c.state_cause = cause;
+  c.updated_at = to.now;
+  if (port) c.port = *port;
+  return absl::OkStatus();
+}
+
+absl::Status ControlPlane::OpenCluster(Cluster& c, bool create) {
+  ASSIGN_OR_RETURN(std::optional<EncryptionKey> key, metadata_.GetKey(c.encryption_key_id));
+  if (!key) return absl::DataLossError(absl::StrCat("cluster ", c.id, " has no key record"));
+  ASSIGN_OR_RETURN(std::shared_ptr<MasterKeyProvider> provider, kms_.ProviderFor(*key));
+  auto port = runtime_.Open(c.id, c.password_sha256_hex, provider, c.port, create);
+  if (!port.ok()) {
+    return absl::Status(port.status().code(),
+                        absl::StrCat("cannot open cluster ", c.id, " with ", KeyLabel(*key), ": ",
+                                     port.status().message()));
+  }
+  c.port = *port;
+  return absl::OkStatus();
+}
+
+void ControlPlane::RecordProtection(const std::string& cluster_id, bool wrapped_now) {
+  auto h = runtime_.Get(cluster_id);
+  if (!h) return;
+  const KeyDictionary& dict = h->store->dictionary();
+  WrappedKey wrapped = dict.wrapped_key();
+  auto stored = metadata_.GetCluster(cluster_id);
+  int64_t wrapped_at = wrapped_now ? Now() : 0;
+  if (!wrapped_now && stored.ok() && *stored &&
+      (*stored)->encryption.key_version == wrapped.key_version) {
+    wrapped_at = (*stored)->encryption.wrapped_at;  // unchanged since we last saw it
+  }
+  absl::Status st = metadata_.RecordClusterWrap(cluster_id, wrapped.key_version, wrapped_at,
+                                                dict.dictionary_key_id());
+  if (auto in_use = h->store->DataKeyIdsInUse(); in_use.ok()) {
+    json ids = json::array();
+    for (const auto& [id, files] : *in_use) ids.push_back(id);
+    if (st.ok()) st = metadata_.RecordClusterDataKeys(cluster_id, ids.dump());
+  }
+  if (!st.ok()) {
+    fprintf(stderr, "keyward: cluster %s: cannot record its encryption state: %s\n",
+            cluster_id.c_str(), std::string(st.message()).c_str());
+  }
+}
+
+absl::Status ControlPlane::Start() {
+  ASSIGN_OR_RETURN(std::vector<Cluster> clusters, metadata_.ListClusters("", {0, 1 << 30}));
+  for (Cluster& c : clusters) {
+    Claim claim = TryClaimCluster(c.id);
+    if (c.state == "creating") {
+      // Never handed out: undo the files, keep the record so the user sees what happened.
+      RETURN_IF_ERROR(runtime_.Shred(c.id));
+      RETURN_IF_ERROR(Transition(c, "failed",
+                                 "creation was interrupted by a server restart; delete this "
+                                 "cluster and create it again"));
+      Audit(nullptr, c.project_id, "cluster.recover", c.id, nullptr, absl::OkStatus(),
+            "creating -> failed");
+    } else if (c.state == "deleting") {
+      RETURN_IF_ERROR(runtime_.Shred(c.id));
+      RETURN_IF_ERROR(Transition(c, "deleted", ""));
+      Audit(nullptr, c.project_id, "cluster.recover", c.id, nullptr, absl::OkStatus(),
+            "deleting -> deleted");
+    } else if (c.state == "available" || c.state == "inaccessible") {
+      int old_port = c.port;
+      absl::Status st = OpenCluster(c, /*create=*/false);
+      if (!st.ok()) {
+        fprintf(stderr, "keyward: %s\n", std::string(st.message()).c_str());
+        std::string cause = IsStorageError(st) ? "storage" : "key";
+        // The endpoint keeps its port and tells clients why, instead of refusing connections.
+        auto sealed =
+            runtime_.Seal(c.id, c.password_sha256_hex, c.port,
+                          absl::StrCat("cluster ", c.id, " is inaccessible: ", st.message()));
+        if (c.state != "inaccessible" || c.state_message != st.message() ||
+            c.state_cause != cause) {
+          RETURN_IF_ERROR(Transition(c, "inaccessible", std::string(st.message()), cause,
+                                     sealed.ok() ? std::optional<int>(*sealed) : std::nullopt));
+        }
+      } else {
+        if (c.state != "available" || c.port != old_port) {
+          RETURN_IF_ERROR(Transition(c, "available", "", "", c.port));
+        }
+        RecordProtection(c.id, /*wrapped_now=*/false);
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Cluster> ControlPlane::PauseCluster(const User& actor, const std::string& id) {
+  ASSIGN_OR_RETURN(Claimed held, ClaimForChange(actor, id, Need::kMember));
+  Cluster& c = held.cluster;
+  const std::optional<EncryptionKey>& key = held.key;
+  if (!CanTransition(c.state, "paused")) return IllegalTransition(c, "pause");
+  runtime_.Close(c.id);  // store closed, its keys wiped from memory
+  absl::Status st = Transition(c, "paused", "");
+  Audit(&actor, c.project_id, "cluster.pause", c.id, key ? &*key : nullptr, st);
+  RETURN_IF_ERROR(st);
+  return c;
+}
+
+absl::StatusOr<Cluster> ControlPlane::ResumeCluster(const User& actor, const std::string& id) {
+  ASSIGN_OR_RETURN(Claimed held, ClaimForChange(actor, id, Need::kMember));
+  Cluster& c = held.cluster;
+  const std::optional<EncryptionKey>& key = held.key;
+  // creating → available belongs to creation itself, not to resume.
+  if (c.state == "creating" || !CanTransition(c.state, "available")) {
+    return IllegalTransition(c, "resume");
+  }
+  absl::Status st = OpenCluster(c, /*create=*/false);
+  if (!st.ok()) {
+    // Stays where it was; the message says why (disabled key, missing permission, …).
+    Audit(&actor, c.project_id, "cluster.resume", c.id, key ? &*key : nullptr, st);
+    return absl::FailedPreconditionError(absl::StrCat(st.message(), "; the cluster stays ", c.state,
+                                                      " — fix the key, then resume again"));
+  }
+  st = Transition(c, "available", "", "", c.port);
+  if (!st.ok()) runtime_.Close(c.id);
+  Audit(&actor, c.project_id, "cluster.resume", c.id, key ? &*key : nullptr, st);
+  RETURN_IF_ERROR(st);
+  RecordProtection(c.id, /*wrapped_now=*/false);
+  return c;
+}
+
+absl::StatusOr<Cluster> ControlPlane::DeleteCluster(const User& actor, const std::string& id) {
+  ASSIGN_OR_RETURN(Claimed held, ClaimForChange(actor, id, Need::kOwner));
+  Cluster& c = held.cluster;
+  const std::optional<EncryptionKey>& key = held.key;
+  if (!CanTransition(c.state, "deleting")) return IllegalTransition(c, "delete");
+  RETURN_IF_ERROR(Transition(c, "deleting", ""));
+  absl::Status st = runtime_.Shred(c.id);  // wrapped keys destroyed first, then the files
+  if (st.ok()) st = Transition(c, "deleted", "", "", 0);
+  Audit(&actor, c.project_id, "cluster.delete", c.id, key ? &*key : nullptr, st, "crypto-shredded");
+  RETURN_IF_ERROR(st);
+  return c;
+}
+
+absl::Status ControlPlane::CutCluster(const std::string& id, const EncryptionKey& key,
+                                      const std::string& reason) {
+  Claim claim = TryClaimCluster(id);
+  if (!claim.held()) return absl::OkStatus();  // busy: the next check tries again
+  ASSIGN_OR_RETURN(std::optional<Cluster> c, metadata_.GetCluster(id));
+  if (!c || c->state != "available") return absl::OkStatus();
+  std::string message = absl::StrCat(KeyLabel(key), " is unusable: ", reason);
+  std::string client_message =
+      absl::StrCat("cluster ", id, " is inaccessible: ", message,
+                   "; the data is safe and comes back when the key is usable again");
+  // Sealing closes the store: acknowledged writes are in the synced WAL, the keys are wiped.
+  auto port = runtime_.Seal(id, c->password_sha256_hex, c->port, client_message);
+  if (!port.ok()) {
+    runtime_.Close(id);  // cannot keep the endpoint: close it all the same (fail closed)
+  }
+  absl::Status st = Transition(*c, "inaccessible", message, "key",
+                               port.ok() ? std::optional<int>(*port) : std::nullopt);
+  Audit(nullptr, c->project_id, "cluster.key_lost", id, &key, st, message,
+        c->encryption.key_version);
+  fprintf(stderr, "keyward: cluster %s made inaccessible: %s\n", id.c_str(), message.c_str());
+  return st;
+}
+
+absl::Status ControlPlane::RestoreCluster(const std::string& id, const EncryptionKey& key) {
+  Claim claim = TryClaimCluster(id);
+  if (!claim.held()) return absl::OkStatus();
+  ASSIGN_OR_RETURN(std::optional<Cluster> c, metadata_.GetCluster(id));
+  if (!c || c->state != "inaccessible" || c->state_cause != "key") return absl::OkStatus();
+  absl::Status st = OpenCluster(*c, /*create=*/false);
+  if (st.ok()) {
+    st = Transition(*c, "available", "", "", c->port);
+    if (!st.ok()) runtime_.Close(id);
+  }
+  Audit(nullptr, c->project_id, "cluster.key_restored", id, &key, st,
+        "the key is usable again; reopened");
+  if (st.ok()) RecordProtection(id, /*wrapped_now=*/false);
+  return st;
+}
+
+absl::Status ControlPlane::RewrapCluster(const std::string& id, const EncryptionKey& key) {
+  Claim claim = TryClaimCluster(id);
+  if (!claim.held()) return absl::OkStatus();
+  auto h = runtime_.Get(id);
+  if (!h) return absl::OkStatus();
+  std::string before = h->store->dictionary().wrapped_key().key_version;
+  ASSIGN_OR_RETURN(std::shared_ptr<MasterKeyProvider> provider, kms_.ProviderFor(key));
+  absl::Status st = h->store->mutable_dictionary().Rewrap(*provider);
+  std::string after = h->store->dictionary().wrapped_key().key_version;
+  ASSIGN_OR_RETURN(std::optional<Cluster> c, metadata_.GetCluster(id));
+  Audit(nullptr, c ? c->project_id : "", "cluster.rewrap", id, &key, st,
+        absl::StrCat("dictionary key re-wrapped: version ", before, " -> ", after), after);
+  RETURN_IF_ERROR(st);
+  RecordProtection(id, /*wrapped_now=*/true);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Cluster> ControlPlane::RotateDictionaryKey(const User& actor,
+                                                          const std::string& id) {
+  ASSIGN_OR_RETURN(Claimed held, ClaimForChange(actor, id, Need::kOwner));
+  Cluster& c = held.cluster;
+  const std::optional<EncryptionKey>& key = held.key;
+  auto h = runtime_.Get(id);
+  if (!h || !key) return IllegalTransition(c, "rotate the dictionary key of");
+  ASSIGN_OR_RETURN(std::shared_ptr<MasterKeyProvider> provider, kms_.ProviderFor(*key));
+  std::string before = h->store->dictionary().dictionary_key_id();
+  absl::Status st = h->store->mutable_dictionary().RotateDictionaryKey(*provider);
+  std::string after = h->store->dictionary().dictionary_key_id();
+  Audit(&actor, c.project_id, "cluster.rotate_dictionary_key", id, &*key, st,
+        absl::StrCat("dictionary key ", before, " -> ", after),
+        h->store->dictionary().wrapped_key().key_version);
+  RETURN_IF_ERROR(st);
+  RecordProtection(id, /*wrapped_now=*/true);
+  ASSIGN_OR_RETURN(std::optional<Cluster> stored, metadata_.GetCluster(id));
+  return stored ? *stored : c;
+}
+
+absl::StatusOr<Cluster> ControlPlane::Reencrypt(const User& actor, const std::string& id) {
+  ASSIGN_OR_RETURN(Cluster c, LoadCluster(actor, id, Need::kOwner, nullptr));
+  ASSIGN_OR_RETURN(std::optional<EncryptionKey> key, metadata_.GetKey(c.encryption_key_id));
+  auto h = runtime_.Get(id);
+  if (!h || !key) return IllegalTransition(c, "re-encrypt");
+  json progress = json::parse(c.encryption.reencrypt_json, nullptr, false);
+  if (progress.is_object() && progress.value("state", "") == "running") {
+    return absl::FailedPreconditionError(absl::StrCat("cluster ", id,
+                                                      " is being re-encrypted already; watch its "
+                                                      "encryption.reencrypt_progress"));
+  }
+  int64_t started = Now();
+  json running = {
+      {"state", "running"}, {"files_done", 0}, {"files_total", 0}, {"started_at", started}};
+  RETURN_IF_ERROR(metadata_.RecordClusterReencrypt(id, running.dump()));
+  Audit(&actor, c.project_id, "cluster.reencrypt", id, &*key, absl::OkStatus(), "started");
+  std::string project_id = c.project_id;
+  EncryptionKey k = *key;
+  auto job = [this, id, project_id, k, started, store = h->store]() {
+    auto report = [&](uint64_t done, uint64_t total) {
+      json p = {{"state", "running"},
+                {"files_done", done},
+                {"files_total", total},
+                {"started_at", started}};
+      metadata_.RecordClusterReencrypt(id, p.dump()).IgnoreError();
+    };
+    absl::Status st = store->Reencrypt(report);
+    json end = {{"state", st.ok() ? "completed" : "failed"},
+                {"started_at", started},
+                {"finished_at", Now()}};
+    if (!st.ok()) end["error"] = std::string(st.message());
+    if (auto in_use = store->DataKeyIdsInUse(); in_use.ok()) {
+      json ids = json::array();
+      for (const auto& [kid, files] : *in_use) ids.push_back(kid);
+      metadata_.RecordClusterDataKeys(id, ids.dump()).IgnoreError();
+      end["data_key_ids_in_use"] = ids;
+    }
+    metadata_.RecordClusterReencrypt(id, end.dump()).IgnoreError();
+    Audit(nullptr, project_id, "cluster.reencrypt", id, &k, st, "finished");
+  };
+  if (background_) {
+    background_(job);
+  } else {
+    std::thread(job).detach();
+  }
+  ASSIGN_OR_RETURN(std::optional<Cluster> stored, metadata_.GetCluster(id));
+  return stored ? *stored : c;
+}
+
+std::string ControlPlane::EncryptionInfoSection(const std::string& cluster_id) {
+  auto c = metadata_.GetCluster(cluster_id);
+  if (!c.ok() || !*c) return "";
+  auto key = metadata_.GetKey((*c)->encryption_key_id);
+  const ClusterEncryption& e = (*c)->encryption;
+  std::string out = "# Encryption\r\n";
+  auto line = [&](const char* name, const std::string& value) {
+    std::string clean = value;
+    for (char& ch : clean) {
+      if (ch == '\r' || ch == '\n') ch = ' ';
+    }
+    absl::StrAppend(&out, name, ":", clean, "\r\n");
+  };
+  if (key.ok() && *key) {
+    line("encryption_provider", (*key)->provider);
+    line("encryption_key_id", (*key)->id);
+    line("encryption_key_name", (*key)->key_name);
+  }
+  line("encryption_key_version", e.key_version);
+  line("encryption_wrapped_at", std::to_string(e.wrapped_at));
+  line("encryption_dictionary_key_id", e.dictionary_key_id);
+  line("encryption_data_key_ids_in_use", e.data_key_ids_json);
+  line("encryption_last_key_check_at", std::to_string(e.last_key_check_at));
+  line("encryption_last_key_check_error", e.last_key_check_error);
+  line("encryption_reencrypt", e.reencrypt_json);
+  return out;
+}
+
+}  // namespace keyward
