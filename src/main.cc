@@ -6,6 +6,7 @@
 
 #include "cli/cli.h"
 #include "cli/serve.h"
+#include "util/version.h"
 
 namespace {
 
@@ -36,7 +37,7 @@ int main(int argc, char** argv) {
     return keyward::RunCli(command, rest);
   }
   if (command == "version") {
-    printf("keyward 0.1.0\n");
+    printf("keyward %s\n", keyward::kKeywardVersion);
     return 0;
   }
   fprintf(stderr, "keyward: unknown command '%s'\n%s", command.c_str(), kHelp);

@@ -1,8 +1,10 @@
 #include "api/rest_server.h"
 
+#include <arpa/inet.h>
 #include <httplib.h>
 
 #include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <regex>
 
@@ -11,6 +13,7 @@
 #include "api/json_views.h"
 #include "api/request_body.h"
 #include "crypto/random.h"
+#include "util/metrics.h"
 
 namespace keyward {
 namespace {
@@ -179,12 +182,43 @@ void WithIdempotency(Call& call, MetadataStore& store, const std::string& route,
   store.PutIdempotent(call.user.id, key, route, {call.res.status, body.dump()}).IgnoreError();
 }
 
+// keyward_clusters{state}: counted from the metadata store at scrape time, every known state
+// listed (0 when none) so a dashboard's series never vanish.
+absl::StatusOr<metrics::FamilySnapshot> ClustersByState(MetadataStore& store) {
+  std::map<std::string, int64_t> by_state;
+  for (const char* s : {"creating", "available", "paused", "inaccessible", "degraded", "failed",
+                        "deleting", "deleted"}) {
+    by_state[s] = 0;
+  }
+  for (Page page{0, 1000};; page.offset += page.limit) {
+    auto clusters = store.ListClusters("", page);
+    if (!clusters.ok()) return clusters.status();
+    for (const auto& c : *clusters) ++by_state[c.state];
+    if (static_cast<int64_t>(clusters->size()) < page.limit) break;
+  }
+  metrics::FamilySnapshot f{"keyward_clusters", "Clusters by state.", "gauge", {}};
+  for (const auto& [state, n] : by_state) {
+    f.samples.push_back({"", {{"state", state}}, static_cast<double>(n)});
+  }
+  return f;
+}
+
 template <typename T>
 T Opt(const json& j, const char* field, T fallback) {
   return j.contains(field) ? j[field].get<T>() : fallback;
 }
 
 }  // namespace
+
+bool IsLoopbackAddress(std::string_view addr) {
+  std::string a(addr);
+  in_addr v4{};
+  if (inet_pton(AF_INET, a.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6{};
+  if (inet_pton(AF_INET6, a.c_str(), &v6) != 1) return false;
+  if (IN6_IS_ADDR_LOOPBACK(&v6)) return true;
+  return IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127;
+}
 
 RestServer::RestServer(RestServerOptions options, ControlPlane& control, MetadataStore& metadata)
     : options_(std::move(options)),
@@ -420,6 +454,14 @@ std::vector<Route> RouteTable(ControlPlane* cp, MetadataStore* store, const std:
     one_cluster(c, cp->SetBackupPolicy(c.user, c.params[0], p));
   });
 
+  add("GET", "/metrics", [store](Call& c) {
+    auto clusters = ClustersByState(*store);
+    if (!c.Check(clusters)) return;
+    c.res.status = 200;
+    c.res.set_content(metrics::RenderPrometheusText({*clusters}),
+                      "text/plain; version=0.0.4; charset=utf-8");
+  });
+
   add("GET", "/api/v1/projects/{project_id}/audit-events", [cp](Call& c) {
     auto page = c.PageParams();
     if (!c.Check(page)) return;
@@ -473,11 +515,12 @@ void RestServer::Register() {
 
   for (auto& route : RouteTable(&control_, &metadata_, &options_.openapi_json)) {
     bool open = route.spec.path == "/api/v1/openapi.json";
-    httplib::Server::Handler h = [this, open, handler = route.handler](const httplib::Request& req,
-                                                                       httplib::Response& res) {
+    bool local_open = route.spec.path == "/metrics";  // open to loopback peers only
+    httplib::Server::Handler h = [this, open, local_open, handler = route.handler](
+                                     const httplib::Request& req, httplib::Response& res) {
       Call call{req, res, User{}, {}};
       for (size_t i = 1; i < req.matches.size(); ++i) call.params.push_back(req.matches[i]);
-      if (!open) {
+      if (!open && !(local_open && IsLoopbackAddress(req.remote_addr))) {
         std::string auth = req.get_header_value("Authorization");
         constexpr std::string_view kBearer = "Bearer ";
         std::string token = auth.rfind(kBearer, 0) == 0 ? auth.substr(kBearer.size()) : "";

@@ -4,9 +4,12 @@
 // `Authorization: Bearer <token>`. Errors are {"error":{"code","message","details"}}; every
 // answer carries an X-Request-Id. Creates honour an Idempotency-Key header; lists page with
 // page_size/page_token.
+// GET /metrics answers Prometheus text (format 0.0.4); it needs no token from a loopback peer
+// (a local agent scrapes it), and the usual bearer token from any other address.
 
 #include <memory>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -31,6 +34,10 @@ struct RouteSpec {
   std::string method;
   std::string path;  // OpenAPI form, e.g. /api/v1/clusters/{cluster_id}:pause
 };
+
+// Whether `addr` (a peer address as cpp-httplib reports it) is a loopback address: 127.0.0.0/8,
+// ::1 or ::ffff:127.0.0.0/104. Anything else, unparsable or empty included, is not (fail closed).
+bool IsLoopbackAddress(std::string_view addr);
 
 class RestServer {
  public:

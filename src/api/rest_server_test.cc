@@ -29,5 +29,16 @@ TEST(RestServer, OpenApiDocumentMatchesRouteTable) {
   EXPECT_GE(served.size(), 20u);
 }
 
+// /metrics is open to loopback peers only; anything else needs a token, garbage included.
+TEST(RestServer, MetricsAuthDecisionFailsClosed) {
+  for (const char* a : {"127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1"}) {
+    EXPECT_TRUE(IsLoopbackAddress(a)) << a;
+  }
+  for (const char* a : {"", "10.0.0.1", "128.0.0.1", "0.0.0.0", "::", "::2", "::ffff:10.0.0.1",
+                        "fe80::1", "localhost", "127.0.0.1 ", "127.0.0.1\0x", "1.127.0.0"}) {
+    EXPECT_FALSE(IsLoopbackAddress(a)) << a;
+  }
+}
+
 }  // namespace
 }  // namespace keyward

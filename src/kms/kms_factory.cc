@@ -1,14 +1,16 @@
 #include "kms/kms_factory.h"
 
 #include "absl/strings/str_cat.h"
+#include "kms/instrumented_provider.h"
 
 namespace keyward {
 namespace {
 
 class ProductKmsFactory : public KmsFactory {
  public:
+  // Every provider handed out is counted and timed (keyward_kms_* metrics).
   ProductKmsFactory(std::shared_ptr<MasterKeyProvider> escrow, std::optional<AzureSettings> azure)
-      : escrow_(std::move(escrow)), azure_(std::move(azure)) {
+      : escrow_(Instrument(std::move(escrow))), azure_(std::move(azure)) {
     if (azure_) {
       http_ = std::make_shared<HttpClient>(azure_->http);
       // One token source for keyward's identity: tokens are shared by every key and cluster.
@@ -28,7 +30,7 @@ class ProductKmsFactory : public KmsFactory {
       }
       auto p = AzureKeyVaultProvider::New(key, azure_->vault, tokens_, http_);
       if (!p.ok()) return p.status();
-      return std::shared_ptr<MasterKeyProvider>(std::move(*p));
+      return Instrument(std::shared_ptr<MasterKeyProvider>(std::move(*p)));
     }
     return absl::UnimplementedError(
         absl::StrCat("this keyward server has no ", key.provider,

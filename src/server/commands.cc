@@ -518,37 +518,69 @@ const std::unordered_map<std::string, CommandSpec>& CommandTable() {
   return *table;
 }
 
+// The table by name with a dense id per command (index into CommandNames()), so the RESP server
+// counts a command with an array index rather than another lookup.
+struct IndexedCommand {
+  const CommandSpec* spec;
+  size_t id;
+};
+
+const std::unordered_map<std::string, IndexedCommand>& Indexed() {
+  static const auto* indexed = [] {
+    auto* m = new std::unordered_map<std::string, IndexedCommand>;
+    const auto& names = CommandNames();
+    for (size_t i = 0; i + 1 < names.size(); ++i) {
+      m->emplace(names[i], IndexedCommand{&CommandTable().at(names[i]), i});
+    }
+    return m;
+  }();
+  return *indexed;
+}
+
 }  // namespace
 
-void ExecuteCommand(ClusterEndpoint& endpoint, Session& session, const Args& args,
-                    std::string* out) {
-  if (args.empty()) return;
+const std::vector<std::string>& CommandNames() {
+  static const auto* names = [] {
+    auto* v = new std::vector<std::string>;
+    for (const auto& [name, spec] : CommandTable()) v->push_back(name);
+    std::sort(v->begin(), v->end());
+    v->push_back("unknown");
+    return v;
+  }();
+  return *names;
+}
+
+size_t ExecuteCommand(ClusterEndpoint& endpoint, Session& session, const Args& args,
+                      std::string* out) {
+  const size_t unknown = CommandNames().size() - 1;
+  if (args.empty()) return unknown;
   std::string name = Lower(args[0]);
-  const auto& table = CommandTable();
+  const auto& table = Indexed();
   auto it = table.find(name);
   if (it == table.end()) {
     std::string msg =
         "ERR unknown command '" + args[0].substr(0, 128) + "', with args beginning with: ";
     for (size_t i = 1; i < args.size() && i < 4; ++i) msg += "'" + args[i].substr(0, 64) + "' ";
     resp::Error(out, msg);
-    return;
+    return unknown;
   }
-  const CommandSpec& spec = it->second;
+  const CommandSpec& spec = *it->second.spec;
   int argc = static_cast<int>(args.size());
   if ((spec.arity > 0 && argc != spec.arity) || (spec.arity < 0 && argc < -spec.arity)) {
     resp::Error(out, "ERR wrong number of arguments for '" + name + "' command");
-    return;
+    return it->second.id;
   }
   if (spec.needs_auth && !session.authenticated) {
     resp::Error(out, "NOAUTH Authentication required.");
-    return;
+    return it->second.id;
   }
   if (!endpoint.store && name != "quit" && name != "auth") {
     resp::Error(out, "ERR " + endpoint.unavailable_message);
-    return;
+    return it->second.id;
   }
   CommandCtx ctx{endpoint, session, args, out};
   spec.run(ctx);
+  return it->second.id;
 }
 
 }  // namespace keyward

@@ -34,8 +34,13 @@ struct Session {
   std::map<uint64_t, std::string> scan_cursors;  // cursor → last key returned
 };
 
+// The commands a cluster serves, lower case and sorted, then "unknown" for anything else: the
+// fixed set of `command` label values in metrics, so a client cannot create new ones.
+const std::vector<std::string>& CommandNames();
+
 // Runs one command and appends its reply to `out`. Never throws; every failure is a RESP error.
-void ExecuteCommand(ClusterEndpoint& endpoint, Session& session,
-                    const std::vector<std::string>& args, std::string* out);
+// Returns the command's index in CommandNames() (refused and unknown commands too).
+size_t ExecuteCommand(ClusterEndpoint& endpoint, Session& session,
+                      const std::vector<std::string>& args, std::string* out);
 
 }  // namespace keyward

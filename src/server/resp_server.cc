@@ -15,17 +15,56 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/resp_writer.h"
+#include "util/metrics.h"
 
 namespace keyward {
+
+namespace {
+
+metrics::CounterFamily& CommandsFamily() {
+  static auto& f = metrics::DefaultRegistry().AddCounter(
+      "keyward_redis_commands_total",
+      "Redis commands received, by cluster and lower-case command (\"unknown\" for any other).",
+      {"cluster", "command"});
+  return f;
+}
+
+metrics::GaugeFamily& ConnectionsFamily() {
+  static auto& f = metrics::DefaultRegistry().AddGauge(
+      "keyward_redis_connections", "Open Redis client connections, by cluster.", {"cluster"});
+  return f;
+}
+
+}  // namespace
+
+// One cluster's series, shared by its listener and connections and used on the loop thread only:
+// counting a command is an array index and a relaxed atomic add, no lock.
+struct RespServer::ClusterMetrics {
+  explicit ClusterMetrics(std::string id)
+      : cluster_id(std::move(id)),
+        connections(ConnectionsFamily().WithLabels({cluster_id})),
+        commands(CommandNames().size()) {}
+  void Count(size_t command) {
+    auto& counter = commands[command];
+    if (!counter) counter = CommandsFamily().WithLabels({cluster_id, CommandNames()[command]});
+    counter->Inc();
+  }
+
+  std::string cluster_id;
+  std::shared_ptr<metrics::Gauge> connections;
+  std::vector<std::shared_ptr<metrics::Counter>> commands;  // by command id, filled on first use
+};
 
 struct RespServer::Listener {
   int fd = -1;
   std::shared_ptr<ClusterEndpoint> endpoint;
+  std::shared_ptr<ClusterMetrics> metrics;
 };
 
 struct RespServer::Connection {
   int fd = -1;
   std::shared_ptr<ClusterEndpoint> endpoint;
+  std::shared_ptr<ClusterMetrics> metrics;
   Session session;
   std::string in;
   std::string out;
@@ -75,6 +114,8 @@ int BoundPort(int fd) {
 
 absl::StatusOr<std::unique_ptr<RespServer>> RespServer::New(RespServerOptions options) {
   std::unique_ptr<RespServer> s(new RespServer(std::move(options)));
+  CommandsFamily();  // listed (with HELP and TYPE) from the start, before any cluster
+  ConnectionsFamily();
   s->epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
   s->wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (s->epoll_fd_ < 0 || s->wake_fd_ < 0) {
@@ -147,6 +188,7 @@ absl::StatusOr<int> RespServer::AddCluster(std::shared_ptr<ClusterEndpoint> endp
   RunOnLoop([this, fd = *fd, endpoint = std::move(endpoint)]() mutable {
     auto l = std::make_unique<Listener>();
     l->fd = fd;
+    l->metrics = std::make_shared<ClusterMetrics>(endpoint->cluster_id);
     l->endpoint = std::move(endpoint);
     epoll_event ev{};
     ev.events = EPOLLIN;
@@ -187,6 +229,9 @@ void RespServer::RemoveCluster(const std::string& cluster_id) {
     for (auto& c : connections_) {
       if (c && c->endpoint->cluster_id == cluster_id) CloseConnection(c->fd);
     }
+    // Nothing of this cluster runs any more: its series leave the output.
+    CommandsFamily().RemoveWhere(0, cluster_id);
+    ConnectionsFamily().RemoveWhere(0, cluster_id);
   });
 }
 
@@ -238,6 +283,8 @@ void RespServer::Accept(Listener& l) {
     auto c = std::make_unique<Connection>();
     c->fd = fd;
     c->endpoint = l.endpoint;
+    c->metrics = l.metrics;
+    c->metrics->connections->Add(1);
     c->session.id = next_client_id_++;
     epoll_event ev{};
     ev.events = EPOLLIN;
@@ -287,7 +334,7 @@ void RespServer::Process(Connection& c) {
       break;
     }
     pos += consumed;
-    ExecuteCommand(*c.endpoint, c.session, args, &c.out);
+    c.metrics->Count(ExecuteCommand(*c.endpoint, c.session, args, &c.out));
   }
   if (c.session.close_after_reply) c.closing = true;
   c.in.erase(0, pos);
@@ -335,6 +382,7 @@ void RespServer::CloseConnection(int fd) {
   if (fd < 0 || fd >= static_cast<int>(connections_.size()) || !connections_[fd]) return;
   epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
   close(fd);
+  connections_[fd]->metrics->connections->Add(-1);
   connections_[fd].reset();
   --open_connections_;
 }

@@ -5,6 +5,9 @@
 // AddCluster/RemoveCluster are thread-safe and may be called from the REST threads; they take
 // effect on the loop thread, and RemoveCluster returns only after every connection of that
 // cluster is closed (so the caller may then close the store).
+//
+// Metrics: keyward_redis_commands_total{cluster,command} and keyward_redis_connections{cluster},
+// per-cluster atomics updated on the loop thread without a lock; a removed cluster's series go.
 
 #include <atomic>
 #include <functional>
@@ -48,6 +51,7 @@ class RespServer {
  private:
   struct Listener;
   struct Connection;
+  struct ClusterMetrics;
   explicit RespServer(RespServerOptions options);
   void Run();
   void RunOnLoop(std::function<void()> task);  // blocks until done
