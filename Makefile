@@ -38,7 +38,7 @@ test-unit: build
 
 # ASan+UBSan on the unit tests and a fast integration subset (ASAN_INTEGRATION, a ctest regex;
 # ASAN_INTEGRATION=. runs them all). RocksDB itself is not instrumented.
-ASAN_INTEGRATION ?= integration\.(api|control_rules|crash|canary)$$
+ASAN_INTEGRATION ?= integration\.(api|canary|redis_clients)$$
 test-asan: build-asan
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --output-on-failure -j2 -L unit && \

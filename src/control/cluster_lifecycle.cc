@@ -3,8 +3,10 @@
 // re-encryption. Every state change is a compare-and-set in the metadata store, made while this
 // server holds the cluster's claim; no lock is held across a KMS call or a RocksDB open.
 
+#include <atomic>
 #include <chrono>
 #include <map>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -155,8 +157,8 @@ void ControlPlane::RecordProtection(const std::string& cluster_id, bool wrapped_
 
 absl::Status ControlPlane::Start() {
   ASSIGN_OR_RETURN(std::vector<Cluster> clusters, metadata_.ListClusters("", {0, 1 << 30}));
+  std::vector<Cluster> to_open;
   for (Cluster& c : clusters) {
-    Claim claim = TryClaimCluster(c.id);
     if (c.state == "creating") {
       // Never handed out: undo the files, keep the record so the user sees what happened.
       RETURN_IF_ERROR(runtime_.Shred(c.id));
@@ -171,27 +173,48 @@ absl::Status ControlPlane::Start() {
       Audit(nullptr, c.project_id, "cluster.recover", c.id, nullptr, absl::OkStatus(),
             "deleting -> deleted");
     } else if (c.state == "available" || c.state == "inaccessible") {
-      int old_port = c.port;
-      absl::Status st = OpenCluster(c, /*create=*/false);
+      to_open.push_back(c);
+    }
+  }
+  // Each open is one KMS round trip plus RocksDB recovery: open several at once, so a server
+  // with many clusters is back in seconds, not minutes.
+  std::atomic<size_t> next{0};
+  std::mutex error_mu;
+  absl::Status first_error;
+  auto worker = [&] {
+    for (size_t i = next++; i < to_open.size(); i = next++) {
+      absl::Status st = StartCluster(to_open[i]);
       if (!st.ok()) {
-        fprintf(stderr, "keyward: %s\n", std::string(st.message()).c_str());
-        std::string cause = IsStorageError(st) ? "storage" : "key";
-        // The endpoint keeps its port and tells clients why, instead of refusing connections.
-        auto sealed =
-            runtime_.Seal(c.id, c.password_sha256_hex, c.port,
-                          absl::StrCat("cluster ", c.id, " is inaccessible: ", st.message()));
-        if (c.state != "inaccessible" || c.state_message != st.message() ||
-            c.state_cause != cause) {
-          RETURN_IF_ERROR(Transition(c, "inaccessible", std::string(st.message()), cause,
-                                     sealed.ok() ? std::optional<int>(*sealed) : std::nullopt));
-        }
-      } else {
-        if (c.state != "available" || c.port != old_port) {
-          RETURN_IF_ERROR(Transition(c, "available", "", "", c.port));
-        }
-        RecordProtection(c.id, /*wrapped_now=*/false);
+        std::lock_guard<std::mutex> lock(error_mu);
+        if (first_error.ok()) first_error = st;
       }
     }
+  };
+  std::vector<std::thread> threads;
+  for (size_t t = 0; t < std::min<size_t>(8, to_open.size()); ++t) threads.emplace_back(worker);
+  for (auto& t : threads) t.join();
+  return first_error;
+}
+
+absl::Status ControlPlane::StartCluster(Cluster& c) {
+  Claim claim = TryClaimCluster(c.id);
+  int old_port = c.port;
+  absl::Status st = OpenCluster(c, /*create=*/false);
+  if (st.ok()) {
+    if (c.state != "available" || c.port != old_port) {
+      RETURN_IF_ERROR(Transition(c, "available", "", "", c.port));
+    }
+    RecordProtection(c.id, /*wrapped_now=*/false);
+    return absl::OkStatus();
+  }
+  fprintf(stderr, "keyward: %s\n", std::string(st.message()).c_str());
+  std::string cause = IsStorageError(st) ? "storage" : "key";
+  // The endpoint keeps its port and tells clients why, instead of refusing connections.
+  auto sealed = runtime_.Seal(c.id, c.password_sha256_hex, c.port,
+                              absl::StrCat("cluster ", c.id, " is inaccessible: ", st.message()));
+  if (c.state != "inaccessible" || c.state_message != st.message() || c.state_cause != cause) {
+    RETURN_IF_ERROR(Transition(c, "inaccessible", std::string(st.message()), cause,
+                               sealed.ok() ? std::optional<int>(*sealed) : std::nullopt));
   }
   return absl::OkStatus();
 }

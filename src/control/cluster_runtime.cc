@@ -108,6 +108,7 @@ void ClusterRuntime::Close(const std::string& cluster_id) {
     open_ports_.erase(cluster_id);
     sealed_ports_.erase(cluster_id);
   }
+  if (closing.store) closing.store->StopBackgroundWork();  // a re-encryption lets go of it
   resp_.RemoveCluster(cluster_id);  // returns once no connection uses the store
   closing = Handle();               // last reference: flushes, closes and wipes its keys
 }
@@ -134,6 +135,7 @@ absl::StatusOr<int> ClusterRuntime::Seal(const std::string& cluster_id,
       bound_port = s->second;
     }
   }
+  if (closing.store) closing.store->StopBackgroundWork();
   if (serving) {
     RETURN_IF_ERROR(resp_.SetStore(cluster_id, nullptr, message));
   } else {

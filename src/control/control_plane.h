@@ -153,6 +153,8 @@ class ControlPlane {
              const std::string& target, const EncryptionKey* key, const absl::Status& result,
              const std::string& detail = "", const std::string& key_version = "");
   absl::Status OpenCluster(Cluster& c, bool create);
+  // Start-up: opens an available/inaccessible cluster, or seals it with the reason.
+  absl::Status StartCluster(Cluster& c);
   // Compare-and-set from the cluster's current state (c.state) to `state`; on success `c`
   // reflects the change. FailedPrecondition naming the stored state when it moved meanwhile.
   absl::Status Transition(Cluster& c, const std::string& state, const std::string& message,

@@ -6,6 +6,7 @@
 // Not internally synchronised for read-modify-write sequences: the RESP server runs each
 // cluster's commands on one event-loop thread. Flush/Compact may run from other threads.
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -86,6 +87,10 @@ class ClusterStore {
   // key). FailedPrecondition when another Reencrypt is running; Aborted if files under older
   // keys remain after three passes (nothing is lost; run it again).
   absl::Status Reencrypt(std::function<void(uint64_t done, uint64_t total)> progress);
+  // The cluster is closing: a running Reencrypt stops at once (its manual compaction is
+  // cancelled) and returns Cancelled, so background work never keeps a closed cluster's store,
+  // and the keys it holds, alive. Thread-safe; for ClusterRuntime's close paths.
+  void StopBackgroundWork();
   int64_t NowMs() const { return options_.now_ms(); }
   const KeyDictionary& dictionary() const { return *dictionary_; }
   KeyDictionary& mutable_dictionary() { return *dictionary_; }
@@ -113,6 +118,7 @@ class ClusterStore {
   std::unique_ptr<rocksdb::Env> env_;
   std::shared_ptr<ProgressListener> listener_;
   std::mutex reencrypt_mu_;  // one Reencrypt at a time
+  std::atomic<bool> stopping_{false};
   std::unique_ptr<rocksdb::DB> db_;
 };
 

@@ -158,6 +158,11 @@ absl::Status ClusterStore::ReencryptPass() {
   return FromRocks(db_->EnableFileDeletions(/*force=*/false), "cannot purge obsolete files");
 }
 
+void ClusterStore::StopBackgroundWork() {
+  stopping_.store(true);
+  if (db_) db_->DisableManualCompaction();
+}
+
 absl::Status ClusterStore::Reencrypt(std::function<void(uint64_t, uint64_t)> progress) {
   std::unique_lock<std::mutex> busy(reencrypt_mu_, std::try_to_lock);
   if (!busy.owns_lock()) {
@@ -191,7 +196,12 @@ absl::Status ClusterStore::Reencrypt(std::function<void(uint64_t, uint64_t)> pro
   absl::Status st;
   bool clean = false;
   for (int pass = 0; pass < kReencryptPasses && st.ok() && !clean; ++pass) {
-    st = ReencryptPass();
+    if (!stopping_.load()) st = ReencryptPass();
+    if (stopping_.load()) {
+      st = absl::CancelledError(absl::StrCat("cluster ", options_.cluster_id,
+                                             " was closed during re-encryption; nothing is lost, "
+                                             "run it again once the cluster is available"));
+    }
     if (!st.ok()) break;
     auto live = ListLiveFiles();
     if (!live.ok()) {
