@@ -57,7 +57,8 @@ before(async () => {
   server = new Server(tempDir(), keywardArgs(), { env: { AZURE_CLIENT_SECRET: app.client_secret } });
   await server.start();
 });
-after(async () => { await server.stop('SIGKILL'); await emu.stop(); });
+// Whatever `before` got to, stop it: a child left running keeps the test process alive until ctest's timeout.
+after(async () => { await server?.stop('SIGKILL'); await emu.stop(); });
 
 test('reference flow against the emulator: key, roles, test, cluster, disable/enable, rotation', async () => {
   const project = cli(['project', 'create', '--name', 'azure-e2e', '--cmek', '--output', 'json']).json;

@@ -31,7 +31,9 @@ export class Emulator {
       const u = new URL(url);
       const type = typeof body === 'string' ? 'application/x-www-form-urlencoded' : 'application/json';
       const servername = /^[0-9.]+$/.test(u.hostname) ? undefined : u.hostname;
-      const req = https.request({ host: '127.0.0.1', servername, port: u.port, path: u.pathname + u.search, method, ca: this.ca,
+      // agent: false: a fresh connection each time. Reusing a kept-alive one races the server's idle
+      // close, and the request then dies with 'socket hang up' (seen on a loaded machine).
+      const req = https.request({ agent: false, host: '127.0.0.1', servername, port: u.port, path: u.pathname + u.search, method, ca: this.ca,
         headers: { 'Content-Type': type, Host: u.host, ...(token ? { Authorization: `Bearer ${token}` } : {}) } }, (res) => {
         let data = '';
         res.on('data', (d) => { data += d; });

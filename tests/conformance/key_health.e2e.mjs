@@ -125,7 +125,7 @@ before(async () => {
   server = new Server(tempDir(), keywardArgs(), { env: { AZURE_CLIENT_SECRET: app.client_secret } });
   await server.start();
 });
-after(async () => { await server.stop('SIGKILL'); await emu.stop(); });
+after(async () => { await server?.stop('SIGKILL'); await emu.stop(); });
 
 // Cuts the key three ways a customer can; each time the running cluster goes inaccessible within
 // one interval + 5 s with writers attached, comes back by itself, and loses no acknowledged write.

@@ -51,7 +51,8 @@ export class Server {
     this.proc.stdout.on('data', (d) => { this.output += d; });
     this.proc.stderr.on('data', (d) => { this.output += d; });
     this.exited = new Promise((resolve) => this.proc.on('exit', (code, signal) => resolve({ code, signal })));
-    const deadline = Date.now() + 30000;
+    // Start-up opens every cluster (a KMS round trip and RocksDB recovery each): generous on slow machines.
+    const deadline = Date.now() + 120000;
     while (Date.now() < deadline) {
       if (this.proc.exitCode !== null) throw new Error(`keyward serve exited early:\n${this.output}`);
       try {
