@@ -4,7 +4,7 @@ JOBS ?= $(shell nproc)
 DATA_DIR ?= ./data
 LISTEN ?= 127.0.0.1:7070
 
-.PHONY: deps build build-asan build-tsan run test test-unit test-asan test-tsan fuzz bench format tidy clean
+.PHONY: deps build build-asan build-tsan run test test-unit test-integration test-asan test-tsan fuzz bench format tidy clean
 
 deps:
 	@scripts/bootstrap
@@ -36,6 +36,13 @@ run: build
 test-unit: build
 	cd build && ctest --output-on-failure -j2
 
+# make test runs the unit tests once, under ASan+UBSan (test-asan); the normal build runs what
+# drives the real binaries: integration and SDK conformance suites, built without the unit tests.
+INTEGRATION_TARGETS := keyward keyward-fake-kms keyward-kms-emulator keyward-azure-wrap keyward_rocksdb_plugin
+test-integration: deps build/Makefile
+	$(MAKE) -C build -j$(JOBS) --no-print-directory $(INTEGRATION_TARGETS)
+	cd build && ctest --output-on-failure -j2 -L 'integration|conformance'
+
 # ASan+UBSan on the unit tests and a fast integration subset (ASAN_INTEGRATION, a ctest regex;
 # ASAN_INTEGRATION=. runs them all). RocksDB itself is not instrumented.
 ASAN_INTEGRATION ?= integration\.(api|canary|redis_clients)$$
@@ -57,7 +64,7 @@ test-tsan: build-tsan
 fuzz: deps
 	scripts/fuzz $${FUZZ_SECONDS:-20}
 
-test: test-unit test-asan fuzz
+test: test-integration test-asan fuzz
 	@echo "make test: unit, integration, sanitizer and fuzz suites passed"
 
 bench: build
