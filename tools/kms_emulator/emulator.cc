@@ -84,6 +84,12 @@ absl::Status EmulatorImpl::Init() {
   server_ = std::make_unique<httplib::SSLServer>((options_.state_dir + "/server.pem").c_str(),
                                                  (options_.state_dir + "/server.key").c_str());
   if (!server_->is_valid()) return absl::InternalError("TLS server could not load its certificate");
+  // Like the real service, never the bottleneck of a test: SDK clients and keyward keep
+  // connections open (each holds a worker), and a TLS handshake on a loaded CI machine can take
+  // seconds; httplib's defaults (8 workers, 5 s) reset the connections that waited.
+  server_->new_task_queue = [] { return new httplib::ThreadPool(64); };
+  server_->set_keep_alive_max_count(1000);
+  server_->set_read_timeout(30);
   Routes();
   port_ = options_.port == 0
               ? server_->bind_to_any_port(options_.host)
