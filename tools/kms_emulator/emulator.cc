@@ -85,8 +85,9 @@ absl::Status EmulatorImpl::Init() {
                                                  (options_.state_dir + "/server.key").c_str());
   if (!server_->is_valid()) return absl::InternalError("TLS server could not load its certificate");
   // Like the real service, never the bottleneck of a test: SDK clients and keyward keep
-  // connections open (each holds a worker), and a TLS handshake on a loaded CI machine can take
-  // seconds; httplib's defaults (8 workers, 5 s) reset the connections that waited.
+  // connections open (each holds one of httplib's 8 default workers) and a TLS handshake on a
+  // loaded CI machine can take seconds. CI saw one handshake reset; these limits are the
+  // likely cause, not a proven one.
   server_->new_task_queue = [] { return new httplib::ThreadPool(64); };
   server_->set_keep_alive_max_count(1000);
   server_->set_read_timeout(30);
