@@ -4,7 +4,7 @@ JOBS ?= $(shell nproc)
 DATA_DIR ?= ./data
 LISTEN ?= 127.0.0.1:7070
 
-.PHONY: deps build build-asan build-tsan run test test-unit test-asan test-tsan fuzz bench format tidy clean
+.PHONY: deps build build-check build-tsan run test test-unit test-integration test-asan test-tsan fuzz bench format tidy clean
 
 deps:
 	@scripts/bootstrap
@@ -15,13 +15,15 @@ build/Makefile: CMakeLists.txt
 build: deps build/Makefile
 	$(MAKE) -C build -j$(JOBS) --no-print-directory
 
-build-asan/Makefile: CMakeLists.txt
-	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DKEYWARD_SANITIZE=ON
+# make test's one build: clang, ASan+UBSan, -O0 with line tables, every test program and the
+# libFuzzer targets. CI compiles each source once (it timed out building three configurations).
+build-check/Makefile: CMakeLists.txt
+	cmake -S . -B build-check -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug -DKEYWARD_SANITIZE=ON
 
-# Only what the sanitizer suites run: the unit tests, keyward and its fake-KMS twin.
-ASAN_TARGETS := unit_tests keyward keyward-fake-kms
-build-asan: deps build-asan/Makefile
-	$(MAKE) -C build-asan -j$(JOBS) --no-print-directory $(ASAN_TARGETS)
+CHECK_TARGETS := unit_tests keyward keyward-fake-kms keyward-kms-emulator keyward-azure-wrap \
+  keyward_rocksdb_plugin resp_parser_fuzz key_file_fuzz
+build-check: deps build-check/Makefile
+	$(MAKE) -C build-check -j$(JOBS) --no-print-directory $(CHECK_TARGETS)
 
 build-tsan/Makefile: CMakeLists.txt
 	cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKEYWARD_TSAN=ON
@@ -34,16 +36,29 @@ run: build
 	./build/keyward serve --data-dir $(DATA_DIR) --listen $(LISTEN)
 
 test-unit: build
-	cd build && ctest --output-on-failure -j2
+	cd build && ctest --output-on-failure -j2 -L unit
 
-# ASan+UBSan on the unit tests and a fast integration subset (ASAN_INTEGRATION, a ctest regex;
-# ASAN_INTEGRATION=. runs them all). RocksDB itself is not instrumented.
+SANITIZER_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
+
+# Everything under ASan+UBSan: unit, integration and SDK conformance suites, then each fuzzer
+# for FUZZ_SECONDS (default 20).
+test: build-check
+	cd build-check && $(SANITIZER_ENV) ctest --output-on-failure -j2 -L 'unit|integration|conformance'
+	scripts/fuzz $${FUZZ_SECONDS:-20} build-check
+	@echo "make test: unit, integration, conformance and fuzz suites passed under ASan+UBSan"
+
+# Faster local loop: the unit tests and a fast integration subset (ASAN_INTEGRATION, a ctest
+# regex: malformed frames and hostile clients) in the same sanitizer build.
 ASAN_INTEGRATION ?= integration\.(api|canary|redis_clients)$$
-test-asan: build-asan
-	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	  ctest --output-on-failure -j2 -L unit && \
-	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	  ctest --output-on-failure -j2 -R '$(ASAN_INTEGRATION)'
+test-asan: build-check
+	cd build-check && $(SANITIZER_ENV) ctest --output-on-failure -j2 -L unit && \
+	  $(SANITIZER_ENV) ctest --output-on-failure -j2 -R '$(ASAN_INTEGRATION)'
+
+# The same suites against the optimized GCC build that make run starts.
+INTEGRATION_TARGETS := keyward keyward-fake-kms keyward-kms-emulator keyward-azure-wrap keyward_rocksdb_plugin
+test-integration: deps build/Makefile
+	$(MAKE) -C build -j$(JOBS) --no-print-directory $(INTEGRATION_TARGETS)
+	cd build && ctest --output-on-failure -j2 -L 'integration|conformance'
 
 # ThreadSanitizer on the unit tests and the integration tests that exercise concurrency.
 # Debian's RocksDB is not instrumented: reports whose every frame is inside it are suppressed
@@ -57,9 +72,6 @@ test-tsan: build-tsan
 fuzz: deps
 	scripts/fuzz $${FUZZ_SECONDS:-20}
 
-test: test-unit test-asan fuzz
-	@echo "make test: unit, integration, sanitizer and fuzz suites passed"
-
 bench: build
 	bench/run-all
 
@@ -70,4 +82,4 @@ tidy: build
 	clang-tidy -p build --quiet $$(git ls-files 'src/*.cc')
 
 clean:
-	rm -rf build build-asan build-tsan build-fuzz
+	rm -rf build build-check build-asan build-tsan build-fuzz

@@ -20,6 +20,10 @@ namespace {
 
 using nlohmann::json;
 
+constexpr size_t kHttpWorkers = 64;
+constexpr size_t kKeepAliveMaxRequests = 1000;
+constexpr time_t kKeepAliveIdleSeconds = 15;
+
 int HttpStatusFor(absl::StatusCode code) {
   switch (code) {
     case absl::StatusCode::kInvalidArgument:
@@ -234,6 +238,13 @@ absl::StatusOr<std::unique_ptr<RestServer>> RestServer::New(RestServerOptions op
   std::unique_ptr<RestServer> s(new RestServer(std::move(options), control, metadata));
   s->Register();
   s->http_->set_payload_max_length(s->options_.max_body_bytes);
+  // httplib's defaults (8 workers, idle connections closed after 5 s or 5 requests) make clients
+  // race the server's close: a client whose event loop stalls past its own idle timer (the
+  // server's hint less a second) reuses a connection as it closes and sees EPIPE, not our
+  // answer (seen in CI on a loaded machine). Idle connections hold a worker each, hence more.
+  s->http_->new_task_queue = [] { return new httplib::ThreadPool(kHttpWorkers); };
+  s->http_->set_keep_alive_max_count(kKeepAliveMaxRequests);
+  s->http_->set_keep_alive_timeout(kKeepAliveIdleSeconds);
   if (s->options_.port == 0) {
     s->port_ = s->http_->bind_to_any_port(s->options_.host);
   } else if (s->http_->bind_to_port(s->options_.host, s->options_.port)) {

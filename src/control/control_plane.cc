@@ -1,6 +1,5 @@
 #include "control/control_plane.h"
 
-#include <chrono>
 #include <map>
 #include <regex>
 #include <set>

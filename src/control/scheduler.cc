@@ -1,12 +1,12 @@
 #include "control/scheduler.h"
 
 #include <chrono>
-#include <cstring>
 
 #include "crypto/random.h"
 #include "util/clock.h"
 
 namespace keyward {
+
 Scheduler::Scheduler(std::function<int64_t()> now_ms, int workers)
     : now_ms_(now_ms ? std::move(now_ms) : SystemNowMs), workers_(workers < 1 ? 1 : workers) {}
 

@@ -9,12 +9,15 @@ import Redis from 'ioredis';
 import { Server, haveCommand, keywardBin, splitEndpoint, tempDir } from './harness.mjs';
 
 const plugin = path.join(path.dirname(keywardBin), 'libkeyward_rocksdb_plugin.so');
-// In the sanitizer build the plugin is instrumented: the ASan runtime must be loaded first.
+// In the sanitizer build the plugin is instrumented: the ASan runtime must be loaded first
+// (GCC's is a dependency ldd shows; clang's is static in programs, so the build names its shared
+// copy in KEYWARD_ASAN_RUNTIME).
 function preload() {
   const ldd = spawnSync('ldd', [plugin], { encoding: 'utf8' }).stdout || '';
   const asan = ldd.match(/(\S*libasan\.so\S*) => (\S+)/);
   const ubsan = ldd.match(/(\S*libubsan\.so\S*) => (\S+)/);
-  return [asan?.[2], ubsan?.[2], plugin].filter(Boolean).join(' ');
+  const clangRuntime = process.env.KEYWARD_ASAN_RUNTIME || undefined;
+  return [clangRuntime, asan?.[2], ubsan?.[2], plugin].filter(Boolean).join(' ');
 }
 const preloadEnv = { LD_PRELOAD: preload(), ASAN_OPTIONS: 'detect_leaks=0' };
 const FS_URI = '--fs_uri=id=EncryptedFileSystem;provider=keyward';

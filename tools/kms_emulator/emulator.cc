@@ -84,6 +84,13 @@ absl::Status EmulatorImpl::Init() {
   server_ = std::make_unique<httplib::SSLServer>((options_.state_dir + "/server.pem").c_str(),
                                                  (options_.state_dir + "/server.key").c_str());
   if (!server_->is_valid()) return absl::InternalError("TLS server could not load its certificate");
+  // Like the real service, never the bottleneck of a test: SDK clients and keyward keep
+  // connections open (each holds one of httplib's 8 default workers) and a TLS handshake on a
+  // loaded CI machine can take seconds. CI saw one handshake reset; these limits are the
+  // likely cause, not a proven one.
+  server_->new_task_queue = [] { return new httplib::ThreadPool(64); };
+  server_->set_keep_alive_max_count(1000);
+  server_->set_read_timeout(30);
   Routes();
   port_ = options_.port == 0
               ? server_->bind_to_any_port(options_.host)
