@@ -197,9 +197,10 @@ absl::Status ControlPlane::Start() {
 }
 
 absl::StatusOr<Cluster> ControlPlane::PauseCluster(const User& actor, const std::string& id) {
-  ASSIGN_OR_RETURN(Cluster c, LoadCluster(actor, id, Need::kMember, nullptr));
+  ASSIGN_OR_RETURN(Cluster c, LoadCluster(actor, id, Need::kMember, nullptr, "cluster.pause"));
   ASSIGN_OR_RETURN(Claim claim, ClaimCluster(id));
-  ASSIGN_OR_RETURN(c, LoadCluster(actor, id, Need::kMember, nullptr));  // as of the claim
+  ASSIGN_OR_RETURN(
+      c, LoadCluster(actor, id, Need::kMember, nullptr, "cluster.pause"));  // as of the claim
   ASSIGN_OR_RETURN(std::optional<EncryptionKey> key, metadata_.GetKey(c.encryption_key_id));
   if (!CanTransition(c.state, "paused")) return IllegalTransition(c, "pause");
   runtime_.Close(c.id);  // store closed, its keys wiped from memory
@@ -210,9 +211,9 @@ absl::StatusOr<Cluster> ControlPlane::PauseCluster(const User& actor, const std:
 }
 
 absl::StatusOr<Cluster> ControlPlane::ResumeCluster(const User& actor, const std::string& id) {
-  ASSIGN_OR_RETURN(Cluster c, LoadCluster(actor, id, Need::kMember, nullptr));
+  ASSIGN_OR_RETURN(Cluster c, LoadCluster(actor, id, Need::kMember, nullptr, "cluster.resume"));
   ASSIGN_OR_RETURN(Claim claim, ClaimCluster(id));
-  ASSIGN_OR_RETURN(c, LoadCluster(actor, id, Need::kMember, nullptr));
+  ASSIGN_OR_RETURN(c, LoadCluster(actor, id, Need::kMember, nullptr, "cluster.resume"));
   ASSIGN_OR_RETURN(std::optional<EncryptionKey> key, metadata_.GetKey(c.encryption_key_id));
   // creating → available belongs to creation itself, not to resume.
   if (c.state == "creating" || !CanTransition(c.state, "available")) {
@@ -234,9 +235,9 @@ absl::StatusOr<Cluster> ControlPlane::ResumeCluster(const User& actor, const std
 }
 
 absl::StatusOr<Cluster> ControlPlane::DeleteCluster(const User& actor, const std::string& id) {
-  ASSIGN_OR_RETURN(Cluster c, LoadCluster(actor, id, Need::kOwner, nullptr));
+  ASSIGN_OR_RETURN(Cluster c, LoadCluster(actor, id, Need::kOwner, nullptr, "cluster.delete"));
   ASSIGN_OR_RETURN(Claim claim, ClaimCluster(id));
-  ASSIGN_OR_RETURN(c, LoadCluster(actor, id, Need::kOwner, nullptr));
+  ASSIGN_OR_RETURN(c, LoadCluster(actor, id, Need::kOwner, nullptr, "cluster.delete"));
   ASSIGN_OR_RETURN(std::optional<EncryptionKey> key, metadata_.GetKey(c.encryption_key_id));
   if (!CanTransition(c.state, "deleting")) return IllegalTransition(c, "delete");
   RETURN_IF_ERROR(Transition(c, "deleting", ""));
@@ -305,7 +306,8 @@ absl::Status ControlPlane::RewrapCluster(const std::string& id, const Encryption
 
 absl::StatusOr<Cluster> ControlPlane::RotateDictionaryKey(const User& actor,
                                                           const std::string& id) {
-  ASSIGN_OR_RETURN(Cluster c, LoadCluster(actor, id, Need::kOwner, nullptr));
+  ASSIGN_OR_RETURN(Cluster c,
+                   LoadCluster(actor, id, Need::kOwner, nullptr, "cluster.rotate_dictionary_key"));
   ASSIGN_OR_RETURN(Claim claim, ClaimCluster(id));
   ASSIGN_OR_RETURN(std::optional<EncryptionKey> key, metadata_.GetKey(c.encryption_key_id));
   auto h = runtime_.Get(id);
@@ -324,7 +326,7 @@ absl::StatusOr<Cluster> ControlPlane::RotateDictionaryKey(const User& actor,
 }
 
 absl::StatusOr<Cluster> ControlPlane::Reencrypt(const User& actor, const std::string& id) {
-  ASSIGN_OR_RETURN(Cluster c, LoadCluster(actor, id, Need::kOwner, nullptr));
+  ASSIGN_OR_RETURN(Cluster c, LoadCluster(actor, id, Need::kOwner, nullptr, "cluster.reencrypt"));
   ASSIGN_OR_RETURN(std::optional<EncryptionKey> key, metadata_.GetKey(c.encryption_key_id));
   auto h = runtime_.Get(id);
   if (!h || !key) return IllegalTransition(c, "re-encrypt");
