@@ -385,6 +385,38 @@ std::vector<Route> RouteTable(ControlPlane* cp, MetadataStore* store, const std:
     out["setup"] = cp->Instructions(*k);
     c.Json(200, out);
   });
+  add("PATCH", "/api/v1/projects/{project_id}/encryption-keys/{key_id}", [cp](Call& c) {
+    auto body = ParseBody(c.req.body, {{"provider", {F::kString, false}},
+                                       {"region", {F::kString, false}},
+                                       {"azure", {F::kObject, false}},
+                                       {"aws", {F::kObject, false}}});
+    if (!c.Check(body)) return;
+    KeyRequest r{Opt<std::string>(*body, "provider", ""), Opt<std::string>(*body, "region", ""),
+                 body->value("azure", json()), body->value("aws", json())};
+    if (r.azure.is_object()) {
+      auto a = ParseBody(r.azure.dump(),
+                         {{"key_vault_name", {F::kString, false}},
+                          {"managed_hsm_name", {F::kString, false}},
+                          {"key_name_prefix", {F::kString, false}},
+                          {"subscription_id", {F::kString, false}},
+                          {"resource_group", {F::kString, false}}},
+                         "azure.");
+      if (!c.Check(a)) return;
+    }
+    if (r.aws.is_object()) {
+      auto a = ParseBody(r.aws.dump(), {{"key_arn", {F::kString, true}}}, "aws.");
+      if (!c.Check(a)) return;
+    }
+    auto k = cp->UpdateKey(c.user, c.params[0], c.params[1], r);
+    if (!c.Check(k)) return;
+    json out = KeyJson(*k);
+    out["setup"] = cp->Instructions(*k);
+    c.Json(200, out);
+  });
+  add("DELETE", "/api/v1/projects/{project_id}/encryption-keys/{key_id}", [cp](Call& c) {
+    auto k = cp->DeleteKey(c.user, c.params[0], c.params[1]);
+    if (c.Check(k)) c.Json(200, KeyJson(*k));
+  });
   add("POST", "/api/v1/projects/{project_id}/encryption-keys/{key_id}:test", [cp](Call& c) {
     auto t = cp->TestKey(c.user, c.params[0], c.params[1]);
     if (!c.Check(t)) return;

@@ -40,6 +40,13 @@ const std::map<std::string, std::string> kUsage = {
   keyward key get --project P KEY_ID          setup instructions again
   keyward key test --project P KEY_ID         "Test encryption key and create"
   keyward key arm-template --project P KEY_ID the ARM template alone, for az deployment
+  keyward key update --project P KEY_ID [--key-vault-name V | --managed-hsm-name H]
+                     [--key-name-prefix X] [--subscription-id S] [--resource-group G]
+                     [--key-arn ARN]
+                     fix a key no cluster uses; it goes back to pending: test it again
+                     (a new prefix gets a new suffix; "" clears subscription/resource group)
+  keyward key delete --project P KEY_ID       remove a key no cluster uses (paused ones count);
+                                              its region can then get a new key
 )"},
     {"cluster", R"(usage:
   keyward cluster create --name N [--project P --cloud aws|azure|gcp --region R
@@ -199,6 +206,19 @@ int ProjectCommand(const std::string& verb, const CliCtx& c) {
   return Usage("project", "unknown command '" + verb + "'");
 }
 
+// The --key-vault-name … flags given, as the API's "azure" object.
+json AzureKeyFlags(const CliCtx& c) {
+  json az = json::object();
+  for (auto [flag, field] : {std::pair{"key-vault-name", "key_vault_name"},
+                             {"managed-hsm-name", "managed_hsm_name"},
+                             {"key-name-prefix", "key_name_prefix"},
+                             {"subscription-id", "subscription_id"},
+                             {"resource-group", "resource_group"}}) {
+    if (auto v = c.flags.Get(flag)) az[field] = *v;
+  }
+  return az;
+}
+
 int KeyCommand(const std::string& verb, const CliCtx& c) {
   auto project = Need(c, "key", "project");
   if (!project) return 2;
@@ -209,15 +229,7 @@ int KeyCommand(const std::string& verb, const CliCtx& c) {
     if (!region) return 2;
     json body = {{"provider", *provider}, {"region", *region}};
     if (*provider == "azure-key-vault") {
-      json az = json::object();
-      for (auto [flag, field] : {std::pair{"key-vault-name", "key_vault_name"},
-                                 {"managed-hsm-name", "managed_hsm_name"},
-                                 {"key-name-prefix", "key_name_prefix"},
-                                 {"subscription-id", "subscription_id"},
-                                 {"resource-group", "resource_group"}}) {
-        if (auto v = c.flags.Get(flag)) az[field] = *v;
-      }
-      body["azure"] = az;
+      body["azure"] = AzureKeyFlags(c);
     } else if (auto arn = c.flags.Get("key-arn")) {
       body["aws"] = {{"key_arn", *arn}};
     }
@@ -241,6 +253,29 @@ int KeyCommand(const std::string& verb, const CliCtx& c) {
     } else {
       c.api.Print(*r, [&] { PrintKeySetup(*r); });
     }
+    return 0;
+  }
+  if (verb == "update") {
+    json body = json::object();
+    if (json az = AzureKeyFlags(c); !az.empty()) body["azure"] = az;
+    if (auto arn = c.flags.Get("key-arn")) body["aws"] = {{"key_arn", *arn}};
+    if (body.empty()) return Usage("key", "give at least one setting to change");
+    auto r = c.api.Call("PATCH", base + "/" + c.pos[0], &body);
+    if (!r) return 1;
+    c.api.Print(*r, [&] {
+      PrintKeySetup(*r);
+      printf("\nthen test it again: keyward key test --project %s %s\n", project->c_str(),
+             Str(*r, "id").c_str());
+    });
+    return 0;
+  }
+  if (verb == "delete") {
+    auto r = c.api.Call("DELETE", base + "/" + c.pos[0]);
+    if (!r) return 1;
+    c.api.Print(*r, [&] {
+      printf("encryption key record %s (%s in %s) deleted; nothing changed in your KMS\n",
+             Str(*r, "id").c_str(), Str(*r, "provider").c_str(), Str(*r, "region").c_str());
+    });
     return 0;
   }
   if (verb == "test") {

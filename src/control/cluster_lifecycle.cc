@@ -61,12 +61,13 @@ ControlPlane::Claim::~Claim() {
 
 absl::StatusOr<ControlPlane::Claimed> ControlPlane::ClaimForChange(const User& actor,
                                                                    const std::string& id,
-                                                                   Need need) {
+                                                                   Need need,
+                                                                   std::string_view action) {
   // Authorised before waiting, so nobody without the right can hold up a cluster's operations;
   // read again once claimed, so the change starts from the state as of the claim.
-  RETURN_IF_ERROR(LoadCluster(actor, id, need, nullptr).status());
+  RETURN_IF_ERROR(LoadCluster(actor, id, need, nullptr, action).status());
   ASSIGN_OR_RETURN(Claim claim, ClaimCluster(id));
-  ASSIGN_OR_RETURN(Cluster c, LoadCluster(actor, id, need, nullptr));
+  ASSIGN_OR_RETURN(Cluster c, LoadCluster(actor, id, need, nullptr, action));
   ASSIGN_OR_RETURN(std::optional<EncryptionKey> key, metadata_.GetKey(c.encryption_key_id));
   return Claimed{std::move(claim), std::move(c), std::move(key)};
 }
@@ -220,7 +221,7 @@ absl::Status ControlPlane::StartCluster(Cluster& c) {
 }
 
 absl::StatusOr<Cluster> ControlPlane::PauseCluster(const User& actor, const std::string& id) {
-  ASSIGN_OR_RETURN(Claimed held, ClaimForChange(actor, id, Need::kMember));
+  ASSIGN_OR_RETURN(Claimed held, ClaimForChange(actor, id, Need::kMember, "cluster.pause"));
   Cluster& c = held.cluster;
   const std::optional<EncryptionKey>& key = held.key;
   if (!CanTransition(c.state, "paused")) return IllegalTransition(c, "pause");
@@ -232,7 +233,7 @@ absl::StatusOr<Cluster> ControlPlane::PauseCluster(const User& actor, const std:
 }
 
 absl::StatusOr<Cluster> ControlPlane::ResumeCluster(const User& actor, const std::string& id) {
-  ASSIGN_OR_RETURN(Claimed held, ClaimForChange(actor, id, Need::kMember));
+  ASSIGN_OR_RETURN(Claimed held, ClaimForChange(actor, id, Need::kMember, "cluster.resume"));
   Cluster& c = held.cluster;
   const std::optional<EncryptionKey>& key = held.key;
   // creating → available belongs to creation itself, not to resume.
@@ -255,7 +256,7 @@ absl::StatusOr<Cluster> ControlPlane::ResumeCluster(const User& actor, const std
 }
 
 absl::StatusOr<Cluster> ControlPlane::DeleteCluster(const User& actor, const std::string& id) {
-  ASSIGN_OR_RETURN(Claimed held, ClaimForChange(actor, id, Need::kOwner));
+  ASSIGN_OR_RETURN(Claimed held, ClaimForChange(actor, id, Need::kOwner, "cluster.delete"));
   Cluster& c = held.cluster;
   const std::optional<EncryptionKey>& key = held.key;
   if (!CanTransition(c.state, "deleting")) return IllegalTransition(c, "delete");
@@ -325,7 +326,7 @@ absl::Status ControlPlane::RewrapCluster(const std::string& id, const Encryption
 
 absl::StatusOr<Cluster> ControlPlane::RotateDictionaryKey(const User& actor,
                                                           const std::string& id) {
-  ASSIGN_OR_RETURN(Claimed held, ClaimForChange(actor, id, Need::kOwner));
+  ASSIGN_OR_RETURN(Claimed held, ClaimForChange(actor, id, Need::kOwner, "cluster.rotate_dictionary_key"));
   Cluster& c = held.cluster;
   const std::optional<EncryptionKey>& key = held.key;
   auto h = runtime_.Get(id);
@@ -344,7 +345,7 @@ absl::StatusOr<Cluster> ControlPlane::RotateDictionaryKey(const User& actor,
 }
 
 absl::StatusOr<Cluster> ControlPlane::Reencrypt(const User& actor, const std::string& id) {
-  ASSIGN_OR_RETURN(Cluster c, LoadCluster(actor, id, Need::kOwner, nullptr));
+  ASSIGN_OR_RETURN(Cluster c, LoadCluster(actor, id, Need::kOwner, nullptr, "cluster.reencrypt"));
   ASSIGN_OR_RETURN(std::optional<EncryptionKey> key, metadata_.GetKey(c.encryption_key_id));
   auto h = runtime_.Get(id);
   if (!h || !key) return IllegalTransition(c, "re-encrypt");

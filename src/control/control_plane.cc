@@ -7,6 +7,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "control/key_settings.h"
+#include "control/regions.h"
 #include "crypto/random.h"
 #include "crypto/sha256.h"
 #include "util/clock.h"
@@ -98,7 +100,8 @@ absl::StatusOr<User> ControlPlane::Authenticate(const std::string& token) {
 }
 
 absl::StatusOr<Project> ControlPlane::Authorize(const User& actor, const std::string& project_id,
-                                                Need need) {
+                                                Need need, std::string_view action,
+                                                std::string_view target) {
   ASSIGN_OR_RETURN(std::optional<Project> project, metadata_.GetProject(project_id));
   if (!project || project->org_id != actor.org_id) {
     return absl::NotFoundError(absl::StrCat("project '", project_id, "' does not exist"));
@@ -113,11 +116,21 @@ absl::StatusOr<Project> ControlPlane::Authorize(const User& actor, const std::st
     return absl::NotFoundError(absl::StrCat("project '", project_id, "' does not exist"));
   int want = need == Need::kOwner ? 3 : need == Need::kMember ? 2 : 1;
   if (have < want) {
-    return absl::PermissionDeniedError(absl::StrCat(
+    absl::Status denied = absl::PermissionDeniedError(absl::StrCat(
         "your role ", role, " in project ", project_id, " does not allow this; it needs ",
         need == Need::kOwner ? "project_owner" : "project_member", " or an organization owner"));
+    AuditDenied(actor, project_id, action, target.empty() ? project_id : target, denied);
+    return denied;
   }
   return *project;
+}
+
+void ControlPlane::AuditDenied(const User& actor, const std::string& project_id,
+                               std::string_view action, std::string_view target,
+                               const absl::Status& denied) {
+  // Who tried what on which resource; the actor is the user's id and name, never a token.
+  Audit(&actor, project_id, action.empty() ? "request" : std::string(action), std::string(target),
+        nullptr, absl::PermissionDeniedError(absl::StrCat("denied: ", denied.message())));
 }
 
 void ControlPlane::Audit(const User* actor, const std::string& project_id,
@@ -143,9 +156,12 @@ absl::StatusOr<Project> ControlPlane::CreateProject(const User& actor, const std
                                                     bool cmek) {
   RETURN_IF_ERROR(ValidateName("project", name));
   if (cmek && actor.org_role != "owner") {
-    return absl::PermissionDeniedError(
+    absl::Status denied = absl::PermissionDeniedError(
         "only an organization owner can create a CMEK-enabled project; ask an owner, or create "
         "the project with cmek_enabled=false");
+    // No project exists yet: the event is the organization's (project_id = the org id).
+    AuditDenied(actor, actor.org_id, "project.create", name, denied);
+    return denied;
   }
   Project p;
   ASSIGN_OR_RETURN(p.id, NewId("p-"));
@@ -188,7 +204,7 @@ absl::StatusOr<Project> ControlPlane::GetProject(const User& actor, const std::s
 absl::StatusOr<Project> ControlPlane::RenameProject(const User& actor, const std::string& id,
                                                     const std::string& name) {
   RETURN_IF_ERROR(ValidateName("project", name));
-  ASSIGN_OR_RETURN(Project p, Authorize(actor, id, Need::kOwner));
+  ASSIGN_OR_RETURN(Project p, Authorize(actor, id, Need::kOwner, "project.rename"));
   RETURN_IF_ERROR(metadata_.RenameProject(id, name));
   p.name = name;
   return p;
@@ -205,7 +221,7 @@ absl::StatusOr<std::pair<User, std::string>> ControlPlane::AddMember(const User&
         "role must be project_owner, project_member or project_viewer");
   }
   if (token_ttl_seconds < 0) return absl::InvalidArgumentError("token_ttl_seconds must be >= 0");
-  RETURN_IF_ERROR(Authorize(actor, project_id, Need::kOwner).status());
+  RETURN_IF_ERROR(Authorize(actor, project_id, Need::kOwner, "member.add", name).status());
   User u;
   ASSIGN_OR_RETURN(u.id, NewId("u-"));
   u.org_id = actor.org_id;
@@ -227,18 +243,15 @@ nlohmann::json ControlPlane::Instructions(const EncryptionKey& key) const {
 absl::StatusOr<EncryptionKey> ControlPlane::CreateKey(const User& actor,
                                                       const std::string& project_id,
                                                       const KeyRequest& req) {
-  ASSIGN_OR_RETURN(Project p, Authorize(actor, project_id, Need::kOwner));
+  ASSIGN_OR_RETURN(Project p, Authorize(actor, project_id, Need::kOwner, "encryption_key.create"));
   if (!p.cmek_enabled) {
     return absl::FailedPreconditionError(
         absl::StrCat("project ", p.id,
                      " was created without CMEK, and CMEK cannot be enabled later; create a "
                      "new project with cmek_enabled=true and create its clusters there"));
   }
-  if (req.provider != "azure-key-vault" && req.provider != "aws-kms") {
-    return absl::InvalidArgumentError(
-        "provider must be azure-key-vault or aws-kms (the key management services CMEK supports)");
-  }
-  RETURN_IF_ERROR(ValidateRegion(req.region));
+  ASSIGN_OR_RETURN(KeySettings settings,
+                   ValidateKeySettings(req.provider, req.region, req.azure, req.aws));
   EncryptionKey k;
   ASSIGN_OR_RETURN(k.id, NewId("k-"));
   k.project_id = p.id;
@@ -246,63 +259,8 @@ absl::StatusOr<EncryptionKey> ControlPlane::CreateKey(const User& actor,
   k.region = req.region;
   k.state = "pending";
   k.created_at = k.updated_at = Now();
-  json config;
-  if (req.provider == "azure-key-vault") {
-    static const std::regex kVault("^[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$");
-    static const std::regex kPrefix("^[0-9a-zA-Z-]{1,100}$");
-    if (!req.aws.is_null())
-      return absl::InvalidArgumentError("field 'aws' does not go with provider azure-key-vault");
-    if (!req.azure.is_object()) {
-      return absl::InvalidArgumentError(
-          "field 'azure' is required: {\"key_vault_name\":…, \"key_name_prefix\":…}");
-    }
-    bool hsm = req.azure.contains("managed_hsm_name");
-    if (hsm == req.azure.contains("key_vault_name")) {
-      return absl::InvalidArgumentError(
-          "give exactly one of azure.key_vault_name (a Key Vault) and azure.managed_hsm_name (a "
-          "Managed HSM)");
-    }
-    std::string vault = req.azure.value(hsm ? "managed_hsm_name" : "key_vault_name", "");
-    std::string prefix = req.azure.value("key_name_prefix", "");
-    if (!std::regex_match(vault, kVault)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "azure.", hsm ? "managed_hsm_name" : "key_vault_name",
-          " must be 3-24 characters of letters, digits and '-', starting with a letter"));
-    }
-    if (!std::regex_match(prefix, kPrefix)) {
-      return absl::InvalidArgumentError(
-          "azure.key_name_prefix must be 1-100 characters of letters, digits and '-'");
-    }
-    ASSIGN_OR_RETURN(std::string suffix, RandomHex(4));
-    k.key_name = absl::StrCat(prefix, "-", suffix);  // the reference's unique suffix
-    config = {{hsm ? "managed_hsm_name" : "key_vault_name", vault}, {"key_name_prefix", prefix}};
-    for (const char* opt : {"subscription_id", "resource_group"}) {
-      if (req.azure.contains(opt)) {
-        if (!req.azure[opt].is_string())
-          return absl::InvalidArgumentError(absl::StrCat("azure.", opt, " must be a string"));
-        config[opt] = req.azure[opt];
-      }
-    }
-  } else {
-    static const std::regex kArn(
-        "^arn:aws[a-z-]*:kms:([a-z0-9-]+):([0-9]{12}):key/[0-9a-fA-F-]{1,64}$");
-    if (!req.azure.is_null())
-      return absl::InvalidArgumentError("field 'azure' does not go with provider aws-kms");
-    std::string arn = req.aws.is_object() ? req.aws.value("key_arn", "") : "";
-    std::smatch m;
-    if (!std::regex_match(arn, m, kArn)) {
-      return absl::InvalidArgumentError(
-          "aws.key_arn must be a KMS key ARN like arn:aws:kms:us-east-1:111122223333:key/<key-id>");
-    }
-    if (m[1].str() != req.region) {
-      return absl::InvalidArgumentError(absl::StrCat("the key ARN is in region ", m[1].str(),
-                                                     " but the key is for region ", req.region,
-                                                     "; use a key created in ", req.region));
-    }
-    k.key_name = arn;
-    config = {{"key_arn", arn}};
-  }
-  k.config_json = config.dump();
+  k.key_name = settings.key_name;
+  k.config_json = settings.config.dump();
   k.status_message = "waiting for you to create the key and grant access, then test it";
   absl::Status st = metadata_.InsertKey(k);
   Audit(&actor, p.id, "encryption_key.create", k.id, &k, st,
@@ -332,7 +290,8 @@ absl::StatusOr<EncryptionKey> ControlPlane::GetKey(const User& actor, const std:
 absl::StatusOr<KeyTestOutcome> ControlPlane::TestKey(const User& actor,
                                                      const std::string& project_id,
                                                      const std::string& key_id) {
-  RETURN_IF_ERROR(Authorize(actor, project_id, Need::kOwner).status());
+  RETURN_IF_ERROR(
+      Authorize(actor, project_id, Need::kOwner, "encryption_key.test", key_id).status());
   ASSIGN_OR_RETURN(EncryptionKey key, GetKey(actor, project_id, key_id));
   return RunKeyTest(actor, std::move(key));
 }
@@ -420,7 +379,15 @@ absl::StatusOr<KeyTestOutcome> ControlPlane::RunKeyTest(const User& actor, Encry
   std::string state = failures.empty() ? "active" : "failed";
   std::string message = failures.empty() ? "tested: describe, wrap and unwrap succeeded"
                                          : absl::StrJoin(failures, "; ");
-  RETURN_IF_ERROR(metadata_.UpdateKeyState(key.id, state, message, Now()));
+  // Written only if the record still has the settings just tested (a PATCH may have come).
+  ASSIGN_OR_RETURN(bool recorded, metadata_.SetKeyTestResult(key, state, message, Now()));
+  if (!recorded) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("encryption key ", key.id,
+                     " was changed or deleted while it was being tested; test it "
+                     "again: keyward key test --project ",
+                     key.project_id, " ", key.id));
+  }
   key.state = state;
   key.status_message = message;
   key.updated_at = Now();
@@ -435,14 +402,15 @@ absl::StatusOr<ClusterCreated> ControlPlane::CreateCluster(const User& actor,
                                                            const std::string& project_id,
                                                            const ClusterRequest& req) {
   RETURN_IF_ERROR(ValidateName("cluster", req.name));
-  ASSIGN_OR_RETURN(Project p, Authorize(actor, project_id, Need::kMember));
+  ASSIGN_OR_RETURN(Project p,
+                   Authorize(actor, project_id, Need::kMember, "cluster.create", req.name));
   if (req.tier != "dedicated" && req.tier != "starter") {
     return absl::InvalidArgumentError("tier must be dedicated or starter");
   }
   if (req.cloud_provider != "aws" && req.cloud_provider != "azure" && req.cloud_provider != "gcp") {
     return absl::InvalidArgumentError("cloud_provider must be aws, azure or gcp");
   }
-  RETURN_IF_ERROR(ValidateRegion(req.region));
+  RETURN_IF_ERROR(ValidateCloudRegion(req.cloud_provider, req.region));
   EncryptionKey key;
   if (p.cmek_enabled) {
     if (req.tier != "dedicated") {
@@ -535,10 +503,11 @@ absl::StatusOr<std::vector<Cluster>> ControlPlane::ListClusters(const User& acto
 }
 
 absl::StatusOr<Cluster> ControlPlane::LoadCluster(const User& actor, const std::string& id,
-                                                  Need need, Project* project) {
+                                                  Need need, Project* project,
+                                                  std::string_view action) {
   ASSIGN_OR_RETURN(std::optional<Cluster> c, metadata_.GetCluster(id));
   if (!c) return absl::NotFoundError(absl::StrCat("cluster '", id, "' does not exist"));
-  auto p = Authorize(actor, c->project_id, need);
+  auto p = Authorize(actor, c->project_id, need, action, id);
   if (!p.ok()) {
     if (absl::IsNotFound(p.status()))
       return absl::NotFoundError(absl::StrCat("cluster '", id, "' does not exist"));
@@ -555,7 +524,7 @@ absl::StatusOr<Cluster> ControlPlane::GetCluster(const User& actor, const std::s
 absl::StatusOr<Cluster> ControlPlane::SetBackupPolicy(const User& actor, const std::string& id,
                                                       const BackupPolicy& policy) {
   Project p;
-  ASSIGN_OR_RETURN(Cluster c, LoadCluster(actor, id, Need::kMember, &p));
+  ASSIGN_OR_RETURN(Cluster c, LoadCluster(actor, id, Need::kMember, &p, "cluster.backup_policy"));
   static const std::regex kSchedule("^(hourly|daily|weekly|([01][0-9]|2[0-3]):[0-5][0-9])$");
   if (!std::regex_match(policy.schedule, kSchedule)) {
     return absl::InvalidArgumentError(

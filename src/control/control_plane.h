@@ -6,6 +6,7 @@
 // Status codes the API maps to 4xx/5xx, with messages that say what to do instead:
 //   InvalidArgument 400, PermissionDenied 403, NotFound 404, AlreadyExists/FailedPrecondition 409.
 // Every key and cluster operation is audited (who, what, key id and version, result).
+// Every refusal for lack of a role (403) is audited too: the user, the action tried, the target.
 // Thread-safe. Changes to one cluster are serialised by a per-cluster claim held in memory, and
 // every state change is a compare-and-set in the metadata store; no lock is held across a KMS
 // call or a RocksDB open.
@@ -18,6 +19,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -102,6 +104,17 @@ class ControlPlane {
   absl::StatusOr<KeyTestOutcome> TestKey(const User& actor, const std::string& project_id,
                                          const std::string& key_id);
   nlohmann::json Instructions(const EncryptionKey& key) const;
+  // Changes the provider settings of a key record nobody uses yet (see key_settings.h): `change`
+  // holds azure or aws fields to replace; its provider and region, when given, must equal the
+  // record's (a different region or provider is a new record). The record goes back to pending:
+  // it must be tested again. Project owners only. 409 naming the clusters while any cluster not
+  // deleted uses the key; 409 for the escrow key of a project without CMEK.
+  absl::StatusOr<EncryptionKey> UpdateKey(const User& actor, const std::string& project_id,
+                                          const std::string& key_id, const KeyRequest& change);
+  // Removes a key record no cluster uses (any state but deleted counts, paused too), so its
+  // region can get a new one. Same refusals as UpdateKey. Returns the removed record.
+  absl::StatusOr<EncryptionKey> DeleteKey(const User& actor, const std::string& project_id,
+                                          const std::string& key_id);
 
   absl::StatusOr<ClusterCreated> CreateCluster(const User& actor, const std::string& project_id,
                                                const ClusterRequest& request);
@@ -146,9 +159,13 @@ class ControlPlane {
 
  private:
   enum class Need { kView, kMember, kOwner };
-  absl::StatusOr<Project> Authorize(const User& actor, const std::string& project_id, Need need);
+  // A denial (403) is audited as a failed `action` on `target` (default: the project).
+  absl::StatusOr<Project> Authorize(const User& actor, const std::string& project_id, Need need,
+                                    std::string_view action = {}, std::string_view target = {});
   absl::StatusOr<Cluster> LoadCluster(const User& actor, const std::string& id, Need need,
-                                      Project* project);
+                                      Project* project, std::string_view action = {});
+  void AuditDenied(const User& actor, const std::string& project_id, std::string_view action,
+                   std::string_view target, const absl::Status& denied);
   void Audit(const User* actor, const std::string& project_id, const std::string& action,
              const std::string& target, const EncryptionKey* key, const absl::Status& result,
              const std::string& detail = "", const std::string& key_version = "");
@@ -186,7 +203,8 @@ class ControlPlane {
     Cluster cluster;
     std::optional<EncryptionKey> key;
   };
-  absl::StatusOr<Claimed> ClaimForChange(const User& actor, const std::string& id, Need need);
+  absl::StatusOr<Claimed> ClaimForChange(const User& actor, const std::string& id, Need need,
+                                         std::string_view action);
   Claim TryClaimCluster(const std::string& id);
 
   MetadataStore& metadata_;

@@ -63,6 +63,33 @@ ALTER TABLE encryption_keys ADD COLUMN last_check_error TEXT NOT NULL DEFAULT ''
 ALTER TABLE encryption_keys ADD COLUMN current_version TEXT NOT NULL DEFAULT '';
 CREATE INDEX clusters_by_key ON clusters(encryption_key_id);
 )sql",
+    // 3: key records can be deleted. Deleted clusters keep naming the key they were under, so the
+    // foreign key goes; "no live cluster without its key" is kept by DeleteKeyIfUnused and
+    // InsertCluster, each one transaction. (SQLite cannot drop a constraint: rebuild the table.)
+    R"sql(
+CREATE TABLE clusters_v3 (
+  id TEXT PRIMARY KEY, project_id TEXT NOT NULL REFERENCES projects(id), name TEXT NOT NULL,
+  cloud_provider TEXT NOT NULL, region TEXT NOT NULL, tier TEXT NOT NULL, state TEXT NOT NULL,
+  state_message TEXT NOT NULL, port INTEGER NOT NULL, password_sha256 TEXT NOT NULL,
+  encryption_key_id TEXT NOT NULL, backup_policy TEXT NOT NULL,
+  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+  state_cause TEXT NOT NULL DEFAULT '', enc_key_version TEXT NOT NULL DEFAULT '',
+  enc_wrapped_at INTEGER NOT NULL DEFAULT 0, enc_dictionary_key_id TEXT NOT NULL DEFAULT '',
+  enc_data_key_ids TEXT NOT NULL DEFAULT '[]', enc_last_check_at INTEGER NOT NULL DEFAULT 0,
+  enc_last_check_error TEXT NOT NULL DEFAULT '', enc_reencrypt TEXT NOT NULL DEFAULT '');
+INSERT INTO clusters_v3 (id, project_id, name, cloud_provider, region, tier, state, state_message,
+  port, password_sha256, encryption_key_id, backup_policy, created_at, updated_at, state_cause,
+  enc_key_version, enc_wrapped_at, enc_dictionary_key_id, enc_data_key_ids, enc_last_check_at,
+  enc_last_check_error, enc_reencrypt)
+SELECT id, project_id, name, cloud_provider, region, tier, state, state_message,
+  port, password_sha256, encryption_key_id, backup_policy, created_at, updated_at, state_cause,
+  enc_key_version, enc_wrapped_at, enc_dictionary_key_id, enc_data_key_ids, enc_last_check_at,
+  enc_last_check_error, enc_reencrypt FROM clusters;
+DROP TABLE clusters;
+ALTER TABLE clusters_v3 RENAME TO clusters;
+CREATE UNIQUE INDEX clusters_live_name ON clusters(project_id, name) WHERE state <> 'deleted';
+CREATE INDEX clusters_by_key ON clusters(encryption_key_id);
+)sql",
 };
 
 constexpr char kProjectCols[] = "id, org_id, name, cmek_enabled, created_at";
@@ -302,7 +329,72 @@ class SqliteMetadataStore : public MetadataStore {
         {at, error, current_version, current_version, id});
   }
 
+  absl::StatusOr<bool> SetKeyTestResult(const EncryptionKey& tested, const std::string& state,
+                                        const std::string& message, int64_t now) override {
+    return ExecChanged(
+        "UPDATE encryption_keys SET state=?, status_message=?, updated_at=? WHERE id=? AND "
+        "key_name=? AND config_json=?",
+        {state, message, now, tested.id, tested.key_name, tested.config_json});
+  }
+
+  absl::StatusOr<std::vector<Cluster>> ChangeKeySettingsIfUnused(const EncryptionKey& k) override {
+    std::vector<Cluster> users;
+    RETURN_IF_ERROR(db_->Transaction([&]() -> absl::Status {
+      ASSIGN_OR_RETURN(users, LiveClustersOfKey(k.id));
+      if (!users.empty()) return absl::OkStatus();
+      // What the monitor learnt about the old key says nothing about the new one.
+      RETURN_IF_ERROR(db_->Exec(
+          "UPDATE encryption_keys SET key_name=?, config_json=?, state=?, status_message=?, "
+          "updated_at=?, last_check_at=0, last_check_error='', current_version='' WHERE id=? AND "
+          "NOT EXISTS (SELECT 1 FROM clusters WHERE encryption_key_id=? AND state <> 'deleted')",
+          {k.key_name, k.config_json, k.state, k.status_message, k.updated_at, k.id, k.id}));
+      if (db_->Changes() == 0) return KeyGone(k.id);
+      return absl::OkStatus();
+    }));
+    return users;
+  }
+
+  absl::StatusOr<std::vector<Cluster>> DeleteKeyIfUnused(const std::string& id) override {
+    std::vector<Cluster> users;
+    RETURN_IF_ERROR(db_->Transaction([&]() -> absl::Status {
+      ASSIGN_OR_RETURN(users, LiveClustersOfKey(id));
+      if (!users.empty()) return absl::OkStatus();
+      RETURN_IF_ERROR(db_->Exec(
+          "DELETE FROM encryption_keys WHERE id=? AND NOT EXISTS (SELECT 1 FROM clusters WHERE "
+          "encryption_key_id=? AND state <> 'deleted')",
+          {id, id}));
+      if (db_->Changes() == 0) return KeyGone(id);
+      return absl::OkStatus();
+    }));
+    return users;
+  }
+
   absl::Status InsertCluster(const Cluster& c) override {
+    return db_->Transaction([&]() -> absl::Status {
+      // In the insert's own transaction, so a key record deleted or changed meanwhile (by another
+      // request or another control-plane replica) cannot get a cluster slipped under it.
+      std::optional<std::string> key_state;
+      RETURN_IF_ERROR(db_->Query("SELECT state FROM encryption_keys WHERE id=?",
+                                 {c.encryption_key_id},
+                                 [&](const SqlRow& r) { key_state = r.Text(0); }));
+      if (!key_state) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("encryption key ", c.encryption_key_id,
+                         " was deleted while the cluster was being created; create a key for ",
+                         c.cloud_provider, "/", c.region, ", test it, then create the cluster"));
+      }
+      if (*key_state != "active") {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "encryption key ", c.encryption_key_id, " became ", *key_state,
+            " while the cluster was being created (its settings changed or a test failed); test "
+            "it again: keyward key test --project ",
+            c.project_id, " ", c.encryption_key_id));
+      }
+      return InsertClusterRow(c);
+    });
+  }
+
+  absl::Status InsertClusterRow(const Cluster& c) {
     absl::Status st = db_->Exec(
         "INSERT INTO clusters(id, project_id, name, cloud_provider, region, tier, state, "
         "state_message, port, password_sha256, encryption_key_id, backup_policy, created_at, "
@@ -446,6 +538,21 @@ class SqliteMetadataStore : public MetadataStore {
       return absl::OkStatus();
     }));
     return changed;
+  }
+
+  // Clusters that still need the key (every state but deleted: a paused cluster resumes under it).
+  absl::StatusOr<std::vector<Cluster>> LiveClustersOfKey(const std::string& key_id) {
+    std::vector<Cluster> out;
+    RETURN_IF_ERROR(db_->Query(
+        absl::StrCat("SELECT ", kClusterCols,
+                     " FROM clusters WHERE encryption_key_id=? AND state <> 'deleted' ORDER BY "
+                     "created_at, id"),
+        {key_id}, [&](const SqlRow& r) { out.push_back(ClusterRow(r)); }));
+    return out;
+  }
+
+  static absl::Status KeyGone(const std::string& id) {
+    return absl::NotFoundError(absl::StrCat("encryption key '", id, "' does not exist"));
   }
 
   absl::Status InsertUserAndToken(const User& u, const TokenGrant& t) {

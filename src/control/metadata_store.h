@@ -65,9 +65,24 @@ class MetadataStore {
   virtual absl::StatusOr<bool> TransitionKey(const std::string& id, const std::string& from,
                                              const std::string& to, const std::string& message,
                                              int64_t now) = 0;
+  // The outcome of a key test, written only while the record still has the settings that were
+  // tested (key_name and config_json); false when they changed meanwhile.
+  virtual absl::StatusOr<bool> SetKeyTestResult(const EncryptionKey& tested,
+                                                const std::string& state,
+                                                const std::string& message, int64_t now) = 0;
+  // Replaces key_name, config_json, state, status_message and updated_at of the record `key.id`
+  // (and forgets the monitor's last check), in one transaction with the check that no cluster
+  // outside state deleted uses it. Returns those clusters, changing nothing, when some do; an
+  // empty list when the change was made. NotFound when the record does not exist.
+  virtual absl::StatusOr<std::vector<Cluster>> ChangeKeySettingsIfUnused(
+      const EncryptionKey& key) = 0;
+  // Removes the record in one transaction with the same check; same answers.
+  virtual absl::StatusOr<std::vector<Cluster>> DeleteKeyIfUnused(const std::string& id) = 0;
   virtual absl::Status RecordKeyCheck(const std::string& id, int64_t at, const std::string& error,
                                       const std::string& current_version) = 0;
 
+  // FailedPrecondition, inserting nothing, unless the cluster's key record exists and is active
+  // (checked in the insert's transaction: see DeleteKeyIfUnused).
   virtual absl::Status InsertCluster(const Cluster& cluster) = 0;
   virtual absl::StatusOr<std::optional<Cluster>> GetCluster(const std::string& id) = 0;
   // All clusters when project_id is empty.

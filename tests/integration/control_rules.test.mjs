@@ -188,3 +188,60 @@ test('the OpenAPI document describes exactly the routes the server answers', asy
     assert.equal(r.status, 404, `${method} ${p} is served but not documented`);
   }
 });
+
+test('key records: fixed or dropped while no cluster uses them, by owners only, over the API and the CLI', async () => {
+  const base = `/api/v1/projects/${cmek.id}/encryption-keys`;
+  await expectError('POST', base, { provider: 'azure-key-vault', region: 'eastu', azure: { key_vault_name: 'kv-t', key_name_prefix: 'p' } }, 400, /unknown Azure region 'eastu'; did you mean eastus, eastus2\?/);
+  await expectError('POST', `/api/v1/projects/${cmek.id}/clusters`, { name: 'typo', cloud_provider: 'aws', region: 'us-eest-1', tier: 'dedicated' }, 400, /unknown AWS region 'us-eest-1'; did you mean us-east-1/);
+  const typo = (await server.api('POST', base, { provider: 'azure-key-vault', region: 'uksouth', azure: { key_vault_name: 'kv-typo', key_name_prefix: 'p' } })).json;
+  const member = (await server.api('POST', `/api/v1/projects/${cmek.id}/members`, { name: 'kim', role: 'project_member' })).json;
+  await expectError('PATCH', `${base}/${typo.id}`, { azure: { key_vault_name: 'kv-fixed' } }, 403, /needs project_owner/, member.token);
+  await expectError('DELETE', `${base}/${typo.id}`, undefined, 403, /needs project_owner/, member.token);
+  await expectError('PATCH', `${base}/${typo.id}`, { region: 'ukwest', azure: { key_vault_name: 'kv-fixed' } }, 400, /region of key record .* cannot change; create a new key record/);
+  await expectError('PATCH', `${base}/${typo.id}`, { azure: { key_vault_name: 'kv' } }, 400, /key_vault_name must be 3-24 characters/);
+
+  const fixed = server.cli(['key', 'update', '--project', cmek.id, typo.id, '--key-vault-name', 'kv-fixed', '--key-name-prefix', 'fixed', '--output', 'json']);
+  assert.equal(fixed.code, 0, fixed.stderr);
+  const patched = JSON.parse(fixed.stdout);
+  assert.equal(patched.state, 'pending');
+  assert.match(patched.key_name, /^fixed-[0-9a-f]{8}$/);
+  assert.match(patched.status_message, /test it again/);
+  assert.match(patched.setup.key_vault_url, /kv-fixed/);
+
+  fake.createKey(patched.key_name, { region: 'uksouth', granted: true });
+  assert.equal((await server.api('POST', `${base}/${typo.id}:test`)).json.state, 'active');
+  const c = (await server.api('POST', `/api/v1/projects/${cmek.id}/clusters`, { name: 'uk', cloud_provider: 'azure', region: 'uksouth', tier: 'dedicated' })).json;
+  await expectError('PATCH', `${base}/${typo.id}`, { azure: { key_name_prefix: 'other' } }, 409, new RegExp(`used by cluster uk \\(${c.id}, available\\)`));
+  assert.equal((await server.api('POST', `/api/v1/clusters/${c.id}:pause`)).json.state, 'paused');
+  await expectError('DELETE', `${base}/${typo.id}`, undefined, 409, new RegExp(`used by cluster uk \\(${c.id}, paused\\).*keyward cluster delete ${c.id}`));
+  const refused = server.cli(['key', 'delete', '--project', cmek.id, typo.id]);
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /\(HTTP 409\)/);
+
+  assert.equal((await server.api('DELETE', `/api/v1/clusters/${c.id}`)).json.state, 'deleted');
+  const gone = server.cli(['key', 'delete', '--project', cmek.id, typo.id]);
+  assert.equal(gone.code, 0, gone.stderr);
+  assert.match(gone.stdout, /deleted; nothing changed in your KMS/);
+  await expectError('GET', `${base}/${typo.id}`, undefined, 404, /does not exist/);
+  const again = await server.api('POST', base, { provider: 'azure-key-vault', region: 'uksouth', azure: { key_vault_name: 'kv-again', key_name_prefix: 'p' } });
+  assert.equal(again.status, 201, again.text);
+
+  const escrow = (await server.api('GET', `/api/v1/projects/${plain.id}/encryption-keys`)).json.items[0];
+  await expectError('DELETE', `/api/v1/projects/${plain.id}/encryption-keys/${escrow.id}`, undefined, 409, /escrow key .* cannot be changed or deleted/);
+});
+
+test('audit: a refused attempt (403) is an audit event naming the user, the action and the resource', async () => {
+  const viewer = (await server.api('POST', `/api/v1/projects/${cmek.id}/members`, { name: 'vera', role: 'project_viewer' })).json;
+  const c = (await server.api('GET', `/api/v1/projects/${cmek.id}/clusters`)).json.items.find((x) => x.name === 'west');
+  await expectError('POST', `/api/v1/clusters/${c.id}:pause`, undefined, 403, /your role project_viewer/, viewer.token);
+  const listed = server.cli(['audit', 'list', '--project', cmek.id, '--output', 'json']);
+  assert.equal(listed.code, 0, listed.stderr);
+  const events = JSON.parse(listed.stdout);
+  const denied = events.filter((e) => e.action === 'cluster.pause' && e.actor.includes(viewer.user_id));
+  assert.equal(denied.length, 1, JSON.stringify(events.slice(-5)));
+  assert.equal(denied[0].result, 'failure');
+  assert.equal(denied[0].target, c.id);
+  assert.match(denied[0].message, /^denied: your role project_viewer/);
+  assert.ok(!listed.stdout.includes(viewer.token), 'no token in the audit log');
+  assert.equal((await server.api('GET', `/api/v1/clusters/${c.id}`)).json.state, 'available');
+});

@@ -1,0 +1,127 @@
+// The metadata store keeps "no live cluster without its key record" by itself, so it holds across
+// control-plane replicas too: key removal and cluster insertion each check in one transaction.
+#include "control/metadata_store.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "crypto/random.h"
+
+namespace keyward {
+namespace {
+
+namespace fs = std::filesystem;
+
+class MetadataStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::temp_directory_path() / ("kw-md-" + *RandomHex(6));
+    fs::create_directories(root_);
+    auto md = OpenSqliteMetadataStore((root_ / "metadata.db").string());
+    ASSERT_TRUE(md.ok()) << md.status();
+    md_ = std::move(*md);
+    User owner{"u-1", "org-1", "owner", "owner", 1};
+    ASSERT_TRUE(md_->Bootstrap("org-1", "default", owner, {"hash", 0}).ok());
+    ASSERT_TRUE(md_->CreateProject({"p-1", "org-1", "p", true, 1}, "u-1", std::nullopt).ok());
+  }
+  void TearDown() override { fs::remove_all(root_); }
+
+  EncryptionKey Key(const std::string& id, const std::string& region, const std::string& state) {
+    EncryptionKey k;
+    k.id = id;
+    k.project_id = "p-1";
+    k.provider = "azure-key-vault";
+    k.region = region;
+    k.state = state;
+    k.key_name = "cmek-00000000";
+    k.config_json = "{}";
+    return k;
+  }
+  Cluster ClusterOn(const std::string& id, const std::string& key_id) {
+    Cluster c;
+    c.id = id;
+    c.project_id = "p-1";
+    c.name = id;
+    c.cloud_provider = "azure";
+    c.region = "eastus";
+    c.tier = "dedicated";
+    c.state = "creating";
+    c.encryption_key_id = key_id;
+    return c;
+  }
+
+  fs::path root_;
+  std::unique_ptr<MetadataStore> md_;
+};
+
+TEST_F(MetadataStoreTest, ClustersGoOnlyUnderAnActiveKeyThatExists) {
+  ASSERT_TRUE(md_->InsertKey(Key("k-p", "westus", "pending")).ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(md_->InsertCluster(ClusterOn("c-1", "k-p"))));
+  EXPECT_TRUE(absl::IsFailedPrecondition(md_->InsertCluster(ClusterOn("c-2", "k-gone"))));
+  ASSERT_TRUE(md_->InsertKey(Key("k-a", "eastus", "active")).ok());
+  EXPECT_TRUE(md_->InsertCluster(ClusterOn("c-3", "k-a")).ok());
+}
+
+TEST_F(MetadataStoreTest, AKeyInUseIsNeitherChangedNorDeleted) {
+  ASSERT_TRUE(md_->InsertKey(Key("k-a", "eastus", "active")).ok());
+  ASSERT_TRUE(md_->InsertCluster(ClusterOn("c-1", "k-a")).ok());
+  EncryptionKey changed = Key("k-a", "eastus", "pending");
+  changed.key_name = "other-11111111";
+  auto users = md_->ChangeKeySettingsIfUnused(changed);
+  ASSERT_TRUE(users.ok());
+  ASSERT_EQ(users->size(), 1u);
+  EXPECT_EQ((*users)[0].id, "c-1");
+  EXPECT_EQ((*md_->GetKey("k-a"))->key_name, "cmek-00000000");
+  users = md_->DeleteKeyIfUnused("k-a");
+  ASSERT_TRUE(users.ok());
+  EXPECT_EQ(users->size(), 1u);
+  ASSERT_TRUE(md_->TransitionCluster("c-1", {"creating"}, {"deleted", "", "", 0, 2}).ok());
+  users = md_->ChangeKeySettingsIfUnused(changed);
+  ASSERT_TRUE(users.ok());
+  EXPECT_TRUE(users->empty());
+  EXPECT_EQ((*md_->GetKey("k-a"))->key_name, "other-11111111");
+  users = md_->DeleteKeyIfUnused("k-a");
+  ASSERT_TRUE(users.ok());
+  EXPECT_TRUE(users->empty());
+  EXPECT_FALSE((*md_->GetKey("k-a")).has_value());
+  EXPECT_TRUE(absl::IsNotFound(md_->DeleteKeyIfUnused("k-a").status()));
+  EXPECT_TRUE(absl::IsNotFound(md_->ChangeKeySettingsIfUnused(changed).status()));
+}
+
+TEST_F(MetadataStoreTest, DeleteAndInsertRacingAgreeEveryTime) {
+  for (int round = 0; round < 200; ++round) {
+    std::string key = "k-" + std::to_string(round);
+    std::string region = "r" + std::to_string(round);
+    ASSERT_TRUE(md_->InsertKey(Key(key, region, "active")).ok());
+    absl::StatusOr<std::vector<Cluster>> deleted;
+    absl::Status inserted;
+    std::thread a([&] { deleted = md_->DeleteKeyIfUnused(key); });
+    std::thread b([&] { inserted = md_->InsertCluster(ClusterOn("c-" + key, key)); });
+    a.join();
+    b.join();
+    ASSERT_TRUE(deleted.ok()) << deleted.status();
+    // Exactly one wins: the key went and no cluster came, or the cluster came and the key stayed.
+    EXPECT_NE(inserted.ok(), deleted->empty()) << "round " << round;
+    EXPECT_EQ((*md_->GetKey(key)).has_value(), inserted.ok()) << "round " << round;
+  }
+}
+
+TEST_F(MetadataStoreTest, AKeyTestResultIsNotWrittenOverChangedSettings) {
+  EncryptionKey k = Key("k-a", "eastus", "pending");
+  ASSERT_TRUE(md_->InsertKey(k).ok());
+  EncryptionKey changed = k;
+  changed.config_json = R"({"key_vault_name":"kv-new"})";
+  ASSERT_TRUE(md_->ChangeKeySettingsIfUnused(changed).ok());
+  auto written = md_->SetKeyTestResult(k, "active", "tested", 3);
+  ASSERT_TRUE(written.ok());
+  EXPECT_FALSE(*written);
+  EXPECT_EQ((*md_->GetKey("k-a"))->state, "pending");
+  written = md_->SetKeyTestResult(changed, "active", "tested", 3);
+  ASSERT_TRUE(written.ok());
+  EXPECT_TRUE(*written);
+}
+
+}  // namespace
+}  // namespace keyward
