@@ -9,10 +9,11 @@
 
 // Sanitizer runtimes bring their own operator new/delete (and report new/free mismatches), so
 // sanitizer builds keep theirs and the wipe is unavailable there.
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define KEYWARD_NO_WIPE_ON_FREE 1
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(memory_sanitizer)
+#if __has_feature(address_sanitizer) || __has_feature(memory_sanitizer) || \
+    __has_feature(thread_sanitizer)
 #define KEYWARD_NO_WIPE_ON_FREE 1
 #endif
 #endif

@@ -1,5 +1,6 @@
 #include "util/base64.h"
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 namespace keyward {
@@ -24,7 +25,14 @@ std::string Base64UrlEncode(std::string_view bytes) {
 }
 
 absl::StatusOr<std::string> Base64Decode(std::string_view text) {
-  std::string s(text);
+  std::string s;
+  s.reserve(text.size() + 3);  // room for padding, so no reallocation leaves a stray copy
+  s.assign(text);
+  // The text may be key material (an unwrap reply): wipe our working copy on every return.
+  struct Wipe {
+    std::string& s;
+    ~Wipe() { OPENSSL_cleanse(s.data(), s.size()); }
+  } wipe{s};
   for (char& c : s) {
     if (c == '-') c = '+';
     if (c == '_') c = '/';

@@ -225,8 +225,10 @@ void EmulatorImpl::Admin(const httplib::Request& req, httplib::Response& res) {
       faults_ = json::array();
     } else {
       std::string kind = body.value("kind", "");
-      if (kind != "latency" && kind != "429" && kind != "500" && kind != "503" && kind != "drop") {
-        return ArmError(res, 400, "BadRequest", "kind must be latency, 429, 500, 503 or drop");
+      if (kind != "latency" && kind != "429" && kind != "500" && kind != "503" && kind != "drop" &&
+          kind != "garbage") {
+        return ArmError(res, 400, "BadRequest",
+                        "kind must be latency, 429, 500, 503, drop or garbage");
       }
       faults_.push_back({{"operation", Lower(body.value("operation", "*"))},
                          {"kind", kind},
@@ -234,6 +236,13 @@ void EmulatorImpl::Admin(const httplib::Request& req, httplib::Response& res) {
                          {"latency_ms", body.value("latency_ms", 1000)},
                          {"retry_after", body.value("retry_after", 1)},
                          {"rate", body.value("rate", 1.0)}});
+      // garbage: HTTP 200 with a malformed body; "variant" types (default) or truncated, or
+      // the exact "body" to send.
+      if (kind == "garbage") {
+        faults_.back()["variant"] = body.value("variant", "types");
+        if (body.contains("body") && body["body"].is_string())
+          faults_.back()["body"] = body["body"];
+      }
     }
     res.set_content(json{{"faults", faults_}}.dump(), "application/json");
     return;

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <regex>
 #include <thread>
 
@@ -107,11 +108,30 @@ void EmulatorImpl::Save() {
   WriteFileAtomically(options_.state_dir + "/state.json", state_.dump(), 0600).IgnoreError();
 }
 
+// The body of a `garbage` fault: the fault's own "body" when given; else "truncated" JSON, or
+// (the default, "types") JSON of the right shape for `op` with every field of the wrong type.
+std::string EmulatorImpl::GarbageBody(const std::string& op, const std::string& variant,
+                                      const json& fault) {
+  if (fault.contains("body") && fault["body"].is_string()) return fault["body"];
+  if (variant == "truncated") {
+    return R"({"kid":"https://kv.vault.azure.net/keys/k/0123456789abcdef","value":"AAECAw)";
+  }
+  if (op == "getkey") {
+    return R"({"key":{"kid":42,"key_ops":"wrapKey"},"attributes":{"enabled":"yes","exp":"never"}})";
+  }
+  if (op == "wrapkey" || op == "unwrapkey")
+    return R"({"kid":["not","a","kid"],"value":{"b":null}})";
+  if (op == "token" || op == "imds") return R"({"access_token":{"t":null},"expires_in":"soon"})";
+  if (op == "arm") return R"({"location":7,"properties":{"enablePurgeProtection":"yes"}})";
+  return R"({"error":{"code":["garbage"]}})";
+}
+
 bool EmulatorImpl::Fault(const std::string& op, httplib::Response& res) {
   int latency = 0;
   int status = 0;
   int retry_after = 0;
   bool drop = false;
+  std::optional<std::string> garbage;
   {
     std::lock_guard<std::mutex> lock(mu_);
     counters_[op] = counters_.value(op, 0) + 1;
@@ -130,6 +150,7 @@ bool EmulatorImpl::Fault(const std::string& op, httplib::Response& res) {
       if (kind == "latency") latency = f.value("latency_ms", 1000);
       if (kind == "429" || kind == "500" || kind == "503") status = std::stoi(kind);
       drop = kind == "drop";
+      if (kind == "garbage") garbage = GarbageBody(op, f.value("variant", "types"), f);
       retry_after = f.value("retry_after", 1);
       break;
     }
@@ -139,6 +160,12 @@ bool EmulatorImpl::Fault(const std::string& op, httplib::Response& res) {
     // Headers go out, then the connection closes before the promised body: a dropped connection.
     res.set_content_provider(64, "application/json",
                              [](size_t, size_t, httplib::DataSink&) { return false; });
+    return true;
+  }
+  if (garbage) {
+    // HTTP 200 with a body no client can use: what a broken proxy or a service bug looks like.
+    res.status = 200;
+    res.set_content(*garbage, "application/json");
     return true;
   }
   if (status == 0) return false;

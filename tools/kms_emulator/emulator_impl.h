@@ -65,6 +65,8 @@ class EmulatorImpl : public Emulator {
   // ---- faults and counters ----
   // Returns true when a fault answered the request.
   bool Fault(const std::string& op, httplib::Response& res);
+  static std::string GarbageBody(const std::string& op, const std::string& variant,
+                                 const json& fault);
 
   // ---- Entra ID ----
   std::string IssueToken(const json& principal, const std::string& audience);

@@ -1,11 +1,12 @@
 #include "kms/azure/azure_key_vault_provider.h"
 
 #include <nlohmann/json.hpp>
-#include <regex>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "kms/azure/azure_replies.h"
 #include "util/base64.h"
 
 namespace keyward {
@@ -17,11 +18,21 @@ constexpr char kVaultResource[] = "https://vault.azure.net";
 constexpr char kHsmResource[] = "https://managedhsm.azure.net";
 constexpr char kArmResource[] = "https://management.azure.com";
 
-// The version is the last path segment of a kid: https://{vault}/keys/{name}/{version}.
-std::string VersionOf(const std::string& kid) {
-  static const std::regex kKid("^https://[^/]+/keys/([^/]+)/([0-9a-fA-F]+)$");
-  std::smatch m;
-  return std::regex_match(kid, m, kKid) ? m[2].str() : "";
+// A string member of our own key record, or "" (the record is ours, but a file all the same).
+std::string ConfigString(const json& cfg, const char* name) {
+  auto it = cfg.find(name);
+  return it != cfg.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+// The RBAC action a 403 message names ("... Action: 'Microsoft.KeyVault/...' ..."), or "".
+std::string ActionIn(std::string_view message) {
+  constexpr std::string_view kMarker = "Action: '";
+  size_t start = message.find(kMarker);
+  if (start == std::string_view::npos) return "";
+  start += kMarker.size();
+  size_t end = message.find('\'', start);
+  if (end == std::string_view::npos || end == start) return "";
+  return std::string(message.substr(start, end - start));
 }
 
 }  // namespace
@@ -42,14 +53,15 @@ absl::StatusOr<std::unique_ptr<AzureKeyVaultProvider>> AzureKeyVaultProvider::Ne
   p->service_ = p->hsm_ ? "Managed HSM" : "Key Vault";
   p->resource_ = p->hsm_ ? kHsmResource : kVaultResource;
   p->algorithm_ = p->hsm_ ? "A256KW" : "RSA-OAEP-256";
-  p->vault_ = absl::AsciiStrToLower(cfg.value(p->hsm_ ? "managed_hsm_name" : "key_vault_name", ""));
+  p->vault_ =
+      absl::AsciiStrToLower(ConfigString(cfg, p->hsm_ ? "managed_hsm_name" : "key_vault_name"));
   p->vault_url_ = absl::StrReplaceAll(
       p->hsm_ ? p->config_.managed_hsm_url_template : p->config_.vault_url_template,
       {{"{name}", p->vault_}});
   p->key_name_ = key.key_name;
   p->region_ = key.region;
-  p->subscription_id_ = cfg.value("subscription_id", "");
-  p->resource_group_ = cfg.value("resource_group", "");
+  p->subscription_id_ = ConfigString(cfg, "subscription_id");
+  p->resource_group_ = ConfigString(cfg, "resource_group");
   return p;
 }
 
@@ -77,45 +89,67 @@ absl::StatusOr<HttpResponse> AzureKeyVaultProvider::Call(const std::string& meth
   return absl::InternalError("unreachable");
 }
 
+absl::Status AzureKeyVaultProvider::Unreadable(const std::string& operation,
+                                               const absl::Status& why) const {
+  return absl::UnavailableError(absl::StrCat(service_, " '", vault_, "' answered ", operation,
+                                             " with a reply keyward cannot read (", why.message(),
+                                             "); treating it as a transient failure"));
+}
+
 absl::Status AzureKeyVaultProvider::ServiceError(const HttpResponse& res,
                                                  const std::string& operation) const {
-  json j = json::parse(res.body, nullptr, false);
-  json err = j.is_object() ? j.value("error", json::object()) : json::object();
-  std::string code = err.value("code", "");
-  std::string inner = err.value("innererror", json::object()).value("code", "");
-  std::string message = err.value("message", "");
+  // The HTTP status is what the service meant; an error body we cannot read leaves the codes
+  // empty and the mapping below falls back on the status alone.
+  AzureErrorBody err = ParseAzureError(res.body).value_or(AzureErrorBody{});
+  const std::string& code = err.code;
+  const std::string& inner = err.inner_code;
+  std::string message = ExcerptForMessage(err.message);
   std::string where = absl::StrCat("key '", key_name_, "' in ", service_, " '", vault_, "'");
   if (res.status == 404) {
-    return absl::NotFoundError(
-        absl::StrCat(where, " was not found (", code, "); create the key under exactly that name"));
+    return absl::NotFoundError(absl::StrCat(where, " was not found (", ExcerptForMessage(code, 64),
+                                            "); create the key under exactly that name"));
   }
   if (inner == "KeyDisabled") {
     return absl::FailedPreconditionError(
         absl::StrCat("encryption key for azure/", region_, " is disabled in ", service_, " '",
                      vault_, "' (key '", key_name_, "'); enable it, then resume the cluster"));
   }
-  if (res.status == 403) {
-    static const std::regex kAction("Action: '([^']+)'");
-    std::smatch m;
-    std::string action = std::regex_search(message, m, kAction) ? m[1].str() : operation;
+  // Outside its activation window Key Vault refuses wrapKey with 403 Forbidden; the inner code
+  // follows the service's SecretExpired pattern, the message says "expired key" either way.
+  const bool forbidden = res.status == 403;
+  const bool expired =
+      inner == "KeyExpired" || (forbidden && absl::StrContains(err.message, "expired key"));
+  const bool not_yet_valid =
+      inner == "KeyNotYetValid" || (forbidden && absl::StrContains(err.message, "not yet valid"));
+  if (expired || not_yet_valid) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "encryption key for azure/", region_, expired ? " has expired" : " is not yet valid",
+        " in ", service_, " '", vault_, "' (key '", key_name_, "'); ",
+        expired ? "set a later expiry date (az keyvault key set-attributes --expires)"
+                : "move its activation date (az keyvault key set-attributes --not-before)",
+        ", then resume the cluster"));
+  }
+  if (forbidden) {
+    std::string action = ExcerptForMessage(ActionIn(err.message));
+    if (action.empty()) action = operation;
     return absl::PermissionDeniedError(absl::StrCat(
         "keyward's application ", config_.app_name, " (", tokens_->identity().client_id,
         ") may not perform ", action, " on ", where, "; assign it the role ", service_,
         " Crypto Service Encryption User on the key",
-        inner.empty() ? "" : absl::StrCat(" (", inner, ")")));
+        inner.empty() ? "" : absl::StrCat(" (", ExcerptForMessage(inner, 64), ")")));
   }
   if (res.status == 401) {
-    return absl::UnauthenticatedError(absl::StrCat(
-        service_, " '", vault_, "' refused keyward's token: ", message.substr(0, 200)));
+    return absl::UnauthenticatedError(
+        absl::StrCat(service_, " '", vault_, "' refused keyward's token: ", message));
   }
   if (res.status == 429 || res.status >= 500) {
-    return absl::UnavailableError(absl::StrCat(service_, " '", vault_, "' is unavailable for ",
-                                               operation, " (HTTP ", res.status, " ", code,
-                                               ") after retries; try again"));
+    return absl::UnavailableError(
+        absl::StrCat(service_, " '", vault_, "' is unavailable for ", operation, " (HTTP ",
+                     res.status, " ", ExcerptForMessage(code, 64), ") after retries; try again"));
   }
   return absl::InvalidArgumentError(absl::StrCat(service_, " '", vault_, "' rejected ", operation,
-                                                 " (HTTP ", res.status, " ", code,
-                                                 "): ", message.substr(0, 200)));
+                                                 " (HTTP ", res.status, " ",
+                                                 ExcerptForMessage(code, 64), "): ", message));
 }
 
 absl::StatusOr<KeyDescription> AzureKeyVaultProvider::Describe() {
@@ -124,21 +158,22 @@ absl::StatusOr<KeyDescription> AzureKeyVaultProvider::Describe() {
   auto res = Call("GET", url, "", resource_);
   if (!res.ok()) return res.status();
   if (res->status != 200) return ServiceError(*res, "get key");
-  json j = json::parse(res->body, nullptr, false);
-  if (!j.is_object() || !j.contains("key"))
-    return absl::DataLossError("Key Vault answered a key bundle keyward cannot read");
+  auto bundle = ParseKeyBundle(res->body);
+  if (!bundle.ok()) return Unreadable("getKey", bundle.status());
+  // Expiry and activation are reported, not judged: the caller decides what a window means.
   KeyDescription d;
-  d.key_id = j["key"].value("kid", "");
-  d.key_version = VersionOf(d.key_id);
-  json attrs = j.value("attributes", json::object());
-  d.enabled = attrs.value("enabled", false);
-  if (attrs.contains("recoveryLevel")) {
-    std::string level = attrs["recoveryLevel"];
+  d.key_id = bundle->kid;
+  d.key_version = bundle->version;
+  d.enabled = bundle->enabled;
+  d.not_before = bundle->not_before;
+  d.expires_at = bundle->expires_at;
+  if (bundle->recovery_level) {
+    const std::string& level = *bundle->recovery_level;
     d.purge_protection = level == "Recoverable" || level == "CustomizedRecoverable";
   }
-  if (j["key"].contains("key_ops")) {
+  if (bundle->key_ops) {
     bool wrap = false, unwrap = false;
-    for (const auto& op : j["key"]["key_ops"]) {
+    for (const auto& op : *bundle->key_ops) {
       wrap |= op == "wrapKey";
       unwrap |= op == "unwrapKey";
     }
@@ -147,16 +182,15 @@ absl::StatusOr<KeyDescription> AzureKeyVaultProvider::Describe() {
   if (!subscription_id_.empty() && !resource_group_.empty()) {
     std::string arm =
         absl::StrCat(config_.management_host, "/subscriptions/", subscription_id_,
-                     "/resourceGroups/", resource_group_, "/providers/Microsoft.KeyVault/vaults/",
-                     vault_, "?api-version=2023-07-01");
+                     "/resourceGroups/", resource_group_, "/providers/Microsoft.KeyVault/",
+                     hsm_ ? "managedHSMs/" : "vaults/", vault_, "?api-version=2023-07-01");
     auto vault = Call("GET", arm, "", kArmResource);
+    // Vault-level facts are optional: a failed or unreadable ARM reply leaves them unknown,
+    // exactly as missing read access on the vault does.
     if (vault.ok() && vault->status == 200) {
-      json v = json::parse(vault->body, nullptr, false);
-      if (v.is_object()) {
-        d.region = absl::AsciiStrToLower(v.value("location", ""));
-        json props = v.value("properties", json::object());
-        if (props.contains("enablePurgeProtection"))
-          d.purge_protection = props["enablePurgeProtection"].get<bool>();
+      if (auto v = ParseArmVault(vault->body); v.ok()) {
+        if (v->location) d.region = *v->location;
+        if (v->purge_protection) d.purge_protection = *v->purge_protection;
       }
     }
   }
@@ -176,13 +210,10 @@ absl::StatusOr<WrappedKey> AzureKeyVaultProvider::Wrap(const SecretBytes& plaint
   WipeString(payload);
   if (!res.ok()) return res.status();
   if (res->status != 200) return ServiceError(*res, "wrapKey");
-  json j = json::parse(res->body, nullptr, false);
-  auto value =
-      j.is_object() ? Base64Decode(j.value("value", "")) : absl::InvalidArgumentError("not JSON");
-  std::string kid = j.is_object() ? j.value("kid", "") : "";
-  if (!value.ok() || VersionOf(kid).empty())
-    return absl::DataLossError("Key Vault answered a wrapKey result keyward cannot read");
-  return WrappedKey{"azure-key-vault", kid, VersionOf(kid), algorithm_, *value};
+  auto wrapped = ParseWrapResult(res->body);
+  if (!wrapped.ok()) return Unreadable("wrapKey", wrapped.status());
+  return WrappedKey{"azure-key-vault", wrapped->kid, wrapped->version, algorithm_,
+                    std::move(wrapped->ciphertext)};
 }
 
 absl::StatusOr<SecretBytes> AzureKeyVaultProvider::Unwrap(const WrappedKey& wrapped,
@@ -191,7 +222,7 @@ absl::StatusOr<SecretBytes> AzureKeyVaultProvider::Unwrap(const WrappedKey& wrap
     return absl::FailedPreconditionError(
         absl::StrCat("key was wrapped by ", wrapped.provider, ", not Azure Key Vault"));
   }
-  std::string version = VersionOf(wrapped.key_id);
+  std::string version = KeyVersionFromKid(wrapped.key_id);
   if (version.empty())
     return absl::DataLossError("wrapped-key record has no Key Vault key version");
   std::string url = absl::StrCat(vault_url_, "/keys/", key_name_, "/", version,
@@ -200,18 +231,10 @@ absl::StatusOr<SecretBytes> AzureKeyVaultProvider::Unwrap(const WrappedKey& wrap
   auto res = Call("POST", url, body.dump(), resource_);
   if (!res.ok()) return res.status();
   if (res->status != 200) return ServiceError(*res, "unwrapKey");
-  json j = json::parse(res->body, nullptr, false);
-  auto value =
-      j.is_object() ? Base64Decode(j.value("value", "")) : absl::InvalidArgumentError("not JSON");
-  if (!value.ok())
-    return absl::DataLossError("Key Vault answered an unwrapKey result keyward cannot read");
-  SecretBytes out = SecretBytes::FromView(*value);
-  WipeString(*value);
+  auto unwrapped = ParseUnwrapResult(res->body);
   WipeString(res->body);
-  if (j.is_object() && j.contains("value") && j["value"].is_string()) {
-    WipeString(j["value"].get_ref<std::string&>());
-  }
-  return out;
+  if (!unwrapped.ok()) return Unreadable("unwrapKey", unwrapped.status());
+  return std::move(unwrapped->plaintext);
 }
 
 }  // namespace keyward

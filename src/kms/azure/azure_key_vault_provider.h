@@ -7,8 +7,10 @@
 // Describe: GET the key (enabled, permitted operations, recoveryLevel → purge protection) and,
 // when the customer gave subscription and resource group, ARM GET of the vault (its region).
 // Service errors map by error.code / innererror.code to statuses whose messages name the vault,
-// the key and the fix. The vault's URL is built from its name and the configured template; a
-// host named inside a stored record is never contacted. Thread-safe.
+// the key and the fix: 404 NotFound; KeyDisabled, KeyExpired, KeyNotYetValid FailedPrecondition;
+// 403 PermissionDenied; 429/5xx Unavailable. A 200 reply keyward cannot read (azure_replies.h)
+// is Unavailable, never a crash. The vault's URL is built from its name and the configured
+// template; a host named inside a stored record is never contacted. Thread-safe.
 
 #include <memory>
 #include <string>
@@ -46,6 +48,9 @@ class AzureKeyVaultProvider : public MasterKeyProvider {
   absl::StatusOr<HttpResponse> Call(const std::string& method, const std::string& url,
                                     const std::string& body, const std::string& resource);
   absl::Status ServiceError(const HttpResponse& res, const std::string& operation) const;
+  // A 200 reply that does not parse: Unavailable, so callers retry rather than declare the key
+  // lost (the service answered, but not with anything keyward can act on).
+  absl::Status Unreadable(const std::string& operation, const absl::Status& why) const;
 
   AzureKeyVaultConfig config_;
   std::shared_ptr<EntraTokenSource> tokens_;

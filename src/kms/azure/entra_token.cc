@@ -9,9 +9,10 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "crypto/random.h"
+#include "crypto/secret_bytes.h"
+#include "kms/azure/azure_replies.h"
 #include "util/base64.h"
 #include "util/file_util.h"
 
@@ -22,13 +23,6 @@ int64_t NowSeconds() {
   return std::chrono::duration_cast<std::chrono::seconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-int64_t ToInt(const nlohmann::json& v) {
-  if (v.is_number_integer()) return v.get<int64_t>();
-  int64_t n = 0;
-  if (v.is_string() && absl::SimpleAtoi(v.get<std::string>(), &n)) return n;
-  return 0;
 }
 
 }  // namespace
@@ -143,22 +137,32 @@ absl::StatusOr<std::pair<std::string, int64_t>> EntraTokenSource::Fetch(
     who = absl::StrCat("application ", identity_.client_id, " in tenant ", identity_.tenant_id);
   }
   auto res = http_->Send(req);
+  WipeString(req.body);  // a client secret or assertion
   if (!res.ok())
     return absl::UnavailableError(
         absl::StrCat("Entra ID token for ", who, ": ", res.status().message()));
-  nlohmann::json j = nlohmann::json::parse(res->body, nullptr, false);
-  if (res->status != 200 || !j.is_object() || !j.contains("access_token")) {
-    std::string why = j.is_object() ? j.value("error_description", j.value("error", "")) : "";
+  const char* service = identity_.kind == EntraIdentity::Kind::kManagedIdentity
+                            ? "the managed identity endpoint (IMDS)"
+                            : "Entra ID";
+  if (res->status != 200) {
+    // An unreadable error body still carries its HTTP status: map by that alone.
+    EntraErrorReply err = ParseEntraError(res->body).value_or(EntraErrorReply{});
+    std::string why = err.error_description.empty() ? err.error : err.error_description;
     absl::StatusCode code = res->status == 400 || res->status == 401
                                 ? absl::StatusCode::kUnauthenticated
                                 : absl::StatusCode::kUnavailable;
     return absl::Status(code, absl::StrCat("Entra ID refused a token for ", who, " (HTTP ",
-                                           res->status, "): ", why.substr(0, 300)));
+                                           res->status, "): ", ExcerptForMessage(why, 300)));
   }
-  int64_t expires_at = j.contains("expires_on")
-                           ? ToInt(j["expires_on"])
-                           : NowSeconds() + ToInt(j.value("expires_in", nlohmann::json(3599)));
-  return std::make_pair(j["access_token"].get<std::string>(), expires_at);
+  auto reply = ParseTokenReply(res->body);
+  WipeString(res->body);
+  if (!reply.ok()) {
+    return absl::UnavailableError(absl::StrCat(
+        service, " answered a token request for ", who, " with a reply keyward cannot read (",
+        reply.status().message(), "); treating it as a transient failure"));
+  }
+  int64_t expires_at = reply->expires_on ? *reply->expires_on : NowSeconds() + reply->expires_in;
+  return std::make_pair(std::move(reply->access_token), expires_at);
 }
 
 }  // namespace keyward

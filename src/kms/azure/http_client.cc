@@ -15,8 +15,12 @@
 namespace keyward {
 namespace {
 
+// Every KMS and token reply is a few KiB: a body past the cap is cut off (curl then fails the
+// transfer) instead of growing without bound.
 size_t OnBody(char* data, size_t size, size_t n, void* out) {
-  static_cast<std::string*>(out)->append(data, size * n);
+  auto* body = static_cast<std::string*>(out);
+  if (body->size() + size * n > HttpClient::kMaxResponseBytes) return 0;
+  body->append(data, size * n);
   return size * n;
 }
 

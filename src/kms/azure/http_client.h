@@ -42,9 +42,13 @@ struct HttpClientOptions {
 class HttpClient {
  public:
   explicit HttpClient(HttpClientOptions options);
+  virtual ~HttpClient() = default;
   // Sends with retries. Errors only when no HTTP answer came back (or retries ran out on
-  // 429/5xx, in which case the last response is returned with its status).
-  absl::StatusOr<HttpResponse> Send(const HttpRequest& request) const;
+  // 429/5xx, in which case the last response is returned with its status). Response bodies over
+  // kMaxResponseBytes are refused (Unavailable). Virtual so tests can answer without a network.
+  virtual absl::StatusOr<HttpResponse> Send(const HttpRequest& request) const;
+
+  static constexpr size_t kMaxResponseBytes = 1 << 20;
   const HttpClientOptions& options() const { return options_; }
 
  private:
