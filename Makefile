@@ -21,7 +21,7 @@ build-check/Makefile: CMakeLists.txt
 	cmake -S . -B build-check -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug -DKEYWARD_SANITIZE=ON
 
 CHECK_TARGETS := unit_tests keyward keyward-fake-kms keyward-kms-emulator keyward-azure-wrap \
-  keyward_rocksdb_plugin resp_parser_fuzz key_file_fuzz
+  keyward_rocksdb_plugin resp_parser_fuzz key_file_fuzz azure_reply_fuzz
 build-check: deps build-check/Makefile
 	$(MAKE) -C build-check -j$(JOBS) --no-print-directory $(CHECK_TARGETS)
 
