@@ -215,6 +215,7 @@ T Opt(const json& j, const char* field, T fallback) {
 }  // namespace
 
 bool IsLoopbackAddress(std::string_view addr) {
+  if (addr.find('\0') != std::string_view::npos) return false;  // inet_pton would stop there
   std::string a(addr);
   in_addr v4{};
   if (inet_pton(AF_INET, a.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;

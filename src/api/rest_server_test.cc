@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 #include <set>
+#include <string_view>
 
 #include "api/openapi_document.h"
 
@@ -34,8 +35,10 @@ TEST(RestServer, MetricsAuthDecisionFailsClosed) {
   for (const char* a : {"127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1"}) {
     EXPECT_TRUE(IsLoopbackAddress(a)) << a;
   }
-  for (const char* a : {"", "10.0.0.1", "128.0.0.1", "0.0.0.0", "::", "::2", "::ffff:10.0.0.1",
-                        "fe80::1", "localhost", "127.0.0.1 ", "127.0.0.1\0x", "1.127.0.0"}) {
+  using namespace std::string_view_literals;
+  for (std::string_view a : {""sv, "10.0.0.1"sv, "128.0.0.1"sv, "0.0.0.0"sv, "::"sv, "::2"sv,
+                             "::ffff:10.0.0.1"sv, "fe80::1"sv, "localhost"sv, "127.0.0.1 "sv,
+                             "127.0.0.1\0x"sv, "1.127.0.0"sv}) {
     EXPECT_FALSE(IsLoopbackAddress(a)) << a;
   }
 }

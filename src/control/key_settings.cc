@@ -12,7 +12,7 @@ namespace {
 
 using nlohmann::json;
 
-absl::StatusOr<KeySettings> AzureSettings(const json& azure) {
+absl::StatusOr<KeySettings> AzureKeySettings(const json& azure) {
   static const std::regex kVault("^[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$");
   static const std::regex kPrefix("^[0-9a-zA-Z-]{1,100}$");
   if (!azure.is_object()) {
@@ -89,7 +89,7 @@ absl::StatusOr<KeySettings> ValidateKeySettings(const std::string& provider,
   if (provider == "azure-key-vault") {
     if (!aws.is_null())
       return absl::InvalidArgumentError("field 'aws' does not go with provider azure-key-vault");
-    return AzureSettings(azure);
+    return AzureKeySettings(azure);
   }
   if (!azure.is_null())
     return absl::InvalidArgumentError("field 'azure' does not go with provider aws-kms");

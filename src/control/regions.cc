@@ -173,7 +173,7 @@ std::vector<std::string> SuggestRegions(std::string_view cloud, std::string_view
   std::vector<std::pair<size_t, std::string_view>> close;
   for (std::string_view known : KnownRegions(cloud)) {
     // A long enough start of a name is the closest there is: "westeu" → westeurope first.
-    if (region.size() >= 4 && absl::StartsWith(known, region)) {
+    if (region.size() >= 4 && known.starts_with(region)) {
       close.emplace_back(0, known);
     } else if (size_t d = EditDistance(region, known); d <= limit) {
       close.emplace_back(d, known);
@@ -196,10 +196,10 @@ absl::Status ValidateCloudRegion(std::string_view cloud, std::string_view region
   if (std::find(known.begin(), known.end(), region) != known.end()) return absl::OkStatus();
   std::vector<std::string> near = SuggestRegions(cloud, region);
   std::string hint = near.empty()
-                         ? absl::StrCat("; `", ListCommand(cloud), "` lists the region names")
+                         ? absl::StrCat("; `", std::string(ListCommand(cloud)), "` lists the region names")
                          : absl::StrCat("; did you mean ", absl::StrJoin(near, ", "), "?");
   return absl::InvalidArgumentError(
-      absl::StrCat("unknown ", CloudName(cloud), " region '", region, "'", hint));
+      absl::StrCat("unknown ", std::string(CloudName(cloud)), " region '", std::string(region), "'", hint));
 }
 
 }  // namespace keyward

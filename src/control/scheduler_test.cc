@@ -59,7 +59,11 @@ TEST(SchedulerTest, RealThreadsRunJobsAndSkipOverlappingRuns) {
   std::atomic<bool> job_ran{false};
   s.Submit("job", [&] { job_ran = true; });
   s.Start();
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // Until a few runs happened (a loaded machine or a sanitizer build may take far longer than
+  // the 5 ms period suggests), with a generous cap.
+  for (int i = 0; i < 1000 && (runs.load() < 3 || !job_ran); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   s.Stop();
   EXPECT_TRUE(job_ran);
   EXPECT_GE(runs.load(), 2);

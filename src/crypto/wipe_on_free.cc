@@ -7,15 +7,32 @@
 #include <cstdlib>
 #include <new>
 
-// Sanitizer runtimes bring their own operator new/delete (and report new/free mismatches), so
-// sanitizer builds keep theirs and the wipe is unavailable there.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+// ThreadSanitizer and MemorySanitizer own operator delete (they track every block through it), so
+// the wipe is unavailable there. AddressSanitizer only checks that a block is released the way it
+// was allocated; our delete releases with free(), which ASan then calls a mismatch with its
+// operator new. Those builds turn that one check off (below) so the wipe is tested under ASan too;
+// use-after-free, double free and overflow checks stay.
+#if defined(__SANITIZE_THREAD__)
 #define KEYWARD_NO_WIPE_ON_FREE 1
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(memory_sanitizer) || \
-    __has_feature(thread_sanitizer)
+#if __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
 #define KEYWARD_NO_WIPE_ON_FREE 1
 #endif
+#endif
+
+#if !defined(KEYWARD_NO_WIPE_ON_FREE)
+#if defined(__SANITIZE_ADDRESS__)
+#define KEYWARD_WIPE_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define KEYWARD_WIPE_UNDER_ASAN 1
+#endif
+#endif
+#endif
+
+#ifdef KEYWARD_WIPE_UNDER_ASAN
+// Read by the ASan runtime at start; ASAN_OPTIONS from the environment still override it.
+extern "C" const char* __asan_default_options() { return "alloc_dealloc_mismatch=0"; }
 #endif
 
 namespace keyward {
@@ -23,7 +40,7 @@ namespace {
 
 std::atomic<bool> g_wipe{false};
 
-inline void WipeAndFree(void* p) noexcept {
+[[maybe_unused]] inline void WipeAndFree(void* p) noexcept {
   if (p == nullptr) return;
   if (g_wipe.load(std::memory_order_relaxed)) explicit_bzero(p, malloc_usable_size(p));
   std::free(p);

@@ -12,8 +12,9 @@
 //
 // The replacement is linked into every binary that calls EnableWipeOnFree() (the call pulls the
 // object file in); the executable exports it, so librocksdb.so's deletes resolve to it too.
-// Off by default; `keyward serve` enables it at start. Unavailable in sanitizer builds (their
-// runtime owns operator delete): WipeOnFreeEnabled() then stays false. Thread-safe.
+// Off by default; `keyward serve` enables it at start. Unavailable under TSan and MSan (their
+// runtime owns operator delete): WipeOnFreeEnabled() then stays false. Under ASan it works, with
+// ASan's alloc/dealloc-mismatch check off in binaries that link it. Thread-safe.
 
 namespace keyward {
 

@@ -51,7 +51,7 @@ TEST(InstrumentedProvider, CountsAndTimesEveryCallByResult) {
   EXPECT_EQ(Sample(timed_unwrap), timed + 2);
   EXPECT_GE(Sample(absl::StrCat(
                 R"(keyward_kms_requests_total{provider="escrow",operation="unwrap",result=")",
-                KmsResultLabel(wrong.status()), "\"}")),
+                std::string(KmsResultLabel(wrong.status())), "\"}")),
             1);
   std::string cmd = std::string("rm -rf ") + dir;
   (void)!std::system(cmd.c_str());

@@ -47,9 +47,17 @@ bool EqualsUnmasked(std::string_view candidate, const Masked& m) {
 // mapping of each hit for the failure message.
 std::vector<int> ScanOwnMemory(const std::vector<Masked>& secrets, std::string* where) {
   std::vector<int> hits(secrets.size(), 0);
-  std::ifstream maps("/proc/self/maps");
+  // smaps, not maps: mappings marked do-not-dump (a sanitizer's terabytes of shadow memory) are
+  // skipped, as a core dump skips them; they hold no program data.
+  std::ifstream smaps("/proc/self/smaps");
   std::vector<std::string> lines;
-  for (std::string line; std::getline(maps, line);) lines.push_back(line);
+  for (std::string line; std::getline(smaps, line);) {
+    if (line.rfind("VmFlags:", 0) == 0) {
+      if (!lines.empty() && (line + " ").find(" dd ") != std::string::npos) lines.pop_back();
+    } else if (!line.empty() && line.find(':') > line.find(' ')) {  // a mapping's first line
+      lines.push_back(line);
+    }
+  }
   int mem = open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
   if (mem < 0) return hits;
   constexpr size_t kChunk = 1 << 20;
