@@ -1,5 +1,7 @@
 #include "server/resp_server.h"
 
+#include "crypto/stack_wipe.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -232,6 +234,7 @@ void RespServer::RemoveCluster(const std::string& cluster_id) {
     // Nothing of this cluster runs any more: its series leave the output.
     CommandsFamily().RemoveWhere(0, cluster_id);
     ConnectionsFamily().RemoveWhere(0, cluster_id);
+    WipeStaleStack();  // this loop ran the cluster's reads (see crypto/stack_wipe.h)
   });
 }
 

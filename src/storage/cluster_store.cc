@@ -1,5 +1,7 @@
 #include "storage/cluster_store.h"
 
+#include "crypto/stack_wipe.h"
+
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -184,6 +186,7 @@ ClusterStore::~ClusterStore() {
   if (shared_ != nullptr && shared_->block_cache != nullptr) {
     shared_->block_cache->EraseUnRefEntries();
   }
+  WipeStaleStack();  // blocks this thread read (see crypto/stack_wipe.h)
 }
 
 absl::StatusOr<std::optional<StoredValue>> ClusterStore::Get(std::string_view key) {

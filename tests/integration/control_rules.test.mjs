@@ -80,7 +80,7 @@ test('rule: CMEK clusters are dedicated, on aws or azure, in a region with an ac
   await expectError('POST', url, { name: 'a', cloud_provider: 'azure', region: 'eastus2', tier: 'dedicated' }, 409, /no encryption key for azure in region eastus2.*keyward key create --project .* --provider azure-key-vault --region eastus2/);
   const pending = (await server.api('POST', `/api/v1/projects/${cmek.id}/encryption-keys`, { provider: 'azure-key-vault', region: 'eastus2', azure: { key_vault_name: 'kv-eastus2', key_name_prefix: 'p' } })).json;
   await expectError('POST', url, { name: 'a', cloud_provider: 'azure', region: 'eastus2', tier: 'dedicated' }, 409, new RegExp(`encryption key ${pending.id} for azure/eastus2 is pending.*keyward key test`));
-  await expectError('POST', url, { name: 'a', cloud_provider: 'aws', region: 'eastus2', tier: 'dedicated' }, 409, /no encryption key for aws in region eastus2/);
+  await expectError('POST', url, { name: 'a', cloud_provider: 'aws', region: 'us-west-2', tier: 'dedicated' }, 409, /no encryption key for aws in region us-west-2/);
   await activeAzureKey(cmek.id, 'westus');
   const ok = await server.api('POST', url, { name: 'west', cloud_provider: 'azure', region: 'westus', tier: 'dedicated' });
   assert.equal(ok.status, 201);

@@ -79,7 +79,7 @@ async function waitForState(server, id, want, ms) {
   assert.fail(`cluster ${id} is ${c?.state}, not ${want}, after ${ms} ms`);
 }
 
-test('no copy of a closed cluster\'s values in the server\'s memory (gcore)', async () => {
+test('no copy of a closed cluster\'s values in the server\'s memory', async () => {
   const dir = tempDir('kw-mem-');
   const fake = new FakeKms(dir);
   const server = await fakeServer(dir, fake, ['--key-check-interval', String(INTERVAL_S)]).start();
@@ -129,6 +129,9 @@ test('no copy of a closed cluster\'s values in the server\'s memory (gcore)', as
     redis = await client(cluster);
     assert.deepEqual(await redis.mget(...canaries.map((_, i) => `canary:${i}`)), canaries);
     await redis.quit();
+  } catch (e) {
+    console.log(`keyward serve output (tail):\n${server.output.slice(-6000)}`);
+    throw e;
   } finally {
     await server.stop();
     fs.rmSync(dir, { recursive: true, force: true });
