@@ -93,9 +93,17 @@ export class Server {
   async api(method, urlPath, body, token = this.token, extraHeaders = {}) {
     const headers = { 'Content-Type': 'application/json', ...extraHeaders };
     if (token !== null) headers.Authorization = `Bearer ${token}`;
-    const r = await fetch(`${this.url}${urlPath}`, {
-      method, headers, body: body === undefined ? undefined : (typeof body === 'string' ? body : JSON.stringify(body)),
-    });
+    const init = { method, headers, body: body === undefined ? undefined : (typeof body === 'string' ? body : JSON.stringify(body)) };
+    let r;
+    try {
+      r = await fetch(`${this.url}${urlPath}`, init);
+    } catch (e) {
+      // A kept-alive connection the server closed as idle (15 s) just as this request went out:
+      // the server never read it (it only closes idle connections), so sending it again on a
+      // fresh connection is safe. Anything else is the test's failure.
+      if (e?.cause?.code !== 'UND_ERR_SOCKET' || !/other side closed/.test(e.cause.message)) throw e;
+      r = await fetch(`${this.url}${urlPath}`, init);
+    }
     const text = await r.text();
     let json = null;
     try { json = JSON.parse(text); } catch { /* not JSON */ }

@@ -41,6 +41,7 @@ test('re-encryption leaves no file under an older data key; a new dictionary key
   const dir = tempDir('kw-rot-');
   const fake = new FakeKms(dir);
   const server = await fakeServer(dir, fake).start();
+  const clients = [];
   try {
     const project = (await server.api('POST', '/api/v1/projects', { name: 'rotation', cmek_enabled: true })).json;
     const key = (await server.api('POST', `/api/v1/projects/${project.id}/encryption-keys`,
@@ -55,6 +56,7 @@ test('re-encryption leaves no file under an older data key; a new dictionary key
 
     const canaries = Array.from({ length: COUNT }, makeCanary);
     const redis = new Redis({ ...splitEndpoint(cluster.endpoint), password: cluster.password, lazyConnect: true, maxRetriesPerRequest: 0 });
+    clients.push(redis);
     await redis.connect();
     const p = redis.pipeline();
     canaries.forEach((c, i) => p.set(`k:${i}`, c));
@@ -110,7 +112,11 @@ test('re-encryption leaves no file under an older data key; a new dictionary key
     assert.equal(reopened.state, 'available');
     assert.equal(reopened.encryption.dictionary_key_id, rotated.json.encryption.dictionary_key_id);
     await readBack(cluster, canaries);
+  } catch (e) {
+    console.log(`keyward serve output (tail):\n${server.output.slice(-6000)}`);
+    throw e;
   } finally {
+    for (const c of clients) c.disconnect();
     await server.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   }

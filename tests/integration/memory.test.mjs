@@ -41,6 +41,7 @@ function canariesInMemory(pid, canaries) {
   const buf = Buffer.alloc(CHUNK + OVERLAP);
   let hits = 0;
   let bytes = 0;
+  const where = [];
   try {
     for (const m of maps) {
       if (m.perms[0] !== 'r' || m.flags.includes(' dd ') || /\[(vvar|vsyscall)\]/.test(m.path)) continue;
@@ -51,14 +52,17 @@ function canariesInMemory(pid, canaries) {
         bytes += Math.min(n, CHUNK);
         const view = buf.subarray(0, n);
         for (let i = view.indexOf('KWCANARY'); i >= 0 && i < CHUNK; i = view.indexOf('KWCANARY', i + 8)) {
-          if (wanted.has(view.toString('latin1', i, i + 40))) hits++;
+          if (wanted.has(view.toString('latin1', i, i + 40))) {
+            hits++;
+            if (where.length < 5) where.push(`0x${(at + i).toString(16)} in ${m.path || '[anonymous]'} (${m.perms})`);
+          }
         }
       }
     }
   } finally {
     fs.closeSync(fd);
   }
-  return { hits, bytes };
+  return { hits, bytes, where };
 }
 
 async function client(cluster) {
@@ -111,7 +115,7 @@ test('no copy of a closed cluster\'s values in the server\'s memory', async () =
     const paused = await server.api('POST', `/api/v1/clusters/${cluster.id}:pause`);
     assert.equal(paused.status, 200, paused.text);
     const afterPause = canariesInMemory(server.proc.pid, canaries);
-    assert.equal(afterPause.hits, 0, 'canary values left in memory after pause');
+    assert.equal(afterPause.hits, 0, `canary values left in memory after pause: ${afterPause.where.join(', ')}`);
 
     const resumed = await server.api('POST', `/api/v1/clusters/${cluster.id}:resume`);
     assert.equal(resumed.status, 200, resumed.text);
@@ -122,7 +126,7 @@ test('no copy of a closed cluster\'s values in the server\'s memory', async () =
     fake.update(key.key_name, { enabled: false });
     await waitForState(server, cluster.id, 'inaccessible', (INTERVAL_S + 10) * 1000);
     const afterCut = canariesInMemory(server.proc.pid, canaries);
-    assert.equal(afterCut.hits, 0, 'canary values left in memory after the monitor cut the cluster');
+    assert.equal(afterCut.hits, 0, `canary values left in memory after the monitor cut the cluster: ${afterCut.where.join(', ')}`);
 
     fake.update(key.key_name, { enabled: true });
     await waitForState(server, cluster.id, 'available', (INTERVAL_S + 30) * 1000);
