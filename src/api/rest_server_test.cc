@@ -36,9 +36,9 @@ TEST(RestServer, MetricsAuthDecisionFailsClosed) {
     EXPECT_TRUE(IsLoopbackAddress(a)) << a;
   }
   using namespace std::string_view_literals;
-  for (std::string_view a : {""sv, "10.0.0.1"sv, "128.0.0.1"sv, "0.0.0.0"sv, "::"sv, "::2"sv,
-                             "::ffff:10.0.0.1"sv, "fe80::1"sv, "localhost"sv, "127.0.0.1 "sv,
-                             "127.0.0.1\0x"sv, "1.127.0.0"sv}) {
+  for (std::string_view a :
+       {""sv, "10.0.0.1"sv, "128.0.0.1"sv, "0.0.0.0"sv, "::"sv, "::2"sv, "::ffff:10.0.0.1"sv,
+        "fe80::1"sv, "localhost"sv, "127.0.0.1 "sv, "127.0.0.1\0x"sv, "1.127.0.0"sv}) {
     EXPECT_FALSE(IsLoopbackAddress(a)) << a;
   }
 }

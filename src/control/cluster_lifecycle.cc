@@ -60,8 +60,7 @@ ControlPlane::Claim::~Claim() {
 }
 
 absl::StatusOr<ControlPlane::Claimed> ControlPlane::ClaimForChange(const User& actor,
-                                                                   const std::string& id,
-                                                                   Need need,
+                                                                   const std::string& id, Need need,
                                                                    std::string_view action) {
   // Authorised before waiting, so nobody without the right can hold up a cluster's operations;
   // read again once claimed, so the change starts from the state as of the claim.
@@ -326,7 +325,8 @@ absl::Status ControlPlane::RewrapCluster(const std::string& id, const Encryption
 
 absl::StatusOr<Cluster> ControlPlane::RotateDictionaryKey(const User& actor,
                                                           const std::string& id) {
-  ASSIGN_OR_RETURN(Claimed held, ClaimForChange(actor, id, Need::kOwner, "cluster.rotate_dictionary_key"));
+  ASSIGN_OR_RETURN(Claimed held,
+                   ClaimForChange(actor, id, Need::kOwner, "cluster.rotate_dictionary_key"));
   Cluster& c = held.cluster;
   const std::optional<EncryptionKey>& key = held.key;
   auto h = runtime_.Get(id);

@@ -195,11 +195,11 @@ absl::Status ValidateCloudRegion(std::string_view cloud, std::string_view region
   const auto& known = KnownRegions(cloud);
   if (std::find(known.begin(), known.end(), region) != known.end()) return absl::OkStatus();
   std::vector<std::string> near = SuggestRegions(cloud, region);
-  std::string hint = near.empty()
-                         ? absl::StrCat("; `", std::string(ListCommand(cloud)), "` lists the region names")
-                         : absl::StrCat("; did you mean ", absl::StrJoin(near, ", "), "?");
-  return absl::InvalidArgumentError(
-      absl::StrCat("unknown ", std::string(CloudName(cloud)), " region '", std::string(region), "'", hint));
+  std::string hint = near.empty() ? absl::StrCat("; `", std::string(ListCommand(cloud)),
+                                                 "` lists the region names")
+                                  : absl::StrCat("; did you mean ", absl::StrJoin(near, ", "), "?");
+  return absl::InvalidArgumentError(absl::StrCat("unknown ", std::string(CloudName(cloud)),
+                                                 " region '", std::string(region), "'", hint));
 }
 
 }  // namespace keyward

@@ -1,7 +1,5 @@
 #include "server/resp_server.h"
 
-#include "crypto/stack_wipe.h"
-
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -16,6 +14,7 @@
 #include <future>
 
 #include "absl/strings/str_cat.h"
+#include "crypto/stack_wipe.h"
 #include "server/resp_writer.h"
 #include "util/metrics.h"
 

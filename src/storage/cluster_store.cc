@@ -1,7 +1,5 @@
 #include "storage/cluster_store.h"
 
-#include "crypto/stack_wipe.h"
-
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -9,6 +7,7 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "crypto/stack_wipe.h"
 #include "rocksdb/env_encryption.h"
 #include "rocksdb/table.h"
 #include "storage/encryption_provider.h"

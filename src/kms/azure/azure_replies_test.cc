@@ -116,7 +116,8 @@ TEST(AzureRepliesTest, KeyBundleAcceptsIntegralFloatTimes) {
 
 TEST(AzureRepliesTest, WrapResult) {
   std::string value = Base64UrlEncode(std::string(384, '\x07'));
-  auto w = ParseWrapResult(std::string(R"({"kid":")") + kReplyKid + R"(","value":")" + value + "\"}");
+  auto w =
+      ParseWrapResult(std::string(R"({"kid":")") + kReplyKid + R"(","value":")" + value + "\"}");
   ASSERT_TRUE(w.ok()) << w.status();
   EXPECT_EQ(w->kid, kReplyKid);
   EXPECT_EQ(w->version, "0123456789abcdef0123456789abcdef");
@@ -269,7 +270,9 @@ TEST(AzureRepliesTest, ExcerptIsValidUtf8AndBounded) {
   EXPECT_EQ(ExcerptForMessage("line\r\nbreak\x01"), "line  break ");
   EXPECT_EQ(ExcerptForMessage("caf\xc3\xa9", 4), "caf");  // never half a character
   EXPECT_EQ(ExcerptForMessage("caf\xc3\xa9", 5), "caf\xc3\xa9");
-  EXPECT_EQ(ExcerptForMessage("\xff\xc3(\xed\xa0\x80"), "?" "?(???");  // invalid, surrogate
+  EXPECT_EQ(ExcerptForMessage("\xff\xc3(\xed\xa0\x80"),
+            "?"
+            "?(???");  // invalid, surrogate
   EXPECT_EQ(ExcerptForMessage(std::string(1000, 'x')).size(), 200u);
 }
 
