@@ -159,6 +159,15 @@ absl::Status ControlPlane::Start() {
   ASSIGN_OR_RETURN(std::vector<Cluster> clusters, metadata_.ListClusters("", {0, 1 << 30}));
   std::vector<Cluster> to_open;
   for (Cluster& c : clusters) {
+    // A re-encryption running when the server stopped did not finish; left "running", every
+    // later one would be refused. Its files are consistent either way: nothing is lost.
+    json progress = json::parse(c.encryption.reencrypt_json, nullptr, false);
+    if (progress.is_object() && progress.value("state", "") == "running") {
+      progress["state"] = "failed";
+      progress["error"] = "interrupted by a server restart; nothing is lost, run it again";
+      progress["finished_at"] = Now();
+      RETURN_IF_ERROR(metadata_.RecordClusterReencrypt(c.id, progress.dump()));
+    }
     if (c.state == "creating") {
       // Never handed out: undo the files, keep the record so the user sees what happened.
       RETURN_IF_ERROR(runtime_.Shred(c.id));

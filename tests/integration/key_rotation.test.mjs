@@ -114,6 +114,19 @@ test('re-encryption leaves no file under an older data key; a new dictionary key
     assert.equal(reopened.state, 'available');
     assert.equal(reopened.encryption.dictionary_key_id, rotated.json.encryption.dictionary_key_id);
     await readBack(cluster, canaries);
+
+    // kill -9 while a re-encryption may still run: after the restart it is not left "running"
+    // (that would refuse every later one), and a new one is accepted.
+    const third = await server.api('POST', `/api/v1/clusters/${cluster.id}:reencrypt`);
+    assert.equal(third.status, 202, third.text);
+    await server.stop('SIGKILL');
+    await server.start();
+    const progress = (await server.api('GET', `/api/v1/clusters/${cluster.id}`)).json.encryption.reencrypt_progress;
+    assert.notEqual(progress.state, 'running', JSON.stringify(progress));
+    if (progress.state === 'failed') assert.match(progress.error, /interrupted by a server restart/);
+    const fourth = await server.api('POST', `/api/v1/clusters/${cluster.id}:reencrypt`);
+    assert.equal(fourth.status, 202, fourth.text);
+    await readBack(cluster, canaries);
   } catch (e) {
     writing = false;
     console.log(`keyward serve output (tail):\n${server.output.slice(-6000)}`);
