@@ -499,6 +499,15 @@ std::vector<Route> RouteTable(ControlPlane* cp, MetadataStore* store, const std:
   });
 
   add("GET", "/metrics", [store](Call& c) {
+    // The series name every cluster of every organization: over the network only an
+    // organization owner reads them (a loopback scraper is let in without a token).
+    if (!c.user.id.empty() && c.user.org_role != "owner") {
+      SendStatus(c.res, absl::PermissionDeniedError(
+                            "only an organization owner may read /metrics (it names every "
+                            "cluster); scrape it from the server's own host, or with an "
+                            "owner's token"));
+      return;
+    }
     auto clusters = ClustersByState(*store);
     if (!c.Check(clusters)) return;
     c.res.status = 200;
@@ -564,7 +573,10 @@ void RestServer::Register() {
                                      const httplib::Request& req, httplib::Response& res) {
       Call call{req, res, User{}, {}};
       for (size_t i = 1; i < req.matches.size(); ++i) call.params.push_back(req.matches[i]);
-      if (!open && !(local_open && IsLoopbackAddress(req.remote_addr))) {
+      // A proxy on the same host makes every client look local: a forwarded request is not.
+      bool local = IsLoopbackAddress(req.remote_addr) && !req.has_header("X-Forwarded-For") &&
+                   !req.has_header("Forwarded");
+      if (!open && !(local_open && local)) {
         std::string auth = req.get_header_value("Authorization");
         constexpr std::string_view kBearer = "Bearer ";
         std::string token = auth.rfind(kBearer, 0) == 0 ? auth.substr(kBearer.size()) : "";

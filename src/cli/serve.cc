@@ -278,11 +278,19 @@ absl::Status Serve(const ParsedFlags& flags, const KmsFactoryMaker& make_kms) {
   RETURN_IF_ERROR(EnsureOwnerToken(control, token_path));
   RETURN_IF_ERROR(control.Start());
 
-  // Background work: key health checks (and the re-wraps and restores they lead to), data-key
-  // rotation, re-encryption jobs.
+  // Background work: key health checks (and the re-wraps and restores they lead to) and
+  // data-key rotation. Re-encryptions can run for hours: they get workers of their own, so a
+  // few of them never hold up a key check (which would leave a revoked key unnoticed).
   Scheduler scheduler;
+  Scheduler long_jobs(nullptr, /*workers=*/2);
   control.SetBackgroundRunner(
-      [&scheduler](std::function<void()> job) { scheduler.Submit("job", std::move(job)); });
+      [&long_jobs](std::function<void()> job) { long_jobs.Submit("reencrypt", std::move(job)); });
+  long_jobs.Start();
+  // Closing the clusters cancels running re-encryptions, so this never waits long.
+  absl::Cleanup stop_long_jobs = [&runtime, &long_jobs] {
+    runtime.Shutdown();
+    long_jobs.Stop();
+  };
   KeyHealthMonitor monitor(*metadata, *kms, control, scheduler, monitor_opts);
   scheduler.Every("key-health", std::min<int64_t>(1000, monitor_opts.interval_ms), 0,
                   [&monitor] { monitor.Tick(); });
@@ -315,7 +323,7 @@ absl::Status Serve(const ParsedFlags& flags, const KmsFactoryMaker& make_kms) {
   fflush(stdout);
   rest->Stop();
   scheduler.Stop();
-  runtime.Shutdown();
+  std::move(stop_long_jobs).Invoke();  // closes every cluster, then the re-encryption workers
   resp->Stop();
   printf("keyward: stopped cleanly\n");
   return absl::OkStatus();

@@ -358,20 +358,23 @@ absl::StatusOr<Cluster> ControlPlane::Reencrypt(const User& actor, const std::st
   ASSIGN_OR_RETURN(std::optional<EncryptionKey> key, metadata_.GetKey(c.encryption_key_id));
   auto h = runtime_.Get(id);
   if (!h || !key) return IllegalTransition(c, "re-encrypt");
-  json progress = json::parse(c.encryption.reencrypt_json, nullptr, false);
-  if (progress.is_object() && progress.value("state", "") == "running") {
+  int64_t started = Now();
+  json running = {
+      {"state", "running"}, {"files_done", 0}, {"files_total", 0}, {"started_at", started}};
+  ASSIGN_OR_RETURN(bool started_now, metadata_.StartClusterReencrypt(id, running.dump()));
+  if (!started_now) {
     return absl::FailedPreconditionError(absl::StrCat("cluster ", id,
                                                       " is being re-encrypted already; watch its "
                                                       "encryption.reencrypt_progress"));
   }
-  int64_t started = Now();
-  json running = {
-      {"state", "running"}, {"files_done", 0}, {"files_total", 0}, {"started_at", started}};
-  RETURN_IF_ERROR(metadata_.RecordClusterReencrypt(id, running.dump()));
   Audit(&actor, c.project_id, "cluster.reencrypt", id, &*key, absl::OkStatus(), "started");
   std::string project_id = c.project_id;
   EncryptionKey k = *key;
-  auto job = [this, id, project_id, k, started, store = h->store]() {
+  // The job holds the store only while it works on it: a close (pause, key loss, shutdown)
+  // cancels the re-encryption and must be what releases the store and wipes its keys.
+  std::weak_ptr<ClusterStore> weak_store = h->store;
+  h.reset();
+  auto job = [this, id, project_id, k, started, weak_store]() {
     auto report = [&](uint64_t done, uint64_t total) {
       json p = {{"state", "running"},
                 {"files_done", done},
@@ -379,14 +382,24 @@ absl::StatusOr<Cluster> ControlPlane::Reencrypt(const User& actor, const std::st
                 {"started_at", started}};
       metadata_.RecordClusterReencrypt(id, p.dump()).IgnoreError();
     };
-    absl::Status st = store->Reencrypt(report);
+    absl::Status st = absl::CancelledError(
+        absl::StrCat("cluster ", id,
+                     " was closed before re-encryption began; run it again once it is available"));
+    json ids;
+    if (std::shared_ptr<ClusterStore> store = weak_store.lock()) {
+      st = store->Reencrypt(report);
+      absl::StatusOr<std::map<uint32_t, uint64_t>> in_use = absl::CancelledError("closing");
+      if (!store->stopping()) in_use = store->DataKeyIdsInUse();
+      if (in_use.ok()) {
+        ids = json::array();
+        for (const auto& [kid, files] : *in_use) ids.push_back(kid);
+      }
+    }
     json end = {{"state", st.ok() ? "completed" : "failed"},
                 {"started_at", started},
                 {"finished_at", Now()}};
     if (!st.ok()) end["error"] = std::string(st.message());
-    if (auto in_use = store->DataKeyIdsInUse(); in_use.ok()) {
-      json ids = json::array();
-      for (const auto& [kid, files] : *in_use) ids.push_back(kid);
+    if (ids.is_array()) {
       metadata_.RecordClusterDataKeys(id, ids.dump()).IgnoreError();
       end["data_key_ids_in_use"] = ids;
     }

@@ -215,6 +215,9 @@ void ClusterRuntime::Shutdown() {
     open_ports_.clear();
     sealed_ports_.clear();
   }
+  for (auto& [id, handle] : closing) {
+    if (handle.store) handle.store->StopBackgroundWork();  // re-encryptions let go
+  }
   for (const auto& id : served) resp_.RemoveCluster(id);
   closing.clear();
 }

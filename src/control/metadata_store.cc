@@ -487,6 +487,15 @@ class SqliteMetadataStore : public MetadataStore {
     return db_->Exec("UPDATE clusters SET enc_reencrypt=? WHERE id=?", {reencrypt_json, id});
   }
 
+  absl::StatusOr<bool> StartClusterReencrypt(const std::string& id,
+                                             const std::string& running_json) override {
+    return ExecChanged(
+        "UPDATE clusters SET enc_reencrypt=? WHERE id=? AND state <> 'deleted' AND "
+        "(NOT json_valid(enc_reencrypt) OR "
+        "COALESCE(json_extract(enc_reencrypt, '$.state'), '') <> 'running')",
+        {running_json, id});
+  }
+
   absl::Status AppendAudit(const AuditEvent& e) override {
     return db_->Exec(
         "INSERT INTO audit_events(project_id, at_ms, actor, action, target, key_id, key_version, "

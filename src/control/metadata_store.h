@@ -108,6 +108,10 @@ class MetadataStore {
                                              const std::string& data_key_ids_json) = 0;
   virtual absl::Status RecordClusterReencrypt(const std::string& id,
                                               const std::string& reencrypt_json) = 0;
+  // Compare-and-set: records `running_json` only when no re-encryption is recorded as running
+  // (and the cluster is not deleted); false when one is, so two requests never start two.
+  virtual absl::StatusOr<bool> StartClusterReencrypt(const std::string& id,
+                                                     const std::string& running_json) = 0;
 
   virtual absl::Status AppendAudit(const AuditEvent& event) = 0;
   virtual absl::StatusOr<std::vector<AuditEvent>> ListAudit(const std::string& project_id,

@@ -4,8 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <filesystem>
 #include <thread>
+#include <vector>
 
 #include "crypto/random.h"
 
@@ -121,6 +123,30 @@ TEST_F(MetadataStoreTest, AKeyTestResultIsNotWrittenOverChangedSettings) {
   written = md_->SetKeyTestResult(changed, "active", "tested", 3);
   ASSERT_TRUE(written.ok());
   EXPECT_TRUE(*written);
+}
+
+TEST_F(MetadataStoreTest, OnlyOneOfRacingReencryptionsStarts) {
+  ASSERT_TRUE(md_->InsertKey(Key("k-a", "eastus", "active")).ok());
+  ASSERT_TRUE(md_->InsertCluster(ClusterOn("c-1", "k-a")).ok());
+  for (int round = 0; round < 50; ++round) {
+    std::atomic<int> started{0};
+    std::vector<std::thread> racers;
+    for (int i = 0; i < 4; ++i) {
+      racers.emplace_back([&, i] {
+        auto won = md_->StartClusterReencrypt(
+            "c-1", R"({"state":"running","racer":)" + std::to_string(i) + "}");
+        ASSERT_TRUE(won.ok()) << won.status();
+        if (*won) ++started;
+      });
+    }
+    for (auto& t : racers) t.join();
+    EXPECT_EQ(started.load(), 1) << "round " << round;
+    // Finished (or never valid JSON, as an old row may hold): the next one may start.
+    ASSERT_TRUE(
+        md_->RecordClusterReencrypt("c-1", round % 2 ? R"({"state":"completed"})" : "not json")
+            .ok());
+  }
+  EXPECT_FALSE(*md_->StartClusterReencrypt("no-such-cluster", R"({"state":"running"})"));
 }
 
 }  // namespace

@@ -40,7 +40,9 @@ struct KeyDescription {
   bool enabled = false;
   std::optional<bool> purge_protection;
   std::optional<std::string> region;
-  bool can_wrap = true;  // the key's allowed operations include wrap and unwrap
+  // The key's allowed operations include wrap and unwrap. False unless the provider saw both:
+  // a reply that does not say is not taken as permission (checks that decide access fail closed).
+  bool can_wrap = false;
   std::optional<int64_t> not_before;  // unix seconds; the key is unusable before
   std::optional<int64_t> expires_at;  // unix seconds; the key is unusable after
 };

@@ -88,9 +88,11 @@ class ClusterStore {
   // keys remain after three passes (nothing is lost; run it again).
   absl::Status Reencrypt(std::function<void(uint64_t done, uint64_t total)> progress);
   // The cluster is closing: a running Reencrypt stops at once (its manual compaction is
-  // cancelled) and returns Cancelled, so background work never keeps a closed cluster's store,
-  // and the keys it holds, alive. Thread-safe; for ClusterRuntime's close paths.
+  // cancelled) and returns Cancelled; this returns once it has, so background work never keeps
+  // a closed cluster's store, and the keys it holds, alive. Thread-safe; for ClusterRuntime's
+  // close paths (never from inside a Reencrypt progress callback).
   void StopBackgroundWork();
+  bool stopping() const { return stopping_.load(); }
   int64_t NowMs() const { return options_.now_ms(); }
   const KeyDictionary& dictionary() const { return *dictionary_; }
   KeyDictionary& mutable_dictionary() { return *dictionary_; }

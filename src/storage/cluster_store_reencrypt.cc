@@ -23,8 +23,12 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <condition_variable>
+#include <mutex>
 #include <set>
+#include <thread>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "rocksdb/convenience.h"
 #include "rocksdb/listener.h"
@@ -161,6 +165,7 @@ absl::Status ClusterStore::ReencryptPass() {
 void ClusterStore::StopBackgroundWork() {
   stopping_.store(true);
   if (db_) db_->DisableManualCompaction();
+  std::lock_guard<std::mutex> wait_for_reencrypt(reencrypt_mu_);
 }
 
 absl::Status ClusterStore::Reencrypt(std::function<void(uint64_t, uint64_t)> progress) {
@@ -192,7 +197,39 @@ absl::Status ClusterStore::Reencrypt(std::function<void(uint64_t, uint64_t)> pro
     if (progress) progress(reported, total);
   };
   if (progress) progress(0, total);
-  listener_->Set(report);
+  // Flush and compaction threads only flag that something finished; this reporter thread does
+  // the file reads and the metadata write, so progress never slows RocksDB's own threads.
+  std::mutex wake_mu;
+  std::condition_variable wake;
+  bool pending = false;   // guarded by wake_mu
+  bool finished = false;  // guarded by wake_mu
+  std::thread reporter([&] {
+    std::unique_lock<std::mutex> lock(wake_mu);
+    while (true) {
+      wake.wait(lock, [&] { return pending || finished; });
+      if (finished) return;
+      pending = false;
+      lock.unlock();
+      report();
+      lock.lock();
+    }
+  });
+  listener_->Set([&] {
+    {
+      std::lock_guard<std::mutex> lock(wake_mu);
+      pending = true;
+    }
+    wake.notify_one();
+  });
+  absl::Cleanup stop_reporter = [&] {
+    listener_->Set(nullptr);
+    {
+      std::lock_guard<std::mutex> lock(wake_mu);
+      finished = true;
+    }
+    wake.notify_one();
+    reporter.join();
+  };
   absl::Status st;
   bool clean = false;
   for (int pass = 0; pass < kReencryptPasses && st.ok() && !clean; ++pass) {
@@ -211,7 +248,7 @@ absl::Status ClusterStore::Reencrypt(std::function<void(uint64_t, uint64_t)> pro
     clean = std::none_of(live->begin(), live->end(),
                          [&](const LiveFile& f) { return f.key_id < new_id; });
   }
-  listener_->Set(nullptr);
+  std::move(stop_reporter).Invoke();
   RETURN_IF_ERROR(st);
   if (!clean) {
     return absl::AbortedError(absl::StrCat(

@@ -1,5 +1,7 @@
 #include "storage/key_dictionary.h"
 
+#include <openssl/crypto.h>
+
 #include "absl/strings/str_cat.h"
 #include "crypto/aes_gcm.h"
 #include "crypto/random.h"
@@ -33,6 +35,30 @@ std::string Aad(const std::string& cluster_id, std::string_view header) {
   std::string aad = absl::StrCat("keyward-dict:", cluster_id, ":");
   aad.append(header);
   return aad;
+}
+
+// Wraps `key` and unwraps the result once before anything relies on it: a wrap the KMS got
+// wrong (mangled ciphertext, another key) would otherwise surface only at the next open, after
+// the record it replaced is gone. Costs one unwrap per create, re-wrap or rotation, never per
+// read or write.
+absl::StatusOr<WrappedKey> WrapVerified(MasterKeyProvider& provider, const SecretBytes& key,
+                                        const std::string& cluster_id, const char* operation) {
+  ASSIGN_OR_RETURN(WrappedKey wrapped, provider.Wrap(key, cluster_id));
+  auto back = provider.Unwrap(wrapped, cluster_id);
+  if (!back.ok()) {
+    return absl::Status(
+        back.status().code(),
+        absl::StrCat(operation, " of cluster ", cluster_id, ": the ",
+                     std::string(provider.provider_name()), " key's new wrap does not unwrap (",
+                     std::string(back.status().message()), "); nothing was changed"));
+  }
+  if (back->size() != key.size() || CRYPTO_memcmp(back->data(), key.data(), key.size()) != 0) {
+    return absl::DataLossError(absl::StrCat(operation, " of cluster ", cluster_id, ": the ",
+                                            std::string(provider.provider_name()),
+                                            " key's new wrap unwraps to a different key; nothing "
+                                            "was changed"));
+  }
+  return wrapped;
 }
 
 }  // namespace
@@ -72,7 +98,7 @@ absl::StatusOr<std::unique_ptr<KeyDictionary>> KeyDictionary::Create(const std::
                                                                      uint64_t now_unix) {
   std::unique_ptr<KeyDictionary> d(new KeyDictionary(path, cluster_id));
   ASSIGN_OR_RETURN(SecretBytes key, RandomSecret(kDataKeySize));
-  ASSIGN_OR_RETURN(WrappedKey wrapped, provider.Wrap(key, cluster_id));
+  ASSIGN_OR_RETURN(WrappedKey wrapped, WrapVerified(provider, key, cluster_id, "creation"));
   std::lock_guard<std::mutex> lock(d->mu_);
   d->wrapped_ = std::move(wrapped);
   d->SetDictionaryKeyLocked(std::move(key));
@@ -227,7 +253,7 @@ absl::Status KeyDictionary::Rewrap(MasterKeyProvider& new_provider) {
     key = dictionary_key_.Clone();
     generation = wrap_generation_;
   }
-  ASSIGN_OR_RETURN(WrappedKey rewrapped, new_provider.Wrap(key, cluster_id_));
+  ASSIGN_OR_RETURN(WrappedKey rewrapped, WrapVerified(new_provider, key, cluster_id_, "re-wrap"));
   return InstallWrap(generation, nullptr, std::move(rewrapped), "re-wrap");
 }
 
@@ -238,7 +264,8 @@ absl::Status KeyDictionary::RotateDictionaryKey(MasterKeyProvider& provider) {
     generation = wrap_generation_;
   }
   ASSIGN_OR_RETURN(SecretBytes key, RandomSecret(kDataKeySize));
-  ASSIGN_OR_RETURN(WrappedKey wrapped, provider.Wrap(key, cluster_id_));
+  ASSIGN_OR_RETURN(WrappedKey wrapped,
+                   WrapVerified(provider, key, cluster_id_, "dictionary-key rotation"));
   return InstallWrap(generation, &key, std::move(wrapped), "dictionary-key rotation");
 }
 

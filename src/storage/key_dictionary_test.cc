@@ -136,6 +136,41 @@ TEST_F(KeyDictionaryTest, FailedWrapChangesNothing) {
   EXPECT_TRUE(Reopen(a_).ok());
 }
 
+// A KMS that answers a wrap with something else than a wrap of the key it was given.
+class ManglingProvider : public TestProvider {
+ public:
+  enum class How { kFlipByte, kOtherSecret };
+  ManglingProvider(std::string name, How how) : TestProvider(std::move(name)), how_(how) {}
+  absl::StatusOr<WrappedKey> Wrap(const SecretBytes& plaintext, std::string_view context) override {
+    if (how_ == How::kOtherSecret) return TestProvider::Wrap(*RandomSecret(32), context);
+    auto w = TestProvider::Wrap(plaintext, context);
+    if (w.ok()) w->ciphertext[w->ciphertext.size() / 2] ^= 0x01;
+    return w;
+  }
+
+ private:
+  How how_;
+};
+
+TEST_F(KeyDictionaryTest, AWrapThatDoesNotUnwrapToTheKeyIsNeverInstalled) {
+  auto dict = Create(a_);
+  ASSERT_NE(dict, nullptr);
+  std::string id = dict->dictionary_key_id();
+  for (auto how : {ManglingProvider::How::kFlipByte, ManglingProvider::How::kOtherSecret}) {
+    ManglingProvider bad("key-bad", how);
+    absl::Status rewrap = dict->Rewrap(bad);
+    EXPECT_FALSE(rewrap.ok());
+    EXPECT_NE(rewrap.message().find("nothing was changed"), std::string::npos) << rewrap;
+    EXPECT_FALSE(dict->RotateDictionaryKey(bad).ok());
+    EXPECT_EQ(dict->wrapped_key().key_id, "key-a");
+    EXPECT_EQ(dict->dictionary_key_id(), id);
+    EXPECT_TRUE(Reopen(a_).ok());
+    auto fresh = KeyDictionary::Create((root_ / "fresh.dict").string(), "cluster-1", bad, 1000);
+    EXPECT_FALSE(fresh.ok());
+    EXPECT_FALSE(std::filesystem::exists(root_ / "fresh.dict"));
+  }
+}
+
 // A process killed at a random instant while re-wrapping and rotating in a loop leaves a
 // dictionary that opens with one of the two providers and holds every data key.
 TEST_F(KeyDictionaryTest, KillAtAnyPointLeavesADictionaryThatOpens) {

@@ -37,6 +37,7 @@ class TestProvider : public MasterKeyProvider {
     KeyDescription d;
     d.key_id = name_;
     d.enabled = true;
+    d.can_wrap = true;
     return d;
   }
 

@@ -135,3 +135,16 @@ test('from loopback the Authorization header is not consulted', async () => {
   const r = await fetch(`${server.url}/metrics`, { headers: { Authorization: 'Bearer not-a-token' } });
   assert.equal(r.status, 200);
 });
+
+test('through a proxy (a forwarded request) only an organization owner reads /metrics', async () => {
+  const forwarded = { 'X-Forwarded-For': '203.0.113.9' };
+  assert.equal((await fetch(`${server.url}/metrics`, { headers: forwarded })).status, 401, 'no token');
+  const project = (await server.api('POST', '/api/v1/projects', { name: 'metrics-roles' })).json;
+  const member = (await server.api('POST', `/api/v1/projects/${project.id}/members`, { name: 'mel', role: 'project_owner' })).json;
+  const refused = await fetch(`${server.url}/metrics`, { headers: { ...forwarded, Authorization: `Bearer ${member.token}` } });
+  assert.equal(refused.status, 403);
+  assert.match(await refused.text(), /only an organization owner may read \/metrics/);
+  const owner = await fetch(`${server.url}/metrics`, { headers: { ...forwarded, Authorization: `Bearer ${server.token}` } });
+  assert.equal(owner.status, 200);
+  assert.match(await owner.text(), /# TYPE keyward_clusters gauge/);
+});

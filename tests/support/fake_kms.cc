@@ -30,6 +30,7 @@ class FakeProvider : public MasterKeyProvider {
     d.key_id = key_.key_name;
     d.key_version = k->value("version", "v1");
     d.enabled = k->value("enabled", true);
+    d.can_wrap = k->value("can_wrap", true);
     if (k->contains("purge_protection")) d.purge_protection = (*k)["purge_protection"].get<bool>();
     if (k->contains("region")) d.region = (*k)["region"].get<std::string>();
     if (k->contains("exp")) d.expires_at = (*k)["exp"].get<int64_t>();

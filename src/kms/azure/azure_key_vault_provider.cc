@@ -24,6 +24,21 @@ std::string ConfigString(const json& cfg, const char* name) {
   return it != cfg.end() && it->is_string() ? it->get<std::string>() : "";
 }
 
+// Whether a wrap reply's kid names the key we asked for: https://<vault>.<domain>/keys/<name>/<v>
+// (names compare case-insensitively, as Key Vault's do). A reply for another vault or key would
+// be recorded, and unwrapped later, as ours.
+bool KidNamesKey(const std::string& kid, const std::string& vault, const std::string& key_name) {
+  const std::string scheme = "https://";
+  if (!absl::StartsWithIgnoreCase(kid, scheme)) return false;
+  size_t slash = kid.find('/', scheme.size());
+  if (slash == std::string::npos) return false;
+  std::string host = kid.substr(scheme.size(), slash - scheme.size());
+  std::string path = kid.substr(slash);
+  std::string prefix = absl::StrCat("/keys/", key_name, "/");
+  return absl::StartsWithIgnoreCase(host, absl::StrCat(vault, ".")) &&
+         absl::StartsWithIgnoreCase(path, prefix) && path.size() > prefix.size();
+}
+
 // The RBAC action a 403 message names ("... Action: 'Microsoft.KeyVault/...' ..."), or "".
 std::string ActionIn(std::string_view message) {
   constexpr std::string_view kMarker = "Action: '";
@@ -204,14 +219,32 @@ absl::StatusOr<WrappedKey> AzureKeyVaultProvider::Wrap(const SecretBytes& plaint
   std::string encoded = Base64UrlEncode(plaintext.view());
   json body = {{"alg", algorithm_}, {"value", encoded}};
   std::string payload = body.dump();
-  WipeString(encoded);
   WipeString(body["value"].get_ref<std::string&>());
   auto res = Call("POST", url, payload, resource_);
   WipeString(payload);
+  if (res.ok() && res->status != 200) {
+    // An error text that echoes the request would carry the key we asked to wrap into a
+    // message (and so a log line or an API answer): such a body is dropped, the status kept.
+    // (base64url as sent, or re-encoded as standard base64).
+    std::string probe = encoded.substr(0, 16);
+    std::string standard = absl::StrReplaceAll(probe, {{"-", "+"}, {"_", "/"}});
+    if (res->body.find(probe) != std::string::npos ||
+        res->body.find(standard) != std::string::npos) {
+      WipeString(res->body);
+      res->body.clear();
+    }
+    WipeString(probe);
+    WipeString(standard);
+  }
+  WipeString(encoded);
   if (!res.ok()) return res.status();
   if (res->status != 200) return ServiceError(*res, "wrapKey");
   auto wrapped = ParseWrapResult(res->body);
   if (!wrapped.ok()) return Unreadable("wrapKey", wrapped.status());
+  if (!KidNamesKey(wrapped->kid, vault_, key_name_)) {
+    return Unreadable("wrapKey", absl::DataLossError(absl::StrCat(
+                                     "the reply names a key other than '", key_name_, "'")));
+  }
   return WrappedKey{"azure-key-vault", wrapped->kid, wrapped->version, algorithm_,
                     std::move(wrapped->ciphertext)};
 }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_replace.h"
 #include "crypto/random.h"
 #include "util/base64.h"
 
@@ -100,6 +101,22 @@ TEST_F(AzureProviderTest, DescribeReportsWindowAndVaultFacts) {
   EXPECT_EQ(d->purge_protection, true);  // ARM's answer wins over recoveryLevel
 }
 
+TEST_F(AzureProviderTest, KeyOpsMustNameBothWrapAndUnwrap) {
+  const std::string attributes = R"({"enabled":true})";
+  for (const auto& [ops, usable] : std::vector<std::pair<std::string, bool>>{
+           {R"(,"key_ops":["wrapKey","unwrapKey","sign"])", true},
+           {R"(,"key_ops":["wrapKey"])", false},
+           {R"(,"key_ops":[])", false},
+           {"", false}}) {  // no key_ops at all: not taken as permission
+    http_->Route("/keys/tidb-cmek-1/?", 200,
+                 std::string(R"({"key":{"kid":")") + kKid + R"(","kty":"RSA")" + ops +
+                     R"(},"attributes":)" + attributes + "}");
+    auto d = provider_->Describe();
+    ASSERT_TRUE(d.ok()) << d.status();
+    EXPECT_EQ(d->can_wrap, usable) << ops;
+  }
+}
+
 TEST_F(AzureProviderTest, UnreadableGetKeyIsTransient) {
   for (const std::string& body :
        {std::string(R"({"key":{"kid":42},"attributes":{"enabled":"yes"}})"),
@@ -142,6 +159,51 @@ TEST_F(AzureProviderTest, WrapAndUnwrapRoundTrip) {
   auto u = provider_->Unwrap(*w, "ctx");
   ASSERT_TRUE(u.ok()) << u.status();
   EXPECT_EQ(u->view(), std::string(32, '\x09'));
+}
+
+TEST_F(AzureProviderTest, WrapReplyForAnotherKeyIsNotRecorded) {
+  auto secret = RandomSecret(32);
+  ASSERT_TRUE(secret.ok());
+  const std::string value = Base64UrlEncode(std::string(384, '\x05'));
+  for (const std::string kid :
+       {"https://kv-other.vault.azure.net/keys/tidb-cmek-1/00112233445566778899aabbccddeeff",
+        "https://kv-x.vault.azure.net/keys/tidb-cmek-2/00112233445566778899aabbccddeeff",
+        "https://kv-x.vault.azure.net/keys/tidb-cmek-1/",
+        "http://kv-x.vault.azure.net/keys/tidb-cmek-1/v"}) {
+    http_->Route("/wrapkey", 200, R"({"kid":")" + kid + R"(","value":")" + value + "\"}");
+    auto w = provider_->Wrap(*secret, "ctx");
+    ASSERT_FALSE(w.ok()) << kid;
+    EXPECT_TRUE(absl::StrContains(w.status().message(), "names a key other than 'tidb-cmek-1'"))
+        << w.status();
+  }
+  // Key Vault's names are case-insensitive: its own spelling of ours is ours.
+  http_->Route(
+      "/wrapkey", 200,
+      R"({"kid":"https://KV-X.vault.azure.net/keys/TIDB-cmek-1/0011","value":")" + value + "\"}");
+  EXPECT_TRUE(provider_->Wrap(*secret, "ctx").ok());
+}
+
+TEST_F(AzureProviderTest, AnErrorEchoingTheKeyToWrapNeverReachesTheMessage) {
+  auto secret = RandomSecret(32);
+  ASSERT_TRUE(secret.ok());
+  std::string url_form = Base64UrlEncode(secret->view());
+  std::string standard = absl::StrReplaceAll(url_form, {{"-", "+"}, {"_", "/"}});
+  for (const std::string& echoed : {url_form, standard}) {
+    http_->Route(
+        "/wrapkey", 400,
+        R"({"error":{"code":"BadParameter","message":"value )" + echoed + R"( is not valid"}})");
+    auto w = provider_->Wrap(*secret, "ctx");
+    ASSERT_FALSE(w.ok());
+    EXPECT_EQ(w.status().code(), absl::StatusCode::kInvalidArgument) << w.status();
+    EXPECT_TRUE(absl::StrContains(w.status().message(), "rejected wrapKey (HTTP 400"))
+        << w.status();
+    EXPECT_FALSE(absl::StrContains(w.status().message(), echoed.substr(0, 8))) << w.status();
+  }
+  // An error that does not echo it keeps its text.
+  http_->Route("/wrapkey", 400, R"({"error":{"code":"BadParameter","message":"alg is wrong"}})");
+  auto w = provider_->Wrap(*secret, "ctx");
+  ASSERT_FALSE(w.ok());
+  EXPECT_TRUE(absl::StrContains(w.status().message(), "alg is wrong")) << w.status();
 }
 
 TEST_F(AzureProviderTest, UnreadableWrapAndUnwrapAreTransient) {

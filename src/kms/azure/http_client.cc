@@ -1,9 +1,14 @@
 #include "kms/azure/http_client.h"
 
 #include <curl/curl.h>
+#include <malloc.h>
+#include <openssl/crypto.h>
+#include <openssl/ssl.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
+#include <cstring>
 #include <thread>
 
 #include "absl/strings/ascii.h"
@@ -37,10 +42,41 @@ size_t OnHeader(char* data, size_t size, size_t n, void* out) {
 
 bool Retryable(int status) { return status == 429 || status == 408 || status >= 500; }
 
+// libcurl's own buffers hold unwrapped keys on their way to us (its receive buffer, decoded
+// chunks): every block it frees is zeroed first, as our own C++ allocations are (wipe_on_free).
+void WipeAndFree(void* p) {
+  if (p == nullptr) return;
+  OPENSSL_cleanse(p, malloc_usable_size(p));
+  free(p);
+}
+void* WipingRealloc(void* p, size_t size) {
+  if (p == nullptr) return malloc(size);
+  if (size == 0) {
+    WipeAndFree(p);
+    return nullptr;
+  }
+  size_t old = malloc_usable_size(p);
+  if (size <= old) return p;  // shrinking in place: nothing is left behind
+  void* q = malloc(size);
+  if (q == nullptr) return nullptr;  // realloc's contract: the old block stays valid
+  memcpy(q, p, old);
+  WipeAndFree(p);
+  return q;
+}
+
+// TLS: OpenSSL zeroes a record's plaintext in its buffers once it has been read.
+CURLcode CleansePlaintext(CURL*, void* ssl_ctx, void*) {
+  SSL_CTX_set_options(static_cast<SSL_CTX*>(ssl_ctx), SSL_OP_CLEANSE_PLAINTEXT);
+  return CURLE_OK;
+}
+
 }  // namespace
 
 HttpClient::HttpClient(HttpClientOptions options) : options_(std::move(options)) {
-  static const bool init = [] { return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK; }();
+  static const bool init = [] {
+    return curl_global_init_mem(CURL_GLOBAL_DEFAULT, malloc, WipeAndFree, WipingRealloc, strdup,
+                                calloc) == CURLE_OK;
+  }();
   (void)init;
   if (!options_.sleep)
     options_.sleep = [](std::chrono::milliseconds d) { std::this_thread::sleep_for(d); };
@@ -66,11 +102,13 @@ absl::StatusOr<HttpResponse> HttpClient::SendOnce(const HttpRequest& r) const {
   if (!options_.ca_file.empty()) curl_easy_setopt(curl, CURLOPT_CAINFO, options_.ca_file.c_str());
   curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);
   curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 2L);
+  curl_easy_setopt(curl, CURLOPT_SSL_CTX_FUNCTION, CleansePlaintext);
   curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "https,http");
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, options_.connect_timeout_ms);
   curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, options_.request_timeout_ms);
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, OnBody);
+  out.body.reserve(8192);  // most replies fit: fewer reallocations leaving copies behind
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &out.body);
   curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, OnHeader);
   curl_easy_setopt(curl, CURLOPT_HEADERDATA, &out.headers);

@@ -95,6 +95,7 @@ absl::StatusOr<KeyDescription> EscrowProvider::Describe() {
   d.key_id = key_id_;
   d.key_version = "1";
   d.enabled = true;
+  d.can_wrap = true;  // a local AES-GCM key: both operations always
   return d;
 }
 
