@@ -22,7 +22,7 @@ build: deps build/Makefile
 # replaced (cmake refuses to switch generators in place).
 build-check/build.ninja: CMakeLists.txt
 	@if [ -f build-check/Makefile ]; then echo "build-check: was made by Make, starting over with Ninja"; rm -rf build-check; fi
-	cmake -S . -B build-check -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug -DKEYWARD_SANITIZE=ON
+	cmake -S . -B build-check -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug -DKEYWARD_SANITIZE=ON -DKEYWARD_CCACHE=OFF
 
 CHECK_TARGETS := unit_tests keyward keyward-fake-kms keyward-kms-emulator keyward-azure-wrap \
   keyward_rocksdb_plugin resp_parser_fuzz key_file_fuzz azure_reply_fuzz

@@ -3,7 +3,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <filesystem>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "util/bytes.h"
@@ -110,7 +112,18 @@ void ClusterRuntime::Close(const std::string& cluster_id) {
   }
   if (closing.store) closing.store->StopBackgroundWork();  // a re-encryption lets go of it
   resp_.RemoveCluster(cluster_id);  // returns once no connection uses the store
-  closing = Handle();               // last reference: flushes, closes and wipes its keys
+  ReleaseAndWait(std::move(closing));
+}
+
+// Drops the handle and waits (bounded) until no background job holds the store any more, so
+// that the store is flushed, closed and its keys wiped before the caller goes on (to shred the
+// directory, reopen it, or report the cluster closed).
+void ClusterRuntime::ReleaseAndWait(Handle closing) {
+  std::weak_ptr<ClusterStore> gone = closing.store;
+  closing = Handle();
+  for (int i = 0; i < 500 && !gone.expired(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
 }
 
 absl::StatusOr<int> ClusterRuntime::Seal(const std::string& cluster_id,
@@ -150,7 +163,7 @@ absl::StatusOr<int> ClusterRuntime::Seal(const std::string& cluster_id,
     std::lock_guard<std::mutex> lock(mu_);
     sealed_ports_[cluster_id] = bound_port;
   }
-  closing = Handle();  // outside the lock: RocksDB closes, keys are wiped
+  ReleaseAndWait(std::move(closing));  // outside the lock: RocksDB closes, keys are wiped
   return bound_port;
 }
 

@@ -68,6 +68,7 @@ class ClusterRuntime {
 
  private:
   std::string Dir(const std::string& id) const;
+  static void ReleaseAndWait(Handle closing);
   std::shared_ptr<ClusterEndpoint> NewEndpoint(const std::string& cluster_id,
                                                const std::string& password_sha256_hex);
 

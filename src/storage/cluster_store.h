@@ -80,12 +80,13 @@ class ClusterStore {
   absl::StatusOr<std::map<uint32_t, uint64_t>> DataKeyIdsInUse();
   // Makes a new current data key K and rewrites every live file under K while the store stays
   // open and serving (see cluster_store_reencrypt.cc for how each file kind is rewritten).
-  // `progress(done, total)` (may be empty) is called from this thread and from RocksDB's
-  // background threads: total = live files under older keys at the start, done = how many of
-  // them are gone or rewritten; it ends with done == total on success. On success no live file
-  // is under a key older than K (a concurrent scheduled rotation may leave files under a newer
-  // key). FailedPrecondition when another Reencrypt is running; Aborted if files under older
-  // keys remain after three passes (nothing is lost; run it again).
+  // `progress(done, total)` (may be empty) is called from this thread and from a reporter
+  // thread of its own (never from RocksDB's flush and compaction threads): total = live files under
+  // older keys at the start, done = how many of them are gone or rewritten; it ends with done ==
+  // total on success. On success no live file is under a key older than K (a concurrent scheduled
+  // rotation may leave files under a newer key). FailedPrecondition when another Reencrypt is
+  // running; Aborted if files under older keys remain after three passes (nothing is lost; run it
+  // again).
   absl::Status Reencrypt(std::function<void(uint64_t done, uint64_t total)> progress);
   // The cluster is closing: a running Reencrypt stops at once (its manual compaction is
   // cancelled) and returns Cancelled; this returns once it has, so background work never keeps

@@ -174,6 +174,13 @@ absl::Status ClusterStore::Reencrypt(std::function<void(uint64_t, uint64_t)> pro
     return absl::FailedPreconditionError(absl::StrCat(
         "cluster ", options_.cluster_id, " is already being re-encrypted; wait for it to finish"));
   }
+  // A close that came first: nothing may be written (a new data key would rewrite keys.dict
+  // while the cluster is being shredded or reopened).
+  if (stopping_.load()) {
+    return absl::CancelledError(absl::StrCat("cluster ", options_.cluster_id,
+                                             " was closed before re-encryption began; run it "
+                                             "again once the cluster is available"));
+  }
   ASSIGN_OR_RETURN(uint32_t new_id, dictionary_->AddDataKey(static_cast<uint64_t>(NowMs() / 1000)));
   ASSIGN_OR_RETURN(std::vector<LiveFile> before, ListLiveFiles());
   std::set<std::string> to_rewrite;

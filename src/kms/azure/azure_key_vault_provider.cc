@@ -228,8 +228,14 @@ absl::StatusOr<WrappedKey> AzureKeyVaultProvider::Wrap(const SecretBytes& plaint
     // (base64url as sent, or re-encoded as standard base64).
     std::string probe = encoded.substr(0, 16);
     std::string standard = absl::StrReplaceAll(probe, {{"-", "+"}, {"_", "/"}});
-    if (res->body.find(probe) != std::string::npos ||
-        res->body.find(standard) != std::string::npos) {
+    // The decoded message too: JSON may escape '/' or '+' (\/, \u002B) in the raw body.
+    std::string message = ParseAzureError(res->body).value_or(AzureErrorBody{}).message;
+    bool echoed = false;
+    for (const std::string* text : {&res->body, &message}) {
+      echoed |= text->find(probe) != std::string::npos || text->find(standard) != std::string::npos;
+    }
+    WipeString(message);
+    if (echoed) {
       WipeString(res->body);
       res->body.clear();
     }

@@ -173,7 +173,9 @@ TEST_F(AzureProviderTest, WrapReplyForAnotherKeyIsNotRecorded) {
     http_->Route("/wrapkey", 200, R"({"kid":")" + kid + R"(","value":")" + value + "\"}");
     auto w = provider_->Wrap(*secret, "ctx");
     ASSERT_FALSE(w.ok()) << kid;
-    EXPECT_TRUE(absl::StrContains(w.status().message(), "names a key other than 'tidb-cmek-1'"))
+    // Another vault or key is named as such; a kid without a version or https is unreadable.
+    EXPECT_TRUE(absl::StrContains(w.status().message(), "names a key other than 'tidb-cmek-1'") ||
+                absl::StrContains(w.status().message(), "is not a versioned Key Vault key id"))
         << w.status();
   }
   // Key Vault's names are case-insensitive: its own spelling of ours is ours.
@@ -188,7 +190,9 @@ TEST_F(AzureProviderTest, AnErrorEchoingTheKeyToWrapNeverReachesTheMessage) {
   ASSERT_TRUE(secret.ok());
   std::string url_form = Base64UrlEncode(secret->view());
   std::string standard = absl::StrReplaceAll(url_form, {{"-", "+"}, {"_", "/"}});
-  for (const std::string& echoed : {url_form, standard}) {
+  // JSON may escape '/' and '+' in the body: the decoded message is checked too.
+  std::string escaped = absl::StrReplaceAll(standard, {{"/", "\\/"}, {"+", "\\u002B"}});
+  for (const std::string& echoed : {url_form, standard, escaped}) {
     http_->Route(
         "/wrapkey", 400,
         R"({"error":{"code":"BadParameter","message":"value )" + echoed + R"( is not valid"}})");
@@ -197,7 +201,8 @@ TEST_F(AzureProviderTest, AnErrorEchoingTheKeyToWrapNeverReachesTheMessage) {
     EXPECT_EQ(w.status().code(), absl::StatusCode::kInvalidArgument) << w.status();
     EXPECT_TRUE(absl::StrContains(w.status().message(), "rejected wrapKey (HTTP 400"))
         << w.status();
-    EXPECT_FALSE(absl::StrContains(w.status().message(), echoed.substr(0, 8))) << w.status();
+    EXPECT_FALSE(absl::StrContains(w.status().message(), url_form.substr(0, 8))) << w.status();
+    EXPECT_FALSE(absl::StrContains(w.status().message(), standard.substr(0, 8))) << w.status();
   }
   // An error that does not echo it keeps its text.
   http_->Route("/wrapkey", 400, R"({"error":{"code":"BadParameter","message":"alg is wrong"}})");
