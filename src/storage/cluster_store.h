@@ -107,7 +107,9 @@ class ClusterStore {
 
   ClusterStore() = default;
   absl::StatusOr<std::vector<LiveFile>> ListLiveFiles();
-  absl::Status ReencryptPass();
+  // `listing_mu` is held around the obsolete-file purge: listing WAL files disables file
+  // deletions for a moment, and a purge that ran then would leave the old WAL behind.
+  absl::Status ReencryptPass(std::mutex& listing_mu);
   absl::Status RewriteIdentityFile();
   void AttachReencryptListener(rocksdb::Options* opts);  // at open, before DB::Open
   static absl::StatusOr<std::unique_ptr<ClusterStore>> OpenDb(

@@ -130,7 +130,7 @@ absl::Status ClusterStore::RewriteIdentityFile() {
   return FsyncDirectory(options_.dir);
 }
 
-absl::Status ClusterStore::ReencryptPass() {
+absl::Status ClusterStore::ReencryptPass(std::mutex& listing_mu) {
   // WAL: see the file comment.
   rocksdb::WriteBatch marker;
   RETURN_IF_ERROR(FromRocks(marker.PutLogData("keyward: re-encrypt"), "batch failed"));
@@ -158,6 +158,8 @@ absl::Status ClusterStore::ReencryptPass() {
   RETURN_IF_ERROR(RewriteIdentityFile());
 
   // Full-scan purge of files that are no longer live; a no-op while a backup holds deletions.
+  // Not while the progress reporter lists files: GetSortedWalFiles disables deletions too.
+  std::lock_guard<std::mutex> no_listing(listing_mu);
   RETURN_IF_ERROR(FromRocks(db_->DisableFileDeletions(), "cannot pause file deletions"));
   return FromRocks(db_->EnableFileDeletions(/*force=*/false), "cannot purge obsolete files");
 }
@@ -192,8 +194,13 @@ absl::Status ClusterStore::Reencrypt(std::function<void(uint64_t, uint64_t)> pro
   uint64_t reported = 0;
   // done = files of the starting set that are gone or now under K or newer (CURRENT and
   // IDENTITY keep their names). Never goes backwards.
+  std::mutex listing_mu;  // the reporter's listing vs the pass's purge
   auto report = [&] {
-    auto live = ListLiveFiles();
+    absl::StatusOr<std::vector<LiveFile>> live;
+    {
+      std::lock_guard<std::mutex> lock(listing_mu);
+      live = ListLiveFiles();
+    }
     if (!live.ok()) return;
     uint64_t still_old = 0;
     for (const LiveFile& f : *live) {
@@ -240,7 +247,7 @@ absl::Status ClusterStore::Reencrypt(std::function<void(uint64_t, uint64_t)> pro
   absl::Status st;
   bool clean = false;
   for (int pass = 0; pass < kReencryptPasses && st.ok() && !clean; ++pass) {
-    if (!stopping_.load()) st = ReencryptPass();
+    if (!stopping_.load()) st = ReencryptPass(listing_mu);
     if (stopping_.load()) {
       st = absl::CancelledError(absl::StrCat("cluster ", options_.cluster_id,
                                              " was closed during re-encryption; nothing is lost, "
