@@ -3,10 +3,13 @@
 #include <arpa/inet.h>
 #include <httplib.h>
 
+#include <atomic>
+#include <chrono>
 #include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <regex>
+#include <thread>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -14,6 +17,7 @@
 #include "api/request_body.h"
 #include "crypto/random.h"
 #include "util/metrics.h"
+#include "util/socket_sweep.h"
 
 namespace keyward {
 namespace {
@@ -267,7 +271,19 @@ void RestServer::Start() {
 
 void RestServer::Stop() {
   if (http_) http_->stop();
-  if (thread_.joinable()) thread_.join();
+  if (!thread_.joinable()) return;
+  // Idle keep-alive connections would hold their workers (and this join) for the idle timeout.
+  // Swept until the pool is gone: a connection accepted just before stop() is served later.
+  std::atomic<bool> joined{false};
+  std::thread sweeper([this, &joined] {
+    while (!joined.load()) {
+      if (port_ > 0) ShutdownConnectionsOnPort(port_, -1);
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  });
+  thread_.join();
+  joined = true;
+  sweeper.join();
 }
 
 namespace {

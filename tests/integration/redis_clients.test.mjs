@@ -107,11 +107,12 @@ function rawExchange(port, bytes, waitMs = 20000) {
   return new Promise((resolve) => {
     const s = net.connect(port, '127.0.0.1');
     let data = '';
+    // The timer is cleared on close: a pending one kept node (and ctest) waiting out waitMs.
+    const timer = setTimeout(() => { s.destroy(); resolve({ data, closed: false }); }, waitMs);
     s.on('data', (d) => { data += d; });
-    s.on('close', () => resolve({ data, closed: true }));
+    s.on('close', () => { clearTimeout(timer); resolve({ data, closed: true }); });
     s.on('error', () => {});
     s.write(bytes);
-    setTimeout(() => { s.destroy(); resolve({ data, closed: false }); }, waitMs);
   });
 }
 
