@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "server/durability.h"
 #include "storage/cluster_store.h"
 
 namespace keyward {
@@ -23,6 +24,8 @@ struct ClusterEndpoint {
   // The "# Encryption" section of INFO (provider, key, version, check results), rendered by the
   // control plane; may be empty.
   std::function<std::string()> encryption_info;
+  // When a write is acknowledged (server/durability.h); set by the control plane at open.
+  Durability durability = Durability::kAlways;
 };
 
 struct Session {
