@@ -272,6 +272,8 @@ absl::StatusOr<uint64_t> ClusterStore::CountLiveKeys() {
   return n;
 }
 
+absl::Status ClusterStore::SyncWal() { return FromRocks(db_->SyncWAL(), "WAL sync failed"); }
+
 absl::Status ClusterStore::Flush() {
   return FromRocks(db_->Flush(rocksdb::FlushOptions()), "flush failed");
 }

@@ -70,6 +70,9 @@ class ClusterStore {
                         std::string* next);
   absl::StatusOr<uint64_t> CountLiveKeys();
 
+  // Makes every write so far durable: one fsync of the live WAL (writes themselves never sync,
+  // so callers can gather many writes per sync; see server/durability.h).
+  absl::Status SyncWal();
   absl::Status Flush();
   absl::Status CompactAll();
   absl::StatusOr<bool> RotateDataKeyIfDue();
