@@ -29,13 +29,15 @@ CHECK_TARGETS := unit_tests keyward keyward-fake-kms keyward-kms-emulator keywar
 build-check: deps build-check/build.ninja
 	ninja -C build-check -j$(JOBS) $(CHECK_TARGETS)
 
-# ThreadSanitizer: clang at -O1 (TSan's own advice; -O0 runs several times slower), line tables.
-build-tsan/Makefile: CMakeLists.txt
-	cmake -S . -B build-tsan -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug -DKEYWARD_TSAN=ON
+# ThreadSanitizer: clang at -O1 (TSan's own advice; -O0 runs several times slower), line tables,
+# Ninja and the precompiled header like build-check.
+build-tsan/build.ninja: CMakeLists.txt
+	@if [ -f build-tsan/Makefile ]; then echo "build-tsan: was made by Make, starting over with Ninja"; rm -rf build-tsan; fi
+	cmake -S . -B build-tsan -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug -DKEYWARD_TSAN=ON -DKEYWARD_CCACHE=OFF
 
-TSAN_TARGETS := unit_tests keyward keyward-fake-kms
-build-tsan: deps build-tsan/Makefile
-	$(MAKE) -C build-tsan -j$(JOBS) --no-print-directory $(TSAN_TARGETS)
+TSAN_TARGETS := unit_tests keyward keyward-fake-kms keyward-kms-emulator keyward-azure-wrap
+build-tsan: deps build-tsan/build.ninja
+	ninja -C build-tsan -j$(JOBS) $(TSAN_TARGETS)
 
 run: build
 	@echo "keyward: keeping data in $(DATA_DIR) (override with make run DATA_DIR=...)"
@@ -47,11 +49,13 @@ test-unit: build
 SANITIZER_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
 
 # Everything under ASan+UBSan: unit, integration and SDK conformance suites, then each fuzzer
-# for FUZZ_SECONDS (default 20).
+# for FUZZ_SECONDS (default 20); then the same suites under ThreadSanitizer (test-tsan).
 test: build-check
 	cd build-check && $(SANITIZER_ENV) ctest --output-on-failure -j2 -L 'unit|integration|conformance'
 	scripts/fuzz $${FUZZ_SECONDS:-20} build-check
 	@echo "make test: unit, integration, conformance and fuzz suites passed under ASan+UBSan"
+	$(MAKE) --no-print-directory test-tsan
+	@echo "make test: unit, integration and conformance suites passed under ThreadSanitizer"
 
 # Faster local loop: the unit tests and a fast integration subset (ASAN_INTEGRATION, a ctest
 # regex: malformed frames and hostile clients) in the same sanitizer build.
@@ -66,14 +70,17 @@ test-integration: deps build/Makefile
 	$(MAKE) -C build -j$(JOBS) --no-print-directory $(INTEGRATION_TARGETS)
 	cd build && ctest --output-on-failure -j2 -L 'integration|conformance'
 
-# ThreadSanitizer on the unit tests and the integration tests that exercise concurrency.
-# Debian's RocksDB is not instrumented: reports with a frame inside it are suppressed
-# (tests/tsan.supp says why); the suppression file never names our code.
+# ThreadSanitizer on the unit, integration and conformance suites (the servers the suites start
+# are TSan builds too; the harness fails a suite whose server printed a report). Debian's RocksDB
+# is not instrumented: reports with a frame inside it are suppressed (tests/tsan.supp says why);
+# the suppression file never names our code. Not under TSan: integration.memory (it proves
+# freed key and value bytes are wiped, a property of our allocator hooks that ASan's run covers;
+# TSan's allocator keeps its own copies) and integration.rocksdb_plugin (the plugin is loaded
+# into Debian's uninstrumented ldb, which would need the TSan runtime preloaded).
+TSAN_ENV := TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp"
 test-tsan: build-tsan
-	cd build-tsan && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp" \
-	  ctest --output-on-failure -j2 -L unit -R "$${TSAN_TESTS:-.}" && \
-	  TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/tests/tsan.supp" \
-	  ctest --output-on-failure -j1 -R "integration\.(crash|control_rules|redis_clients)"
+	cd build-tsan && $(TSAN_ENV) ctest --output-on-failure -j2 -L 'unit|integration|conformance' \
+	  -E 'integration\.(memory|rocksdb_plugin)$$'
 
 fuzz: deps
 	scripts/fuzz $${FUZZ_SECONDS:-20}

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
 import crypto from 'node:crypto';
-import { repoRoot, tempDir } from '../integration/harness.mjs';
+import { assertNoSanitizerReport, repoRoot, tempDir } from '../integration/harness.mjs';
 
 export const emulatorBin = process.env.KEYWARD_EMULATOR_BIN || path.join(repoRoot, 'build', 'keyward-kms-emulator');
 
@@ -14,6 +14,8 @@ export class Emulator {
     this.stateDir = stateDir;
     this.proc = spawn(emulatorBin, ['--listen', '127.0.0.1:0', '--state-dir', stateDir], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.exited = new Promise((r) => this.proc.on('exit', r));
+    this.stderr = '';
+    this.proc.stderr.on('data', (d) => { this.stderr += d; });
     const line = await new Promise((resolve, reject) => {
       let buf = '';
       this.proc.stdout.on('data', (d) => { buf += d; if (buf.includes('\n')) resolve(buf.split('\n')[0]); });
@@ -23,7 +25,10 @@ export class Emulator {
     this.ca = fs.readFileSync(this.info.ca_file);
     return this;
   }
-  async stop() { if (this.proc && this.proc.exitCode === null) { this.proc.kill('SIGTERM'); await this.exited; } }
+  async stop() {
+    if (this.proc && this.proc.exitCode === null) { this.proc.kill('SIGTERM'); await this.exited; }
+    if (this.proc) assertNoSanitizerReport(this.stderr, 'keyward-kms-emulator');
+  }
   vaultUrl(name) { return this.info.vault_url_template.replace('{name}', name); }
 
   request(method, url, body, token) {

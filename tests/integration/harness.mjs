@@ -32,6 +32,14 @@ export async function freePort() {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// A sanitizer build reports a race, a memory error or undefined behaviour on stderr; with
+// halt_on_error the server exits, but a report near shutdown would otherwise go unnoticed.
+const SANITIZER_REPORT = /WARNING: ThreadSanitizer|ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error: /;
+export function assertNoSanitizerReport(output, what) {
+  const m = SANITIZER_REPORT.exec(output);
+  if (m) throw new Error(`${what} printed a sanitizer report:\n${output.slice(Math.max(0, m.index - 200), m.index + 4000)}`);
+}
+
 export class Server {
   constructor(dataDir, extraArgs = [], { bin = keywardBin, env = {} } = {}) {
     this.dataDir = dataDir;
@@ -72,6 +80,7 @@ export class Server {
     this.proc.kill(signal);
     const result = await this.exited;
     this.proc = null;
+    assertNoSanitizerReport(this.output, 'keyward serve');
     return result;
   }
 

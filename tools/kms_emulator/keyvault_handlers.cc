@@ -116,6 +116,9 @@ void EmulatorImpl::KeyVault(const httplib::Request& req, httplib::Response& res,
   }
   if (Fault(op, res)) return;
   std::lock_guard<std::mutex> lock(mu_);
+  // Per key too ("getkey:vault/name"), so a test can count one key's calls among many keys.
+  const std::string per_key = op + ":" + vault + "/" + name;
+  counters_[per_key] = counters_.value(per_key, 0) + 1;
   const bool hsm = absl::StartsWith(vault, "hsm:");
   auto claims = Authenticate(req, res, hsm ? kHsmAudience : kVaultAudience);
   if (!claims) return;
