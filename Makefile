@@ -4,7 +4,7 @@ JOBS ?= $(shell nproc)
 DATA_DIR ?= ./data
 LISTEN ?= 127.0.0.1:7070
 
-.PHONY: deps build build-check build-tsan run test test-unit test-integration test-asan test-tsan fuzz bench format tidy clean
+.PHONY: deps build build-check build-tsan run test test-unit test-integration test-asan test-tsan test-tsan-run fuzz bench format tidy clean
 
 deps:
 	@scripts/bootstrap
@@ -49,13 +49,10 @@ test-unit: build
 SANITIZER_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
 
 # Everything under ASan+UBSan: unit, integration and SDK conformance suites, then each fuzzer
-# for FUZZ_SECONDS (default 20); then the same suites under ThreadSanitizer (test-tsan).
-test: build-check
-	cd build-check && $(SANITIZER_ENV) ctest --output-on-failure -j2 -L 'unit|integration|conformance'
-	scripts/fuzz $${FUZZ_SECONDS:-20} build-check
-	@echo "make test: unit, integration, conformance and fuzz suites passed under ASan+UBSan"
-	$(MAKE) --no-print-directory test-tsan
-	@echo "make test: unit, integration and conformance suites passed under ThreadSanitizer"
+# for FUZZ_SECONDS (default 20), then the same suites under ThreadSanitizer. scripts/test-all
+# builds the TSan tree in the background (nice 19) while the ASan suites run.
+test: build-check build-tsan/build.ninja
+	TSAN_TARGETS="$(TSAN_TARGETS)" JOBS=$(JOBS) scripts/test-all
 
 # Faster local loop: the unit tests and a fast integration subset (ASAN_INTEGRATION, a ctest
 # regex: malformed frames and hostile clients) in the same sanitizer build.
@@ -79,6 +76,8 @@ test-integration: deps build/Makefile
 # into Debian's uninstrumented ldb, which would need the TSan runtime preloaded).
 TSAN_ENV := TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp"
 test-tsan: build-tsan
+	$(MAKE) --no-print-directory test-tsan-run
+test-tsan-run:
 	cd build-tsan && $(TSAN_ENV) ctest --output-on-failure -j2 -L 'unit|integration|conformance' \
 	  -E 'integration\.(memory|rocksdb_plugin)$$'
 

@@ -24,6 +24,7 @@
 #include <string>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/random/random.h"
 #include "control/control_plane.h"
 #include "control/metadata_store.h"
 #include "control/scheduler.h"
@@ -63,6 +64,7 @@ class KeyHealthMonitor {
     int transient_streak = 0;
     int checks = 0;
     bool in_flight = false;
+    int64_t started_ms = 0;  // when the check in flight (or the last one) was claimed
   };
   void RunCheck(const EncryptionKey& key);
   void Apply(const EncryptionKey& key, const KeyCheckOutcome& outcome, int64_t failing_since_ms);
@@ -75,6 +77,7 @@ class KeyHealthMonitor {
   const KeyMonitorOptions options_;
   std::mutex mu_;
   std::map<std::string, KeyState> keys_ ABSL_GUARDED_BY(mu_);
+  absl::BitGen rng_ ABSL_GUARDED_BY(mu_);  // check-time jitter only
 };
 
 }  // namespace keyward

@@ -50,7 +50,19 @@ export class Server {
     this.output = '';
   }
 
+  // The free port is picked before the server binds it, so another process can take it in
+  // between (seen with parallel suites): a start refused for that reason is retried on another.
   async start() {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.startOnce();
+      } catch (e) {
+        if (attempt >= 3 || !/cannot listen on .*\(in use\?\)/.test(String(e.message))) throw e;
+      }
+    }
+  }
+
+  async startOnce() {
     this.port = await freePort();
     this.url = `http://127.0.0.1:${this.port}`;
     this.output = '';
