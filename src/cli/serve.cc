@@ -51,7 +51,17 @@ Runs the control plane (REST API) and every cluster's Redis endpoint.
                             (default DIR/escrow.key, created 0600 on first start)
   --data-key-rotation-days N  new data key for new files every N days (default 7)
   --max-bulk-bytes N        largest Redis argument accepted (default 67108864)
-  --max-clients N           Redis connections across all clusters (default 10000)
+  --max-clients N           Redis connections across all clusters (default 10000; fitted
+                            under the file descriptor limit, ulimit -n, with a warning)
+  --max-clients-per-cluster N  Redis connections to one cluster (default 1000), so one
+                            tenant cannot take them all
+  --max-input-bytes N       largest Redis command, all its arguments together, refused from
+                            its declared lengths before the bytes arrive (default 268435456)
+  --max-client-memory N     input + output buffers of all Redis clients together; over it the
+                            client holding the most is closed (default 1073741824)
+  --auth-timeout S          seconds a Redis client has to AUTH before it is closed (default 10)
+  --idle-timeout S          close authenticated Redis clients idle this many seconds
+                            (default 0: never, like Redis)
   --key-check-interval S    seconds between health checks of each key that protects a
                             running cluster (default 30, up to 10 % early; one check per key)
   --key-loss-grace S        how long transient KMS trouble (timeouts, 5xx, 429) is ridden out
@@ -77,6 +87,53 @@ Azure (keyward authenticates as its own Entra application; the same variables as
   --azure-ca-file F         CA bundle for Azure's endpoints (private CA, emulator)
   --azure-api-version V     Key Vault REST version (default 7.4)
 )";
+
+// --max-clients, --max-clients-per-cluster, --max-input-bytes, --max-client-memory,
+// --auth-timeout, --idle-timeout (server/connection_limits.h).
+absl::Status ParseClientLimits(const ParsedFlags& flags, RespServerOptions* o) {
+  ConnectionLimitOptions& c = o->clients;
+  for (auto [flag, target, min] :
+       {std::tuple<const char*, size_t*, size_t>{"max-clients", &c.max_clients, 1},
+        {"max-clients-per-cluster", &c.max_clients_per_cluster, 1},
+        {"max-client-memory", &c.max_client_memory, 1 << 20}}) {
+    if (auto v = flags.Get(flag); v && (!absl::SimpleAtoi(*v, target) || *target < min)) {
+      return absl::InvalidArgumentError(absl::StrCat("--", flag, " must be a number >= ", min));
+    }
+  }
+  if (auto v = flags.Get("max-input-bytes");
+      v && (!absl::SimpleAtoi(*v, &o->limits.max_request_bytes) ||
+            o->limits.max_request_bytes < o->limits.max_bulk_bytes + 1024)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--max-input-bytes must be a number >= --max-bulk-bytes + 1024 (",
+                     o->limits.max_bulk_bytes + 1024, ")"));
+  }
+  if (!flags.Get("max-input-bytes") &&
+      o->limits.max_request_bytes < o->limits.max_bulk_bytes + 1024) {
+    o->limits.max_request_bytes = o->limits.max_bulk_bytes + 1024;  // room for one big argument
+  }
+  // One client at its input limit with a full reply queue must fit under the total.
+  size_t one_client = o->limits.max_request_bytes + o->max_pending_output;
+  if (!flags.Get("max-client-memory") && c.max_client_memory < one_client) {
+    c.max_client_memory = one_client;
+  } else if (c.max_client_memory < one_client) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--max-client-memory must be at least --max-input-bytes + 64 MiB of replies (",
+                     one_client, "), so one client at its limits is not closed for memory"));
+  }
+  for (auto [flag, target, min] :
+       {std::tuple<const char*, int64_t*, double>{"auth-timeout", &c.auth_timeout_ms, 0.001},
+        {"idle-timeout", &c.idle_timeout_ms, 0}}) {
+    double seconds = 0;
+    if (auto v = flags.Get(flag)) {
+      if (!absl::SimpleAtod(*v, &seconds) || seconds < min || seconds > 31536000) {
+        return absl::InvalidArgumentError(absl::StrCat("--", flag, " must be a number of seconds",
+                                                       min > 0 ? " > 0" : " >= 0 (0: off)"));
+      }
+      *target = static_cast<int64_t>(seconds * 1000);
+    }
+  }
+  return absl::OkStatus();
+}
 
 absl::Status SplitHostPort(const std::string& s, std::string* host, int* port) {
   auto colon = s.rfind(':');
@@ -211,10 +268,7 @@ absl::Status Serve(const ParsedFlags& flags, const KmsFactoryMaker& make_kms) {
             resp_opts.limits.max_bulk_bytes < 1024)) {
     return absl::InvalidArgumentError("--max-bulk-bytes must be a number >= 1024");
   }
-  if (auto v = flags.Get("max-clients");
-      v && (!absl::SimpleAtoi(*v, &resp_opts.max_clients) || resp_opts.max_clients < 1)) {
-    return absl::InvalidArgumentError("--max-clients must be a number >= 1");
-  }
+  RETURN_IF_ERROR(ParseClientLimits(flags, &resp_opts));
 
   KeyMonitorOptions monitor_opts;
   for (auto [flag, target, min] :
@@ -382,6 +436,11 @@ int RunServe(const std::vector<std::string>& raw_args, const KmsFactoryMaker& ma
                            "data-key-rotation-days",
                            "max-bulk-bytes",
                            "max-clients",
+                           "max-clients-per-cluster",
+                           "max-input-bytes",
+                           "max-client-memory",
+                           "auth-timeout",
+                           "idle-timeout",
                            "key-check-interval",
                            "key-loss-grace",
                            "key-auto-restore",

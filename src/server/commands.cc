@@ -8,7 +8,9 @@
 #include <unordered_map>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
 #include "crypto/sha256.h"
+#include "server/connection_limits.h"
 #include "server/glob.h"
 #include "server/resp_writer.h"
 
@@ -80,23 +82,38 @@ void Quit(CommandCtx& c) {
   c.session.close_after_reply = true;
 }
 
+// Failed AUTH attempts a connection gets; the next AUTH closes it. Guessing then costs a new
+// connection (and its handshake) every few tries, each logged.
+constexpr int kMaxAuthFailures = 3;
+
 void Auth(CommandCtx& c) {
   // AUTH password | AUTH default password
   if (c.args.size() > 3) {
     resp::Error(c.out, kSyntax);
     return;
   }
-  if (c.args.size() == 3 && c.args[1] != "default") {
-    resp::Error(c.out, "WRONGPASS invalid username-password pair or user is disabled.");
+  if (c.session.auth_failures >= kMaxAuthFailures) {
+    resp::Error(c.out, absl::StrCat("ERR too many failed AUTH attempts (", kMaxAuthFailures,
+                                    ") on this connection; closing it. Check the cluster's "
+                                    "password and connect again"));
+    c.session.authenticated = false;
+    c.session.close_after_reply = true;
+    LogAuthFailure(c.ep.cluster_id, c.session.peer, c.session.auth_failures + 1);
     return;
   }
-  std::string given = Sha256(c.args.back());
-  bool ok = given.size() == c.ep.password_sha256.size() &&
-            CRYPTO_memcmp(given.data(), c.ep.password_sha256.data(), given.size()) == 0;
-  c.session.authenticated = ok;
+  bool ok = false;
+  if (c.args.size() < 3 || c.args[1] == "default") {  // an unknown user changes nothing
+    std::string given = Sha256(c.args.back());
+    ok = given.size() == c.ep.password_sha256.size() &&
+         CRYPTO_memcmp(given.data(), c.ep.password_sha256.data(), given.size()) == 0;
+    c.session.authenticated = ok;
+  }
   if (ok) {
+    c.session.auth_failures = 0;
     resp::SimpleString(c.out, "OK");
   } else {
+    ++c.session.auth_failures;
+    LogAuthFailure(c.ep.cluster_id, c.session.peer, c.session.auth_failures);
     resp::Error(c.out, "WRONGPASS invalid username-password pair or user is disabled.");
   }
 }

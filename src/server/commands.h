@@ -32,6 +32,8 @@ struct Session {
   uint64_t id = 0;
   bool authenticated = false;
   bool close_after_reply = false;
+  int auth_failures = 0;  // failed AUTH attempts on this connection (rate-limited, see Auth)
+  std::string peer;       // "ip:port" of the client, for logs
   std::string name;
   uint64_t next_cursor = 1;
   std::map<uint64_t, std::string> scan_cursors;  // cursor → last key returned

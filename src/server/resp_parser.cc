@@ -1,6 +1,7 @@
 #include "server/resp_parser.h"
 
 #include <charconv>
+#include <string>
 
 namespace keyward {
 namespace {
@@ -42,8 +43,14 @@ ParseOutcome RespParser::ParseArray(std::string_view buf, size_t* consumed,
     if (bad) *error = "Protocol error: invalid multibulk length";
     return bad ? ParseOutcome::kProtocolError : ParseOutcome::kNeedMore;
   }
-  if (bad || count > static_cast<long long>(limits_.max_array_elements)) {
+  if (bad) {
     *error = "Protocol error: invalid multibulk length";
+    return ParseOutcome::kProtocolError;
+  }
+  if (count > static_cast<long long>(limits_.max_array_elements)) {
+    *error = "Protocol error: invalid multibulk length (" + std::to_string(count) +
+             " arguments declared; the limit here is " +
+             std::to_string(limits_.max_array_elements) + ")";
     return ParseOutcome::kProtocolError;
   }
   if (count <= 0) {  // "*0" and "*-1" are empty requests: skip them like Redis does
@@ -65,11 +72,21 @@ ParseOutcome RespParser::ParseArray(std::string_view buf, size_t* consumed,
       if (bad) *error = "Protocol error: invalid bulk length";
       return bad ? ParseOutcome::kProtocolError : ParseOutcome::kNeedMore;
     }
-    if (bad || len < 0 || static_cast<unsigned long long>(len) > limits_.max_bulk_bytes) {
+    if (bad || len < 0) {
       *error = "Protocol error: invalid bulk length";
       return ParseOutcome::kProtocolError;
     }
+    if (static_cast<unsigned long long>(len) > limits_.max_bulk_bytes) {
+      *error = "Protocol error: invalid bulk length (" + std::to_string(len) +
+               " bytes declared; the limit here is " + std::to_string(limits_.max_bulk_bytes) + ")";
+      return ParseOutcome::kProtocolError;
+    }
     size_t end = data + static_cast<size_t>(len);
+    if (end + 2 > limits_.max_request_bytes) {
+      *error = "Protocol error: request too big (over " +
+               std::to_string(limits_.max_request_bytes) + " bytes declared)";
+      return ParseOutcome::kProtocolError;
+    }
     if (buf.size() < end + 2) return ParseOutcome::kNeedMore;
     if (buf[end] != '\r' || buf[end + 1] != '\n') {
       *error = "Protocol error: bulk string not terminated by CRLF";

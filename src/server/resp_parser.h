@@ -15,6 +15,21 @@ struct RespLimits {
   size_t max_bulk_bytes = 64 << 20;     // one argument
   size_t max_array_elements = 1 << 20;  // arguments of one command
   size_t max_inline_bytes = 64 << 10;   // an inline command line
+  // One whole command as sent (headers and arguments). Checked against the lengths the client
+  // declares, as each header arrives, so an oversized command is refused before its bytes come.
+  size_t max_request_bytes = 256 << 20;
+
+  // What a client may send before AUTH succeeds: enough for `AUTH [default] password` with a
+  // password of up to 4 KiB, and nothing more. An unauthenticated client can then never make the
+  // server buffer more than a few KiB.
+  static RespLimits PreAuth() {
+    RespLimits l;
+    l.max_bulk_bytes = 4 << 10;
+    l.max_array_elements = 8;
+    l.max_inline_bytes = 4 << 10;
+    l.max_request_bytes = 64 << 10;
+    return l;
+  }
 };
 
 enum class ParseOutcome { kNeedMore, kCommand, kProtocolError };

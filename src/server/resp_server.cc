@@ -12,6 +12,8 @@
 #include <cerrno>
 #include <cstring>
 #include <future>
+#include <optional>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 #include "crypto/stack_wipe.h"
@@ -60,6 +62,7 @@ struct RespServer::Listener {
   int fd = -1;
   std::shared_ptr<ClusterEndpoint> endpoint;
   std::shared_ptr<ClusterMetrics> metrics;
+  bool paused = false;  // out of descriptors even after shedding: re-armed by the next sweep
 };
 
 struct RespServer::Connection {
@@ -72,7 +75,9 @@ struct RespServer::Connection {
   size_t out_offset = 0;
   bool closing = false;  // protocol error or QUIT: flush then close
   bool want_write = false;
-  bool paused_for_output = false;  // stopped parsing until the client reads its replies
+  bool paused_for_output = false;  // stopped parsing and reading until the client reads replies
+  bool reading = true;             // EPOLLIN is in the epoll interest
+  ClientLimitState limit;          // timers and memory (server/connection_limits.h)
 };
 
 namespace {
@@ -126,6 +131,9 @@ absl::StatusOr<std::unique_ptr<RespServer>> RespServer::New(RespServerOptions op
   ev.events = EPOLLIN;
   ev.data.u64 = kWakeTag;
   epoll_ctl(s->epoll_fd_, EPOLL_CTL_ADD, s->wake_fd_, &ev);
+  auto limits = ConnectionLimits::New(s->options_.clients);
+  if (!limits.ok()) return limits.status();
+  s->limits_ = std::move(*limits);
   s->thread_ = std::thread([raw = s.get()] { raw->Run(); });
   return s;
 }
@@ -240,7 +248,8 @@ void RespServer::RemoveCluster(const std::string& cluster_id) {
 void RespServer::Run() {
   std::vector<epoll_event> events(256);
   while (!stopping_) {
-    int n = epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), 1000);
+    int n = epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()),
+                       limits_->SweepIntervalMs());
     if (n < 0 && errno != EINTR) break;
     for (int i = 0; i < n; ++i) {
       uint64_t tag = events[i].data.u64;
@@ -263,19 +272,43 @@ void RespServer::Run() {
         }
         if (events[i].events & EPOLLOUT) Flush(c);
         if (connections_[fd] && (events[i].events & EPOLLIN)) OnReadable(*connections_[fd]);
+        if (connections_[fd]) EnforceMemoryCap(*connections_[fd]);
       }
     }
+    if (limits_->SweepDue()) SweepTimeouts();
   }
   DrainTasks();
 }
 
 void RespServer::Accept(Listener& l) {
   while (true) {
-    int fd = accept4(l.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) return;  // EAGAIN or a transient error; epoll will call again
-    if (open_connections_ >= options_.max_clients) {
-      static constexpr char kFull[] = "-ERR max number of clients reached\r\n";
-      (void)!write(fd, kFull, sizeof(kFull) - 1);
+    sockaddr_in addr{};
+    socklen_t addr_len = sizeof(addr);
+    int fd =
+        accept4(l.fd, reinterpret_cast<sockaddr*>(&addr), &addr_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      // Out of descriptors: the connection stays queued and the listener readable, so returning
+      // would spin. Shed it through the spare descriptor; if even that fails, stop watching the
+      // listener until the next sweep.
+      auto shed = limits_->ShedAtFdLimit(l.fd, errno);
+      if (shed == ConnectionLimits::FdLimitOutcome::kShed) continue;
+      if (shed == ConnectionLimits::FdLimitOutcome::kStuck) {
+        l.paused = true;
+        epoll_event ev{};
+        ev.data.u64 = kListenerTag | static_cast<uint64_t>(l.fd);
+        epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, l.fd, &ev);
+      }
+      return;
+    }
+    char ip[INET_ADDRSTRLEN] = "?";
+    inet_ntop(AF_INET, &addr.sin_addr, ip, sizeof(ip));
+    ClientLimitState limit;
+    std::string refusal =
+        limits_->Admit(l.endpoint->cluster_id, absl::StrCat(ip, ":", ntohs(addr.sin_port)), &limit);
+    if (!refusal.empty()) {
+      (void)!send(fd, refusal.data(), refusal.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
       close(fd);
       continue;
     }
@@ -288,6 +321,8 @@ void RespServer::Accept(Listener& l) {
     c->metrics = l.metrics;
     c->metrics->connections->Add(1);
     c->session.id = next_client_id_++;
+    c->session.peer = limit.peer;
+    c->limit = std::move(limit);
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.u64 = static_cast<uint64_t>(fd);
@@ -300,11 +335,16 @@ void RespServer::Accept(Listener& l) {
 void RespServer::OnReadable(Connection& c) {
   char buf[64 * 1024];
   bool eof = false;
+  // Parse what we have once this much is buffered: the parser refuses an oversized request from
+  // its declared lengths, so an unauthenticated client never gets more than a few KiB buffered.
+  size_t read_cap = c.session.authenticated ? options_.limits.max_bulk_bytes + (1 << 20)
+                                            : RespLimits::PreAuth().max_request_bytes;
   while (true) {
     ssize_t n = read(c.fd, buf, sizeof(buf));
     if (n > 0) {
       c.in.append(buf, static_cast<size_t>(n));
-      if (c.in.size() > options_.limits.max_bulk_bytes + (1 << 20)) break;  // parse what we have
+      limits_->Touch(&c.limit);
+      if (c.in.size() > read_cap) break;  // parse what we have
       continue;
     }
     if (n == 0) eof = true;
@@ -316,16 +356,20 @@ void RespServer::OnReadable(Connection& c) {
 }
 
 void RespServer::Process(Connection& c) {
-  RespParser parser(options_.limits);
+  static const RespLimits kPreAuth = RespLimits::PreAuth();
   size_t pos = 0;
   std::vector<std::string> args;
   std::string error;
   c.paused_for_output = false;
   while (!c.session.close_after_reply && pos < c.in.size()) {
-    if (c.out.size() - c.out_offset >= options_.max_pending_output) {
+    // Chosen per command: a pipelined command after a successful AUTH gets the full limits.
+    bool authed = c.session.authenticated;
+    size_t max_out = authed ? options_.max_pending_output : options_.max_pending_output_pre_auth;
+    if (c.out.size() - c.out_offset >= max_out) {
       c.paused_for_output = true;
       break;
     }
+    RespParser parser(authed ? options_.limits : kPreAuth);
     size_t consumed = 0;
     ParseOutcome r = parser.Parse(std::string_view(c.in).substr(pos), &consumed, &args, &error);
     if (r == ParseOutcome::kNeedMore) break;
@@ -340,6 +384,7 @@ void RespServer::Process(Connection& c) {
   }
   if (c.session.close_after_reply) c.closing = true;
   c.in.erase(0, pos);
+  if (c.in.empty() && c.in.capacity() > (64 << 10)) std::string().swap(c.in);  // give back
   Flush(c);
 }
 
@@ -348,6 +393,7 @@ void RespServer::Flush(Connection& c) {
     ssize_t n = write(c.fd, c.out.data() + c.out_offset, c.out.size() - c.out_offset);
     if (n > 0) {
       c.out_offset += static_cast<size_t>(n);
+      limits_->Touch(&c.limit);
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
@@ -357,6 +403,7 @@ void RespServer::Flush(Connection& c) {
   }
   if (c.out_offset == c.out.size()) {
     c.out.clear();
+    if (c.out.capacity() > (1 << 20)) std::string().swap(c.out);  // a big reply's buffer
     c.out_offset = 0;
     if (c.closing && !c.paused_for_output) {
       CloseConnection(c.fd);
@@ -372,10 +419,14 @@ void RespServer::Flush(Connection& c) {
 
 void RespServer::UpdateInterest(Connection& c) {
   bool want = c.out_offset < c.out.size();
-  if (want == c.want_write) return;
+  // A client that does not read its replies is not read either: its input stays in the kernel
+  // (TCP pushes back) instead of in our buffers. EPOLLOUT wakes it when it drains.
+  bool read = !(c.paused_for_output && want);
+  if (want == c.want_write && read == c.reading) return;
   c.want_write = want;
+  c.reading = read;
   epoll_event ev{};
-  ev.events = want ? (EPOLLOUT | EPOLLIN) : EPOLLIN;
+  ev.events = (want ? EPOLLOUT : 0u) | (read ? EPOLLIN : 0u);
   ev.data.u64 = static_cast<uint64_t>(c.fd);
   epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, c.fd, &ev);
 }
@@ -384,9 +435,48 @@ void RespServer::CloseConnection(int fd) {
   if (fd < 0 || fd >= static_cast<int>(connections_.size()) || !connections_[fd]) return;
   epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
   close(fd);
+  limits_->Release(&connections_[fd]->limit);
   connections_[fd]->metrics->connections->Add(-1);
   connections_[fd].reset();
   --open_connections_;
+}
+
+}  // namespace keyward
+
+namespace keyward {
+
+void RespServer::SweepTimeouts() {
+  for (auto& l : listeners_) {
+    if (!l->paused) continue;  // out of descriptors at the last accept: try again
+    l->paused = false;
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = kListenerTag | static_cast<uint64_t>(l->fd);
+    epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, l->fd, &ev);
+  }
+  for (auto& c : connections_) {
+    if (!c) continue;
+    std::optional<std::string> goodbye = limits_->Expired(c->limit, c->session.authenticated);
+    if (!goodbye) continue;
+    // Best effort, never blocking: the client is closed either way.
+    if (!goodbye->empty())
+      (void)!send(c->fd, goodbye->data(), goodbye->size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    CloseConnection(c->fd);
+  }
+}
+
+void RespServer::EnforceMemoryCap(Connection& c) {
+  if (!limits_->SetMemory(&c.limit, c.in.capacity() + c.out.capacity())) return;
+  // Over the cap: close the client holding the most (a linear scan, only when over the cap).
+  while (limits_->total_memory() > limits_->options().max_client_memory) {
+    Connection* largest = nullptr;
+    for (auto& other : connections_) {
+      if (other && (!largest || other->limit.memory > largest->limit.memory)) largest = other.get();
+    }
+    if (!largest || largest->limit.memory == 0) return;
+    limits_->LogEviction(largest->limit, largest->limit.memory);
+    CloseConnection(largest->fd);
+  }
 }
 
 }  // namespace keyward

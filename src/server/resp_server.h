@@ -6,6 +6,9 @@
 // effect on the loop thread, and RemoveCluster returns only after every connection of that
 // cluster is closed (so the caller may then close the store).
 //
+// Limits on clients before and after AUTH (input sizes, connection counts, timeouts, memory,
+// the file descriptor limit) are described in server/connection_limits.h.
+//
 // Metrics: keyward_redis_commands_total{cluster,command} and keyward_redis_connections{cluster},
 // per-cluster atomics updated on the loop thread without a lock; a removed cluster's series go.
 
@@ -19,14 +22,17 @@
 
 #include "absl/status/statusor.h"
 #include "server/commands.h"
+#include "server/connection_limits.h"
 #include "server/resp_parser.h"
 
 namespace keyward {
 
 struct RespServerOptions {
-  RespLimits limits;
-  size_t max_clients = 10000;
-  size_t max_pending_output = 64 << 20;  // stop reading a client until it drains this much
+  RespLimits limits;  // after AUTH; before it, RespLimits::PreAuth()
+  // Connection counts, timeouts and the memory cap (server/connection_limits.h).
+  ConnectionLimitOptions clients;
+  size_t max_pending_output = 64 << 20;           // stop reading a client until it drains this much
+  size_t max_pending_output_pre_auth = 64 << 10;  // the same before AUTH
 };
 
 class RespServer {
@@ -62,6 +68,9 @@ class RespServer {
   void Flush(Connection& c);
   void UpdateInterest(Connection& c);
   void CloseConnection(int fd);
+  // Connection limits (server/connection_limits.h) applied by the loop.
+  void SweepTimeouts();                  // closes clients past --auth-timeout / --idle-timeout
+  void EnforceMemoryCap(Connection& c);  // re-counts c's buffers; over the cap closes the largest
 
   RespServerOptions options_;
   int epoll_fd_ = -1;
@@ -74,6 +83,7 @@ class RespServer {
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::vector<std::unique_ptr<Connection>> connections_;  // indexed by fd
   size_t open_connections_ = 0;
+  std::unique_ptr<ConnectionLimits> limits_;
   uint64_t next_client_id_ = 1;
 };
 
