@@ -25,7 +25,7 @@ build-check/build.ninja: CMakeLists.txt
 	cmake -S . -B build-check -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug -DKEYWARD_SANITIZE=ON -DKEYWARD_CCACHE=OFF
 
 CHECK_TARGETS := unit_tests keyward keyward-fake-kms keyward-kms-emulator keyward-azure-wrap \
-  keyward_rocksdb_plugin resp_parser_fuzz key_file_fuzz azure_reply_fuzz
+  keyward_rocksdb_plugin resp_parser_fuzz key_file_fuzz azure_reply_fuzz rest_body_fuzz command_fuzz
 build-check: deps build-check/build.ninja
 	ninja -C build-check -j$(JOBS) $(CHECK_TARGETS)
 
@@ -49,7 +49,7 @@ test-unit: build
 SANITIZER_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
 
 # Everything under ASan+UBSan: unit, integration and SDK conformance suites, then each fuzzer
-# for FUZZ_SECONDS (default 20), then the same suites under ThreadSanitizer. scripts/test-all
+# for FUZZ_SECONDS (default 15), then the same suites under ThreadSanitizer. scripts/test-all
 # builds the TSan tree in the background (nice 19) while the ASan suites run.
 test: build-check build-tsan/build.ninja
 	TSAN_TARGETS="$(TSAN_TARGETS)" JOBS=$(JOBS) scripts/test-all
@@ -82,7 +82,7 @@ test-tsan-run:
 	  -E 'integration\.(memory|rocksdb_plugin)$$'
 
 fuzz: deps
-	scripts/fuzz $${FUZZ_SECONDS:-20}
+	scripts/fuzz $${FUZZ_SECONDS:-15}
 
 bench: build
 	bench/run-all

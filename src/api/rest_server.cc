@@ -2,12 +2,14 @@
 
 #include <arpa/inet.h>
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <atomic>
 #include <chrono>
 #include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <regex>
 #include <thread>
 
@@ -15,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "api/json_views.h"
 #include "api/request_body.h"
+#include "api/request_deadline.h"
 #include "crypto/random.h"
 #include "util/metrics.h"
 #include "util/socket_sweep.h"
@@ -27,6 +30,21 @@ using nlohmann::json;
 constexpr size_t kHttpWorkers = 64;
 constexpr size_t kKeepAliveMaxRequests = 1000;
 constexpr time_t kKeepAliveIdleSeconds = 15;
+// Each read and write of a request or reply: a client that stops sending (or reading) mid-request
+// frees its worker after this long, not httplib's default of 5 s per call plus whatever follows.
+constexpr time_t kSocketIoSeconds = 5;
+constexpr int kListenBacklog = 1024;
+// Headers and body of one request must arrive within this (api/request_deadline.h); a 1 MiB body
+// needs only 100 KB/s.
+constexpr auto kRequestDeadline = std::chrono::seconds(10);
+
+// httplib's default sets SO_REUSEPORT, which lets a second server bind the same port and take
+// part of the connections (and their bearer tokens). SO_REUSEADDR alone keeps quick restarts
+// (TIME_WAIT) and makes a second listener fail with EADDRINUSE.
+void ListenSocketOptions(int sock) {
+  int yes = 1;
+  setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+}
 
 int HttpStatusFor(absl::StatusCode code) {
   switch (code) {
@@ -250,6 +268,12 @@ absl::StatusOr<std::unique_ptr<RestServer>> RestServer::New(RestServerOptions op
   s->http_->new_task_queue = [] { return new httplib::ThreadPool(kHttpWorkers); };
   s->http_->set_keep_alive_max_count(kKeepAliveMaxRequests);
   s->http_->set_keep_alive_timeout(kKeepAliveIdleSeconds);
+  s->http_->set_read_timeout(kSocketIoSeconds);
+  s->http_->set_write_timeout(kSocketIoSeconds);
+  s->http_->set_socket_options([raw = s.get()](int sock) {
+    ListenSocketOptions(sock);
+    raw->listen_fd_ = sock;
+  });
   if (s->options_.port == 0) {
     s->port_ = s->http_->bind_to_any_port(s->options_.host);
   } else if (s->http_->bind_to_port(s->options_.host, s->options_.port)) {
@@ -257,6 +281,10 @@ absl::StatusOr<std::unique_ptr<RestServer>> RestServer::New(RestServerOptions op
   } else {
     s->port_ = -1;
   }
+  // httplib listens with a backlog of 5: a burst of connections (a dozen slow clients and a
+  // health check) overflowed it, and the dropped SYN came back after the kernel's 1 s retry.
+  // listen() again on the bound socket only raises the backlog.
+  if (s->port_ > 0 && s->listen_fd_ >= 0) listen(s->listen_fd_, kListenBacklog);
   if (s->port_ <= 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", s->options_.host, ":",
                                                s->options_.port,
@@ -266,6 +294,8 @@ absl::StatusOr<std::unique_ptr<RestServer>> RestServer::New(RestServerOptions op
 }
 
 void RestServer::Start() {
+  deadline_ = std::make_unique<RequestDeadline>(port_, kRequestDeadline);
+  deadline_->Start();
   thread_ = std::thread([this] { http_->listen_after_bind(); });
 }
 
@@ -284,6 +314,7 @@ void RestServer::Stop() {
   thread_.join();
   joined = true;
   sweeper.join();
+  if (deadline_) deadline_->Stop();
 }
 
 namespace {
@@ -587,6 +618,9 @@ void RestServer::Register() {
     bool local_open = route.spec.path == "/metrics";  // open to loopback peers only
     httplib::Server::Handler h = [this, open, local_open, handler = route.handler](
                                      const httplib::Request& req, httplib::Response& res) {
+      // Being answered, so not a slow request: a KMS call may take longer than the deadline.
+      std::optional<RequestDeadline::Busy> busy;
+      if (deadline_) busy.emplace(deadline_.get(), req.remote_port);
       Call call{req, res, User{}, {}};
       for (size_t i = 1; i < req.matches.size(); ++i) call.params.push_back(req.matches[i]);
       // A proxy on the same host makes every client look local: a forwarded request is not.

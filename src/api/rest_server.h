@@ -22,6 +22,8 @@ class Server;
 
 namespace keyward {
 
+class RequestDeadline;
+
 struct RestServerOptions {
   std::string host = "127.0.0.1";
   int port = 7070;
@@ -61,6 +63,8 @@ class RestServer {
   std::unique_ptr<httplib::Server> http_;
   std::thread thread_;
   int port_ = 0;
+  int listen_fd_ = -1;  // httplib's listening socket, seen in its socket-options hook
+  std::unique_ptr<RequestDeadline> deadline_;  // set in Start, before any handler runs
 };
 
 }  // namespace keyward

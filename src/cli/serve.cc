@@ -32,7 +32,9 @@
 #include "kms/kms_factory.h"
 #include "nlohmann/json.hpp"
 #include "server/resp_server.h"
+#include "util/data_dir_lock.h"
 #include "util/file_util.h"
+#include "util/process_hardening.h"
 #include "util/status_macros.h"
 
 namespace keyward {
@@ -71,6 +73,8 @@ Runs the control plane (REST API) and every cluster's Redis endpoint.
   --azure-app-id ID         keyward's Microsoft Entra application id, shown to customers
   --azure-app-name NAME     its display name (both default to a generated, persisted identity)
   --aws-principal-arn ARN   keyward's AWS principal for key policies (default: generated, persisted)
+  --allow-core-dumps        for debugging only: let the process dump core and keep key buffers
+                            in dumps (by default neither; files are always created 0600)
 
 Azure (keyward authenticates as its own Entra application; the same variables as Azure's SDKs):
   --azure-tenant-id T       or AZURE_TENANT_ID
@@ -250,6 +254,13 @@ absl::StatusOr<std::optional<AzureSettings>> LoadAzure(const ParsedFlags& flags)
 std::atomic<bool> g_stop{false};
 
 absl::Status Serve(const ParsedFlags& flags, const KmsFactoryMaker& make_kms) {
+  // First: private files and no core dumps with keys in them (util/process_hardening.h).
+  RETURN_IF_ERROR(HardenProcess(flags.Has("allow-core-dumps")));
+  if (flags.Has("allow-core-dumps")) {
+    fprintf(stderr,
+            "keyward: WARNING: --allow-core-dumps: a crash dump or debugger can read every "
+            "cluster's keys and data; use it only to debug\n");
+  }
   // Before any cluster opens: freed heap blocks (RocksDB memtables, cached blocks, buffers) are
   // wiped, so a paused cluster's plaintext does not linger in memory (crypto/wipe_on_free.h).
   EnableWipeOnFree();
@@ -292,6 +303,14 @@ absl::Status Serve(const ParsedFlags& flags, const KmsFactoryMaker& make_kms) {
 
   RETURN_IF_ERROR(MakeDirs(data_dir, 0700));
   data_dir = std::filesystem::canonical(data_dir).string();
+  // Before anything that writes: a second server on this data dir stops here
+  // (util/data_dir_lock.h).
+  ASSIGN_OR_RETURN(std::unique_ptr<DataDirLock> data_dir_lock, DataDirLock::Acquire(data_dir));
+  ASSIGN_OR_RETURN(int tightened, TightenDataDirModes(data_dir));
+  if (tightened > 0) {
+    printf("keyward: made %d files and directories in %s private (go-rwx)\n", tightened,
+           data_dir.c_str());
+  }
   std::string escrow_path = flags.Get("escrow-key-file").value_or(data_dir + "/escrow.key");
   ASSIGN_OR_RETURN(std::unique_ptr<EscrowProvider> escrow_owned,
                    EscrowProvider::LoadOrCreate(escrow_path));
@@ -458,7 +477,7 @@ int RunServe(const std::vector<std::string>& raw_args, const KmsFactoryMaker& ma
                            "azure-api-version",
                            "azure-client-certificate",
                            "azure-managed-hsm-url-template"},
-                          {"help", "azure-managed-identity"});
+                          {"help", "azure-managed-identity", "allow-core-dumps"});
   if (!flags.ok()) {
     fprintf(stderr, "keyward serve: %s\n", std::string(flags.status().message()).c_str());
     return 2;

@@ -7,9 +7,13 @@
 #include <string>
 #include <utility>
 
+#include "crypto/secret_arena.h"
+
 namespace keyward {
 
-SecretBytes::SecretBytes(size_t size) : data_(size ? new uint8_t[size]() : nullptr), size_(size) {}
+// Key material lives in memory core dumps leave out (crypto/secret_arena.h).
+SecretBytes::SecretBytes(size_t size)
+    : data_(static_cast<uint8_t*>(SecretAlloc(size))), size_(size) {}
 
 SecretBytes SecretBytes::FromView(std::string_view bytes) {
   SecretBytes s(bytes.size());
@@ -42,7 +46,7 @@ bool SecretBytes::Equals(const SecretBytes& other) const {
 void SecretBytes::Release() {
   if (data_ != nullptr) {
     OPENSSL_cleanse(data_, size_);
-    delete[] data_;
+    SecretFree(data_, size_);
     data_ = nullptr;
     size_ = 0;
   }

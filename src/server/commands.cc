@@ -340,6 +340,15 @@ void Persist(CommandCtx& c) {
   resp::Integer(c.out, 1);
 }
 
+// KEYS and SCAN MATCH: matching is linear in the keys scanned, with a factor that grows with the
+// pattern; longer patterns than any real use are refused before the scan.
+bool GlobPatternSizeOk(CommandCtx& c, const std::string& pattern) {
+  if (pattern.size() <= kMaxGlobPatternBytes) return true;
+  resp::Error(c.out, absl::StrCat("ERR pattern too long (", pattern.size(), " bytes; the limit is ",
+                                  kMaxGlobPatternBytes, ")"));
+  return false;
+}
+
 void Scan(CommandCtx& c) {
   int64_t cursor;
   if (!ParseInt(c.args[1], &cursor) || cursor < 0) {
@@ -364,6 +373,7 @@ void Scan(CommandCtx& c) {
       return;
     }
   }
+  if (!GlobPatternSizeOk(c, pattern)) return;
   std::string after;
   if (cursor != 0) {
     auto it = c.session.scan_cursors.find(static_cast<uint64_t>(cursor));
@@ -385,8 +395,9 @@ void Scan(CommandCtx& c) {
     next_cursor = c.session.next_cursor++;
     c.session.scan_cursors[next_cursor] = std::move(next);
   }
+  GlobPattern glob = GlobPattern::Compile(pattern);
   keys.erase(std::remove_if(keys.begin(), keys.end(),
-                            [&](const std::string& k) { return !GlobMatch(pattern, k); }),
+                            [&](const std::string& k) { return !glob.Matches(k); }),
              keys.end());
   resp::ArrayHeader(c.out, 2);
   resp::Bulk(c.out, std::to_string(next_cursor));
@@ -395,13 +406,15 @@ void Scan(CommandCtx& c) {
 }
 
 void Keys(CommandCtx& c) {
+  if (!GlobPatternSizeOk(c, c.args[1])) return;
+  GlobPattern glob = GlobPattern::Compile(c.args[1]);
   std::vector<std::string> all, matched;
   std::string after, next;
   do {
     all.clear();
     STATUS_OR_REPLY(c.store().ScanKeys(after, 4096, &all, &next));
     for (auto& k : all) {
-      if (GlobMatch(c.args[1], k)) matched.push_back(std::move(k));
+      if (glob.Matches(k)) matched.push_back(std::move(k));
     }
     after = next;
   } while (!next.empty());
