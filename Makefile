@@ -25,7 +25,8 @@ build-check/build.ninja: CMakeLists.txt
 	cmake -S . -B build-check -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug -DKEYWARD_SANITIZE=ON -DKEYWARD_CCACHE=OFF
 
 CHECK_TARGETS := unit_tests keyward keyward-fake-kms keyward-kms-emulator keyward-azure-wrap \
-  keyward_rocksdb_plugin resp_parser_fuzz key_file_fuzz azure_reply_fuzz rest_body_fuzz command_fuzz
+  keyward_rocksdb_plugin resp_parser_fuzz key_file_fuzz azure_reply_fuzz rest_body_fuzz command_fuzz \
+  backup_manifest_fuzz
 build-check: deps build-check/build.ninja
 	ninja -C build-check -j$(JOBS) $(CHECK_TARGETS)
 

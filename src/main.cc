@@ -18,6 +18,7 @@ usage:
   keyward key create|list|get|test|arm-template ...         encryption keys (see key --help)
   keyward cluster create|list|get|pause|resume|delete|backup-policy ...
   keyward audit list --project P                            audit events
+  keyward backup create|list|get|delete|restore ...         encrypted backups
   keyward version
 )";
 
@@ -33,6 +34,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> rest(args.begin() + 1, args.end());
   if (command == "serve")
     return keyward::RunServe(rest, keyward::NewProductKmsFactory);  // product KMS clients only
+  if (command == "backup") return keyward::RunBackupCli(rest);
   if (command == "project" || command == "key" || command == "cluster" || command == "audit") {
     return keyward::RunCli(command, rest);
   }

@@ -19,7 +19,9 @@
 #include "absl/strings/str_cat.h"
 #include "api/openapi_document.h"
 #include "api/rest_server.h"
+#include "backup/backup_destination.h"
 #include "cli/flags.h"
+#include "control/backup_records.h"
 #include "control/cluster_runtime.h"
 #include "control/control_plane.h"
 #include "control/key_health_monitor.h"
@@ -51,6 +53,7 @@ Runs the control plane (REST API) and every cluster's Redis endpoint.
   --cluster-host HOST       address cluster endpoints bind to (default 127.0.0.1)
   --escrow-key-file FILE    the service master key for non-CMEK data
                             (default DIR/escrow.key, created 0600 on first start)
+  --backup-dir DIR          where encrypted backups are written (default DIR/backups; 0700)
   --data-key-rotation-days N  new data key for new files every N days (default 7)
   --max-bulk-bytes N        largest Redis argument accepted (default 67108864)
   --max-clients N           Redis connections across all clusters (default 10000; fitted
@@ -345,6 +348,13 @@ absl::Status Serve(const ParsedFlags& flags, const KmsFactoryMaker& make_kms) {
   RETURN_IF_ERROR(MakeDirs(data_dir + "/clusters", 0700));
   ClusterRuntime runtime(rt_opts, *resp, shared);
   ControlPlane control(*metadata, *kms, runtime, identity);
+  // Backups: their records beside the metadata, their objects in --backup-dir.
+  ASSIGN_OR_RETURN(std::unique_ptr<BackupRecords> backup_records,
+                   BackupRecords::Open(data_dir + "/metadata.db"));
+  ASSIGN_OR_RETURN(
+      std::unique_ptr<LocalDirectoryDestination> backup_dir,
+      LocalDirectoryDestination::New(flags.Get("backup-dir").value_or(data_dir + "/backups")));
+  control.SetBackups(backup_records.get(), backup_dir.get());
   runtime.SetEncryptionInfo(
       [&control](const std::string& id) { return control.EncryptionInfoSection(id); });
   std::string token_path = data_dir + "/owner.token";
@@ -452,6 +462,7 @@ int RunServe(const std::vector<std::string>& raw_args, const KmsFactoryMaker& ma
                            "listen",
                            "cluster-host",
                            "escrow-key-file",
+                           "backup-dir",
                            "data-key-rotation-days",
                            "max-bulk-bytes",
                            "max-clients",

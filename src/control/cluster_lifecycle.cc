@@ -157,6 +157,7 @@ void ControlPlane::RecordProtection(const std::string& cluster_id, bool wrapped_
 
 absl::Status ControlPlane::Start() {
   ASSIGN_OR_RETURN(std::vector<Cluster> clusters, metadata_.ListClusters("", {0, 1 << 30}));
+  RETURN_IF_ERROR(RecoverBackups(clusters));
   std::vector<Cluster> to_open;
   for (Cluster& c : clusters) {
     // A re-encryption running when the server stopped did not finish; left "running", every

@@ -65,6 +65,9 @@ class ClusterRuntime {
   // Where INFO's "# Encryption" section comes from (set once, before clusters open).
   void SetEncryptionInfo(std::function<std::string(const std::string& cluster_id)> info);
   const std::string& host() const { return options_.cluster_host; }
+  // Where a cluster's files live (DATA/clusters/<id>).
+  std::string ClusterDir(const std::string& id) const { return Dir(id); }
+  const std::string& data_dir() const { return options_.data_dir; }
 
  private:
   std::string Dir(const std::string& id) const;

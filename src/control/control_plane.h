@@ -25,12 +25,15 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "control/backup_records.h"
 #include "control/cluster_runtime.h"
 #include "control/key_instructions.h"
 #include "control/metadata_store.h"
 #include "kms/kms_factory.h"
 
 namespace keyward {
+
+class BackupDestination;
 
 struct KeyRequest {
   std::string provider;
@@ -151,6 +154,22 @@ class ControlPlane {
   // Runs background jobs (re-encryption) here; unset: on a thread of their own.
   void SetBackgroundRunner(std::function<void(std::function<void()>)> run);
 
+  // --- Backups (backup_ops.cc; see backup/cluster_backup.h and README "Backups"). Unset
+  // (SetBackups never called): every backup call is FailedPrecondition. ---
+  void SetBackups(BackupRecords* records, BackupDestination* destination);
+  // Starts a backup of an open cluster on the background runner; returns the running record.
+  // 409 while the cluster has a backup running or is not open.
+  absl::StatusOr<BackupRecord> CreateBackup(const User& actor, const std::string& cluster_id);
+  absl::StatusOr<std::vector<BackupRecord>> ListBackups(const User& actor,
+                                                        const std::string& cluster_id, Page page);
+  absl::StatusOr<BackupRecord> GetBackup(const User& actor, const std::string& id);
+  // Deletes the backup's objects (manifest first) and its record; 409 while it runs.
+  absl::StatusOr<BackupRecord> DeleteBackup(const User& actor, const std::string& id);
+  // A new cluster `name` in the backup's project from a completed backup: everything verified
+  // and decrypted into a staging directory first; any failure leaves no cluster and no files.
+  absl::StatusOr<ClusterCreated> RestoreBackup(const User& actor, const std::string& backup_id,
+                                               const std::string& name);
+
   absl::StatusOr<std::vector<AuditEvent>> ListAudit(const User& actor,
                                                     const std::string& project_id, int64_t since_ms,
                                                     int64_t until_ms, Page page);
@@ -207,6 +226,16 @@ class ControlPlane {
                                          std::string_view action);
   Claim TryClaimCluster(const std::string& id);
 
+  // Start-up: backups a restart interrupted → failed (their objects removed), and leftover
+  // checkpoints and restore staging directories removed.
+  absl::Status RecoverBackups(const std::vector<Cluster>& clusters);
+  void RunBackup(BackupRecord record, EncryptionKey key, std::weak_ptr<ClusterStore> store,
+                 std::shared_ptr<MasterKeyProvider> provider);
+  absl::StatusOr<BackupRecord> LoadBackup(const User& actor, const std::string& id, Need need,
+                                          std::string_view action);
+
+  BackupRecords* backups_ = nullptr;
+  BackupDestination* backup_destination_ = nullptr;
   MetadataStore& metadata_;
   KmsFactory& kms_;
   ClusterRuntime& runtime_;

@@ -96,6 +96,18 @@ class ClusterStore {
   // a closed cluster's store, and the keys it holds, alive. Thread-safe; for ClusterRuntime's
   // close paths (never from inside a Reencrypt progress callback).
   void StopBackgroundWork();
+
+  // Backups (cluster_store_backup.cc). A consistent RocksDB checkpoint of the open database in
+  // `dir` (which must not exist; same file system as the cluster, as SSTs are hard-linked):
+  // memtables are flushed first, writes never pause beyond that. The checkpoint's files are
+  // encrypted like the cluster's (same dictionary); remove it when done.
+  absl::Status CreateCheckpoint(const std::string& dir);
+  // Reads a file written through this store's encrypted file system (e.g. a checkpoint file) as
+  // plaintext, `piece` bytes at a time (the last piece may be shorter; an empty file gives one
+  // empty piece). `size` is the plaintext size, known before the first piece.
+  absl::Status ReadDecrypted(
+      const std::string& path, size_t piece,
+      const std::function<absl::Status(uint64_t size, std::string_view bytes)>& sink);
   bool stopping() const { return stopping_.load(); }
   int64_t NowMs() const { return options_.now_ms(); }
   const KeyDictionary& dictionary() const { return *dictionary_; }

@@ -1,0 +1,52 @@
+#pragma once
+// Where backup objects go: a flat namespace of objects named like paths
+// ("b-1/data/000001-00000001") holding opaque bytes (already encrypted by the backup format; a
+// destination never sees plaintext or keys). Put is atomic: an object is either absent or complete,
+// never partial — the local directory writes a temp name, fsyncs, renames and fsyncs the directory;
+// Azure Blob (later) commits a block list. Implementations are thread-safe.
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace keyward {
+
+class BackupDestination {
+ public:
+  virtual ~BackupDestination() = default;
+  // Safe to show users and to store in a backup record ("local:/data/backups").
+  virtual std::string Describe() const = 0;
+  virtual absl::Status Put(const std::string& name, std::string_view data) = 0;
+  // NotFound naming the object when it does not exist.
+  virtual absl::StatusOr<std::string> Get(const std::string& name) = 0;
+  // Names of complete objects starting with `prefix`, sorted.
+  virtual absl::StatusOr<std::vector<std::string>> List(const std::string& prefix) = 0;
+  // Removing an absent object is not an error.
+  virtual absl::Status Delete(const std::string& name) = 0;
+  // Removes every object under `dir` ("b-1/"), incomplete uploads included.
+  virtual absl::Status DeleteAll(const std::string& dir) = 0;
+};
+
+// Objects as files below `root` (created 0700; files 0600). Object names must be relative paths
+// of [A-Za-z0-9._-] segments separated by '/', none "." or "..", none starting with ".tmp".
+class LocalDirectoryDestination : public BackupDestination {
+ public:
+  static absl::StatusOr<std::unique_ptr<LocalDirectoryDestination>> New(const std::string& root);
+  std::string Describe() const override { return "local:" + root_; }
+  absl::Status Put(const std::string& name, std::string_view data) override;
+  absl::StatusOr<std::string> Get(const std::string& name) override;
+  absl::StatusOr<std::vector<std::string>> List(const std::string& prefix) override;
+  absl::Status Delete(const std::string& name) override;
+  absl::Status DeleteAll(const std::string& dir) override;
+  const std::string& root() const { return root_; }
+
+ private:
+  explicit LocalDirectoryDestination(std::string root) : root_(std::move(root)) {}
+  absl::StatusOr<std::string> PathFor(const std::string& name) const;
+  std::string root_;
+};
+
+}  // namespace keyward

@@ -1,0 +1,99 @@
+#pragma once
+// The encrypted backup format: one backup is a set of objects in a BackupDestination under the
+// prefix "<backup id>/": the data chunks, then the sealed manifest, written last (a backup whose
+// manifest is missing is incomplete and never restorable).
+//
+// Keys: every backup has its own fresh 256-bit backup key (RAND_bytes). The cluster's master-key
+// provider (the one that wraps the cluster's dictionary key: CMEK or escrow) wraps it with the
+// context "keyward-backup:" + backup id, so a wrapped key cannot be moved to another backup.
+// The backup key lives only in SecretBytes (wiped); it is never written unwrapped.
+//
+// Chunk object "<backup id>/data/<file index, 6 digits>-<chunk index, 8 digits>": GcmSeal output
+// (nonce 12 || ciphertext || tag 16) of up to chunk_size plaintext bytes of one file, with
+//   AAD = "keyward-backup-chunk:" || u32 len || backup id || u32 len || file name ||
+//         u64 chunk index || u8 last (1 for the file's last chunk, else 0)
+// (integers little-endian). A chunk moved to another index or file, a chunk of another backup
+// (other key, other id), a dropped last chunk (the new last one says "not last") all fail.
+// Every file has at least one chunk (an empty file: one empty chunk).
+//
+// Manifest object "<backup id>/manifest" (integers little-endian):
+//   0   8  magic "KWBACKM1"
+//   8   4  u32 format version (1)
+//   12  .. u32 len + backup id                      (in the clear: needed to check and unwrap)
+//   ..  .. u32 len + WrappedKey::Serialize() of the backup key (provider, key id, key version)
+//   ..  .. u32 len + AES-256-GCM(backup key, body, AAD = "keyward-backup-manifest:" || every
+//          byte before this length field)
+// Body: JSON {backup_id, cluster_id, project_id, key_record_id, created_at, chunk_size,
+// files: [{name, size, sha256 (hex of the plaintext), chunks}]}. The reader names the backup id
+// it expects: a manifest of another backup put in its place is refused (clear id and sealed id
+// both checked), and a manifest sealed under another key or edited fails the AEAD.
+// Thread-compatible free functions; no state.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "crypto/secret_bytes.h"
+#include "kms/master_key_provider.h"
+
+namespace keyward {
+
+inline constexpr uint32_t kBackupChunkSize = 1 << 20;
+inline constexpr size_t kBackupKeySize = 32;
+
+struct BackupFileEntry {
+  std::string name;  // a plain file name (no '/'), e.g. "000012.sst"
+  uint64_t size = 0;
+  std::string sha256_hex;  // of the plaintext
+  uint32_t chunks = 0;
+};
+
+struct BackupManifest {
+  std::string backup_id;
+  std::string cluster_id;
+  std::string project_id;
+  std::string key_record_id;  // the control plane's encryption-key record
+  int64_t created_at = 0;     // unix seconds
+  uint32_t chunk_size = kBackupChunkSize;
+  std::vector<BackupFileEntry> files;
+  WrappedKey wrapped_key;  // the backup key, wrapped; key id and version are read from it
+};
+
+std::string BackupManifestObject(std::string_view backup_id);
+std::string BackupChunkObject(std::string_view backup_id, size_t file_index, uint64_t chunk);
+std::string BackupWrapContext(std::string_view backup_id);
+// How many chunks a file of `size` bytes has (at least one).
+uint32_t BackupChunkCount(uint64_t size, uint32_t chunk_size);
+// File names a manifest may carry: [A-Za-z0-9._-]+, not "." or "..".
+bool IsSafeBackupFileName(std::string_view name);
+
+absl::StatusOr<std::string> SealBackupChunk(const SecretBytes& key, std::string_view backup_id,
+                                            std::string_view file_name, uint64_t index, bool last,
+                                            std::string_view plaintext);
+// DataLoss naming the backup, file and chunk when the chunk was altered, moved or is foreign.
+absl::StatusOr<SecretBytes> OpenBackupChunk(const SecretBytes& key, std::string_view backup_id,
+                                            std::string_view file_name, uint64_t index, bool last,
+                                            std::string_view sealed);
+
+// Seals `manifest` (its wrapped_key must already hold `key` wrapped).
+absl::StatusOr<std::string> SealBackupManifest(const BackupManifest& manifest,
+                                               const SecretBytes& key);
+
+struct OpenedBackupManifest {
+  BackupManifest manifest;
+  SecretBytes key;
+};
+// Parses the clear header, checks it names `expected_backup_id`, unwraps the backup key through
+// `provider` (the provider's error, naming the key, when it cannot) and opens the body.
+absl::StatusOr<OpenedBackupManifest> OpenBackupManifest(std::string_view bytes,
+                                                        std::string_view expected_backup_id,
+                                                        MasterKeyProvider& provider);
+// The clear header only (no unwrap): backup id and wrapped key, for listings and diagnostics.
+absl::StatusOr<std::pair<std::string, WrappedKey>> PeekBackupManifest(std::string_view bytes);
+// The body parser OpenBackupManifest runs after authentication; public for the fuzzer
+// (fuzz/backup_manifest_fuzz.cc). Checks every field, file names and chunk counts.
+absl::StatusOr<BackupManifest> ParseBackupManifestBody(std::string_view body);
+
+}  // namespace keyward

@@ -1,0 +1,72 @@
+#pragma once
+// Backing up a running cluster into a BackupDestination, and restoring a backup into a new
+// cluster directory. See backup_format.h for the objects and README "Backups".
+//
+// What a backup carries: the PLAINTEXT of a RocksDB checkpoint, read through the cluster's
+// encrypted file system, each chunk then sealed under the backup's own key. Not the files as they
+// are on disk (ciphertext under the data keys) plus the key dictionary, because:
+//  - a restore makes a NEW cluster (new id): the dictionary binds the old cluster id, and its
+//    data keys would live on in the new cluster; here the new cluster gets a fresh dictionary
+//    and fresh data keys, so shredding either cluster never affects the other;
+//  - the backup stays readable after data-key rotation, re-encryption or the cluster's own
+//    crypto-shred, needing only the master key (one unwrap) — not a copy of the dictionary;
+//  - every byte is authenticated by the backup's AEAD (the on-disk CTR ciphertext is not).
+// Plaintext exists only in memory, one chunk at a time; it never reaches the destination or disk.
+//
+// Thread-compatible: callers run one backup or restore per job.
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "backup/backup_destination.h"
+#include "backup/backup_format.h"
+#include "kms/master_key_provider.h"
+#include "storage/cluster_store.h"
+
+namespace keyward {
+
+struct BackupJob {
+  std::string backup_id;
+  std::string cluster_id;
+  std::string project_id;
+  std::string key_record_id;
+  int64_t created_at = 0;  // unix seconds
+  uint32_t chunk_size = kBackupChunkSize;
+  // Where the checkpoint goes (must not exist; same file system as the cluster directory).
+  std::string checkpoint_dir;
+};
+
+struct BackupSummary {
+  uint64_t bytes = 0;  // plaintext bytes backed up
+  uint64_t files = 0;
+  std::string key_id;
+  std::string key_version;
+};
+
+// done/total in plaintext bytes; called from the calling thread.
+using BackupProgress = std::function<void(uint64_t done, uint64_t total)>;
+
+// Checkpoint → chunks → manifest (last). On failure the objects written so far are deleted
+// (best effort; without a manifest they are never restorable anyway) and the checkpoint removed.
+absl::StatusOr<BackupSummary> BackUpCluster(ClusterStore& store, MasterKeyProvider& provider,
+                                            BackupDestination& dest, const BackupJob& job,
+                                            const BackupProgress& progress);
+
+// Verifies and decrypts backup `backup_id` into `target_dir` (must not exist) as a new cluster
+// `new_cluster_id`: a fresh key dictionary wrapped by `provider`, every file re-encrypted under
+// fresh data keys. Each file's SHA-256 and chunk count are checked against the manifest. On any
+// failure `target_dir` is removed and the error names the backup and what failed. The caller
+// opens the cluster only after this returns OK. Returns the (verified) manifest.
+absl::StatusOr<BackupManifest> RestoreBackup(BackupDestination& dest, MasterKeyProvider& provider,
+                                             const std::string& backup_id,
+                                             const std::string& new_cluster_id,
+                                             const std::string& target_dir, int64_t now_unix,
+                                             const BackupProgress& progress);
+
+// Deletes every object of a backup, the manifest first (so a half-deleted backup is never
+// mistaken for a complete one).
+absl::Status DeleteBackupObjects(BackupDestination& dest, const std::string& backup_id);
+
+}  // namespace keyward

@@ -1,0 +1,133 @@
+#include "control/backup_records.h"
+
+#include "util/status_macros.h"
+
+namespace keyward {
+namespace {
+
+constexpr char kBackupsSchema[] = R"(
+CREATE TABLE IF NOT EXISTS backups (
+  id TEXT PRIMARY KEY, cluster_id TEXT NOT NULL, project_id TEXT NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('running', 'completed', 'failed')),
+  bytes INTEGER NOT NULL DEFAULT 0, bytes_total INTEGER NOT NULL DEFAULT 0,
+  files INTEGER NOT NULL DEFAULT 0, key_record_id TEXT NOT NULL, key_id TEXT NOT NULL DEFAULT '',
+  key_version TEXT NOT NULL DEFAULT '', destination TEXT NOT NULL,
+  created_at INTEGER NOT NULL, completed_at INTEGER NOT NULL DEFAULT 0,
+  error TEXT NOT NULL DEFAULT '');
+CREATE INDEX IF NOT EXISTS backups_by_cluster ON backups(cluster_id, created_at);
+)";
+
+constexpr char kColumns[] =
+    "id, cluster_id, project_id, state, bytes, bytes_total, files, key_record_id, key_id, "
+    "key_version, destination, created_at, completed_at, error";
+
+BackupRecord FromRow(const SqlRow& r) {
+  BackupRecord b;
+  b.id = r.Text(0);
+  b.cluster_id = r.Text(1);
+  b.project_id = r.Text(2);
+  b.state = r.Text(3);
+  b.bytes = static_cast<uint64_t>(r.Int(4));
+  b.bytes_total = static_cast<uint64_t>(r.Int(5));
+  b.files = static_cast<uint64_t>(r.Int(6));
+  b.key_record_id = r.Text(7);
+  b.key_id = r.Text(8);
+  b.key_version = r.Text(9);
+  b.destination = r.Text(10);
+  b.created_at = r.Int(11);
+  b.completed_at = r.Int(12);
+  b.error = r.Text(13);
+  return b;
+}
+
+// Runs one statement and returns how many rows it changed; inside a transaction, which holds
+// the connection's lock, so no other thread's statement comes between the two.
+absl::StatusOr<int64_t> ExecCount(SqliteDb& db, const std::string& sql,
+                                  const std::vector<SqlValue>& params) {
+  int64_t changed = 0;
+  RETURN_IF_ERROR(db.Transaction([&]() -> absl::Status {
+    RETURN_IF_ERROR(db.Exec(sql, params));
+    changed = db.Changes();
+    return absl::OkStatus();
+  }));
+  return changed;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<BackupRecords>> BackupRecords::Open(const std::string& path) {
+  ASSIGN_OR_RETURN(std::unique_ptr<SqliteDb> db, SqliteDb::Open(path));
+  RETURN_IF_ERROR(db->ExecScript(kBackupsSchema));
+  return std::unique_ptr<BackupRecords>(new BackupRecords(std::move(db)));
+}
+
+absl::StatusOr<bool> BackupRecords::InsertRunning(const BackupRecord& r) {
+  ASSIGN_OR_RETURN(
+      int64_t changed,
+      ExecCount(*db_,
+                std::string("INSERT INTO backups (") + kColumns +
+                    ") SELECT ?, ?, ?, 'running', 0, 0, 0, ?, ?, ?, ?, ?, 0, '' WHERE NOT EXISTS "
+                    "(SELECT 1 FROM backups WHERE cluster_id = ? AND state = 'running')",
+                {r.id, r.cluster_id, r.project_id, r.key_record_id, r.key_id, r.key_version,
+                 r.destination, r.created_at, r.cluster_id}));
+  return changed == 1;
+}
+
+absl::StatusOr<std::optional<BackupRecord>> BackupRecords::Get(const std::string& id) {
+  std::optional<BackupRecord> out;
+  RETURN_IF_ERROR(db_->Query(std::string("SELECT ") + kColumns + " FROM backups WHERE id = ?", {id},
+                             [&](const SqlRow& r) { out = FromRow(r); }));
+  return out;
+}
+
+absl::StatusOr<std::vector<BackupRecord>> BackupRecords::ListForCluster(
+    const std::string& cluster_id, Page page) {
+  std::vector<BackupRecord> out;
+  RETURN_IF_ERROR(db_->Query(std::string("SELECT ") + kColumns +
+                                 " FROM backups WHERE cluster_id = ? ORDER BY created_at DESC, "
+                                 "id LIMIT ? OFFSET ?",
+                             {cluster_id, page.limit, page.offset},
+                             [&](const SqlRow& r) { out.push_back(FromRow(r)); }));
+  return out;
+}
+
+absl::Status BackupRecords::RecordProgress(const std::string& id, uint64_t done, uint64_t total) {
+  return db_->Exec(
+      "UPDATE backups SET bytes = ?, bytes_total = ? WHERE id = ? AND state = 'running'",
+      {static_cast<int64_t>(done), static_cast<int64_t>(total), id});
+}
+
+absl::StatusOr<bool> BackupRecords::Finish(const BackupRecord& r) {
+  ASSIGN_OR_RETURN(
+      int64_t changed,
+      ExecCount(
+          *db_,
+          "UPDATE backups SET state = ?, bytes = ?, bytes_total = ?, files = ?, key_id = ?, "
+          "key_version = ?, completed_at = ?, error = ? WHERE id = ? AND state = 'running'",
+          {r.state, static_cast<int64_t>(r.bytes), static_cast<int64_t>(r.bytes_total),
+           static_cast<int64_t>(r.files), r.key_id, r.key_version, r.completed_at, r.error, r.id}));
+  return changed == 1;
+}
+
+absl::StatusOr<bool> BackupRecords::DeleteIfNotRunning(const std::string& id) {
+  ASSIGN_OR_RETURN(
+      int64_t changed,
+      ExecCount(*db_, "DELETE FROM backups WHERE id = ? AND state <> 'running'", {id}));
+  return changed == 1;
+}
+
+absl::StatusOr<std::vector<BackupRecord>> BackupRecords::FailAllRunning(const std::string& error,
+                                                                        int64_t now) {
+  std::vector<BackupRecord> failed;
+  RETURN_IF_ERROR(db_->Transaction([&]() -> absl::Status {
+    RETURN_IF_ERROR(
+        db_->Query(std::string("SELECT ") + kColumns + " FROM backups WHERE state = 'running'", {},
+                   [&](const SqlRow& r) { failed.push_back(FromRow(r)); }));
+    return db_->Exec(
+        "UPDATE backups SET state = 'failed', error = ?, completed_at = ? WHERE state = 'running'",
+        {error, now});
+  }));
+  return failed;
+}
+
+}  // namespace keyward

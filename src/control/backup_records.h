@@ -1,0 +1,60 @@
+#pragma once
+// The `backups` table: one row per backup, in the metadata database (its own SQLite connection,
+// so backups stay out of MetadataStore's interface until a PostgreSQL store needs them too).
+// States: running → completed | failed, each change a compare-and-set (UPDATE … WHERE
+// state = 'running'), so a restart's "interrupted → failed" and a finishing job cannot both win.
+// Thread-safe.
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "control/metadata_store.h"
+#include "control/sqlite_db.h"
+
+namespace keyward {
+
+struct BackupRecord {
+  std::string id;
+  std::string cluster_id;
+  std::string project_id;
+  std::string state;         // running | completed | failed
+  uint64_t bytes = 0;        // plaintext bytes done (running) or backed up (completed)
+  uint64_t bytes_total = 0;  // running: the estimate progress is measured against
+  uint64_t files = 0;
+  std::string key_record_id;  // the project's encryption-key record
+  std::string key_id;         // the KMS key that wrapped the backup key
+  std::string key_version;
+  std::string destination;  // e.g. local:/data/backups
+  int64_t created_at = 0;
+  int64_t completed_at = 0;
+  std::string error;
+};
+
+class BackupRecords {
+ public:
+  static absl::StatusOr<std::unique_ptr<BackupRecords>> Open(const std::string& sqlite_path);
+
+  // Inserts a running backup unless the cluster has one running: then returns false.
+  absl::StatusOr<bool> InsertRunning(const BackupRecord& r);
+  absl::StatusOr<std::optional<BackupRecord>> Get(const std::string& id);
+  // Newest first.
+  absl::StatusOr<std::vector<BackupRecord>> ListForCluster(const std::string& cluster_id,
+                                                           Page page);
+  absl::Status RecordProgress(const std::string& id, uint64_t done, uint64_t total);
+  // running → completed | failed; false when the record was not running any more.
+  absl::StatusOr<bool> Finish(const BackupRecord& r);
+  // Removes a record that is not running; false when it was running or absent.
+  absl::StatusOr<bool> DeleteIfNotRunning(const std::string& id);
+  // Start-up: every running backup → failed with `error`; returns their records.
+  absl::StatusOr<std::vector<BackupRecord>> FailAllRunning(const std::string& error, int64_t now);
+
+ private:
+  explicit BackupRecords(std::unique_ptr<SqliteDb> db) : db_(std::move(db)) {}
+  std::unique_ptr<SqliteDb> db_;
+};
+
+}  // namespace keyward
