@@ -56,6 +56,7 @@ json ClusterJson(const Cluster& c, const std::string& endpoint) {
           {"tier", c.tier},
           {"state", c.state},
           {"state_message", c.state_message},
+          {"state_cause", c.state_cause},
           {"endpoint", endpoint},
           {"encryption_key_id", c.encryption_key_id},
           {"encryption", EncryptionJson(c)},

@@ -583,6 +583,28 @@ std::vector<Route> RouteTable(ControlPlane* cp, MetadataStore* store, const std:
     auto r = cp->Reencrypt(c.user, c.params[0]);
     if (c.Check(r)) c.Json(202, ClusterJson(*r, cp->Endpoint(*r)));
   });
+  add("POST", "/api/v1/clusters/{cluster_id}:repair", [cp](Call& c) {
+    auto body = ParseBody(c.req.body, {{"accept_data_loss", {F::kBool, true}}});
+    if (!c.Check(body)) return;
+    auto r = cp->RepairCluster(c.user, c.params[0], (*body)["accept_data_loss"].get<bool>());
+    if (!c.Check(r)) return;
+    json out = ClusterJson(r->cluster, cp->Endpoint(r->cluster));
+    const RepairReport& rep = r->report;
+    out["repair"] = {{"method", rep.method},
+                     {"summary", rep.Summary()},
+                     {"damage", rep.damage},
+                     {"last_sequence_kept", rep.last_sequence_kept},
+                     {"writes_dropped", rep.writes_dropped},
+                     {"records_dropped", rep.records_dropped},
+                     {"damaged_stretches", rep.damaged_stretches},
+                     {"bytes_dropped", rep.bytes_dropped},
+                     {"first_sequence_dropped", rep.first_sequence_dropped},
+                     {"last_sequence_dropped", rep.last_sequence_dropped},
+                     {"exact", rep.exact},
+                     {"files_set_aside", rep.files_set_aside},
+                     {"entries_set_aside", rep.entries_set_aside}};
+    c.Json(200, out);
+  });
   add("PUT", "/api/v1/clusters/{cluster_id}/backup-policy", [cp, one_cluster](Call& c) {
     auto body = ParseBody(c.req.body, {{"schedule", {F::kString, true}},
                                        {"retention_days", {F::kInt, true}},

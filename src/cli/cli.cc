@@ -55,6 +55,8 @@ const std::map<std::string, std::string> kUsage = {
   keyward cluster get|pause|resume|delete ID     get shows how the data is protected now
   keyward cluster rotate-dictionary-key ID       new dictionary key, dictionary re-sealed
   keyward cluster reencrypt ID [--wait]          rewrite every file under a new data key
+  keyward cluster repair ID --accept-data-loss   a cluster with damaged files (state_cause
+                         corruption) back to its last consistent point; says what was dropped
   keyward cluster backup-policy ID --schedule daily --retention-days 7
                          [--dual-region --secondary-region R]
 )"},
@@ -356,6 +358,16 @@ int ClusterCommand(const std::string& verb, const CliCtx& c) {
              verb == "reencrypt") {
     r = c.api.Call("POST", path + ":" + verb);
     if (r && verb == "reencrypt" && c.flags.Has("wait")) r = WaitForReencrypt(c, path);
+  } else if (verb == "repair") {
+    json body = {{"accept_data_loss", c.flags.Has("accept-data-loss")}};
+    r = c.api.Call("POST", path + ":repair", &body);
+    if (r) {
+      c.api.Print(*r, [&] {
+        PrintClusters(json::array({*r}));
+        printf("repaired: %s\n", Str((*r)["repair"], "summary").c_str());
+      });
+      return 0;
+    }
   } else if (verb == "backup-policy") {
     auto schedule = Need(c, "cluster", "schedule");
     auto days = schedule ? Need(c, "cluster", "retention-days") : std::nullopt;
@@ -422,7 +434,7 @@ int RunCli(const std::string& noun, const std::vector<std::string>& args) {
     }
   }
   valued.insert("cmek");
-  auto flags = ParseFlags(rest, valued, {"help", "dual-region", "wait"});
+  auto flags = ParseFlags(rest, valued, {"help", "dual-region", "wait", "accept-data-loss"});
   if (!flags.ok()) return Usage(noun, std::string(flags.status().message()));
   if (flags->Has("help")) {
     printf("%s%s", kUsage.at(noun).c_str(), kCommon);

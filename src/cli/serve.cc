@@ -71,6 +71,9 @@ Runs the control plane (REST API) and every cluster's Redis endpoint.
                             running cluster (default 30, up to 10 % early; one check per key)
   --key-loss-grace S        how long transient KMS trouble (timeouts, 5xx, 429) is ridden out
                             on the keys in memory before clusters go inaccessible (default 600)
+  --storage-check-interval S  seconds between storage checks (default 10): clusters whose
+                            storage stopped writes go degraded, and ones that could not open
+                            for lack of space or an I/O error are retried
   --key-auto-restore B      true (default): clusters cut by the monitor reopen by themselves
                             when the key is usable again; false: they wait for a resume
   --azure-app-id ID         keyward's Microsoft Entra application id, shown to customers
@@ -297,6 +300,15 @@ absl::Status Serve(const ParsedFlags& flags, const KmsFactoryMaker& make_kms) {
       *target = seconds * 1000;
     }
   }
+  int64_t storage_check_ms = 10'000;
+  if (auto v = flags.Get("storage-check-interval")) {
+    int64_t seconds = 0;
+    if (!absl::SimpleAtoi(*v, &seconds) || seconds < 1 || seconds > 3600) {
+      return absl::InvalidArgumentError(
+          "--storage-check-interval must be a whole number of seconds between 1 and 3600");
+    }
+    storage_check_ms = seconds * 1000;
+  }
   if (auto v = flags.Get("key-auto-restore")) {
     if (*v != "true" && *v != "false") {
       return absl::InvalidArgumentError("--key-auto-restore must be true or false");
@@ -348,9 +360,10 @@ absl::Status Serve(const ParsedFlags& flags, const KmsFactoryMaker& make_kms) {
   RETURN_IF_ERROR(MakeDirs(data_dir + "/clusters", 0700));
   ClusterRuntime runtime(rt_opts, *resp, shared);
   ControlPlane control(*metadata, *kms, runtime, identity);
-  // Backups: their records beside the metadata, their objects in --backup-dir.
+  // Backups: their records in a database of their own (the metadata connection holds
+  // metadata.db in exclusive locking mode), their objects in --backup-dir.
   ASSIGN_OR_RETURN(std::unique_ptr<BackupRecords> backup_records,
-                   BackupRecords::Open(data_dir + "/metadata.db"));
+                   BackupRecords::Open(data_dir + "/backups.db"));
   ASSIGN_OR_RETURN(
       std::unique_ptr<LocalDirectoryDestination> backup_dir,
       LocalDirectoryDestination::New(flags.Get("backup-dir").value_or(data_dir + "/backups")));
@@ -379,6 +392,7 @@ absl::Status Serve(const ParsedFlags& flags, const KmsFactoryMaker& make_kms) {
   scheduler.Every("key-health", std::clamp<int64_t>(monitor_opts.interval_ms / 4, 100, 1000), 0,
                   [&monitor] { monitor.Tick(); });
   scheduler.Every("data-key-rotation", 3600 * 1000, 0.1, [&runtime] { runtime.RotateDataKeys(); });
+  scheduler.Every("storage-check", storage_check_ms, 0, [&control] { control.CheckStorage(); });
   scheduler.Start();
   // Stopped before the monitor and control plane it calls into go away, on every path out.
   absl::Cleanup stop_scheduler = [&scheduler] { scheduler.Stop(); };
@@ -474,6 +488,7 @@ int RunServe(const std::vector<std::string>& raw_args, const KmsFactoryMaker& ma
                            "key-check-interval",
                            "key-loss-grace",
                            "key-auto-restore",
+                           "storage-check-interval",
                            "azure-app-id",
                            "azure-app-name",
                            "aws-principal-arn",

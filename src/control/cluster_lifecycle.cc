@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "control/control_plane.h"
+#include "storage/storage_error.h"
 #include "util/status_macros.h"
 
 namespace keyward {
@@ -24,9 +25,12 @@ using nlohmann::json;
 bool CanTransition(const std::string& from, const std::string& to) {
   static const std::map<std::string, std::set<std::string>> kAllowed = {
       {"creating", {"available", "failed"}},
-      {"available", {"paused", "inaccessible", "deleting"}},
+      {"available", {"paused", "inaccessible", "degraded", "deleting"}},
       {"paused", {"available", "inaccessible", "deleting"}},
       {"inaccessible", {"available", "paused", "deleting"}},
+      // Read-only after a storage error: back to available when writes work again (disk space
+      // freed, repaired, reopened by a resume), or closed like an available cluster.
+      {"degraded", {"available", "paused", "inaccessible", "deleting"}},
       {"failed", {"deleting"}},
       {"deleting", {"deleted"}},
   };
@@ -42,12 +46,6 @@ absl::Status IllegalTransition(const Cluster& c, const std::string& action) {
 std::string KeyLabel(const EncryptionKey& key) {
   if (key.provider == "escrow") return "the service's escrow key";
   return absl::StrCat("encryption key ", key.key_name, " (", key.provider, "/", key.region, ")");
-}
-
-// Errors that come from the storage itself rather than from the key that opens it.
-bool IsStorageError(const absl::Status& st) {
-  return st.code() == absl::StatusCode::kDataLoss || st.code() == absl::StatusCode::kInternal ||
-         st.code() == absl::StatusCode::kResourceExhausted;
 }
 
 }  // namespace
@@ -94,7 +92,7 @@ void ControlPlane::SetBackgroundRunner(std::function<void(std::function<void()>)
 }
 
 std::string ControlPlane::Endpoint(const Cluster& c) const {
-  if (c.port <= 0 || c.state != "available") return "";
+  if (c.port <= 0 || (c.state != "available" && c.state != "degraded")) return "";
   return absl::StrCat(runtime_.host(), ":", c.port);
 }
 
@@ -108,6 +106,10 @@ absl::Status ControlPlane::Transition(Cluster& c, const std::string& state,
     return absl::FailedPreconditionError(
         absl::StrCat("cluster ", c.id, " changed meanwhile: it is ", now ? now->state : "gone",
                      ", not ", c.state, "; reload it and try again"));
+  }
+  {
+    std::lock_guard<std::mutex> lock(unrecorded_mu_);
+    unrecorded_.erase(c.id);
   }
   c.state = state;
   c.state_message = message;
@@ -123,9 +125,12 @@ absl::Status ControlPlane::OpenCluster(Cluster& c, bool create) {
   ASSIGN_OR_RETURN(std::shared_ptr<MasterKeyProvider> provider, kms_.ProviderFor(*key));
   auto port = runtime_.Open(c.id, c.password_sha256_hex, provider, c.port, create);
   if (!port.ok()) {
-    return absl::Status(port.status().code(),
-                        absl::StrCat("cannot open cluster ", c.id, " with ", KeyLabel(*key), ": ",
-                                     port.status().message()));
+    // The key is named only when it is what failed.
+    return Reworded(port.status(),
+                    IsStorageError(port.status())
+                        ? absl::StrCat("cannot open cluster ", c.id, ": ", port.status().message())
+                        : absl::StrCat("cannot open cluster ", c.id, " with ", KeyLabel(*key), ": ",
+                                       port.status().message()));
   }
   c.port = *port;
   return absl::OkStatus();
@@ -167,43 +172,51 @@ absl::Status ControlPlane::Start() {
       progress["state"] = "failed";
       progress["error"] = "interrupted by a server restart; nothing is lost, run it again";
       progress["finished_at"] = Now();
-      RETURN_IF_ERROR(metadata_.RecordClusterReencrypt(c.id, progress.dump()));
+      absl::Status st = metadata_.RecordClusterReencrypt(c.id, progress.dump());
+      if (!st.ok())
+        fprintf(stderr, "keyward: cluster %s: %s\n", c.id.c_str(), st.ToString().c_str());
     }
+    // A failure here (a full disk refusing the metadata write, say) is reported and left for
+    // the next start: it must not keep the API and every other cluster down.
     if (c.state == "creating") {
       // Never handed out: undo the files, keep the record so the user sees what happened.
-      RETURN_IF_ERROR(runtime_.Shred(c.id));
-      RETURN_IF_ERROR(Transition(c, "failed",
-                                 "creation was interrupted by a server restart; delete this "
-                                 "cluster and create it again"));
-      Audit(nullptr, c.project_id, "cluster.recover", c.id, nullptr, absl::OkStatus(),
-            "creating -> failed");
+      absl::Status st = runtime_.Shred(c.id);
+      if (st.ok()) {
+        st = Transition(c, "failed",
+                        "creation was interrupted by a server restart; delete this cluster and "
+                        "create it again");
+      }
+      Audit(nullptr, c.project_id, "cluster.recover", c.id, nullptr, st, "creating -> failed");
+      if (!st.ok())
+        fprintf(stderr, "keyward: cluster %s: %s\n", c.id.c_str(), st.ToString().c_str());
     } else if (c.state == "deleting") {
-      RETURN_IF_ERROR(runtime_.Shred(c.id));
-      RETURN_IF_ERROR(Transition(c, "deleted", ""));
-      Audit(nullptr, c.project_id, "cluster.recover", c.id, nullptr, absl::OkStatus(),
-            "deleting -> deleted");
-    } else if (c.state == "available" || c.state == "inaccessible") {
+      absl::Status st = runtime_.Shred(c.id);
+      if (st.ok()) st = Transition(c, "deleted", "");
+      Audit(nullptr, c.project_id, "cluster.recover", c.id, nullptr, st, "deleting -> deleted");
+      if (!st.ok())
+        fprintf(stderr, "keyward: cluster %s: %s\n", c.id.c_str(), st.ToString().c_str());
+    } else if (c.state == "available" || c.state == "inaccessible" || c.state == "degraded") {
       to_open.push_back(c);
     }
   }
   // Each open is one KMS round trip plus RocksDB recovery: open several at once, so a server
   // with many clusters is back in seconds, not minutes.
   std::atomic<size_t> next{0};
-  std::mutex error_mu;
-  absl::Status first_error;
+  // A cluster that cannot be opened or recorded stays as it is and is reported; the server
+  // serves the others and the storage check retries it.
   auto worker = [&] {
     for (size_t i = next++; i < to_open.size(); i = next++) {
       absl::Status st = StartCluster(to_open[i]);
       if (!st.ok()) {
-        std::lock_guard<std::mutex> lock(error_mu);
-        if (first_error.ok()) first_error = st;
+        fprintf(stderr, "keyward: cluster %s: %s\n", to_open[i].id.c_str(),
+                std::string(st.message()).c_str());
       }
     }
   };
   std::vector<std::thread> threads;
   for (size_t t = 0; t < std::min<size_t>(8, to_open.size()); ++t) threads.emplace_back(worker);
   for (auto& t : threads) t.join();
-  return first_error;
+  return absl::OkStatus();
 }
 
 absl::Status ControlPlane::StartCluster(Cluster& c) {
@@ -218,13 +231,21 @@ absl::Status ControlPlane::StartCluster(Cluster& c) {
     return absl::OkStatus();
   }
   fprintf(stderr, "keyward: %s\n", std::string(st.message()).c_str());
-  std::string cause = IsStorageError(st) ? "storage" : "key";
+  OpenFailure why = ClassifyOpenFailure(c.id, st);
   // The endpoint keeps its port and tells clients why, instead of refusing connections.
   auto sealed = runtime_.Seal(c.id, c.password_sha256_hex, c.port,
-                              absl::StrCat("cluster ", c.id, " is inaccessible: ", st.message()));
-  if (c.state != "inaccessible" || c.state_message != st.message() || c.state_cause != cause) {
-    RETURN_IF_ERROR(Transition(c, "inaccessible", std::string(st.message()), cause,
-                               sealed.ok() ? std::optional<int>(*sealed) : std::nullopt));
+                              absl::StrCat("cluster ", c.id, " is inaccessible: ", why.message));
+  if (c.state != "inaccessible" || c.state_message != why.message || c.state_cause != why.cause) {
+    absl::Status st_moved = Transition(c, "inaccessible", why.message, why.cause,
+                                       sealed.ok() ? std::optional<int>(*sealed) : std::nullopt);
+    if (!st_moved.ok()) {
+      NoteUnrecorded(st_moved, c, "inaccessible", why.message, why.cause);
+      return st_moved;
+    }
+    if (why.cause != "key") {
+      Audit(nullptr, c.project_id, "cluster.storage_failed", c.id, nullptr,
+            absl::Status(st.code(), why.message), "");
+    }
   }
   return absl::OkStatus();
 }
@@ -249,12 +270,28 @@ absl::StatusOr<Cluster> ControlPlane::ResumeCluster(const User& actor, const std
   if (c.state == "creating" || !CanTransition(c.state, "available")) {
     return IllegalTransition(c, "resume");
   }
+  // A degraded cluster is open read-only: resuming reopens it, which retries the recovery.
+  if (c.state == "degraded") runtime_.Close(c.id);
   absl::Status st = OpenCluster(c, /*create=*/false);
   if (!st.ok()) {
-    // Stays where it was; the message says why (disabled key, missing permission, …).
+    // Stays where it was; the message says why (disabled key, missing permission, damaged
+    // files, a full disk, …) and what to do.
     Audit(&actor, c.project_id, "cluster.resume", c.id, key ? &*key : nullptr, st);
-    return absl::FailedPreconditionError(absl::StrCat(st.message(), "; the cluster stays ", c.state,
-                                                      " — fix the key, then resume again"));
+    OpenFailure why = ClassifyOpenFailure(c.id, st);
+    if (c.state == "degraded") {
+      // Closed now: it cannot stay degraded (open read-only), it is inaccessible.
+      auto sealed =
+          runtime_.Seal(c.id, c.password_sha256_hex, c.port,
+                        absl::StrCat("cluster ", c.id, " is inaccessible: ", why.message));
+      Transition(c, "inaccessible", why.message, why.cause,
+                 sealed.ok() ? std::optional<int>(*sealed) : std::nullopt)
+          .IgnoreError();
+    }
+    if (why.cause == "key") {
+      return absl::FailedPreconditionError(absl::StrCat(
+          st.message(), "; the cluster stays ", c.state, " — fix the key, then resume again"));
+    }
+    return absl::FailedPreconditionError(absl::StrCat(why.message, "; the cluster is ", c.state));
   }
   st = Transition(c, "available", "", "", c.port);
   if (!st.ok()) runtime_.Close(c.id);
@@ -282,7 +319,7 @@ absl::Status ControlPlane::CutCluster(const std::string& id, const EncryptionKey
   Claim claim = TryClaimCluster(id);
   if (!claim.held()) return absl::OkStatus();  // busy: the next check tries again
   ASSIGN_OR_RETURN(std::optional<Cluster> c, metadata_.GetCluster(id));
-  if (!c || c->state != "available") return absl::OkStatus();
+  if (!c || (c->state != "available" && c->state != "degraded")) return absl::OkStatus();
   std::string message = absl::StrCat(KeyLabel(key), " is unusable: ", reason);
   std::string client_message =
       absl::StrCat("cluster ", id, " is inaccessible: ", message,

@@ -1,5 +1,6 @@
 #include "control/cluster_runtime.h"
 
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -165,6 +166,31 @@ absl::StatusOr<int> ClusterRuntime::Seal(const std::string& cluster_id,
   }
   ReleaseAndWait(std::move(closing));  // outside the lock: RocksDB closes, keys are wiped
   return bound_port;
+}
+
+absl::StatusOr<RepairReport> ClusterRuntime::Repair(const std::string& cluster_id,
+                                                    std::shared_ptr<MasterKeyProvider> provider) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (open_.count(cluster_id) || opening_.count(cluster_id)) {
+      return absl::FailedPreconditionError("cluster is open; close or seal it before a repair");
+    }
+    opening_.insert(cluster_id);  // no Open while the repair runs
+  }
+  ClusterStoreOptions so;
+  so.dir = Dir(cluster_id);
+  so.cluster_id = cluster_id;
+  so.data_key_rotation_seconds = options_.data_key_rotation_seconds;
+  auto report = ClusterStore::Repair(so, *provider, shared_);
+  std::lock_guard<std::mutex> lock(mu_);
+  opening_.erase(cluster_id);
+  return report;
+}
+
+std::optional<uint64_t> ClusterRuntime::FreeBytes() const {
+  struct statvfs st {};
+  if (statvfs(options_.data_dir.c_str(), &st) != 0) return std::nullopt;
+  return static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
 }
 
 bool ClusterRuntime::IsOpen(const std::string& cluster_id) {

@@ -55,7 +55,13 @@ class ClusterRuntime {
   // `port` when the cluster is not open at all (a start with the key unusable). Returns the port.
   absl::StatusOr<int> Seal(const std::string& cluster_id, const std::string& password_sha256_hex,
                            int port, const std::string& message);
+  // Repairs a cluster's damaged store (ClusterStore::Repair) while it is not open — sealed or
+  // never opened. FailedPrecondition when it is open.
+  absl::StatusOr<RepairReport> Repair(const std::string& cluster_id,
+                                      std::shared_ptr<MasterKeyProvider> provider);
   bool IsOpen(const std::string& cluster_id);
+  // Bytes free for keyward on the data volume (statvfs f_bavail); nullopt when unknown.
+  std::optional<uint64_t> FreeBytes() const;
   std::optional<Handle> Get(const std::string& cluster_id);
   std::vector<std::string> OpenClusterIds();
   // Destroys the key dictionary first, then every file. Closes the cluster first.

@@ -499,7 +499,9 @@ absl::StatusOr<std::vector<Cluster>> ControlPlane::ListClusters(const User& acto
                                                                 const std::string& project_id,
                                                                 Page page) {
   RETURN_IF_ERROR(Authorize(actor, project_id, Need::kView).status());
-  return metadata_.ListClusters(project_id, page);
+  ASSIGN_OR_RETURN(std::vector<Cluster> clusters, metadata_.ListClusters(project_id, page));
+  for (Cluster& c : clusters) c = WithUnrecorded(std::move(c));
+  return clusters;
 }
 
 absl::StatusOr<Cluster> ControlPlane::LoadCluster(const User& actor, const std::string& id,
@@ -518,7 +520,8 @@ absl::StatusOr<Cluster> ControlPlane::LoadCluster(const User& actor, const std::
 }
 
 absl::StatusOr<Cluster> ControlPlane::GetCluster(const User& actor, const std::string& id) {
-  return LoadCluster(actor, id, Need::kView, nullptr);
+  ASSIGN_OR_RETURN(Cluster c, LoadCluster(actor, id, Need::kView, nullptr));
+  return WithUnrecorded(std::move(c));
 }
 
 absl::StatusOr<Cluster> ControlPlane::SetBackupPolicy(const User& actor, const std::string& id,

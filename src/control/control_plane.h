@@ -13,6 +13,7 @@
 
 #include <condition_variable>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -130,6 +131,21 @@ class ControlPlane {
   absl::StatusOr<Cluster> SetBackupPolicy(const User& actor, const std::string& id,
                                           const BackupPolicy& policy);
 
+  // Brings a cluster whose files are damaged (inaccessible with cause "corruption", or degraded
+  // by a storage error) back to its last consistent point, dropping what follows the damage;
+  // refused unless `accept_data_loss`. The report says what was dropped; so does the audit.
+  struct Repaired {
+    Cluster cluster;
+    RepairReport report;
+  };
+  absl::StatusOr<Repaired> RepairCluster(const User& actor, const std::string& id,
+                                         bool accept_data_loss);
+  // The storage check (periodic, cluster_storage.cc): available clusters whose RocksDB stopped
+  // writes go degraded; degraded ones whose writes work again (RocksDB recovered, or resumed
+  // after space was freed) go back to available; inaccessible ones with cause "storage" (disk
+  // full, I/O errors) are reopened.
+  void CheckStorage();
+
   // Rotates the cluster's dictionary key: a new one, the dictionary re-sealed, the old one wiped.
   absl::StatusOr<Cluster> RotateDictionaryKey(const User& actor, const std::string& id);
   // Starts rewriting every file of the cluster under a new data key, in the background;
@@ -189,6 +205,16 @@ class ControlPlane {
              const std::string& target, const EncryptionKey* key, const absl::Status& result,
              const std::string& detail = "", const std::string& key_version = "");
   absl::Status OpenCluster(Cluster& c, bool create);
+  // Why a cluster did not open, in the words the API shows: cause "key" (the key's fault),
+  // "corruption" (damaged files: repair) or "storage" (disk full, I/O: retried), with what to do.
+  struct OpenFailure {
+    std::string cause;
+    std::string message;
+  };
+  static OpenFailure ClassifyOpenFailure(const std::string& id, const absl::Status& st);
+  void CheckOpenCluster(const std::string& id);
+  void RetryStorageFailure(const Cluster& c);
+  void ReopenAfterDiskFull(Cluster& c);
   // Start-up: opens an available/inaccessible cluster, or seals it with the reason.
   absl::Status StartCluster(Cluster& c);
   // Compare-and-set from the cluster's current state (c.state) to `state`; on success `c`
@@ -242,6 +268,13 @@ class ControlPlane {
   ServiceIdentity identity_;
   std::function<int64_t()> now_ms_;
   std::function<void(std::function<void()>)> background_;
+  // Shown in place of the stored state when a state change could not be recorded (a full disk
+  // refuses the metadata write too): the API still says why a cluster is not serving.
+  void NoteUnrecorded(const absl::Status& failed, const Cluster& c, const std::string& state,
+                      const std::string& message, const std::string& cause);
+  Cluster WithUnrecorded(Cluster c);
+  std::mutex unrecorded_mu_;
+  std::map<std::string, ClusterTransition> unrecorded_ ABSL_GUARDED_BY(unrecorded_mu_);
   std::mutex claims_mu_;
   std::condition_variable claims_cv_;
   std::set<std::string> claimed_ ABSL_GUARDED_BY(claims_mu_);

@@ -31,7 +31,8 @@ KeyCheckOutcome FromError(const absl::Status& st) {
 }
 
 // The states in which a cluster's data is open under its key (and must be cut on loss).
-bool IsOpenState(const std::string& state) { return state == "available"; }
+// Open and serving (degraded: read-only after a storage error, still holding the key).
+bool IsOpenState(const std::string& state) { return state == "available" || state == "degraded"; }
 
 }  // namespace
 
@@ -218,7 +219,7 @@ void KeyHealthMonitor::Apply(const EncryptionKey& key, const KeyCheckOutcome& ou
         fprintf(stderr, "keyward: key monitor: cluster %s stays inaccessible: %s\n", c.id.c_str(),
                 std::string(st.message()).c_str());
       }
-    } else if (c.state == "available" && !outcome.key_version.empty() &&
+    } else if (IsOpenState(c.state) && !outcome.key_version.empty() &&
                c.encryption.key_version != outcome.key_version) {
       absl::Status st = control_.RewrapCluster(c.id, key);
       if (!st.ok()) {

@@ -56,6 +56,7 @@ struct ClusterEncryption {
 };
 
 // Cluster states: creating → available ⇄ paused; available|paused → inaccessible → available;
+// available ⇄ degraded (read-only after a storage error) → paused|inaccessible;
 // creating → failed; any but creating → deleting → deleted.
 struct Cluster {
   std::string id;
@@ -73,8 +74,9 @@ struct Cluster {
   int64_t created_at = 0;
   int64_t updated_at = 0;
   // Why the cluster is in its state when the server put it there: "key" (the key health
-  // monitor cut it; it reopens by itself when the key is usable again), "open" (it could not be
-  // opened at start or resume), "" otherwise.
+  // monitor cut it, or its key could not open it; it reopens by itself when the key is usable
+  // again), "corruption" (its files are damaged: `keyward cluster repair`), "storage" (disk full
+  // or another I/O error; retried periodically), "" otherwise.
   std::string state_cause;
   ClusterEncryption encryption;
 };

@@ -23,8 +23,16 @@ absl::StatusOr<std::unique_ptr<SqliteDb>> SqliteDb::Open(const std::string& path
   }
   sqlite3_busy_timeout(db, 10000);
   std::unique_ptr<SqliteDb> out(new SqliteDb(db));
-  absl::Status st =
-      out->ExecScript("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
+  // A server must start on a full disk (clusters are then marked, not the server lost). In WAL
+  // mode SQLite needs a 32 KiB -shm file to open at all, and it deletes -wal at close, so a full
+  // disk refused even reads. Exclusive locking keeps the WAL index in memory (no -shm; one
+  // server per data dir anyway), and a persistent -wal keeps its allocated pages across
+  // restarts, so small metadata writes overwrite them in place instead of needing new space.
+  int persist = 1;
+  sqlite3_file_control(db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
+  absl::Status st = out->ExecScript(
+      "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; "
+      "PRAGMA foreign_keys=ON;");
   if (!st.ok()) return st;
   return out;
 }

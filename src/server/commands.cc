@@ -44,6 +44,13 @@ void StorageError(CommandCtx& c, const absl::Status& st) {
           std::string(st.message()).c_str());
   if (st.code() == absl::StatusCode::kDataLoss) {
     resp::Error(c.out, "ERR storage corruption detected; the value was not returned");
+  } else if (st.code() == absl::StatusCode::kResourceExhausted) {
+    resp::Error(c.out,
+                "ERR disk full: the server's data volume has no space left; this write was not "
+                "applied (reads still work, writes succeed again once space is freed)");
+  } else if (st.code() == absl::StatusCode::kUnavailable) {
+    // ClusterStore's own words for a read-only (degraded) cluster: what and what to do.
+    resp::Error(c.out, "ERR " + std::string(st.message()));
   } else {
     resp::Error(c.out, "ERR storage error; see the server log");
   }

@@ -13,6 +13,7 @@
 #include "storage/encryption_provider.h"
 #include "storage/rocks_status.h"
 #include "storage/rocksdb_logger.h"
+#include "storage/storage_error.h"
 #include "util/bytes.h"
 #include "util/clock.h"
 #include "util/file_util.h"
@@ -105,14 +106,56 @@ absl::StatusOr<std::unique_ptr<ClusterStore>> ClusterStore::Open(
     std::shared_ptr<SharedStorageResources> shared) {
   if (!options.now_ms) options.now_ms = SystemNowMs;
   std::string dict_path = options.dir + "/" + KeyDictionary::kFileName;
-  ASSIGN_OR_RETURN(std::unique_ptr<KeyDictionary> dict,
-                   KeyDictionary::Open(dict_path, options.cluster_id, provider));
-  return OpenDb(std::move(options), std::move(dict), std::move(shared), /*create=*/false);
+  auto dict = KeyDictionary::Open(dict_path, options.cluster_id, provider);
+  // Everything but the unwrap is about the file itself: missing, unreadable, damaged.
+  if (!dict.ok()) {
+    return dict.status().GetPayload(KeyDictionary::kUnwrapFailedPayload).has_value()
+               ? dict.status()
+               : MarkStorageError(dict.status());
+  }
+  auto store = OpenDb(std::move(options), *std::move(dict), std::move(shared), /*create=*/false);
+  if (!store.ok()) return MarkStorageError(store.status());
+  return store;
+}
+
+rocksdb::Options ClusterStore::BaseOptions(bool create) {
+  rocksdb::Options opts;
+  opts.env = env_.get();
+  opts.create_if_missing = create;
+  opts.error_if_exists = create;
+  opts.info_log = NewStderrRocksLogger(options_.cluster_id);
+  opts.allow_mmap_reads = false;
+  opts.allow_mmap_writes = false;
+  opts.paranoid_checks = true;
+  // Only a torn tail is tolerated: a crash can cut the last record short, and nothing was
+  // acknowledged from it. Damage anywhere else fails the open (DataLoss) instead of silently
+  // dropping every write after it, as point-in-time recovery would: the cluster goes
+  // inaccessible and `keyward cluster repair --accept-data-loss` drops them knowingly (Repair).
+  opts.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
+  opts.max_open_files = 256;
+  opts.write_buffer_size = 8 << 20;
+  opts.max_write_buffer_number = 3;
+  opts.write_buffer_manager = shared_->write_buffers;
+  opts.keep_log_file_num = 1;
+  // Every MANIFEST update starts a new MANIFEST (a full snapshot of the file list, a few KiB, and
+  // a new CURRENT) instead of appending to one of up to 1 GiB. RocksDB 7.8 has no call that
+  // starts a new MANIFEST on demand; with this, any version edit does, so Reencrypt can put the
+  // MANIFEST and CURRENT under a new data key while the store stays open. Edits come from
+  // flushes and compactions only, each of which writes megabytes, so the extra small write and
+  // fsync are noise. It also keeps the plaintext-derived key ranges of deleted SSTs from
+  // lingering in a long MANIFEST.
+  opts.max_manifest_file_size = 0;
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = shared_->block_cache;
+  table.cache_index_and_filter_blocks = true;
+  opts.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  return opts;
 }
 
 absl::StatusOr<std::unique_ptr<ClusterStore>> ClusterStore::OpenDb(
     ClusterStoreOptions options, std::shared_ptr<KeyDictionary> dictionary,
-    std::shared_ptr<SharedStorageResources> shared, bool create) {
+    std::shared_ptr<SharedStorageResources> shared, bool create,
+    rocksdb::WALRecoveryMode recovery) {
   std::unique_ptr<ClusterStore> store(new ClusterStore());
   store->options_ = std::move(options);
   store->shared_ = std::move(shared);
@@ -130,38 +173,18 @@ absl::StatusOr<std::unique_ptr<ClusterStore>> ClusterStore::OpenDb(
 #endif
   store->env_ = rocksdb::NewCompositeEnv(store->fs_);
 
-  rocksdb::Options opts;
-  opts.env = store->env_.get();
-  opts.create_if_missing = create;
-  opts.error_if_exists = create;
-  opts.info_log = NewStderrRocksLogger(store->options_.cluster_id);
-  opts.allow_mmap_reads = false;
-  opts.allow_mmap_writes = false;
-  opts.paranoid_checks = true;
-  opts.max_open_files = 256;
-  opts.write_buffer_size = 8 << 20;
-  opts.max_write_buffer_number = 3;
-  opts.write_buffer_manager = store->shared_->write_buffers;
-  opts.keep_log_file_num = 1;
-  // Every MANIFEST update starts a new MANIFEST (a full snapshot of the file list, a few KiB, and
-  // a new CURRENT) instead of appending to one of up to 1 GiB. RocksDB 7.8 has no call that
-  // starts a new MANIFEST on demand; with this, any version edit does, so Reencrypt can put the
-  // MANIFEST and CURRENT under a new data key while the store stays open. Edits come from
-  // flushes and compactions only, each of which writes megabytes, so the extra small write and
-  // fsync are noise. It also keeps the plaintext-derived key ranges of deleted SSTs from
-  // lingering in a long MANIFEST.
-  opts.max_manifest_file_size = 0;
+  rocksdb::Options opts = store->BaseOptions(create);
+  opts.wal_recovery_mode = recovery;
   store->AttachReencryptListener(&opts);
-  rocksdb::BlockBasedTableOptions table;
-  table.block_cache = store->shared_->block_cache;
-  table.cache_index_and_filter_blocks = true;
-  opts.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  store->AttachHealthListener(&opts);
 
   rocksdb::DB* db = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(opts, store->options_.dir, &db);
   if (!s.ok()) {
-    return FromRocks(s,
-                     absl::StrCat("cannot open the store of cluster ", store->options_.cluster_id));
+    absl::Status st =
+        FromRocks(s, absl::StrCat("cannot open the store of cluster ", store->options_.cluster_id));
+    if (!absl::IsDataLoss(st)) return st;
+    return absl::DataLossError(absl::StrCat(st.message(), store->WalDamageNote()));
   }
   store->db_.reset(db);
   ASSIGN_OR_RETURN(bool rotated, store->RotateDataKeyIfDue());
@@ -197,15 +220,15 @@ absl::StatusOr<std::optional<StoredValue>> ClusterStore::Get(std::string_view ke
   ASSIGN_OR_RETURN(StoredValue v, DecodeValue(raw));
   if (v.expire_at_ms != 0 && v.expire_at_ms <= NowMs()) {
     RETURN_IF_ERROR(
-        FromRocks(db_->Delete(rocksdb::WriteOptions(), rocksdb::Slice(key.data(), key.size())),
-                  "delete of expired key failed"));
+        WriteStatus(db_->Delete(rocksdb::WriteOptions(), rocksdb::Slice(key.data(), key.size())),
+                    "delete of expired key failed"));
     return std::nullopt;
   }
   return v;
 }
 
 absl::Status ClusterStore::Put(std::string_view key, const StoredValue& value) {
-  return FromRocks(
+  return WriteStatus(
       db_->Put(rocksdb::WriteOptions(), rocksdb::Slice(key.data(), key.size()), EncodeValue(value)),
       "write failed");
 }
@@ -216,15 +239,15 @@ absl::Status ClusterStore::PutMany(
   for (const auto& [k, v] : entries) {
     RETURN_IF_ERROR(FromRocks(batch.Put(k, EncodeValue(v)), "batch failed"));
   }
-  return FromRocks(db_->Write(rocksdb::WriteOptions(), &batch), "write failed");
+  return WriteStatus(db_->Write(rocksdb::WriteOptions(), &batch), "write failed");
 }
 
 absl::StatusOr<bool> ClusterStore::Delete(std::string_view key) {
   ASSIGN_OR_RETURN(std::optional<StoredValue> existing, Get(key));
   if (!existing) return false;
   RETURN_IF_ERROR(
-      FromRocks(db_->Delete(rocksdb::WriteOptions(), rocksdb::Slice(key.data(), key.size())),
-                "delete failed"));
+      WriteStatus(db_->Delete(rocksdb::WriteOptions(), rocksdb::Slice(key.data(), key.size())),
+                  "delete failed"));
   return true;
 }
 
@@ -235,7 +258,7 @@ absl::Status ClusterStore::DeleteAll() {
     RETURN_IF_ERROR(FromRocks(batch.Delete(it->key()), "batch failed"));
   }
   RETURN_IF_ERROR(FromRocks(it->status(), "scan failed"));
-  return FromRocks(db_->Write(rocksdb::WriteOptions(), &batch), "flush of all keys failed");
+  return WriteStatus(db_->Write(rocksdb::WriteOptions(), &batch), "flush of all keys failed");
 }
 
 absl::Status ClusterStore::ScanKeys(std::string_view after, size_t limit,
@@ -272,10 +295,10 @@ absl::StatusOr<uint64_t> ClusterStore::CountLiveKeys() {
   return n;
 }
 
-absl::Status ClusterStore::SyncWal() { return FromRocks(db_->SyncWAL(), "WAL sync failed"); }
+absl::Status ClusterStore::SyncWal() { return WriteStatus(db_->SyncWAL(), "WAL sync failed"); }
 
 absl::Status ClusterStore::Flush() {
-  return FromRocks(db_->Flush(rocksdb::FlushOptions()), "flush failed");
+  return WriteStatus(db_->Flush(rocksdb::FlushOptions()), "flush failed");
 }
 
 absl::Status ClusterStore::CompactAll() {

@@ -45,6 +45,28 @@ struct ClusterStoreOptions {
   std::function<int64_t()> now_ms;  // injectable clock; defaults to the system clock
 };
 
+// What ClusterStore::Repair dropped to bring a damaged store back to a consistent point.
+struct RepairReport {
+  std::string method;               // how: "point-in-time WAL recovery", "RepairDB", "none needed"
+  std::string damage;               // what was wrong (RocksDB's open error, file names, no data)
+  uint64_t last_sequence_kept = 0;  // the newest write sequence number the store still holds
+  // Writes dropped: single writes (sequence numbers are dense, so every one after the last kept
+  // up to the newest a readable WAL record names), the readable WAL records (write batches)
+  // after the damage, the damaged stretches (unreadable, each up to the end of its 32 KiB
+  // block), and the WAL bytes from the first damage to the end. `exact` is false when no
+  // readable record follows the damage: the figures are then lower bounds.
+  uint64_t records_dropped = 0;
+  uint64_t damaged_stretches = 0;
+  uint64_t writes_dropped = 0;
+  uint64_t bytes_dropped = 0;
+  uint64_t first_sequence_dropped = 0;  // 0 when nothing was dropped
+  uint64_t last_sequence_dropped = 0;
+  bool exact = true;
+  std::vector<std::string> files_set_aside;  // damaged files RepairDB moved to lost/
+  uint64_t entries_set_aside = 0;            // entries (writes) those files held, when known
+  std::string Summary() const;               // one sentence for the API answer and the audit
+};
+
 class ClusterStore {
  public:
   // Creates the dictionary and an empty database. Fails if `dir` already holds a dictionary.
@@ -55,6 +77,13 @@ class ClusterStore {
   static absl::StatusOr<std::unique_ptr<ClusterStore>> Open(
       ClusterStoreOptions options, MasterKeyProvider& provider,
       std::shared_ptr<SharedStorageResources> shared);
+  // Brings a store that does not open because of damaged files (DataLoss from Open) back to its
+  // last consistent point, dropping what follows the damage, and reports what was dropped. The
+  // store is closed again on return. FailedPrecondition when the key dictionary itself is
+  // damaged (nothing here can rebuild the data keys) or the store opens without repair.
+  static absl::StatusOr<RepairReport> Repair(ClusterStoreOptions options,
+                                             MasterKeyProvider& provider,
+                                             std::shared_ptr<SharedStorageResources> shared);
   ~ClusterStore();
 
   // Reads a live value (expired values read as absent and are removed).
@@ -110,11 +139,20 @@ class ClusterStore {
       const std::function<absl::Status(uint64_t size, std::string_view bytes)>& sink);
   bool stopping() const { return stopping_.load(); }
   int64_t NowMs() const { return options_.now_ms(); }
+  // --- Storage health (cluster_store_health.cc) ---
+  // OK, or why RocksDB stopped accepting writes: a background flush, compaction or WAL write
+  // failed (corrupted data found, disk full) and the database went read-only; reads still work.
+  // ResourceExhausted ("disk full: ...") or DataLoss / Internal with RocksDB's message (file
+  // names, no data). Set from RocksDB's threads; cleared when it recovers.
+  absl::Status WritesStoppedBy() const;
+  // Asks RocksDB to leave read-only mode (after space was freed); OK when writes work again.
+  absl::Status Resume();
   const KeyDictionary& dictionary() const { return *dictionary_; }
   KeyDictionary& mutable_dictionary() { return *dictionary_; }
 
  private:
   class ProgressListener;
+  class HealthListener;
   struct LiveFile {
     std::string name;  // relative to the cluster directory, with a leading '/'
     uint32_t key_id = 0;
@@ -127,9 +165,18 @@ class ClusterStore {
   absl::Status ReencryptPass(std::mutex& listing_mu);
   absl::Status RewriteIdentityFile();
   void AttachReencryptListener(rocksdb::Options* opts);  // at open, before DB::Open
+  void AttachHealthListener(rocksdb::Options* opts);     // at open, before DB::Open
+  // A write's status: while writes are stopped, Unavailable saying so (not RocksDB's raw
+  // background error, which reads like the write itself found corruption).
+  absl::Status WriteStatus(const rocksdb::Status& s, std::string_view what) const;
+  rocksdb::Options BaseOptions(bool create);
+  // "; write-ahead log N.log is damaged at byte X of Y" for each damaged WAL, or "": RocksDB's
+  // own message for a damaged WAL names no file.
+  std::string WalDamageNote() const;
   static absl::StatusOr<std::unique_ptr<ClusterStore>> OpenDb(
       ClusterStoreOptions options, std::shared_ptr<KeyDictionary> dictionary,
-      std::shared_ptr<SharedStorageResources> shared, bool create);
+      std::shared_ptr<SharedStorageResources> shared, bool create,
+      rocksdb::WALRecoveryMode recovery = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords);
 
   ClusterStoreOptions options_;
   std::shared_ptr<SharedStorageResources> shared_;
@@ -137,6 +184,7 @@ class ClusterStore {
   std::shared_ptr<rocksdb::FileSystem> fs_;
   std::unique_ptr<rocksdb::Env> env_;
   std::shared_ptr<ProgressListener> listener_;
+  std::shared_ptr<HealthListener> health_;
   std::mutex reencrypt_mu_;  // one Reencrypt at a time
   std::atomic<bool> stopping_{false};
   std::unique_ptr<rocksdb::DB> db_;

@@ -2,6 +2,7 @@
 
 #include <openssl/crypto.h>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "crypto/aes_gcm.h"
 #include "crypto/random.h"
@@ -121,9 +122,11 @@ absl::StatusOr<std::unique_ptr<KeyDictionary>> KeyDictionary::Open(const std::st
   d->wrapped_ = *std::move(wrapped);
   auto dict_key = provider.Unwrap(d->wrapped_, cluster_id);
   if (!dict_key.ok()) {
-    return absl::Status(dict_key.status().code(),
-                        absl::StrCat("cannot unwrap the key dictionary of cluster ", cluster_id,
-                                     ": ", dict_key.status().message()));
+    absl::Status st(dict_key.status().code(),
+                    absl::StrCat("cannot unwrap the key dictionary of cluster ", cluster_id, ": ",
+                                 dict_key.status().message()));
+    st.SetPayload(kUnwrapFailedPayload, absl::Cord("1"));
+    return st;
   }
   d->SetDictionaryKeyLocked(*std::move(dict_key));
   auto body = GcmOpen(d->dictionary_key_, sealed, Aad(cluster_id, header));

@@ -48,6 +48,9 @@ struct DataKey {
 
 class KeyDictionary {
  public:
+  // Set on Open's error when the master-key provider refused the unwrap (a key problem, not a
+  // damaged file).
+  static constexpr char kUnwrapFailedPayload[] = "type.keyward.dev/unwrap-failed";
   static constexpr char kFileName[] = "keys.dict";
 
   // Creates a new dictionary (fresh dictionary key and first data key) at `path`.

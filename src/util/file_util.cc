@@ -15,6 +15,12 @@ namespace keyward {
 
 std::string ErrnoText(int err) { return std::strerror(err); }
 
+absl::Status WriteError(int err, std::string_view what) {
+  std::string msg = absl::StrCat(std::string(what), ": ", ErrnoText(err));
+  if (err == ENOSPC || err == EDQUOT) return absl::ResourceExhaustedError("disk full: " + msg);
+  return absl::InternalError(msg);
+}
+
 std::string DirName(const std::string& path) {
   auto pos = path.find_last_of('/');
   if (pos == std::string::npos) return ".";
@@ -46,7 +52,7 @@ absl::Status WriteFileAtomically(const std::string& path, std::string_view data,
   if (!suffix.ok()) return suffix.status();
   std::string tmp = path + ".tmp-" + *suffix;
   int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-  if (fd < 0) return absl::InternalError(absl::StrCat("create '", tmp, "': ", ErrnoText(errno)));
+  if (fd < 0) return WriteError(errno, absl::StrCat("create '", tmp, "'"));
   size_t done = 0;
   while (done < data.size()) {
     ssize_t n = write(fd, data.data() + done, data.size() - done);
@@ -55,7 +61,7 @@ absl::Status WriteFileAtomically(const std::string& path, std::string_view data,
       int err = errno;
       close(fd);
       unlink(tmp.c_str());
-      return absl::InternalError(absl::StrCat("write '", tmp, "': ", ErrnoText(err)));
+      return WriteError(err, absl::StrCat("write '", tmp, "'"));
     }
     done += static_cast<size_t>(n);
   }
@@ -63,7 +69,7 @@ absl::Status WriteFileAtomically(const std::string& path, std::string_view data,
     int err = errno;
     close(fd);
     unlink(tmp.c_str());
-    return absl::InternalError(absl::StrCat("fsync '", tmp, "': ", ErrnoText(err)));
+    return WriteError(err, absl::StrCat("fsync '", tmp, "'"));
   }
   close(fd);
   if (rename(tmp.c_str(), path.c_str()) != 0) {

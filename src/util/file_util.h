@@ -18,5 +18,8 @@ absl::Status FsyncDirectory(const std::string& dir);
 absl::Status MakeDirs(const std::string& dir, int mode);
 std::string DirName(const std::string& path);
 std::string ErrnoText(int err);
+// A failed write's status: ResourceExhausted "disk full: what: ..." for ENOSPC/EDQUOT (callers
+// tell users "disk full", not a generic error), Internal otherwise.
+absl::Status WriteError(int err, std::string_view what);
 
 }  // namespace keyward
