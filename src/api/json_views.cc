@@ -54,6 +54,7 @@ json ClusterJson(const Cluster& c, const std::string& endpoint) {
           {"cloud_provider", c.cloud_provider},
           {"region", c.region},
           {"tier", c.tier},
+          {"durability", c.durability},
           {"state", c.state},
           {"state_message", c.state_message},
           {"state_cause", c.state_cause},

@@ -51,6 +51,9 @@ const std::map<std::string, std::string> kUsage = {
     {"cluster", R"(usage:
   keyward cluster create --name N [--project P --cloud aws|azure|gcp --region R
                          --tier dedicated|starter]    (no --project: the default project)
+                         [--durability always|everysec|none]   when a write is acknowledged:
+                         WAL synced first | synced once a second | the OS decides
+                         (default: the server's --durability)
   keyward cluster list [--project P]
   keyward cluster get|pause|resume|delete ID     get shows how the data is protected now
   keyward cluster rotate-dictionary-key ID       new dictionary key, dictionary re-sealed
@@ -111,9 +114,9 @@ void PrintClusters(const json& items) {
   std::vector<std::vector<std::string>> rows;
   for (const auto& c : items) {
     rows.push_back({Str(c, "id"), Str(c, "name"), Str(c, "cloud_provider") + "/" + Str(c, "region"),
-                    Str(c, "tier"), Str(c, "state"), Str(c, "endpoint")});
+                    Str(c, "tier"), Str(c, "state"), Str(c, "endpoint"), Str(c, "durability")});
   }
-  PrintTable({"ID", "NAME", "PLACEMENT", "TIER", "STATE", "ENDPOINT"}, rows);
+  PrintTable({"ID", "NAME", "PLACEMENT", "TIER", "STATE", "ENDPOINT", "DURABILITY"}, rows);
 }
 
 void PrintEncryption(const json& e) {
@@ -325,13 +328,15 @@ int ClusterCommand(const std::string& verb, const CliCtx& c) {
     if (auto v = c.flags.Get("cloud")) body["cloud_provider"] = *v;
     if (auto v = c.flags.Get("region")) body["region"] = *v;
     if (auto v = c.flags.Get("tier")) body["tier"] = *v;
+    if (auto v = c.flags.Get("durability")) body["durability"] = *v;
     auto r = c.api.Call("POST", path, &body);
     if (!r) return 1;
     c.api.Print(*r, [&] {
       std::string endpoint = Str(*r, "endpoint");
-      printf("cluster %s (%s) is %s on %s/%s, encrypted under key %s\n", Str(*r, "id").c_str(),
-             Str(*r, "name").c_str(), Str(*r, "state").c_str(), Str(*r, "cloud_provider").c_str(),
-             Str(*r, "region").c_str(), Str(*r, "encryption_key_id").c_str());
+      printf("cluster %s (%s) is %s on %s/%s, encrypted under key %s, durability %s\n",
+             Str(*r, "id").c_str(), Str(*r, "name").c_str(), Str(*r, "state").c_str(),
+             Str(*r, "cloud_provider").c_str(), Str(*r, "region").c_str(),
+             Str(*r, "encryption_key_id").c_str(), Str(*r, "durability").c_str());
       printf("endpoint: %s\npassword: %s   (shown once; keep it)\n", endpoint.c_str(),
              Str(*r, "password").c_str());
       printf("connect:  redis-cli -p %s --user default --pass %s\n",
@@ -419,10 +424,26 @@ int RunCli(const std::string& noun, const std::vector<std::string>& args) {
        {"cluster", ClusterCommand},
        {"audit", AuditCommand}};
   std::set<std::string> valued = kCommonValuedFlags;
-  for (const char* f :
-       {"name", "project", "provider", "region", "key-vault-name", "key-name-prefix",
-        "subscription-id", "resource-group", "key-arn", "managed-hsm-name", "cloud", "tier", "role",
-        "token-ttl", "schedule", "retention-days", "secondary-region", "since-ms", "until-ms"}) {
+  for (const char* f : {"name",
+                        "project",
+                        "provider",
+                        "region",
+                        "key-vault-name",
+                        "key-name-prefix",
+                        "subscription-id",
+                        "resource-group",
+                        "key-arn",
+                        "managed-hsm-name",
+                        "cloud",
+                        "tier",
+                        "role",
+                        "token-ttl",
+                        "schedule",
+                        "retention-days",
+                        "secondary-region",
+                        "since-ms",
+                        "until-ms",
+                        "durability"}) {
     valued.insert(f);
   }
   std::vector<std::string> rest = args;

@@ -27,6 +27,7 @@
 #include "control/key_health_monitor.h"
 #include "control/metadata_store.h"
 #include "control/scheduler.h"
+#include "control/wal_syncer.h"
 #include "crypto/random.h"
 #include "crypto/sha256.h"
 #include "crypto/wipe_on_free.h"
@@ -67,6 +68,9 @@ Runs the control plane (REST API) and every cluster's Redis endpoint.
   --auth-timeout S          seconds a Redis client has to AUTH before it is closed (default 10)
   --idle-timeout S          close authenticated Redis clients idle this many seconds
                             (default 0: never, like Redis)
+  --durability D            when clusters created without a choice of their own acknowledge a
+                            write: always (default; WAL synced before the reply), everysec
+                            (synced at least once a second), none (the OS writes it back)
   --key-check-interval S    seconds between health checks of each key that protects a
                             running cluster (default 30, up to 10 % early; one check per key)
   --key-loss-grace S        how long transient KMS trouble (timeouts, 5xx, 429) is ridden out
@@ -357,6 +361,14 @@ absl::Status Serve(const ParsedFlags& flags, const KmsFactoryMaker& make_kms) {
   rt_opts.data_dir = data_dir;
   rt_opts.cluster_host = flags.Get("cluster-host").value_or("127.0.0.1");
   rt_opts.data_key_rotation_seconds = static_cast<uint64_t>(rotation_days) * 24 * 3600;
+  if (auto v = flags.Get("durability")) {
+    std::optional<Durability> d = ParseDurability(*v);
+    if (!d) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--durability must be always, everysec or none, not '", *v, "'"));
+    }
+    rt_opts.default_durability = *d;
+  }
   RETURN_IF_ERROR(MakeDirs(data_dir + "/clusters", 0700));
   ClusterRuntime runtime(rt_opts, *resp, shared);
   ControlPlane control(*metadata, *kms, runtime, identity);
@@ -396,6 +408,10 @@ absl::Status Serve(const ParsedFlags& flags, const KmsFactoryMaker& make_kms) {
   scheduler.Start();
   // Stopped before the monitor and control plane it calls into go away, on every path out.
   absl::Cleanup stop_scheduler = [&scheduler] { scheduler.Stop(); };
+  // Durability everysec: its own thread, so a key check hanging on a KMS never delays a sync.
+  WalSyncer wal_syncer([&runtime] { return runtime.StoresWith(Durability::kEverySec); });
+  wal_syncer.Start();
+  absl::Cleanup stop_wal_syncer = [&wal_syncer] { wal_syncer.Stop(); };
 
   RestServerOptions rest_opts;
   rest_opts.host = host;
@@ -407,6 +423,8 @@ absl::Status Serve(const ParsedFlags& flags, const KmsFactoryMaker& make_kms) {
 
   printf("keyward: data directory %s (escrow key %s)\n", data_dir.c_str(), escrow_id.c_str());
   printf("keyward: API listening on http://%s:%d\n", host.c_str(), rest->port());
+  printf("keyward: default durability %s\n",
+         std::string(DurabilityName(rt_opts.default_durability)).c_str());
   printf("keyward: owner token in %s (the CLI reads it from there)\n", token_path.c_str());
   printf("keyward: try: build/keyward cluster create --name demo\n");
 #ifdef KEYWARD_BENCH_PLAINTEXT
@@ -421,6 +439,7 @@ absl::Status Serve(const ParsedFlags& flags, const KmsFactoryMaker& make_kms) {
   fflush(stdout);
   rest->Stop();
   scheduler.Stop();
+  wal_syncer.Stop();
   std::move(stop_long_jobs).Invoke();  // closes every cluster, then the re-encryption workers
   resp->Stop();
   printf("keyward: stopped cleanly\n");
@@ -485,6 +504,7 @@ int RunServe(const std::vector<std::string>& raw_args, const KmsFactoryMaker& ma
                            "max-client-memory",
                            "auth-timeout",
                            "idle-timeout",
+                           "durability",
                            "key-check-interval",
                            "key-loss-grace",
                            "key-auto-restore",

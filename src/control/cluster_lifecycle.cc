@@ -119,11 +119,15 @@ absl::Status ControlPlane::Transition(Cluster& c, const std::string& state,
   return absl::OkStatus();
 }
 
+Durability ControlPlane::DurabilityOf(const Cluster& c) const {
+  return ParseDurability(c.durability).value_or(runtime_.default_durability());
+}
+
 absl::Status ControlPlane::OpenCluster(Cluster& c, bool create) {
   ASSIGN_OR_RETURN(std::optional<EncryptionKey> key, metadata_.GetKey(c.encryption_key_id));
   if (!key) return absl::DataLossError(absl::StrCat("cluster ", c.id, " has no key record"));
   ASSIGN_OR_RETURN(std::shared_ptr<MasterKeyProvider> provider, kms_.ProviderFor(*key));
-  auto port = runtime_.Open(c.id, c.password_sha256_hex, provider, c.port, create);
+  auto port = runtime_.Open(c.id, c.password_sha256_hex, provider, c.port, create, DurabilityOf(c));
   if (!port.ok()) {
     // The key is named only when it is what failed.
     return Reworded(port.status(),
@@ -161,6 +165,15 @@ void ControlPlane::RecordProtection(const std::string& cluster_id, bool wrapped_
 }
 
 absl::Status ControlPlane::Start() {
+  // Clusters created before durability was stored get this server's --durability, once.
+  ASSIGN_OR_RETURN(
+      int64_t adopted,
+      metadata_.AdoptDurability(std::string(DurabilityName(runtime_.default_durability()))));
+  if (adopted > 0) {
+    fprintf(stderr, "keyward: %lld cluster(s) without a stored durability now have %s\n",
+            static_cast<long long>(adopted),
+            std::string(DurabilityName(runtime_.default_durability())).c_str());
+  }
   ASSIGN_OR_RETURN(std::vector<Cluster> clusters, metadata_.ListClusters("", {0, 1 << 30}));
   RETURN_IF_ERROR(RecoverBackups(clusters));
   std::vector<Cluster> to_open;
@@ -234,7 +247,8 @@ absl::Status ControlPlane::StartCluster(Cluster& c) {
   OpenFailure why = ClassifyOpenFailure(c.id, st);
   // The endpoint keeps its port and tells clients why, instead of refusing connections.
   auto sealed = runtime_.Seal(c.id, c.password_sha256_hex, c.port,
-                              absl::StrCat("cluster ", c.id, " is inaccessible: ", why.message));
+                              absl::StrCat("cluster ", c.id, " is inaccessible: ", why.message),
+                              DurabilityOf(c));
   if (c.state != "inaccessible" || c.state_message != why.message || c.state_cause != why.cause) {
     absl::Status st_moved = Transition(c, "inaccessible", why.message, why.cause,
                                        sealed.ok() ? std::optional<int>(*sealed) : std::nullopt);
@@ -280,9 +294,9 @@ absl::StatusOr<Cluster> ControlPlane::ResumeCluster(const User& actor, const std
     OpenFailure why = ClassifyOpenFailure(c.id, st);
     if (c.state == "degraded") {
       // Closed now: it cannot stay degraded (open read-only), it is inaccessible.
-      auto sealed =
-          runtime_.Seal(c.id, c.password_sha256_hex, c.port,
-                        absl::StrCat("cluster ", c.id, " is inaccessible: ", why.message));
+      auto sealed = runtime_.Seal(c.id, c.password_sha256_hex, c.port,
+                                  absl::StrCat("cluster ", c.id, " is inaccessible: ", why.message),
+                                  DurabilityOf(c));
       Transition(c, "inaccessible", why.message, why.cause,
                  sealed.ok() ? std::optional<int>(*sealed) : std::nullopt)
           .IgnoreError();
@@ -325,7 +339,7 @@ absl::Status ControlPlane::CutCluster(const std::string& id, const EncryptionKey
       absl::StrCat("cluster ", id, " is inaccessible: ", message,
                    "; the data is safe and comes back when the key is usable again");
   // Sealing closes the store: acknowledged writes are in the synced WAL, the keys are wiped.
-  auto port = runtime_.Seal(id, c->password_sha256_hex, c->port, client_message);
+  auto port = runtime_.Seal(id, c->password_sha256_hex, c->port, client_message, DurabilityOf(*c));
   if (!port.ok()) {
     runtime_.Close(id);  // cannot keep the endpoint: close it all the same (fail closed)
   }

@@ -29,10 +29,12 @@ void ClusterRuntime::SetEncryptionInfo(std::function<std::string(const std::stri
   encryption_info_ = std::move(info);
 }
 
-std::shared_ptr<ClusterEndpoint> ClusterRuntime::NewEndpoint(
-    const std::string& cluster_id, const std::string& password_sha256_hex) {
+std::shared_ptr<ClusterEndpoint> ClusterRuntime::NewEndpoint(const std::string& cluster_id,
+                                                             const std::string& password_sha256_hex,
+                                                             Durability durability) {
   auto endpoint = std::make_shared<ClusterEndpoint>();
   endpoint->cluster_id = cluster_id;
+  endpoint->durability = durability;
   auto password = HexDecode(password_sha256_hex);
   // A record without a valid hash gets an endpoint no password opens (fails closed).
   endpoint->password_sha256 = password.ok() ? *password : std::string(32, '\0');
@@ -45,7 +47,7 @@ std::shared_ptr<ClusterEndpoint> ClusterRuntime::NewEndpoint(
 absl::StatusOr<int> ClusterRuntime::Open(const std::string& cluster_id,
                                          const std::string& password_sha256_hex,
                                          std::shared_ptr<MasterKeyProvider> provider, int port,
-                                         bool create) {
+                                         bool create, Durability durability) {
   RETURN_IF_ERROR(HexDecode(password_sha256_hex).status());
   std::optional<int> sealed_port;
   {
@@ -79,7 +81,7 @@ absl::StatusOr<int> ClusterRuntime::Open(const std::string& cluster_id,
     absl::Status st = resp_.SetStore(cluster_id, store, "");
     bound = st.ok() ? absl::StatusOr<int>(*sealed_port) : absl::StatusOr<int>(st);
   } else {
-    auto endpoint = NewEndpoint(cluster_id, password_sha256_hex);
+    auto endpoint = NewEndpoint(cluster_id, password_sha256_hex, durability);
     endpoint->store = store;
     bound = resp_.AddCluster(endpoint, options_.cluster_host, port);
     if (!bound.ok() && port != 0) {
@@ -95,7 +97,7 @@ absl::StatusOr<int> ClusterRuntime::Open(const std::string& cluster_id,
   std::lock_guard<std::mutex> lock(mu_);
   opening_.erase(cluster_id);
   sealed_ports_.erase(cluster_id);
-  open_[cluster_id] = Handle{std::move(store), std::move(provider)};
+  open_[cluster_id] = Handle{std::move(store), std::move(provider), durability};
   open_ports_[cluster_id] = *bound;
   return *bound;
 }
@@ -129,7 +131,7 @@ void ClusterRuntime::ReleaseAndWait(Handle closing) {
 
 absl::StatusOr<int> ClusterRuntime::Seal(const std::string& cluster_id,
                                          const std::string& password_sha256_hex, int port,
-                                         const std::string& message) {
+                                         const std::string& message, Durability durability) {
   Handle closing;
   bool serving = false;
   int bound_port = port;
@@ -153,7 +155,7 @@ absl::StatusOr<int> ClusterRuntime::Seal(const std::string& cluster_id,
   if (serving) {
     RETURN_IF_ERROR(resp_.SetStore(cluster_id, nullptr, message));
   } else {
-    auto endpoint = NewEndpoint(cluster_id, password_sha256_hex);
+    auto endpoint = NewEndpoint(cluster_id, password_sha256_hex, durability);
     endpoint->unavailable_message = message;
     auto bound = resp_.AddCluster(endpoint, options_.cluster_host, port);
     if (!bound.ok() && port != 0) bound = resp_.AddCluster(endpoint, options_.cluster_host, 0);
@@ -210,6 +212,16 @@ std::vector<std::string> ClusterRuntime::OpenClusterIds() {
   std::vector<std::string> ids;
   for (const auto& [id, h] : open_) ids.push_back(id);
   return ids;
+}
+
+std::vector<std::pair<std::string, std::shared_ptr<ClusterStore>>> ClusterRuntime::StoresWith(
+    Durability durability) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::pair<std::string, std::shared_ptr<ClusterStore>>> out;
+  for (const auto& [id, h] : open_) {
+    if (h.durability == durability) out.emplace_back(id, h.store);
+  }
+  return out;
 }
 
 absl::Status ClusterRuntime::Shred(const std::string& cluster_id) {

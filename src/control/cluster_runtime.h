@@ -15,11 +15,13 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "kms/master_key_provider.h"
+#include "server/durability.h"
 #include "server/resp_server.h"
 #include "storage/cluster_store.h"
 
@@ -29,6 +31,8 @@ struct ClusterRuntimeOptions {
   std::string data_dir;
   std::string cluster_host = "127.0.0.1";
   uint64_t data_key_rotation_seconds = 7 * 24 * 3600;
+  // The server's --durability: what clusters created without a choice of their own get.
+  Durability default_durability = Durability::kAlways;
 };
 
 class ClusterRuntime {
@@ -38,6 +42,7 @@ class ClusterRuntime {
   struct Handle {
     std::shared_ptr<ClusterStore> store;
     std::shared_ptr<MasterKeyProvider> provider;
+    Durability durability = Durability::kAlways;
   };
 
   ClusterRuntime(ClusterRuntimeOptions options, RespServer& resp,
@@ -45,16 +50,19 @@ class ClusterRuntime {
   ~ClusterRuntime();
 
   // Creates (create=true) or opens the store — one unwrap through `provider` — and serves it on
-  // `port` (0 or taken: a free one; a sealed cluster keeps its port). Returns the port.
+  // `port` (0 or taken: a free one; a sealed cluster keeps its port), acknowledging writes as
+  // `durability` says. Returns the port.
   absl::StatusOr<int> Open(const std::string& cluster_id, const std::string& password_sha256_hex,
-                           std::shared_ptr<MasterKeyProvider> provider, int port, bool create);
+                           std::shared_ptr<MasterKeyProvider> provider, int port, bool create,
+                           Durability durability);
   // Stops serving and closes the store; its keys are wiped from memory. No-op when closed.
   void Close(const std::string& cluster_id);
   // Closes the store (memtables are in the synced WAL; keys wiped) but keeps the endpoint
   // listening: after AUTH every command answers `-ERR message`. Serves a sealed endpoint on
-  // `port` when the cluster is not open at all (a start with the key unusable). Returns the port.
+  // `port` when the cluster is not open at all (a start with the key unusable), with the
+  // cluster's `durability` for when it opens again. Returns the port.
   absl::StatusOr<int> Seal(const std::string& cluster_id, const std::string& password_sha256_hex,
-                           int port, const std::string& message);
+                           int port, const std::string& message, Durability durability);
   // Repairs a cluster's damaged store (ClusterStore::Repair) while it is not open — sealed or
   // never opened. FailedPrecondition when it is open.
   absl::StatusOr<RepairReport> Repair(const std::string& cluster_id,
@@ -64,6 +72,11 @@ class ClusterRuntime {
   std::optional<uint64_t> FreeBytes() const;
   std::optional<Handle> Get(const std::string& cluster_id);
   std::vector<std::string> OpenClusterIds();
+  // The open clusters acknowledging writes as `durability` says, with their stores (for the
+  // everysec WAL syncer).
+  std::vector<std::pair<std::string, std::shared_ptr<ClusterStore>>> StoresWith(
+      Durability durability);
+  Durability default_durability() const { return options_.default_durability; }
   // Destroys the key dictionary first, then every file. Closes the cluster first.
   absl::Status Shred(const std::string& cluster_id);
   void RotateDataKeys();
@@ -79,7 +92,8 @@ class ClusterRuntime {
   std::string Dir(const std::string& id) const;
   static void ReleaseAndWait(Handle closing);
   std::shared_ptr<ClusterEndpoint> NewEndpoint(const std::string& cluster_id,
-                                               const std::string& password_sha256_hex);
+                                               const std::string& password_sha256_hex,
+                                               Durability durability);
 
   ClusterRuntimeOptions options_;
   RespServer& resp_;

@@ -75,7 +75,7 @@ absl::StatusOr<ControlPlane::Repaired> ControlPlane::RepairCluster(const User& a
   ASSIGN_OR_RETURN(std::shared_ptr<MasterKeyProvider> provider, kms_.ProviderFor(*key));
   // Closed (a degraded cluster is open read-only), the endpoint kept: clients hear why.
   auto sealed = runtime_.Seal(id, c.password_sha256_hex, c.port,
-                              absl::StrCat("cluster ", id, " is being repaired"));
+                              absl::StrCat("cluster ", id, " is being repaired"), DurabilityOf(c));
   if (sealed.ok()) c.port = *sealed;
   auto report = runtime_.Repair(id, provider);
   if (!report.ok()) {
@@ -85,7 +85,7 @@ absl::StatusOr<ControlPlane::Repaired> ControlPlane::RepairCluster(const User& a
     }
     runtime_
         .Seal(id, c.password_sha256_hex, c.port,
-              absl::StrCat("cluster ", id, " is inaccessible: ", message))
+              absl::StrCat("cluster ", id, " is inaccessible: ", message), DurabilityOf(c))
         .IgnoreError();
     Audit(&actor, c.project_id, "cluster.repair", id, &*key, absl::DataLossError(message));
     return Reworded(report.status(), message);
@@ -100,7 +100,7 @@ absl::StatusOr<ControlPlane::Repaired> ControlPlane::RepairCluster(const User& a
     OpenFailure why = ClassifyOpenFailure(id, st);
     runtime_
         .Seal(id, c.password_sha256_hex, c.port,
-              absl::StrCat("cluster ", id, " is inaccessible: ", why.message))
+              absl::StrCat("cluster ", id, " is inaccessible: ", why.message), DurabilityOf(c))
         .IgnoreError();
     if (c.state == "degraded") Transition(c, "inaccessible", why.message, why.cause).IgnoreError();
     st = Reworded(st, absl::StrCat("repaired (", summary,
@@ -209,9 +209,9 @@ void ControlPlane::CheckOpenCluster(const std::string& id) {
 
 void ControlPlane::ReopenAfterDiskFull(Cluster& c) {
   // Sealed, not closed: connections stay and hear why for the moment the reopen takes.
-  auto sealed =
-      runtime_.Seal(c.id, c.password_sha256_hex, c.port,
-                    absl::StrCat("cluster ", c.id, " is reopening after its disk filled"));
+  auto sealed = runtime_.Seal(c.id, c.password_sha256_hex, c.port,
+                              absl::StrCat("cluster ", c.id, " is reopening after its disk filled"),
+                              DurabilityOf(c));
   if (sealed.ok()) c.port = *sealed;
   absl::Status st = OpenCluster(c, /*create=*/false);
   if (st.ok()) st = Transition(c, "available", "", "", c.port);
@@ -224,7 +224,7 @@ void ControlPlane::ReopenAfterDiskFull(Cluster& c) {
   runtime_.Close(c.id);
   runtime_
       .Seal(c.id, c.password_sha256_hex, c.port,
-            absl::StrCat("cluster ", c.id, " is inaccessible: ", why.message))
+            absl::StrCat("cluster ", c.id, " is inaccessible: ", why.message), DurabilityOf(c))
       .IgnoreError();
   NoteUnrecorded(Transition(c, "inaccessible", why.message, why.cause), c, "inaccessible",
                  why.message, why.cause);
@@ -252,7 +252,8 @@ void ControlPlane::RetryStorageFailure(const Cluster& stale) {
     runtime_.Close(c.id);
     runtime_
         .Seal(c.id, c.password_sha256_hex, c.port,
-              absl::StrCat("cluster ", c.id, " is inaccessible: ", c.state_message))
+              absl::StrCat("cluster ", c.id, " is inaccessible: ", c.state_message),
+              DurabilityOf(c))
         .IgnoreError();
     return;
   }

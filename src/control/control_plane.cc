@@ -411,6 +411,17 @@ absl::StatusOr<ClusterCreated> ControlPlane::CreateCluster(const User& actor,
     return absl::InvalidArgumentError("cloud_provider must be aws, azure or gcp");
   }
   RETURN_IF_ERROR(ValidateCloudRegion(req.cloud_provider, req.region));
+  Durability durability = runtime_.default_durability();
+  if (req.durability) {
+    std::optional<Durability> chosen = ParseDurability(*req.durability);
+    if (!chosen) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "durability must be always (WAL synced before each reply), everysec (synced once a "
+          "second) or none (the OS decides), not '",
+          *req.durability, "'"));
+    }
+    durability = *chosen;
+  }
   EncryptionKey key;
   if (p.cmek_enabled) {
     if (req.tier != "dedicated") {
@@ -469,6 +480,7 @@ absl::StatusOr<ClusterCreated> ControlPlane::CreateCluster(const User& actor,
   c.tier = req.tier;
   c.state = "creating";
   c.encryption_key_id = key.id;
+  c.durability = std::string(DurabilityName(durability));
   c.created_at = c.updated_at = Now();
   ASSIGN_OR_RETURN(std::string password, RandomHex(16));
   c.password_sha256_hex = Sha256Hex(password);
@@ -490,7 +502,7 @@ absl::StatusOr<ClusterCreated> ControlPlane::CreateCluster(const User& actor,
   }
   RecordProtection(c.id, /*wrapped_now=*/true);
   Audit(&actor, p.id, "cluster.create", c.id, &key, absl::OkStatus(),
-        absl::StrCat(c.cloud_provider, "/", c.region, " ", c.tier));
+        absl::StrCat(c.cloud_provider, "/", c.region, " ", c.tier, ", durability ", c.durability));
   ASSIGN_OR_RETURN(std::optional<Cluster> stored, metadata_.GetCluster(c.id));
   return ClusterCreated{stored ? *stored : c, password};
 }

@@ -59,6 +59,8 @@ struct ClusterRequest {
   std::string cloud_provider;
   std::string region;
   std::string tier;
+  // "always" | "everysec" | "none"; unset: the server's --durability.
+  std::optional<std::string> durability;
 };
 
 struct ClusterCreated {
@@ -215,6 +217,8 @@ class ControlPlane {
   void CheckOpenCluster(const std::string& id);
   void RetryStorageFailure(const Cluster& c);
   void ReopenAfterDiskFull(Cluster& c);
+  // The cluster's stored durability (the server's default for a record without one).
+  Durability DurabilityOf(const Cluster& c) const;
   // Start-up: opens an available/inaccessible cluster, or seals it with the reason.
   absl::Status StartCluster(Cluster& c);
   // Compare-and-set from the cluster's current state (c.state) to `state`; on success `c`

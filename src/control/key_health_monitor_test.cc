@@ -117,7 +117,8 @@ class KeyHealthMonitorTest : public ::testing::Test {
   json& KeyState() { return kms_state_["keys"][key_.key_name]; }
 
   std::string NewCluster(const std::string& name) {
-    auto c = control_->CreateCluster(owner_, project_, {name, "azure", "eastus", "dedicated"});
+    auto c = control_->CreateCluster(owner_, project_,
+                                     {name, "azure", "eastus", "dedicated", std::nullopt});
     EXPECT_TRUE(c.ok()) << c.status();
     return c.ok() ? c->cluster.id : "";
   }

@@ -76,7 +76,8 @@ class KeyRecordsTest : public ::testing::Test {
     return tested->key;
   }
   absl::StatusOr<ClusterCreated> NewCluster(const std::string& name, const std::string& region) {
-    return control_->CreateCluster(owner_, project_, {name, "azure", region, "dedicated"});
+    return control_->CreateCluster(owner_, project_,
+                                   {name, "azure", region, "dedicated", std::nullopt});
   }
   User Member(const std::string& name, const std::string& role) {
     auto m = control_->AddMember(owner_, project_, name, role, 0);
@@ -268,12 +269,14 @@ TEST_F(KeyRecordsTest, UnknownRegionsAreRefusedWithTheClosestNames) {
   auto key = control_->CreateKey(owner_, project_, typo);
   ASSERT_TRUE(absl::IsInvalidArgument(key.status()));
   EXPECT_EQ(key.status().message(), "unknown Azure region 'eastu'; did you mean eastus, eastus2?");
-  auto cluster = control_->CreateCluster(owner_, project_, {"c", "aws", "us-esat-1", "dedicated"});
+  auto cluster = control_->CreateCluster(owner_, project_,
+                                         {"c", "aws", "us-esat-1", "dedicated", std::nullopt});
   ASSERT_TRUE(absl::IsInvalidArgument(cluster.status()));
   EXPECT_TRUE(absl::StrContains(cluster.status().message(),
                                 "unknown AWS region 'us-esat-1'; did you mean us-east-1"))
       << cluster.status().message();
-  auto gcp = control_->CreateCluster(owner_, project_, {"g", "gcp", "us-central", "dedicated"});
+  auto gcp = control_->CreateCluster(owner_, project_,
+                                     {"g", "gcp", "us-central", "dedicated", std::nullopt});
   EXPECT_TRUE(absl::StrContains(gcp.status().message(), "did you mean us-central1"))
       << gcp.status().message();
   auto keys = control_->ListKeys(owner_, project_, {0, 10});

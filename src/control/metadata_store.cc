@@ -90,6 +90,11 @@ ALTER TABLE clusters_v3 RENAME TO clusters;
 CREATE UNIQUE INDEX clusters_live_name ON clusters(project_id, name) WHERE state <> 'deleted';
 CREATE INDEX clusters_by_key ON clusters(encryption_key_id);
 )sql",
+    // 4: each cluster's durability (when writes are acknowledged). '' until the first server
+    // that knows it starts: clusters from before get that server's --durability (AdoptDurability).
+    R"sql(
+ALTER TABLE clusters ADD COLUMN durability TEXT NOT NULL DEFAULT '';
+)sql",
 };
 
 constexpr char kProjectCols[] = "id, org_id, name, cmek_enabled, created_at";
@@ -102,7 +107,8 @@ constexpr char kClusterCols[] =
     "enc_key_version, enc_wrapped_at, enc_dictionary_key_id, enc_data_key_ids, enc_last_check_at, "
     "enc_last_check_error, enc_reencrypt, "
     "(SELECT provider FROM encryption_keys k WHERE k.id = clusters.encryption_key_id), "
-    "(SELECT key_name FROM encryption_keys k WHERE k.id = clusters.encryption_key_id)";
+    "(SELECT key_name FROM encryption_keys k WHERE k.id = clusters.encryption_key_id), "
+    "durability";
 
 Project ProjectRow(const SqlRow& r) {
   return Project{r.Text(0), r.Text(1), r.Text(2), r.Int(3) != 0, r.Int(4)};
@@ -152,6 +158,7 @@ Cluster ClusterRow(const SqlRow& r) {
   c.encryption.reencrypt_json = r.Text(21);
   c.encryption.provider = r.Text(22);
   c.encryption.key_name = r.Text(23);
+  c.durability = r.Text(24);
   return c;
 }
 
@@ -398,10 +405,10 @@ class SqliteMetadataStore : public MetadataStore {
     absl::Status st = db_->Exec(
         "INSERT INTO clusters(id, project_id, name, cloud_provider, region, tier, state, "
         "state_message, port, password_sha256, encryption_key_id, backup_policy, created_at, "
-        "updated_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        "updated_at, durability) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         {c.id, c.project_id, c.name, c.cloud_provider, c.region, c.tier, c.state, c.state_message,
          int64_t{c.port}, c.password_sha256_hex, c.encryption_key_id, c.backup_policy_json,
-         c.created_at, c.updated_at});
+         c.created_at, c.updated_at, c.durability});
     if (absl::IsAlreadyExists(st)) {
       return absl::AlreadyExistsError(
           absl::StrCat("a cluster named '", c.name, "' already exists in this project"));
@@ -458,6 +465,17 @@ class SqliteMetadataStore : public MetadataStore {
         "UPDATE clusters SET backup_policy=?, updated_at=? WHERE id=? AND state NOT IN "
         "('deleting','deleted')",
         {policy_json, now, id});
+  }
+
+  absl::StatusOr<int64_t> AdoptDurability(const std::string& durability) override {
+    int64_t changed = 0;
+    RETURN_IF_ERROR(db_->Transaction([&]() -> absl::Status {
+      RETURN_IF_ERROR(
+          db_->Exec("UPDATE clusters SET durability=? WHERE durability=''", {durability}));
+      changed = db_->Changes();
+      return absl::OkStatus();
+    }));
+    return changed;
   }
 
   absl::Status RecordClusterKeyCheck(const std::string& key_id, int64_t at,

@@ -97,6 +97,9 @@ class MetadataStore {
   virtual absl::StatusOr<bool> SetClusterBackupPolicy(const std::string& id,
                                                       const std::string& policy_json,
                                                       int64_t now) = 0;
+  // Gives every cluster without a stored durability (created before it was stored) this one;
+  // returns how many changed.
+  virtual absl::StatusOr<int64_t> AdoptDurability(const std::string& durability) = 0;
   // Each writes only its own columns of ClusterEncryption, so the monitor, re-wraps and
   // re-encryption never overwrite one another (or a state change).
   virtual absl::Status RecordClusterKeyCheck(const std::string& key_id, int64_t at,

@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "control/sqlite_db.h"
 #include "crypto/random.h"
 
 namespace keyward {
@@ -147,6 +148,40 @@ TEST_F(MetadataStoreTest, OnlyOneOfRacingReencryptionsStarts) {
             .ok());
   }
   EXPECT_FALSE(*md_->StartClusterReencrypt("no-such-cluster", R"({"state":"running"})"));
+}
+
+TEST_F(MetadataStoreTest, DurabilityIsStoredAndOlderClustersAdoptTheServerDefault) {
+  ASSERT_TRUE(md_->InsertKey(Key("k-a", "eastus", "active")).ok());
+  Cluster chosen = ClusterOn("c-none", "k-a");
+  chosen.durability = "none";
+  ASSERT_TRUE(md_->InsertCluster(chosen).ok());
+  ASSERT_TRUE(md_->InsertCluster(ClusterOn("c-old", "k-a")).ok());
+  EXPECT_EQ((*md_->GetCluster("c-none"))->durability, "none");
+  // A schema-3 database had no column: take it away and reopen, as an upgrade would find it.
+  md_.reset();
+  {
+    auto db = SqliteDb::Open((root_ / "metadata.db").string());
+    ASSERT_TRUE(db.ok()) << db.status();
+    ASSERT_TRUE((*db)
+                    ->ExecScript("ALTER TABLE clusters DROP COLUMN durability; "
+                                 "PRAGMA user_version=3;")
+                    .ok());
+  }
+  auto md = OpenSqliteMetadataStore((root_ / "metadata.db").string());
+  ASSERT_TRUE(md.ok()) << md.status();
+  md_ = std::move(*md);
+  EXPECT_EQ((*md_->GetCluster("c-none"))->durability, "");
+  auto adopted = md_->AdoptDurability("everysec");
+  ASSERT_TRUE(adopted.ok()) << adopted.status();
+  EXPECT_EQ(*adopted, 2);
+  EXPECT_EQ((*md_->GetCluster("c-old"))->durability, "everysec");
+  // Stored values stay; the next start's default changes nothing.
+  chosen.id = chosen.name = "c-always";
+  chosen.durability = "always";
+  ASSERT_TRUE(md_->InsertCluster(chosen).ok());
+  EXPECT_EQ(*md_->AdoptDurability("none"), 0);
+  EXPECT_EQ((*md_->GetCluster("c-always"))->durability, "always");
+  EXPECT_EQ((*md_->GetCluster("c-old"))->durability, "everysec");
 }
 
 }  // namespace

@@ -78,6 +78,9 @@ struct Cluster {
   // again), "corruption" (its files are damaged: `keyward cluster repair`), "storage" (disk full
   // or another I/O error; retried periodically), "" otherwise.
   std::string state_cause;
+  // When its writes are acknowledged: "always" | "everysec" | "none" (server/durability.h),
+  // chosen at creation (default: the server's --durability).
+  std::string durability;
   ClusterEncryption encryption;
 };
 

@@ -297,6 +297,8 @@ absl::StatusOr<uint64_t> ClusterStore::CountLiveKeys() {
 
 absl::Status ClusterStore::SyncWal() { return WriteStatus(db_->SyncWAL(), "WAL sync failed"); }
 
+uint64_t ClusterStore::LatestSequenceNumber() const { return db_->GetLatestSequenceNumber(); }
+
 absl::Status ClusterStore::Flush() {
   return WriteStatus(db_->Flush(rocksdb::FlushOptions()), "flush failed");
 }

@@ -102,6 +102,9 @@ class ClusterStore {
   // Makes every write so far durable: one fsync of the live WAL (writes themselves never sync,
   // so callers can gather many writes per sync; see server/durability.h).
   absl::Status SyncWal();
+  // The sequence number of the newest write (grows with every write; the everysec syncer skips
+  // a store whose number has not moved since its last sync).
+  uint64_t LatestSequenceNumber() const;
   absl::Status Flush();
   absl::Status CompactAll();
   absl::StatusOr<bool> RotateDataKeyIfDue();
