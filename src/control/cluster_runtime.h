@@ -30,6 +30,7 @@ namespace keyward {
 struct ClusterRuntimeOptions {
   std::string data_dir;
   std::string cluster_host = "127.0.0.1";
+  Durability durability = Durability::kAlways;  // every endpoint's (hidden --durability)
   uint64_t data_key_rotation_seconds = 7 * 24 * 3600;
   // The server's --durability: what clusters created without a choice of their own get.
   Durability default_durability = Durability::kAlways;

@@ -13,6 +13,7 @@
 #include "server/connection_limits.h"
 #include "server/glob.h"
 #include "server/resp_writer.h"
+#include "util/status_macros.h"
 
 namespace keyward {
 namespace {
@@ -24,8 +25,19 @@ struct CommandCtx {
   Session& session;
   const Args& args;
   std::string* out;
+  bool more = false;  // set by a step of a multi-step command that has more to do
   ClusterStore& store() { return *ep.store; }
 };
+
+// How much one step of a multi-step command does: a few milliseconds of storage work.
+constexpr size_t kKeysPerStep = 4096;
+// KEYS refuses to build a reply beyond this (SCAN walks any number of keys in pages).
+constexpr size_t kMaxKeysReplyBytes = 64 << 20;
+// SCAN's COUNT is a hint; one call examines at most this many keys so it stays short.
+constexpr int64_t kMaxScanCount = 10000;
+// DBSIZE and INFO count exactly when the database holds at most this many entries, and
+// otherwise answer RocksDB's estimate, so neither ever scans a big cluster.
+constexpr size_t kExactCountLimit = 10000;
 
 constexpr char kNotInteger[] = "ERR value is not an integer or out of range";
 constexpr char kSyntax[] = "ERR syntax error";
@@ -42,18 +54,7 @@ std::string Lower(std::string_view s) { return absl::AsciiStrToLower(std::string
 void StorageError(CommandCtx& c, const absl::Status& st) {
   fprintf(stderr, "keyward: cluster %s: %s\n", c.ep.cluster_id.c_str(),
           std::string(st.message()).c_str());
-  if (st.code() == absl::StatusCode::kDataLoss) {
-    resp::Error(c.out, "ERR storage corruption detected; the value was not returned");
-  } else if (st.code() == absl::StatusCode::kResourceExhausted) {
-    resp::Error(c.out,
-                "ERR disk full: the server's data volume has no space left; this write was not "
-                "applied (reads still work, writes succeed again once space is freed)");
-  } else if (st.code() == absl::StatusCode::kUnavailable) {
-    // ClusterStore's own words for a read-only (degraded) cluster: what and what to do.
-    resp::Error(c.out, "ERR " + std::string(st.message()));
-  } else {
-    resp::Error(c.out, "ERR storage error; see the server log");
-  }
+  resp::Error(c.out, StorageErrorText(st));
 }
 
 #define STORE_OR_REPLY(var, expr)  \
@@ -181,6 +182,11 @@ void Set(CommandCtx& c) {
   }
   if ((nx && xx) || (keepttl && expire_at != 0)) {
     resp::Error(c.out, kSyntax);
+    return;
+  }
+  if (!nx && !xx && !get && !keepttl) {  // a plain SET needs no read first
+    STATUS_OR_REPLY(c.store().Put(c.args[1], StoredValue{c.args[2], expire_at}));
+    resp::SimpleString(c.out, "OK");
     return;
   }
   STORE_OR_REPLY(old, c.store().Get(c.args[1]));
@@ -393,8 +399,8 @@ void Scan(CommandCtx& c) {
   }
   std::vector<std::string> keys;
   std::string next;
-  STATUS_OR_REPLY(c.store().ScanKeys(after, static_cast<size_t>(std::min<int64_t>(count, 100000)),
-                                     &keys, &next));
+  STATUS_OR_REPLY(c.store().ScanKeys(
+      after, static_cast<size_t>(std::min<int64_t>(count, kMaxScanCount)), &keys, &next));
   uint64_t next_cursor = 0;
   if (!next.empty()) {
     if (c.session.scan_cursors.size() >= 1024)
@@ -412,39 +418,83 @@ void Scan(CommandCtx& c) {
   for (const auto& k : keys) resp::Bulk(c.out, k);
 }
 
+// KEYS runs in steps of kKeysPerStep keys (see CommandProgress); the reply is bounded.
 void Keys(CommandCtx& c) {
-  if (!GlobPatternSizeOk(c, c.args[1])) return;
+  CommandProgress& p = c.session.progress;
+  if (!p.active && !GlobPatternSizeOk(c, c.args[1])) return;
   GlobPattern glob = GlobPattern::Compile(c.args[1]);
-  std::vector<std::string> all, matched;
-  std::string after, next;
-  do {
-    all.clear();
-    STATUS_OR_REPLY(c.store().ScanKeys(after, 4096, &all, &next));
-    for (auto& k : all) {
-      if (glob.Matches(k)) matched.push_back(std::move(k));
-    }
-    after = next;
-  } while (!next.empty());
-  resp::ArrayHeader(c.out, matched.size());
-  for (const auto& k : matched) resp::Bulk(c.out, k);
+  std::vector<std::string> chunk;
+  std::string next;
+  absl::Status st = c.store().ScanKeys(p.after, kKeysPerStep, &chunk, &next);
+  if (!st.ok()) {
+    p = CommandProgress();
+    StorageError(c, st);
+    return;
+  }
+  for (auto& k : chunk) {
+    if (!glob.Matches(k)) continue;
+    p.matched_bytes += k.size() + 16;
+    p.matched.push_back(std::move(k));
+  }
+  if (p.matched_bytes > kMaxKeysReplyBytes) {
+    p = CommandProgress();
+    resp::Error(c.out,
+                "ERR KEYS would answer more than 64 MiB of key names; use SCAN with MATCH to walk "
+                "them in pages");
+    return;
+  }
+  if (!next.empty()) {
+    p.active = true;
+    p.after = std::move(next);
+    c.more = true;
+    return;
+  }
+  resp::ArrayHeader(c.out, p.matched.size());
+  for (const auto& k : p.matched) resp::Bulk(c.out, k);
+  p = CommandProgress();
+}
+
+// Exact when the database holds at most kExactCountLimit entries (a bounded scan), else
+// RocksDB's "rocksdb.estimate-num-keys" (overwrites and deletions not yet compacted make it
+// approximate). Never a full scan: DBSIZE and INFO stay cheap on a big cluster.
+absl::StatusOr<uint64_t> KeyCount(CommandCtx& c) {
+  ASSIGN_OR_RETURN(std::optional<uint64_t> exact, c.store().CountKeysUpTo(kExactCountLimit));
+  if (exact) return *exact;
+  ASSIGN_OR_RETURN(uint64_t estimate, c.store().EstimateKeyCount());
+  return std::max<uint64_t>(estimate, kExactCountLimit);
 }
 
 void DbSize(CommandCtx& c) {
-  STORE_OR_REPLY(n, c.store().CountLiveKeys());
+  STORE_OR_REPLY(n, KeyCount(c));
   resp::Integer(c.out, static_cast<int64_t>(*n));
 }
 
+// FLUSHDB deletes kKeysPerStep keys per step, in one write batch each.
 void FlushDb(CommandCtx& c) {
   if (c.args.size() == 2 && Lower(c.args[1]) != "async" && Lower(c.args[1]) != "sync") {
     resp::Error(c.out, kSyntax);
     return;
   }
-  STATUS_OR_REPLY(c.store().DeleteAll());
+  CommandProgress& p = c.session.progress;
+  std::string next;
+  absl::Status st = c.store().DeleteKeys(p.after, kKeysPerStep, &next);
+  if (!st.ok()) {
+    p = CommandProgress();
+    StorageError(c, st);
+    return;
+  }
+  if (!next.empty()) {
+    p.active = true;
+    p.after = std::move(next);
+    c.more = true;
+    return;
+  }
+  p = CommandProgress();
   resp::SimpleString(c.out, "OK");
 }
 
 void Info(CommandCtx& c) {
-  STORE_OR_REPLY(n, c.store().CountLiveKeys());
+  STORE_OR_REPLY(n, KeyCount(c));
   std::string body =
       "# Server\r\nredis_version:7.0.0\r\nkeyward_version:0.1.0\r\nredis_mode:standalone\r\n"
       "# Persistence\r\nloading:0\r\n"
@@ -511,23 +561,11 @@ void Save(CommandCtx& c) {
   resp::SimpleString(c.out, "OK");
 }
 
-// STOPGAP (issue 8) until group commit lands: under durability `always` a command that wrote
-// (the store's sequence number moved: SET, DEL, INCR, a GET that expired a key, ...) syncs the
-// WAL before its reply goes out: one fsync per write command, on the event loop. The per-cluster
-// executor replaces this with one sync per round of writes; delete this function then.
-void SyncIfAlways(CommandCtx& c, uint64_t seq_before, size_t reply_start) {
-  if (c.ep.durability != Durability::kAlways || !c.ep.store) return;
-  if (c.store().LatestSequenceNumber() == seq_before) return;  // nothing written
-  absl::Status st = c.store().SyncWal();
-  if (st.ok()) return;
-  c.out->resize(reply_start);  // not durable: no OK for it
-  StorageError(c, st);
-}
-
 struct CommandSpec {
   int arity;  // as in Redis: exact when positive, minimum when negative
   bool needs_auth;
   void (*run)(CommandCtx&);
+  bool write = false;  // may write: under durability always the WAL is synced before the reply
 };
 
 const std::unordered_map<std::string, CommandSpec>& CommandTable() {
@@ -538,27 +576,27 @@ const std::unordered_map<std::string, CommandSpec>& CommandTable() {
       {"auth", {-2, false, Auth}},
       {"select", {2, true, Select}},
       {"get", {2, true, Get}},
-      {"set", {-3, true, Set}},
-      {"getdel", {2, true, GetDel}},
-      {"del", {-2, true, Del}},
+      {"set", {-3, true, Set, true}},
+      {"getdel", {2, true, GetDel, true}},
+      {"del", {-2, true, Del, true}},
       {"exists", {-2, true, Exists}},
       {"mget", {-2, true, MGet}},
-      {"mset", {-3, true, MSet}},
-      {"incr", {2, true, Incr}},
-      {"decr", {2, true, Decr}},
-      {"incrby", {3, true, [](CommandCtx& c) { IncrByCmd(c, false); }}},
-      {"decrby", {3, true, [](CommandCtx& c) { IncrByCmd(c, true); }}},
-      {"append", {3, true, Append}},
+      {"mset", {-3, true, MSet, true}},
+      {"incr", {2, true, Incr, true}},
+      {"decr", {2, true, Decr, true}},
+      {"incrby", {3, true, [](CommandCtx& c) { IncrByCmd(c, false); }, true}},
+      {"decrby", {3, true, [](CommandCtx& c) { IncrByCmd(c, true); }, true}},
+      {"append", {3, true, Append, true}},
       {"strlen", {2, true, StrLen}},
-      {"expire", {3, true, [](CommandCtx& c) { ExpireCmd(c, 1000); }}},
-      {"pexpire", {3, true, [](CommandCtx& c) { ExpireCmd(c, 1); }}},
+      {"expire", {3, true, [](CommandCtx& c) { ExpireCmd(c, 1000); }, true}},
+      {"pexpire", {3, true, [](CommandCtx& c) { ExpireCmd(c, 1); }, true}},
       {"ttl", {2, true, [](CommandCtx& c) { TtlCmd(c, false); }}},
       {"pttl", {2, true, [](CommandCtx& c) { TtlCmd(c, true); }}},
-      {"persist", {2, true, Persist}},
+      {"persist", {2, true, Persist, true}},
       {"scan", {-2, true, Scan}},
       {"keys", {2, true, Keys}},
       {"dbsize", {1, true, DbSize}},
-      {"flushdb", {-1, true, FlushDb}},
+      {"flushdb", {-1, true, FlushDb, true}},
       {"info", {-1, true, Info}},
       {"client", {-2, true, Client}},
       {"command", {-1, true, Command}},
@@ -600,10 +638,10 @@ const std::vector<std::string>& CommandNames() {
   return *names;
 }
 
-size_t ExecuteCommand(ClusterEndpoint& endpoint, Session& session, const Args& args,
-                      std::string* out) {
+CommandResult ExecuteCommandStep(ClusterEndpoint& endpoint, Session& session, const Args& args,
+                                 std::string* out) {
   const size_t unknown = CommandNames().size() - 1;
-  if (args.empty()) return unknown;
+  if (args.empty()) return {unknown};
   std::string name = Lower(args[0]);
   const auto& table = Indexed();
   auto it = table.find(name);
@@ -612,28 +650,47 @@ size_t ExecuteCommand(ClusterEndpoint& endpoint, Session& session, const Args& a
         "ERR unknown command '" + args[0].substr(0, 128) + "', with args beginning with: ";
     for (size_t i = 1; i < args.size() && i < 4; ++i) msg += "'" + args[i].substr(0, 64) + "' ";
     resp::Error(out, msg);
-    return unknown;
+    return {unknown};
   }
   const CommandSpec& spec = *it->second.spec;
   int argc = static_cast<int>(args.size());
   if ((spec.arity > 0 && argc != spec.arity) || (spec.arity < 0 && argc < -spec.arity)) {
     resp::Error(out, "ERR wrong number of arguments for '" + name + "' command");
-    return it->second.id;
+    return {it->second.id};
   }
   if (spec.needs_auth && !session.authenticated) {
     resp::Error(out, "NOAUTH Authentication required.");
-    return it->second.id;
+    return {it->second.id};
   }
   if (!endpoint.store && name != "quit" && name != "auth") {
+    session.progress = CommandProgress();  // sealed between two steps: the command ends here
     resp::Error(out, "ERR " + endpoint.unavailable_message);
-    return it->second.id;
+    return {it->second.id};
   }
   CommandCtx ctx{endpoint, session, args, out};
-  uint64_t seq_before = endpoint.store ? endpoint.store->LatestSequenceNumber() : 0;
-  size_t reply_start = out->size();
   spec.run(ctx);
-  SyncIfAlways(ctx, seq_before, reply_start);
-  return it->second.id;
+  return {it->second.id, spec.write, ctx.more};
+}
+
+size_t ExecuteCommand(ClusterEndpoint& endpoint, Session& session, const Args& args,
+                      std::string* out) {
+  while (true) {
+    CommandResult r = ExecuteCommandStep(endpoint, session, args, out);
+    if (!r.more) return r.command;
+  }
+}
+
+std::string StorageErrorText(const absl::Status& st) {
+  if (st.code() == absl::StatusCode::kDataLoss) {
+    return "ERR storage corruption detected; the value was not returned";
+  }
+  if (st.code() == absl::StatusCode::kResourceExhausted) {
+    return "ERR disk full: the server's data volume has no space left; this write was not "
+           "acknowledged (reads still work, writes succeed again once space is freed)";
+  }
+  // ClusterStore's own words for a read-only (degraded) cluster: what and what to do.
+  if (st.code() == absl::StatusCode::kUnavailable) return "ERR " + std::string(st.message());
+  return "ERR storage error; see the server log";
 }
 
 }  // namespace keyward

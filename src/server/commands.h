@@ -1,7 +1,8 @@
 #pragma once
 // The Redis commands a cluster serves, executed against its ClusterStore.
-// Called on the event-loop thread only; one command runs at a time per server, which makes
-// read-modify-write commands (INCR, APPEND, SET NX) atomic without locks.
+// Called on the cluster's serial executor only (server/cluster_executor.h): a cluster's commands
+// never run concurrently, which makes read-modify-write commands (INCR, APPEND, SET NX/XX/GET,
+// GETDEL) atomic without locks. Different clusters' commands run in parallel on the worker pool.
 
 #include <cstdint>
 #include <functional>
@@ -10,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "server/durability.h"
 #include "storage/cluster_store.h"
 
@@ -28,6 +30,16 @@ struct ClusterEndpoint {
   Durability durability = Durability::kAlways;
 };
 
+// A command that runs in steps (KEYS, FLUSHDB) keeps its place here between steps, so one
+// cluster's long command never holds a worker for long; the executor runs nothing else of the
+// cluster in between, so the command still sees the cluster alone.
+struct CommandProgress {
+  bool active = false;
+  std::string after;                 // the last key examined
+  std::vector<std::string> matched;  // KEYS: what it will answer
+  size_t matched_bytes = 0;
+};
+
 struct Session {
   uint64_t id = 0;
   bool authenticated = false;
@@ -37,14 +49,30 @@ struct Session {
   std::string name;
   uint64_t next_cursor = 1;
   std::map<uint64_t, std::string> scan_cursors;  // cursor → last key returned
+  CommandProgress progress;
 };
 
 // The commands a cluster serves, lower case and sorted, then "unknown" for anything else: the
 // fixed set of `command` label values in metrics, so a client cannot create new ones.
 const std::vector<std::string>& CommandNames();
 
-// Runs one command and appends its reply to `out`. Never throws; every failure is a RESP error.
-// Returns the command's index in CommandNames() (refused and unknown commands too).
+// The RESP error (without '-' and CRLF) a client gets for a failed storage operation: corruption,
+// disk full and a degraded (read-only) cluster say what happened and what to do; anything else
+// is generic (the details go to the server log, never to the client).
+std::string StorageErrorText(const absl::Status& st);
+
+struct CommandResult {
+  size_t command = 0;  // index in CommandNames() (refused and unknown commands too)
+  bool wrote = false;  // a write command ran against the store (the executor syncs the WAL)
+  bool more = false;   // a step of a multi-step command: call again with the same args
+};
+
+// Runs one step of a command and appends its reply to `out` (nothing until the last step).
+// Never throws; every failure is a RESP error.
+CommandResult ExecuteCommandStep(ClusterEndpoint& endpoint, Session& session,
+                                 const std::vector<std::string>& args, std::string* out);
+
+// Runs a command to the end (every step). Returns its index in CommandNames().
 size_t ExecuteCommand(ClusterEndpoint& endpoint, Session& session,
                       const std::vector<std::string>& args, std::string* out);
 

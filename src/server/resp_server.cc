@@ -22,62 +22,35 @@
 
 namespace keyward {
 
-namespace {
-
-metrics::CounterFamily& CommandsFamily() {
-  static auto& f = metrics::DefaultRegistry().AddCounter(
-      "keyward_redis_commands_total",
-      "Redis commands received, by cluster and lower-case command (\"unknown\" for any other).",
-      {"cluster", "command"});
-  return f;
-}
-
-metrics::GaugeFamily& ConnectionsFamily() {
-  static auto& f = metrics::DefaultRegistry().AddGauge(
-      "keyward_redis_connections", "Open Redis client connections, by cluster.", {"cluster"});
-  return f;
-}
-
-}  // namespace
-
-// One cluster's series, shared by its listener and connections and used on the loop thread only:
-// counting a command is an array index and a relaxed atomic add, no lock.
-struct RespServer::ClusterMetrics {
-  explicit ClusterMetrics(std::string id)
-      : cluster_id(std::move(id)),
-        connections(ConnectionsFamily().WithLabels({cluster_id})),
-        commands(CommandNames().size()) {}
-  void Count(size_t command) {
-    auto& counter = commands[command];
-    if (!counter) counter = CommandsFamily().WithLabels({cluster_id, CommandNames()[command]});
-    counter->Inc();
-  }
-
-  std::string cluster_id;
-  std::shared_ptr<metrics::Gauge> connections;
-  std::vector<std::shared_ptr<metrics::Counter>> commands;  // by command id, filled on first use
-};
-
 struct RespServer::Listener {
   int fd = -1;
   std::shared_ptr<ClusterEndpoint> endpoint;
-  std::shared_ptr<ClusterMetrics> metrics;
+  std::shared_ptr<RedisClusterMetrics> metrics;
+  std::shared_ptr<ClusterExecutor> executor;
   bool paused = false;  // out of descriptors even after shedding: re-armed by the next sweep
 };
 
 struct RespServer::Connection {
   int fd = -1;
+  uint64_t id = 0;  // = session->id; tells a finished job's connection from a later one on its fd
   std::shared_ptr<ClusterEndpoint> endpoint;
-  std::shared_ptr<ClusterMetrics> metrics;
-  Session session;
+  std::shared_ptr<RedisClusterMetrics> metrics;
+  std::shared_ptr<ClusterExecutor> executor;
+  // Shared with the batch in flight: only the executor touches it while `busy`.
+  std::shared_ptr<Session> session = std::make_shared<Session>();
   std::string in;
   std::string out;
   size_t out_offset = 0;
-  bool closing = false;  // protocol error or QUIT: flush then close
-  bool want_write = false;
-  bool paused_for_output = false;  // stopped parsing and reading until the client reads replies
-  bool reading = true;             // EPOLLIN is in the epoll interest
-  ClientLimitState limit;          // timers and memory (server/connection_limits.h)
+  bool closing = false;       // protocol error, QUIT or end of input: answer, flush, then close
+  bool eof = false;           // the client sent everything it will send
+  bool busy = false;          // a batch of this connection is with the executor
+  std::string pending_error;  // a protocol error, answered after the batch in flight
+  uint32_t events = EPOLLIN;  // what epoll watches for
+  bool paused_for_output = false;  // stopped parsing until the client reads its replies
+  // session->authenticated as of the last finished batch: the loop's own copy, since the
+  // executor may be changing the session while a batch runs. Chooses the parser's limits.
+  bool authenticated = false;
+  ClientLimitState limit;  // timers and memory (server/connection_limits.h)
 };
 
 namespace {
@@ -85,6 +58,14 @@ namespace {
 // Listener fds are tagged in epoll data with the high bit so the loop can tell them apart.
 constexpr uint64_t kListenerTag = 1ull << 63;
 constexpr uint64_t kWakeTag = 1ull << 62;
+constexpr uint64_t kDoneTag = kWakeTag + 1;
+// A batch holds at most this many commands or (after its first command) input bytes, so parsing
+// one client's flood never holds up the loop's other connections for long (the executor's
+// rounds cut a batch finer if need be).
+constexpr size_t kMaxBatchCommands = 1024;
+constexpr size_t kMaxBatchBytes = 256 << 10;
+// While a batch runs, read ahead at most this much of what the client pipelines after it.
+constexpr size_t kReadAheadWhileBusy = 1 << 20;
 
 absl::StatusOr<int> BindListener(const std::string& host, int port) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -120,20 +101,23 @@ int BoundPort(int fd) {
 
 absl::StatusOr<std::unique_ptr<RespServer>> RespServer::New(RespServerOptions options) {
   std::unique_ptr<RespServer> s(new RespServer(std::move(options)));
-  CommandsFamily();  // listed (with HELP and TYPE) from the start, before any cluster
-  ConnectionsFamily();
+  RedisClusterMetrics::Register();  // listed (with HELP and TYPE) from the start
   s->epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
   s->wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (s->epoll_fd_ < 0 || s->wake_fd_ < 0) {
+  s->done_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (s->epoll_fd_ < 0 || s->wake_fd_ < 0 || s->done_fd_ < 0) {
     return absl::InternalError(absl::StrCat("epoll/eventfd: ", strerror(errno)));
   }
-  epoll_event ev{};
-  ev.events = EPOLLIN;
-  ev.data.u64 = kWakeTag;
-  epoll_ctl(s->epoll_fd_, EPOLL_CTL_ADD, s->wake_fd_, &ev);
+  for (auto [fd, tag] : {std::pair{s->wake_fd_, kWakeTag}, std::pair{s->done_fd_, kDoneTag}}) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = tag;
+    epoll_ctl(s->epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+  }
   auto limits = ConnectionLimits::New(s->options_.clients);
   if (!limits.ok()) return limits.status();
   s->limits_ = std::move(*limits);
+  s->pool_ = std::make_unique<WorkerPool>(s->options_.workers);
   s->thread_ = std::thread([raw = s.get()] { raw->Run(); });
   return s;
 }
@@ -144,6 +128,7 @@ RespServer::~RespServer() {
   Stop();
   if (epoll_fd_ >= 0) close(epoll_fd_);
   if (wake_fd_ >= 0) close(wake_fd_);
+  if (done_fd_ >= 0) close(done_fd_);
 }
 
 void RespServer::Stop() {
@@ -151,6 +136,13 @@ void RespServer::Stop() {
   uint64_t one = 1;
   (void)!write(wake_fd_, &one, sizeof(one));
   if (thread_.joinable()) thread_.join();
+  std::map<std::string, std::shared_ptr<ClusterExecutor>> executors;
+  {
+    std::lock_guard<std::mutex> lock(executors_mu_);
+    executors.swap(executors_);
+  }
+  for (auto& [id, e] : executors) e->Close();
+  if (pool_) pool_->Stop();
   for (auto& c : connections_) {
     if (c) close(c->fd);
   }
@@ -194,10 +186,26 @@ absl::StatusOr<int> RespServer::AddCluster(std::shared_ptr<ClusterEndpoint> endp
   auto fd = BindListener(host, port);
   if (!fd.ok()) return fd.status();
   int bound = BoundPort(*fd);
-  RunOnLoop([this, fd = *fd, endpoint = std::move(endpoint)]() mutable {
+  auto metrics = std::make_shared<RedisClusterMetrics>(endpoint->cluster_id);
+  auto executor = std::make_shared<ClusterExecutor>(
+      *pool_, endpoint, metrics, [this](std::vector<std::unique_ptr<RespJob>> jobs) {
+        {
+          std::lock_guard<std::mutex> lock(done_mu_);
+          for (auto& j : jobs) done_.push_back(std::move(j));
+        }
+        uint64_t one = 1;
+        (void)!write(done_fd_, &one, sizeof(one));
+      });
+  {
+    std::lock_guard<std::mutex> lock(executors_mu_);
+    executors_[endpoint->cluster_id] = executor;
+  }
+  RunOnLoop([this, fd = *fd, endpoint = std::move(endpoint), metrics = std::move(metrics),
+             executor = std::move(executor)]() mutable {
     auto l = std::make_unique<Listener>();
     l->fd = fd;
-    l->metrics = std::make_shared<ClusterMetrics>(endpoint->cluster_id);
+    l->metrics = std::move(metrics);
+    l->executor = std::move(executor);
     l->endpoint = std::move(endpoint);
     epoll_event ev{};
     ev.events = EPOLLIN;
@@ -211,17 +219,21 @@ absl::StatusOr<int> RespServer::AddCluster(std::shared_ptr<ClusterEndpoint> endp
 absl::Status RespServer::SetStore(const std::string& cluster_id,
                                   std::shared_ptr<ClusterStore> store,
                                   const std::string& unavailable_message) {
-  bool found = false;
-  RunOnLoop([&] {
-    for (auto& l : listeners_) {
-      if (l->endpoint->cluster_id != cluster_id) continue;
-      l->endpoint->store = store;
-      l->endpoint->unavailable_message = unavailable_message;
-      found = true;
-    }
+  std::shared_ptr<ClusterExecutor> executor = FindExecutor(cluster_id);
+  if (!executor) return absl::NotFoundError(absl::StrCat("cluster ", cluster_id, " is not served"));
+  executor->RunExclusive([&] {
+    executor->endpoint()->store = store;
+    executor->endpoint()->unavailable_message = unavailable_message;
   });
-  if (!found) return absl::NotFoundError(absl::StrCat("cluster ", cluster_id, " is not served"));
+  // Any worker may have run the old store's reads (see crypto/stack_wipe.h).
+  pool_->RunOnEveryWorker(WipeStaleStack);
   return absl::OkStatus();
+}
+
+std::shared_ptr<ClusterExecutor> RespServer::FindExecutor(const std::string& cluster_id) {
+  std::lock_guard<std::mutex> lock(executors_mu_);
+  auto it = executors_.find(cluster_id);
+  return it == executors_.end() ? nullptr : it->second;
 }
 
 void RespServer::RemoveCluster(const std::string& cluster_id) {
@@ -238,11 +250,21 @@ void RespServer::RemoveCluster(const std::string& cluster_id) {
     for (auto& c : connections_) {
       if (c && c->endpoint->cluster_id == cluster_id) CloseConnection(c->fd);
     }
-    // Nothing of this cluster runs any more: its series leave the output.
-    CommandsFamily().RemoveWhere(0, cluster_id);
-    ConnectionsFamily().RemoveWhere(0, cluster_id);
-    WipeStaleStack();  // this loop ran the cluster's reads (see crypto/stack_wipe.h)
   });
+  std::shared_ptr<ClusterExecutor> executor;
+  {
+    std::lock_guard<std::mutex> lock(executors_mu_);
+    auto it = executors_.find(cluster_id);
+    if (it != executors_.end()) {
+      executor = std::move(it->second);
+      executors_.erase(it);
+    }
+  }
+  if (executor) executor->Close();
+  // Nothing of this cluster runs any more: its series leave the output, and the workers that
+  // ran its reads wipe their dead stack frames (see crypto/stack_wipe.h).
+  RedisClusterMetrics::RemoveSeries(cluster_id);
+  if (pool_) pool_->RunOnEveryWorker(WipeStaleStack);
 }
 
 void RespServer::Run() {
@@ -257,6 +279,10 @@ void RespServer::Run() {
         uint64_t v;
         (void)!read(wake_fd_, &v, sizeof(v));
         DrainTasks();
+      } else if (tag == kDoneTag) {
+        uint64_t v;
+        (void)!read(done_fd_, &v, sizeof(v));
+        OnJobsDone();
       } else if (tag & kListenerTag) {
         int fd = static_cast<int>(tag & ~kListenerTag);
         for (auto& l : listeners_) {
@@ -276,6 +302,7 @@ void RespServer::Run() {
       }
     }
     if (limits_->SweepDue()) SweepTimeouts();
+    SubmitPending();
   }
   DrainTasks();
 }
@@ -319,9 +346,10 @@ void RespServer::Accept(Listener& l) {
     c->fd = fd;
     c->endpoint = l.endpoint;
     c->metrics = l.metrics;
+    c->executor = l.executor;
     c->metrics->connections->Add(1);
-    c->session.id = next_client_id_++;
-    c->session.peer = limit.peer;
+    c->id = c->session->id = next_client_id_++;
+    c->session->peer = limit.peer;
     c->limit = std::move(limit);
     epoll_event ev{};
     ev.events = EPOLLIN;
@@ -334,58 +362,134 @@ void RespServer::Accept(Listener& l) {
 
 void RespServer::OnReadable(Connection& c) {
   char buf[64 * 1024];
-  bool eof = false;
   // Parse what we have once this much is buffered: the parser refuses an oversized request from
   // its declared lengths, so an unauthenticated client never gets more than a few KiB buffered.
-  size_t read_cap = c.session.authenticated ? options_.limits.max_bulk_bytes + (1 << 20)
-                                            : RespLimits::PreAuth().max_request_bytes;
-  while (true) {
+  const size_t read_cap = c.authenticated ? options_.limits.max_bulk_bytes + (1 << 20)
+                                          : RespLimits::PreAuth().max_request_bytes;
+  while (!c.eof) {
+    // While a batch runs, read ahead a little (the next batch), then let TCP push back.
+    if (c.busy && c.in.size() >= kReadAheadWhileBusy) break;
     ssize_t n = read(c.fd, buf, sizeof(buf));
     if (n > 0) {
       c.in.append(buf, static_cast<size_t>(n));
       limits_->Touch(&c.limit);
       if (c.in.size() > read_cap) break;  // parse what we have
+      // A short read drained the socket: no second read just to see EAGAIN (epoll is
+      // level-triggered and calls again if more came).
+      if (static_cast<size_t>(n) < sizeof(buf)) break;
       continue;
     }
-    if (n == 0) eof = true;
+    if (n == 0) {
+      c.eof = true;
+      c.closing = true;  // answer what was sent, then close
+    }
     if (n < 0 && errno == EINTR) continue;
     break;
   }
-  if (eof) c.closing = true;  // answer what was sent, then close
   Process(c);
+  Flush(c);
 }
 
 void RespServer::Process(Connection& c) {
-  static const RespLimits kPreAuth = RespLimits::PreAuth();
-  size_t pos = 0;
-  std::vector<std::string> args;
-  std::string error;
+  if (c.busy) return;
   c.paused_for_output = false;
-  while (!c.session.close_after_reply && pos < c.in.size()) {
-    // Chosen per command: a pipelined command after a successful AUTH gets the full limits.
-    bool authed = c.session.authenticated;
-    size_t max_out = authed ? options_.max_pending_output : options_.max_pending_output_pre_auth;
-    if (c.out.size() - c.out_offset >= max_out) {
-      c.paused_for_output = true;
-      break;
-    }
-    RespParser parser(authed ? options_.limits : kPreAuth);
+  if (c.session->close_after_reply) {
+    c.in.clear();  // QUIT: nothing after it runs
+    c.eof = true;
+    return;
+  }
+  // Before AUTH: small limits on what is parsed and on unread replies, and one command per batch,
+  // so the command after a successful AUTH is parsed with the full limits.
+  const bool authed = c.authenticated;
+  const size_t max_out =
+      authed ? options_.max_pending_output : options_.max_pending_output_pre_auth;
+  if (c.out.size() - c.out_offset >= max_out) {
+    c.paused_for_output = true;  // Flush calls back once the client has read its replies
+    return;
+  }
+  static const RespLimits kPreAuth = RespLimits::PreAuth();
+  RespParser parser(authed ? options_.limits : kPreAuth);
+  const size_t max_commands = authed ? kMaxBatchCommands : 1;
+  size_t pos = 0;
+  std::string error;
+  auto job = std::make_unique<RespJob>();
+  while (pos < c.in.size() && job->commands.size() < max_commands &&
+         (pos == 0 || pos < kMaxBatchBytes)) {
     size_t consumed = 0;
+    std::vector<std::string> args;
     ParseOutcome r = parser.Parse(std::string_view(c.in).substr(pos), &consumed, &args, &error);
     if (r == ParseOutcome::kNeedMore) break;
     if (r == ParseOutcome::kProtocolError) {
-      resp::Error(&c.out, "ERR " + error);
+      // Answered after the commands before it, then the connection closes.
+      resp::Error(&c.pending_error, "ERR " + error);
       c.closing = true;
+      c.eof = true;  // read nothing more
       pos = c.in.size();
       break;
     }
     pos += consumed;
-    c.metrics->Count(ExecuteCommand(*c.endpoint, c.session, args, &c.out));
+    job->commands.push_back(std::move(args));
   }
-  if (c.session.close_after_reply) c.closing = true;
   c.in.erase(0, pos);
   if (c.in.empty() && c.in.capacity() > (64 << 10)) std::string().swap(c.in);  // give back
-  Flush(c);
+  if (!job->commands.empty()) {
+    job->fd = c.fd;
+    job->connection_id = c.id;
+    job->session = c.session;
+    // Allocated here and freed here (OnJobsDone), not across threads; most replies fit.
+    job->out.reserve(job->commands.size() * 32);
+    c.busy = true;
+    // Submitted after this pass over the ready connections: one hand-off to the executor for
+    // all of them (SubmitPending).
+    pending_jobs_.emplace_back(c.executor, std::move(job));
+  } else if (!c.pending_error.empty()) {
+    c.out += c.pending_error;
+    c.pending_error.clear();
+  }
+}
+
+void RespServer::SubmitPending() {
+  for (size_t i = 0; i < pending_jobs_.size();) {
+    ClusterExecutor* executor = pending_jobs_[i].first.get();
+    std::vector<std::unique_ptr<RespJob>> jobs;
+    for (size_t j = i; j < pending_jobs_.size(); ++j) {
+      if (pending_jobs_[j].first.get() == executor && pending_jobs_[j].second) {
+        jobs.push_back(std::move(pending_jobs_[j].second));
+      }
+    }
+    executor->SubmitMany(std::move(jobs));
+    while (i < pending_jobs_.size() && !pending_jobs_[i].second) ++i;
+  }
+  pending_jobs_.clear();
+}
+
+void RespServer::OnJobsDone() {
+  std::vector<std::unique_ptr<RespJob>> jobs;
+  {
+    std::lock_guard<std::mutex> lock(done_mu_);
+    jobs.swap(done_);
+  }
+  for (auto& job : jobs) {
+    int fd = job->fd;
+    if (fd < 0 || fd >= static_cast<int>(connections_.size()) || !connections_[fd] ||
+        connections_[fd]->id != job->connection_id) {
+      continue;  // the connection closed meanwhile
+    }
+    Connection& c = *connections_[fd];
+    c.busy = false;
+    c.authenticated = c.session->authenticated;  // the executor is done with the session
+    if (c.out.empty()) {
+      c.out.swap(job->out);
+    } else {
+      c.out += job->out;
+    }
+    if (c.session->close_after_reply) c.closing = true;
+    Process(c);  // the next batch, or the pending protocol error
+    Flush(c);
+    if (connections_[fd] && connections_[fd]->id == job->connection_id) {
+      EnforceMemoryCap(*connections_[fd]);
+    }
+  }
 }
 
 void RespServer::Flush(Connection& c) {
@@ -403,14 +507,17 @@ void RespServer::Flush(Connection& c) {
   }
   if (c.out_offset == c.out.size()) {
     c.out.clear();
-    if (c.out.capacity() > (1 << 20)) std::string().swap(c.out);  // a big reply's buffer
     c.out_offset = 0;
-    if (c.closing && !c.paused_for_output) {
-      CloseConnection(c.fd);
-      return;
-    }
+    if (c.out.capacity() > (1 << 20)) std::string().swap(c.out);  // a big reply's buffer
     if (c.paused_for_output) {
       Process(c);  // the client drained its replies: continue with its queued commands
+      if (c.out_offset < c.out.size()) {
+        Flush(c);
+        return;
+      }
+    }
+    if (c.closing && !c.busy && !c.paused_for_output) {
+      CloseConnection(c.fd);
       return;
     }
   }
@@ -418,15 +525,17 @@ void RespServer::Flush(Connection& c) {
 }
 
 void RespServer::UpdateInterest(Connection& c) {
-  bool want = c.out_offset < c.out.size();
-  // A client that does not read its replies is not read either: its input stays in the kernel
-  // (TCP pushes back) instead of in our buffers. EPOLLOUT wakes it when it drains.
-  bool read = !(c.paused_for_output && want);
-  if (want == c.want_write && read == c.reading) return;
-  c.want_write = want;
-  c.reading = read;
+  uint32_t events = 0;
+  // No reading after the end of input, while the client does not read its replies, or beyond
+  // the read-ahead while a batch runs (OnJobsDone reads on).
+  if (!c.eof && !c.paused_for_output && !(c.busy && c.in.size() >= kReadAheadWhileBusy)) {
+    events |= EPOLLIN;
+  }
+  if (c.out_offset < c.out.size()) events |= EPOLLOUT;
+  if (events == c.events) return;
+  c.events = events;
   epoll_event ev{};
-  ev.events = (want ? EPOLLOUT : 0u) | (read ? EPOLLIN : 0u);
+  ev.events = events;
   ev.data.u64 = static_cast<uint64_t>(c.fd);
   epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, c.fd, &ev);
 }
@@ -435,15 +544,11 @@ void RespServer::CloseConnection(int fd) {
   if (fd < 0 || fd >= static_cast<int>(connections_.size()) || !connections_[fd]) return;
   epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
   close(fd);
-  limits_->Release(&connections_[fd]->limit);
   connections_[fd]->metrics->connections->Add(-1);
+  limits_->Release(&connections_[fd]->limit);
   connections_[fd].reset();
   --open_connections_;
 }
-
-}  // namespace keyward
-
-namespace keyward {
 
 void RespServer::SweepTimeouts() {
   for (auto& l : listeners_) {
@@ -456,9 +561,10 @@ void RespServer::SweepTimeouts() {
   }
   for (auto& c : connections_) {
     if (!c) continue;
-    std::optional<std::string> goodbye = limits_->Expired(c->limit, c->session.authenticated);
+    std::optional<std::string> goodbye = limits_->Expired(c->limit, c->authenticated);
     if (!goodbye) continue;
-    // Best effort, never blocking: the client is closed either way.
+    // Best effort, never blocking: the client is closed either way (a batch in flight finishes
+    // and its replies are dropped).
     if (!goodbye->empty())
       (void)!send(c->fd, goodbye->data(), goodbye->size(), MSG_NOSIGNAL | MSG_DONTWAIT);
     CloseConnection(c->fd);

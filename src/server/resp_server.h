@@ -1,29 +1,39 @@
 #pragma once
-// Serves every cluster's Redis endpoint from one epoll event loop thread: one listening socket
-// per cluster, many pipelined client connections, no thread per connection.
+// Serves every cluster's Redis endpoint. Network I/O runs on one epoll event-loop thread (accept,
+// read, parse, write; one listening socket per cluster, many pipelined client connections, no
+// thread per connection). Commands never run there: the loop hands each connection's parsed
+// batch of commands to its cluster's serial executor (server/cluster_executor.h), which runs them
+// in order on a fixed worker pool, group-commits their writes, and hands the replies back to the
+// loop. A connection has at most one batch in flight, so its replies stay in order; a cluster's
+// commands never run concurrently, so read-modify-write commands stay atomic; one cluster's slow
+// command (SAVE, KEYS, FLUSHDB) holds at most one worker, never the loop or another cluster.
 //
-// AddCluster/RemoveCluster are thread-safe and may be called from the REST threads; they take
-// effect on the loop thread, and RemoveCluster returns only after every connection of that
-// cluster is closed (so the caller may then close the store).
+// AddCluster/RemoveCluster/SetStore are thread-safe and may be called from the REST threads (never
+// from the loop or a worker). RemoveCluster returns only after every connection of that cluster
+// is closed and no command of it runs or will run (so the caller may then close the store).
 //
 // Limits on clients before and after AUTH (input sizes, connection counts, timeouts, memory,
 // the file descriptor limit) are described in server/connection_limits.h.
 //
-// Metrics: keyward_redis_commands_total{cluster,command} and keyward_redis_connections{cluster},
-// per-cluster atomics updated on the loop thread without a lock; a removed cluster's series go.
+// Metrics: keyward_redis_commands_total{cluster,command}, keyward_redis_connections{cluster} and
+// keyward_wal_syncs_total{cluster}; a removed cluster's series go.
 
 #include <atomic>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "server/cluster_executor.h"
 #include "server/commands.h"
 #include "server/connection_limits.h"
 #include "server/resp_parser.h"
+#include "server/worker_pool.h"
 
 namespace keyward {
 
@@ -33,6 +43,7 @@ struct RespServerOptions {
   ConnectionLimitOptions clients;
   size_t max_pending_output = 64 << 20;           // stop reading a client until it drains this much
   size_t max_pending_output_pre_auth = 64 << 10;  // the same before AUTH
+  size_t workers = 0;                             // threads running commands; 0: see WorkerPool
 };
 
 class RespServer {
@@ -46,10 +57,10 @@ class RespServer {
   absl::StatusOr<int> AddCluster(std::shared_ptr<ClusterEndpoint> endpoint, const std::string& host,
                                  int port);
   void RemoveCluster(const std::string& cluster_id);
-  // Replaces the store a listening cluster serves, on the loop thread; returns once no command
-  // uses the old store any more. A null store seals the endpoint: it keeps listening and its
-  // connections stay open, but every command after AUTH answers `-ERR <unavailable_message>`.
-  // NotFound when the cluster has no listener.
+  // Replaces the store a listening cluster serves, on its executor; returns once no command
+  // uses the old store any more (and the workers' stale stack frames are wiped). A null store seals
+  // the endpoint: it keeps listening and its connections stay open, but every command after AUTH
+  // answers `-ERR <unavailable_message>`. NotFound when the cluster has no listener.
   absl::Status SetStore(const std::string& cluster_id, std::shared_ptr<ClusterStore> store,
                         const std::string& unavailable_message);
   void Stop();
@@ -57,30 +68,42 @@ class RespServer {
  private:
   struct Listener;
   struct Connection;
-  struct ClusterMetrics;
   explicit RespServer(RespServerOptions options);
   void Run();
   void RunOnLoop(std::function<void()> task);  // blocks until done
   void DrainTasks();
   void Accept(Listener& l);
   void OnReadable(Connection& c);
+  // Parses what the connection sent into a batch for its cluster's executor (one at a time).
   void Process(Connection& c);
+  // Finished batches from the workers: their replies go out, the next batch goes in.
+  void OnJobsDone();
+  void SubmitPending();
   void Flush(Connection& c);
   void UpdateInterest(Connection& c);
   void CloseConnection(int fd);
   // Connection limits (server/connection_limits.h) applied by the loop.
   void SweepTimeouts();                  // closes clients past --auth-timeout / --idle-timeout
   void EnforceMemoryCap(Connection& c);  // re-counts c's buffers; over the cap closes the largest
+  std::shared_ptr<ClusterExecutor> FindExecutor(const std::string& cluster_id);
 
   RespServerOptions options_;
   int epoll_fd_ = -1;
   int wake_fd_ = -1;
+  int done_fd_ = -1;  // eventfd: the workers finished jobs
   std::thread thread_;
   std::atomic<bool> stopping_{false};
   std::mutex tasks_mu_;
   std::vector<std::function<void()>> tasks_;
+  std::unique_ptr<WorkerPool> pool_;
+  std::mutex done_mu_;
+  std::vector<std::unique_ptr<RespJob>> done_ ABSL_GUARDED_BY(done_mu_);
+  std::mutex executors_mu_;
+  std::map<std::string, std::shared_ptr<ClusterExecutor>> executors_ ABSL_GUARDED_BY(executors_mu_);
   // Owned by the loop thread.
   std::vector<std::unique_ptr<Listener>> listeners_;
+  // Batches parsed in this pass of the loop, handed to their executors at its end.
+  std::vector<std::pair<std::shared_ptr<ClusterExecutor>, std::unique_ptr<RespJob>>> pending_jobs_;
   std::vector<std::unique_ptr<Connection>> connections_;  // indexed by fd
   size_t open_connections_ = 0;
   std::unique_ptr<ConnectionLimits> limits_;

@@ -137,6 +137,10 @@ rocksdb::Options ClusterStore::BaseOptions(bool create) {
   opts.max_write_buffer_number = 3;
   opts.write_buffer_manager = shared_->write_buffers;
   opts.keep_log_file_num = 1;
+  // Writes append to the WAL's buffer only; the RESP server's executor hands a whole round's
+  // writes to the OS at once (FlushWal) before it replies: one WAL write per round, not per
+  // write (group commit, server/cluster_executor.h).
+  opts.manual_wal_flush = true;
   // Every MANIFEST update starts a new MANIFEST (a full snapshot of the file list, a few KiB, and
   // a new CURRENT) instead of appending to one of up to 1 GiB. RocksDB 7.8 has no call that
   // starts a new MANIFEST on demand; with this, any version edit does, so Reencrypt can put the
@@ -295,9 +299,60 @@ absl::StatusOr<uint64_t> ClusterStore::CountLiveKeys() {
   return n;
 }
 
-absl::Status ClusterStore::SyncWal() { return WriteStatus(db_->SyncWAL(), "WAL sync failed"); }
-
 uint64_t ClusterStore::LatestSequenceNumber() const { return db_->GetLatestSequenceNumber(); }
+
+absl::StatusOr<std::optional<uint64_t>> ClusterStore::CountKeysUpTo(size_t limit) {
+  int64_t now = NowMs();
+  uint64_t n = 0, examined = 0;
+  rocksdb::ReadOptions ro;
+  // Tombstones count against the limit too (a flushed cluster is full of them until compaction).
+  ro.max_skippable_internal_keys = limit;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    if (++examined > limit) return std::nullopt;
+    if (!Expired(std::string_view(it->value().data(), it->value().size()), now)) ++n;
+  }
+  if (it->status().IsIncomplete()) return std::nullopt;
+  RETURN_IF_ERROR(FromRocks(it->status(), "scan failed"));
+  return n;
+}
+
+absl::StatusOr<uint64_t> ClusterStore::EstimateKeyCount() {
+  uint64_t n = 0;
+  if (!db_->GetIntProperty("rocksdb.estimate-num-keys", &n)) {
+    return absl::InternalError("RocksDB has no rocksdb.estimate-num-keys");
+  }
+  return n;
+}
+
+absl::Status ClusterStore::DeleteKeys(std::string_view after, size_t limit, std::string* next) {
+  next->clear();
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  if (after.empty()) {
+    it->SeekToFirst();
+  } else {
+    it->Seek(rocksdb::Slice(after.data(), after.size()));
+    if (it->Valid() && it->key() == rocksdb::Slice(after.data(), after.size())) it->Next();
+  }
+  rocksdb::WriteBatch batch;
+  size_t examined = 0;
+  for (; it->Valid() && examined < limit; it->Next(), ++examined) {
+    RETURN_IF_ERROR(FromRocks(batch.Delete(it->key()), "batch failed"));
+    *next = it->key().ToString();
+  }
+  RETURN_IF_ERROR(FromRocks(it->status(), "scan failed"));
+  if (!it->Valid()) next->clear();
+  if (batch.Count() == 0) return absl::OkStatus();
+  return FromRocks(db_->Write(rocksdb::WriteOptions(), &batch), "flush of all keys failed");
+}
+
+absl::Status ClusterStore::FlushWal(bool sync) {
+  return WriteStatus(db_->FlushWAL(sync), sync ? "WAL sync failed" : "WAL write failed");
+}
+
+// FlushWAL(true), not SyncWAL(): with manual_wal_flush, SyncWAL syncs only what already left the
+// buffer.
+absl::Status ClusterStore::SyncWal() { return FlushWal(true); }
 
 absl::Status ClusterStore::Flush() {
   return WriteStatus(db_->Flush(rocksdb::FlushOptions()), "flush failed");

@@ -4,7 +4,8 @@
 // the master-key provider). Values carry an optional expiry so the Redis layer can offer TTLs.
 //
 // Not internally synchronised for read-modify-write sequences: the RESP server runs each
-// cluster's commands on one event-loop thread. Flush/Compact may run from other threads.
+// cluster's commands on its serial executor, never two at a time. Flush/Compact may run from
+// other threads.
 
 #include <atomic>
 #include <cstdint>
@@ -98,6 +99,14 @@ class ClusterStore {
   absl::Status ScanKeys(std::string_view after, size_t limit, std::vector<std::string>* keys,
                         std::string* next);
   absl::StatusOr<uint64_t> CountLiveKeys();
+  // The live keys when the database holds at most `limit` entries (live, expired, deleted and
+  // overwritten ones all count), else nullopt: a scan bounded by `limit` whatever the size.
+  absl::StatusOr<std::optional<uint64_t>> CountKeysUpTo(size_t limit);
+  // RocksDB's "rocksdb.estimate-num-keys": no scan, approximate until compaction.
+  absl::StatusOr<uint64_t> EstimateKeyCount();
+  // Deletes up to `limit` keys after `after` in one write batch; `next` as in ScanKeys. FLUSHDB
+  // calls it in steps, so flushing a big cluster never holds a thread for long.
+  absl::Status DeleteKeys(std::string_view after, size_t limit, std::string* next);
 
   // Makes every write so far durable: one fsync of the live WAL (writes themselves never sync,
   // so callers can gather many writes per sync; see server/durability.h).
@@ -105,6 +114,10 @@ class ClusterStore {
   // The sequence number of the newest write (grows with every write; the everysec syncer skips
   // a store whose number has not moved since its last sync).
   uint64_t LatestSequenceNumber() const;
+  // Writes are buffered (manual_wal_flush): this hands the WAL's buffer to the OS (then a
+  // process crash loses nothing) and, with `sync`, syncs it (then a power loss loses nothing).
+  // The RESP server calls it after each round of writes, before the replies.
+  absl::Status FlushWal(bool sync);
   absl::Status Flush();
   absl::Status CompactAll();
   absl::StatusOr<bool> RotateDataKeyIfDue();

@@ -136,6 +136,9 @@ absl::Status ClusterStore::ReencryptPass(std::mutex& listing_mu) {
   rocksdb::WriteBatch marker;
   RETURN_IF_ERROR(FromRocks(marker.PutLogData("keyward: re-encrypt"), "batch failed"));
   RETURN_IF_ERROR(FromRocks(db_->Write(rocksdb::WriteOptions(), &marker), "WAL write failed"));
+  // WAL records wait in RocksDB's buffer (manual_wal_flush): the switch needs the marker in the
+  // file.
+  RETURN_IF_ERROR(FromRocks(db_->FlushWAL(false), "WAL write failed"));
   // One switch per pass, never two back to back: each switch marks the oldest live WAL as being
   // flushed, and while it is marked RocksDB ignores further switches. With an empty memtable
   // no flush ever clears the mark, so a second switch right after the first could leave the
