@@ -87,5 +87,16 @@ TEST(RespParserTest, RefusesMalformedLengths) {
   EXPECT_EQ(Parse({}, "*1\r\n$1\r\nab\r\n").outcome, ParseOutcome::kProtocolError);
 }
 
+// Found by resp_parser_fuzz: a length line of leading zeros over 32 bytes was refused with one
+// message while its CRLF had not arrived and another once it had.
+TEST(RespParserTest, ALongLengthLineGetsOneAnswerWhereverTheNetworkCutIt) {
+  std::string line = "*" + std::string(40, '0') + "7";
+  Result partial = Parse({}, line);
+  Result whole = Parse({}, line + "\r\n");
+  ASSERT_EQ(partial.outcome, ParseOutcome::kProtocolError);
+  ASSERT_EQ(whole.outcome, ParseOutcome::kProtocolError);
+  EXPECT_EQ(partial.error, whole.error);
+}
+
 }  // namespace
 }  // namespace keyward
