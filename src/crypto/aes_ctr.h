@@ -37,11 +37,17 @@ class CtrCipher {
  private:
   CtrCipher() = default;
   absl::Status ApplyWith(EVP_CIPHER_CTX* ctx, uint64_t offset, uint8_t* data, size_t len);
+  // Runs the keystream from where `ctx` stands, which must be byte `offset`.
+  absl::Status Update(EVP_CIPHER_CTX* ctx, uint64_t offset, uint8_t* data, size_t len);
+
+  static constexpr uint64_t kUnknownOffset = ~uint64_t{0};
 
   SecretBytes key_;
   uint8_t iv_[kAesBlockSize] = {};
   std::mutex mu_;
   EVP_CIPHER_CTX* ctx_ = nullptr;  // guarded by mu_
+  // The byte offset ctx_'s keystream stands at after the last successful call (guarded by mu_).
+  uint64_t next_offset_ = kUnknownOffset;
 };
 
 }  // namespace keyward

@@ -47,6 +47,43 @@ TEST(CtrCipher, AnyOffsetAndSplitGivesSameKeystream) {
   }
 }
 
+// The cached context is reused without repositioning when a call starts where the previous one
+// ended; calls that jump back, repeat an offset or skip ahead must still get their own keystream.
+TEST(CtrCipher, SequentialAndJumpingCallsMatchOneShotKeystream) {
+  std::string iv = Hex(kCtrIv);
+  auto* ivp = reinterpret_cast<const uint8_t*>(iv.data());
+  auto ref = CtrCipher::New(Key(kCtrKey), ivp);
+  auto c = CtrCipher::New(Key(kCtrKey), ivp);
+  ASSERT_TRUE(ref.ok() && c.ok());
+  std::string keystream(20000, '\0');
+  ASSERT_TRUE(
+      (*ref)->Apply(0, reinterpret_cast<uint8_t*>(keystream.data()), keystream.size()).ok());
+  uint64_t seed = 12345;
+  auto next = [&seed](uint64_t bound) {
+    seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (seed >> 33) % bound;
+  };
+  uint64_t offset = 0;
+  for (int i = 0; i < 2000; ++i) {
+    size_t len = 1 + next(300);
+    switch (next(4)) {
+      case 0:
+        offset = next(keystream.size() - 400);
+        break;  // jump anywhere
+      case 1:
+        offset = offset >= len ? offset - len : 0;
+        break;  // re-read the last bytes
+      default:
+        break;  // continue where we stopped
+    }
+    if (offset + len > keystream.size()) offset = 0;
+    std::string data(len, '\0');
+    ASSERT_TRUE((*c)->Apply(offset, reinterpret_cast<uint8_t*>(data.data()), len).ok());
+    ASSERT_EQ(data, keystream.substr(offset, len)) << "call " << i << " at offset " << offset;
+    offset += len;
+  }
+}
+
 TEST(CtrCipher, CounterCarriesAcrossAllBytes) {
   // IV of all 0xff: block 1 wraps to all zero; must equal a fresh cipher with a zero IV.
   std::string key = Hex(kCtrKey);
