@@ -419,6 +419,17 @@ void Scan(CommandCtx& c) {
 }
 
 // KEYS runs in steps of kKeysPerStep keys (see CommandProgress); the reply is bounded.
+// A stepped command (KEYS, FLUSHDB) that has more keys to visit: it runs again, from `next`, in
+// the cluster's next round. False when `next` is empty (the walk reached the end).
+bool ContinueAfter(CommandCtx& c, std::string next) {
+  if (next.empty()) return false;
+  CommandProgress& p = c.session.progress;
+  p.active = true;
+  p.after = std::move(next);
+  c.more = true;
+  return true;
+}
+
 void Keys(CommandCtx& c) {
   CommandProgress& p = c.session.progress;
   if (!p.active && !GlobPatternSizeOk(c, c.args[1])) return;
@@ -443,12 +454,7 @@ void Keys(CommandCtx& c) {
                 "them in pages");
     return;
   }
-  if (!next.empty()) {
-    p.active = true;
-    p.after = std::move(next);
-    c.more = true;
-    return;
-  }
+  if (ContinueAfter(c, std::move(next))) return;
   resp::ArrayHeader(c.out, p.matched.size());
   for (const auto& k : p.matched) resp::Bulk(c.out, k);
   p = CommandProgress();
@@ -483,12 +489,7 @@ void FlushDb(CommandCtx& c) {
     StorageError(c, st);
     return;
   }
-  if (!next.empty()) {
-    p.active = true;
-    p.after = std::move(next);
-    c.more = true;
-    return;
-  }
+  if (ContinueAfter(c, std::move(next))) return;
   p = CommandProgress();
   resp::SimpleString(c.out, "OK");
 }

@@ -265,10 +265,7 @@ absl::Status ClusterStore::DeleteAll() {
   return WriteStatus(db_->Write(rocksdb::WriteOptions(), &batch), "flush of all keys failed");
 }
 
-absl::Status ClusterStore::ScanKeys(std::string_view after, size_t limit,
-                                    std::vector<std::string>* keys, std::string* next) {
-  next->clear();
-  int64_t now = NowMs();
+std::unique_ptr<rocksdb::Iterator> ClusterStore::IteratorAfter(std::string_view after) {
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
   if (after.empty()) {
     it->SeekToFirst();
@@ -276,6 +273,14 @@ absl::Status ClusterStore::ScanKeys(std::string_view after, size_t limit,
     it->Seek(rocksdb::Slice(after.data(), after.size()));
     if (it->Valid() && it->key() == rocksdb::Slice(after.data(), after.size())) it->Next();
   }
+  return it;
+}
+
+absl::Status ClusterStore::ScanKeys(std::string_view after, size_t limit,
+                                    std::vector<std::string>* keys, std::string* next) {
+  next->clear();
+  int64_t now = NowMs();
+  std::unique_ptr<rocksdb::Iterator> it = IteratorAfter(after);
   size_t examined = 0;
   for (; it->Valid() && examined < limit; it->Next(), ++examined) {
     if (!Expired(std::string_view(it->value().data(), it->value().size()), now)) {
@@ -327,13 +332,7 @@ absl::StatusOr<uint64_t> ClusterStore::EstimateKeyCount() {
 
 absl::Status ClusterStore::DeleteKeys(std::string_view after, size_t limit, std::string* next) {
   next->clear();
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
-  if (after.empty()) {
-    it->SeekToFirst();
-  } else {
-    it->Seek(rocksdb::Slice(after.data(), after.size()));
-    if (it->Valid() && it->key() == rocksdb::Slice(after.data(), after.size())) it->Next();
-  }
+  std::unique_ptr<rocksdb::Iterator> it = IteratorAfter(after);
   rocksdb::WriteBatch batch;
   size_t examined = 0;
   for (; it->Valid() && examined < limit; it->Next(), ++examined) {

@@ -175,6 +175,8 @@ class ClusterStore {
   };
 
   ClusterStore() = default;
+  // An iterator at the first key strictly after `after` (the first key when it is empty).
+  std::unique_ptr<rocksdb::Iterator> IteratorAfter(std::string_view after);
   absl::StatusOr<std::vector<LiveFile>> ListLiveFiles();
   // `listing_mu` is held around the obsolete-file purge: listing WAL files disables file
   // deletions for a moment, and a purge that ran then would leave the old WAL behind.
