@@ -127,7 +127,6 @@ void KeyHealthMonitor::RunCheck(const EncryptionKey& key) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     KeyState& s = keys_[key.id];
-    s.in_flight = false;
     if (outcome.result == KeyCheckOutcome::Result::kTransient) {
       if (s.failing_since_ms == 0) s.failing_since_ms = now;
       failing_since = s.failing_since_ms;
@@ -149,6 +148,11 @@ void KeyHealthMonitor::RunCheck(const EncryptionKey& key) {
     }
   }
   Apply(key, outcome, failing_since);
+  // Only now: the next check of this key could otherwise start while this one's cut, restore
+  // or re-wrap (each a KMS round trip) still runs, and an older "healthy" could land after a
+  // newer "lost".
+  std::lock_guard<std::mutex> lock(mu_);
+  keys_[key.id].in_flight = false;
 }
 
 void KeyHealthMonitor::CutAll(const EncryptionKey& key, const std::string& reason) {

@@ -162,6 +162,7 @@ bool ClusterExecutor::RunOneRound() {
   PendingPuts puts;
   while (!round.empty() && !out_of_time) {
     RespJob& job = *round.front();
+    bool handed_back = false;
     while (job.next < job.commands.size()) {
       size_t begin = job.out.size();
       if (!job.step_started && GatherBlindWrite(job, &puts)) {
@@ -188,6 +189,10 @@ bool ClusterExecutor::RunOneRound() {
         ++job.next;
         // QUIT: nothing after it runs (the connection closes once the reply is out).
         if (job.session->close_after_reply) job.next = job.commands.size();
+        if (job.out.size() >= job.max_out) {
+          handed_back = true;  // the rest runs once the client has read these replies
+          break;
+        }
       }
       // The clock is read after every step of a long command and every 8th short one.
       if ((r.more || ++since_clock % 8 == 0) && Clock::now() >= deadline) {
@@ -195,7 +200,7 @@ bool ClusterExecutor::RunOneRound() {
         break;
       }
     }
-    if (job.next == job.commands.size()) {
+    if (job.next == job.commands.size() || handed_back) {
       finished.push_back(std::move(round.front()));
       round.pop_front();
     }

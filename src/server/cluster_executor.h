@@ -55,6 +55,11 @@ struct RespJob {
   size_t next = 0;            // the first command not finished
   bool step_started = false;  // commands[next] is a multi-step command under way
   std::string out;            // replies, released together when the job is done
+  // A job whose replies reach this many bytes is handed back at the next command boundary with
+  // `next` < commands.size(): the loop sends what is there and resubmits the rest once the
+  // client has read it, so a pipeline of big replies (GET of a 64 MiB value × 1,024) never
+  // builds up in memory.
+  size_t max_out = size_t{64} << 20;
 };
 
 class ClusterExecutor : public std::enable_shared_from_this<ClusterExecutor> {

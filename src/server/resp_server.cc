@@ -41,9 +41,13 @@ struct RespServer::Connection {
   std::string in;
   std::string out;
   size_t out_offset = 0;
-  bool closing = false;       // protocol error, QUIT or end of input: answer, flush, then close
-  bool eof = false;           // the client sent everything it will send
-  bool busy = false;          // a batch of this connection is with the executor
+  bool closing = false;  // protocol error, QUIT or end of input: answer, flush, then close
+  bool eof = false;      // the client sent everything it will send
+  bool busy = false;     // a batch of this connection is with the executor (or parked)
+  // A batch handed back before its end because its replies filled max_pending_output: resubmitted
+  // once the client has read them (Flush). The connection stays busy meanwhile.
+  std::unique_ptr<RespJob> parked;
+  size_t job_bytes = 0;       // the arguments of the batch in flight, counted in the memory cap
   std::string pending_error;  // a protocol error, answered after the batch in flight
   uint32_t events = EPOLLIN;  // what epoll watches for
   bool paused_for_output = false;  // stopped parsing until the client reads its replies
@@ -66,6 +70,10 @@ constexpr size_t kMaxBatchCommands = 1024;
 constexpr size_t kMaxBatchBytes = 256 << 10;
 // While a batch runs, read ahead at most this much of what the client pipelines after it.
 constexpr size_t kReadAheadWhileBusy = 1 << 20;
+// Before AUTH no more than one request may wait: the pre-AUTH limits bound what is buffered.
+size_t ReadAheadWhileBusy(bool authenticated) {
+  return authenticated ? kReadAheadWhileBusy : RespLimits::PreAuth().max_request_bytes;
+}
 
 absl::StatusOr<int> BindListener(const std::string& host, int port) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -368,7 +376,7 @@ void RespServer::OnReadable(Connection& c) {
                                           : RespLimits::PreAuth().max_request_bytes;
   while (!c.eof) {
     // While a batch runs, read ahead a little (the next batch), then let TCP push back.
-    if (c.busy && c.in.size() >= kReadAheadWhileBusy) break;
+    if (c.busy && c.in.size() >= ReadAheadWhileBusy(c.authenticated)) break;
     ssize_t n = read(c.fd, buf, sizeof(buf));
     if (n > 0) {
       c.in.append(buf, static_cast<size_t>(n));
@@ -438,6 +446,11 @@ void RespServer::Process(Connection& c) {
     job->session = c.session;
     // Allocated here and freed here (OnJobsDone), not across threads; most replies fit.
     job->out.reserve(job->commands.size() * 32);
+    job->max_out = options_.max_pending_output;
+    c.job_bytes = 0;
+    for (const auto& args : job->commands) {
+      for (const auto& a : args) c.job_bytes += a.size();
+    }
     c.busy = true;
     // Submitted after this pass over the ready connections: one hand-off to the executor for
     // all of them (SubmitPending).
@@ -476,17 +489,24 @@ void RespServer::OnJobsDone() {
       continue;  // the connection closed meanwhile
     }
     Connection& c = *connections_[fd];
-    c.busy = false;
+    const uint64_t connection_id = job->connection_id;
     c.authenticated = c.session->authenticated;  // the executor is done with the session
     if (c.out.empty()) {
       c.out.swap(job->out);
     } else {
       c.out += job->out;
     }
-    if (c.session->close_after_reply) c.closing = true;
-    Process(c);  // the next batch, or the pending protocol error
+    job->out.clear();
+    if (job->next < job->commands.size()) {
+      c.parked = std::move(job);  // its replies filled the buffer: the rest after Flush
+    } else {
+      c.busy = false;
+      c.job_bytes = 0;
+      if (c.session->close_after_reply) c.closing = true;
+      Process(c);  // the next batch, or the pending protocol error
+    }
     Flush(c);
-    if (connections_[fd] && connections_[fd]->id == job->connection_id) {
+    if (connections_[fd] && connections_[fd]->id == connection_id) {
       EnforceMemoryCap(*connections_[fd]);
     }
   }
@@ -508,6 +528,9 @@ void RespServer::Flush(Connection& c) {
   if (c.out_offset == c.out.size()) {
     c.out.clear();
     c.out_offset = 0;
+    if (c.parked) {  // the client read the replies so far: the rest of its batch runs
+      pending_jobs_.emplace_back(c.executor, std::move(c.parked));
+    }
     if (c.out.capacity() > (1 << 20)) std::string().swap(c.out);  // a big reply's buffer
     if (c.paused_for_output) {
       Process(c);  // the client drained its replies: continue with its queued commands
@@ -528,7 +551,8 @@ void RespServer::UpdateInterest(Connection& c) {
   uint32_t events = 0;
   // No reading after the end of input, while the client does not read its replies, or beyond
   // the read-ahead while a batch runs (OnJobsDone reads on).
-  if (!c.eof && !c.paused_for_output && !(c.busy && c.in.size() >= kReadAheadWhileBusy)) {
+  if (!c.eof && !c.paused_for_output &&
+      !(c.busy && c.in.size() >= ReadAheadWhileBusy(c.authenticated))) {
     events |= EPOLLIN;
   }
   if (c.out_offset < c.out.size()) events |= EPOLLOUT;
@@ -561,6 +585,9 @@ void RespServer::SweepTimeouts() {
   }
   for (auto& c : connections_) {
     if (!c) continue;
+    // Not while a batch of it runs: a client waiting for its own FLUSHDB, or for an AUTH queued
+    // behind a busy cluster, is not idle.
+    if (c->busy) continue;
     std::optional<std::string> goodbye = limits_->Expired(c->limit, c->authenticated);
     if (!goodbye) continue;
     // Best effort, never blocking: the client is closed either way (a batch in flight finishes
@@ -572,7 +599,7 @@ void RespServer::SweepTimeouts() {
 }
 
 void RespServer::EnforceMemoryCap(Connection& c) {
-  if (!limits_->SetMemory(&c.limit, c.in.capacity() + c.out.capacity())) return;
+  if (!limits_->SetMemory(&c.limit, c.in.capacity() + c.out.capacity() + c.job_bytes)) return;
   // Over the cap: close the client holding the most (a linear scan, only when over the cap).
   while (limits_->total_memory() > limits_->options().max_client_memory) {
     Connection* largest = nullptr;
