@@ -575,8 +575,22 @@ std::vector<Route> RouteTable(ControlPlane* cp, MetadataStore* store, const std:
   };
   add("GET", "/api/v1/clusters/{cluster_id}",
       [cp, one_cluster](Call& c) { one_cluster(c, cp->GetCluster(c.user, c.params[0])); });
-  add("DELETE", "/api/v1/clusters/{cluster_id}",
-      [cp, one_cluster](Call& c) { one_cluster(c, cp->DeleteCluster(c.user, c.params[0])); });
+  add("DELETE", "/api/v1/clusters/{cluster_id}", [cp](Call& c) {
+    std::string with =
+        c.req.has_param("with_backups") ? c.req.get_param_value("with_backups") : "false";
+    if (with != "true" && with != "false") {
+      c.Check(absl::StatusOr<int>(absl::InvalidArgumentError(
+          "with_backups must be true or false (true also deletes the cluster's backups)")));
+      return;
+    }
+    auto r = cp->DeleteCluster(c.user, c.params[0], with == "true");
+    if (!c.Check(r)) return;
+    json out = ClusterJson(r->cluster, cp->Endpoint(r->cluster));
+    out["backups"] = {{"kept", r->backups_kept},
+                      {"deleted", r->backups_deleted},
+                      {"message", r->backups_message}};
+    c.Json(200, out);
+  });
   add("POST", "/api/v1/clusters/{cluster_id}:pause",
       [cp, one_cluster](Call& c) { one_cluster(c, cp->PauseCluster(c.user, c.params[0])); });
   add("POST", "/api/v1/clusters/{cluster_id}:resume",

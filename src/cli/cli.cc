@@ -56,6 +56,8 @@ const std::map<std::string, std::string> kUsage = {
                          (default: the server's --durability)
   keyward cluster list [--project P]
   keyward cluster get|pause|resume|delete ID     get shows how the data is protected now
+  keyward cluster delete ID [--with-backups]     crypto-shreds it; says what happens to its
+                         backups (kept until their retention ends, unless --with-backups)
   keyward cluster rotate-dictionary-key ID       new dictionary key, dictionary re-sealed
   keyward cluster reencrypt ID [--wait]          rewrite every file under a new data key
   keyward cluster repair ID --accept-data-loss   a cluster with damaged files (state_cause
@@ -358,7 +360,7 @@ int ClusterCommand(const std::string& verb, const CliCtx& c) {
   if (verb == "get") {
     r = c.api.Call("GET", path);
   } else if (verb == "delete") {
-    r = c.api.Call("DELETE", path);
+    r = c.api.Call("DELETE", c.flags.Has("with-backups") ? path + "?with_backups=true" : path);
   } else if (verb == "pause" || verb == "resume" || verb == "rotate-dictionary-key" ||
              verb == "reencrypt") {
     r = c.api.Call("POST", path + ":" + verb);
@@ -389,7 +391,11 @@ int ClusterCommand(const std::string& verb, const CliCtx& c) {
   if (!r) return 1;
   c.api.Print(*r, [&] {
     PrintClusters(json::array({*r}));
-    if (verb == "delete") printf("its wrapped keys were destroyed first, then its files\n");
+    if (verb == "delete") {
+      printf("its wrapped keys were destroyed first, then its files\n");
+      std::string backups = Str(r->value("backups", json::object()), "message");
+      if (!backups.empty()) printf("%s\n", backups.c_str());
+    }
     if (verb != "delete") PrintEncryption(r->value("encryption", json::object()));
   });
   return 0;
@@ -455,7 +461,8 @@ int RunCli(const std::string& noun, const std::vector<std::string>& args) {
     }
   }
   valued.insert("cmek");
-  auto flags = ParseFlags(rest, valued, {"help", "dual-region", "wait", "accept-data-loss"});
+  auto flags =
+      ParseFlags(rest, valued, {"help", "dual-region", "wait", "accept-data-loss", "with-backups"});
   if (!flags.ok()) return Usage(noun, std::string(flags.status().message()));
   if (flags->Has("help")) {
     printf("%s%s", kUsage.at(noun).c_str(), kCommon);

@@ -405,6 +405,8 @@ absl::Status Serve(const ParsedFlags& flags, const KmsFactoryMaker& make_kms) {
                   [&monitor] { monitor.Tick(); });
   scheduler.Every("data-key-rotation", 3600 * 1000, 0.1, [&runtime] { runtime.RotateDataKeys(); });
   scheduler.Every("storage-check", storage_check_ms, 0, [&control] { control.CheckStorage(); });
+  // Backup policies: scheduled backups (on long_jobs, like any backup) and retention expiry.
+  scheduler.Every("backup-schedule", 60 * 1000, 0, [&control] { control.RunBackupSchedule(); });
   scheduler.Start();
   // Stopped before the monitor and control plane it calls into go away, on every path out.
   absl::Cleanup stop_scheduler = [&scheduler] { scheduler.Stop(); };

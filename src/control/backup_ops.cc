@@ -2,6 +2,7 @@
 // cluster, and the start-up recovery of backups a restart interrupted. The data path is
 // backup/cluster_backup.h; this file decides, authorises, records and audits.
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <regex>
@@ -18,6 +19,7 @@ namespace keyward {
 namespace {
 
 namespace fs = std::filesystem;
+using nlohmann::json;
 
 constexpr char kCheckpointPrefix[] = "backup-checkpoint-";
 constexpr char kRestoreStagingPrefix[] = ".restore-";
@@ -86,6 +88,11 @@ absl::StatusOr<BackupRecord> ControlPlane::CreateBackup(const User& actor,
   if (!backups_ || !backup_destination_) return BackupsOff();
   ASSIGN_OR_RETURN(Cluster c,
                    LoadCluster(actor, cluster_id, Need::kMember, nullptr, "backup.create"));
+  return StartBackup(&actor, c);
+}
+
+absl::StatusOr<BackupRecord> ControlPlane::StartBackup(const User* actor, const Cluster& c) {
+  const std::string& cluster_id = c.id;
   ASSIGN_OR_RETURN(std::optional<EncryptionKey> key, metadata_.GetKey(c.encryption_key_id));
   auto h = runtime_.Get(cluster_id);
   if (!h || !key) {
@@ -109,8 +116,8 @@ absl::StatusOr<BackupRecord> ControlPlane::CreateBackup(const User& actor,
         "cluster ", cluster_id, " has a backup running already; wait for it (keyward backup list ",
         cluster_id, ")"));
   }
-  Audit(&actor, c.project_id, "backup.create", r.id, &*key, absl::OkStatus(),
-        absl::StrCat("started, cluster ", c.id));
+  Audit(actor, c.project_id, "backup.create", r.id, &*key, absl::OkStatus(),
+        absl::StrCat(actor ? "started" : "started by the backup policy", ", cluster ", c.id));
   // Like re-encryption, the job holds the store only while it works: a close (pause, key loss,
   // shutdown) makes it stop, and the close is what releases the store and wipes its keys.
   std::weak_ptr<ClusterStore> weak_store = h->store;
@@ -290,6 +297,63 @@ absl::StatusOr<ClusterCreated> ControlPlane::RestoreBackup(const User& actor,
         absl::StrCat("restored as cluster ", c.id, " (", name, ")"), b.key_version);
   ASSIGN_OR_RETURN(std::optional<Cluster> stored, metadata_.GetCluster(c.id));
   return ClusterCreated{stored ? *stored : c, password};
+}
+
+absl::StatusOr<int> ControlPlane::CountClusterBackups(const std::string& cluster_id) {
+  if (!backups_ || !backup_destination_) return 0;
+  ASSIGN_OR_RETURN(std::vector<BackupRecord> list,
+                   backups_->ListForCluster(cluster_id, {0, 1 << 30}));
+  // The ones that can be restored: a failed backup's record stays, its objects are gone.
+  return static_cast<int>(std::count_if(list.begin(), list.end(),
+                                        [](const auto& b) { return b.state == "completed"; }));
+}
+
+absl::StatusOr<int> ControlPlane::DeleteClusterBackups(const User& actor, const Cluster& c) {
+  if (!backups_ || !backup_destination_) return 0;
+  ASSIGN_OR_RETURN(std::vector<BackupRecord> list, backups_->ListForCluster(c.id, {0, 1 << 30}));
+  for (const BackupRecord& b : list) {
+    if (b.state == "running") {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "cluster ", c.id, " has backup ", b.id,
+          " running; nothing was deleted: wait for it to finish, then delete the cluster again"));
+    }
+  }
+  int deleted = 0;
+  for (const BackupRecord& b : list) {
+    absl::Status st = DeleteBackupObjects(*backup_destination_, b.id);
+    if (st.ok()) st = backups_->DeleteIfNotRunning(b.id).status();
+    std::optional<EncryptionKey> key;
+    if (auto k = metadata_.GetKey(b.key_record_id); k.ok()) key = *k;
+    Audit(&actor, b.project_id, "backup.delete", b.id, key ? &*key : nullptr, st,
+          absl::StrCat("with cluster ", c.id), b.key_version);
+    if (!st.ok()) {
+      return absl::Status(st.code(), absl::StrCat("cannot delete backup ", b.id, " of cluster ",
+                                                  c.id, " (", deleted,
+                                                  " deleted before it); the cluster was not "
+                                                  "deleted: ",
+                                                  st.message()));
+    }
+    ++deleted;
+  }
+  return deleted;
+}
+
+std::string ControlPlane::BackupsAfterDelete(const Cluster& c, int kept, int deleted) {
+  if (!backups_ || !backup_destination_) return "";
+  if (deleted > 0) {
+    return deleted == 1 ? std::string("its 1 backup was deleted with it")
+                        : absl::StrCat("its ", deleted, " backups were deleted with it");
+  }
+  if (kept == 0) return "it had no backups";
+  json policy = json::parse(c.backup_policy_json, nullptr, false);
+  int days = policy.is_object() ? policy.value("retention_days", 0) : 0;
+  std::string until =
+      days > 0 ? absl::StrCat("until their retention ends (", days, " days after each was taken)")
+               : std::string("until you delete them (no backup policy, so no retention)");
+  return absl::StrCat("its ", kept, kept == 1 ? " backup is" : " backups are", " kept ", until,
+                      ", encrypted under the project's key: readable only through that key, "
+                      "while it exists; delete them now with keyward backup delete, or delete "
+                      "a cluster with --with-backups");
 }
 
 }  // namespace keyward

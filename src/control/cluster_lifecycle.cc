@@ -316,16 +316,36 @@ absl::StatusOr<Cluster> ControlPlane::ResumeCluster(const User& actor, const std
 }
 
 absl::StatusOr<Cluster> ControlPlane::DeleteCluster(const User& actor, const std::string& id) {
+  ASSIGN_OR_RETURN(ClusterDeleted d, DeleteCluster(actor, id, /*with_backups=*/false));
+  return d.cluster;
+}
+
+absl::StatusOr<ControlPlane::ClusterDeleted> ControlPlane::DeleteCluster(const User& actor,
+                                                                         const std::string& id,
+                                                                         bool with_backups) {
   ASSIGN_OR_RETURN(Claimed held, ClaimForChange(actor, id, Need::kOwner, "cluster.delete"));
   Cluster& c = held.cluster;
   const std::optional<EncryptionKey>& key = held.key;
   if (!CanTransition(c.state, "deleting")) return IllegalTransition(c, "delete");
+  ClusterDeleted out;
+  // Backups go first: when one cannot be deleted the cluster is still whole and the request
+  // can be repeated.
+  if (with_backups) {
+    ASSIGN_OR_RETURN(out.backups_deleted, DeleteClusterBackups(actor, c));
+  } else {
+    ASSIGN_OR_RETURN(out.backups_kept, CountClusterBackups(c.id));
+  }
   RETURN_IF_ERROR(Transition(c, "deleting", ""));
   absl::Status st = runtime_.Shred(c.id);  // wrapped keys destroyed first, then the files
   if (st.ok()) st = Transition(c, "deleted", "", "", 0);
-  Audit(&actor, c.project_id, "cluster.delete", c.id, key ? &*key : nullptr, st, "crypto-shredded");
+  Audit(&actor, c.project_id, "cluster.delete", c.id, key ? &*key : nullptr, st,
+        absl::StrCat("crypto-shredded; backups ",
+                     with_backups ? absl::StrCat(out.backups_deleted, " deleted")
+                                  : absl::StrCat(out.backups_kept, " kept")));
   RETURN_IF_ERROR(st);
-  return c;
+  out.cluster = c;
+  out.backups_message = BackupsAfterDelete(c, out.backups_kept, out.backups_deleted);
+  return out;
 }
 
 absl::Status ControlPlane::CutCluster(const std::string& id, const EncryptionKey& key,

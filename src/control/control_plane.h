@@ -130,6 +130,17 @@ class ControlPlane {
   absl::StatusOr<Cluster> PauseCluster(const User& actor, const std::string& id);
   absl::StatusOr<Cluster> ResumeCluster(const User& actor, const std::string& id);
   absl::StatusOr<Cluster> DeleteCluster(const User& actor, const std::string& id);
+  // Deletion that says what happens to the cluster's backups: kept (until their retention ends,
+  // readable only through the project's key), or with `with_backups` deleted first — all of
+  // them, objects then records, before the cluster is shredded; 409 while one is running.
+  struct ClusterDeleted {
+    Cluster cluster;
+    int backups_kept = 0;
+    int backups_deleted = 0;
+    std::string backups_message;  // "" when the server has no backups configured
+  };
+  absl::StatusOr<ClusterDeleted> DeleteCluster(const User& actor, const std::string& id,
+                                               bool with_backups);
   absl::StatusOr<Cluster> SetBackupPolicy(const User& actor, const std::string& id,
                                           const BackupPolicy& policy);
 
@@ -187,6 +198,16 @@ class ControlPlane {
   // and decrypted into a staging directory first; any failure leaves no cluster and no files.
   absl::StatusOr<ClusterCreated> RestoreBackup(const User& actor, const std::string& backup_id,
                                                const std::string& name);
+  // The backup policies at work (backup_schedule.cc; the scheduler calls it every minute):
+  // starts a backup of each available cluster whose policy has one due (one per period: hour,
+  // UTC day, week, or day at HH:MM UTC) and deletes, objects then record, every finished backup
+  // older than its cluster's retention_days, deleted clusters' too. Both audited as keyward.
+  // Returns how many backups it started and how many it deleted.
+  struct BackupScheduleRun {
+    int started = 0;
+    int expired = 0;
+  };
+  BackupScheduleRun RunBackupSchedule();
 
   absl::StatusOr<std::vector<AuditEvent>> ListAudit(const User& actor,
                                                     const std::string& project_id, int64_t since_ms,
@@ -259,8 +280,16 @@ class ControlPlane {
   // Start-up: backups a restart interrupted → failed (their objects removed), and leftover
   // checkpoints and restore staging directories removed.
   absl::Status RecoverBackups(const std::vector<Cluster>& clusters);
+  // CreateBackup's work once authorised; `actor` nullptr: the backup policy (keyward itself).
+  absl::StatusOr<BackupRecord> StartBackup(const User* actor, const Cluster& c);
   void RunBackup(BackupRecord record, EncryptionKey key, std::weak_ptr<ClusterStore> store,
                  std::shared_ptr<MasterKeyProvider> provider);
+  // DeleteCluster's backup side (backup_ops.cc): deletes every backup of cluster `c`, or says
+  // none may be deleted while one runs; then the sentence the answer carries.
+  absl::StatusOr<int> DeleteClusterBackups(const User& actor, const Cluster& c);
+  // Completed backups of the cluster (the ones a restore can use).
+  absl::StatusOr<int> CountClusterBackups(const std::string& cluster_id);
+  std::string BackupsAfterDelete(const Cluster& c, int kept, int deleted);
   absl::StatusOr<BackupRecord> LoadBackup(const User& actor, const std::string& id, Need need,
                                           std::string_view action);
 

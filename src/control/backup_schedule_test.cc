@@ -1,0 +1,203 @@
+// Backup policies at the lowest level that shows them: a real control plane, metadata store,
+// encrypted stores and local backup directory, the escrow key, and a test clock driving the
+// scheduler — days pass in microseconds.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "backup/backup_destination.h"
+#include "control/control_plane.h"
+#include "control/scheduler.h"
+#include "crypto/random.h"
+#include "fake_kms.h"
+#include "kms/escrow/escrow_provider.h"
+
+namespace keyward {
+namespace {
+
+namespace fs = std::filesystem;
+constexpr int64_t kDayMs = 24 * 3600 * 1000;
+
+class BackupScheduleTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::temp_directory_path() / ("kw-bsched-" + *RandomHex(6));
+    fs::create_directories(root_ / "clusters");
+    auto escrow = EscrowProvider::LoadOrCreate((root_ / "escrow.key").string());
+    ASSERT_TRUE(escrow.ok());
+    kms_ = NewFakeKmsFactory(std::shared_ptr<MasterKeyProvider>(std::move(*escrow)),
+                             (root_ / "kms.json").string());
+    auto md = OpenSqliteMetadataStore((root_ / "metadata.db").string());
+    ASSERT_TRUE(md.ok()) << md.status();
+    metadata_ = std::move(*md);
+    auto resp = RespServer::New({});
+    ASSERT_TRUE(resp.ok());
+    resp_ = std::move(*resp);
+    ClusterRuntimeOptions ro;
+    ro.data_dir = root_.string();
+    runtime_ = std::make_unique<ClusterRuntime>(ro, *resp_,
+                                                SharedStorageResources::New(8 << 20, 16 << 20));
+    auto records = BackupRecords::Open((root_ / "backups.db").string());
+    ASSERT_TRUE(records.ok()) << records.status();
+    records_ = std::move(*records);
+    auto dest = LocalDirectoryDestination::New((root_ / "backups").string());
+    ASSERT_TRUE(dest.ok()) << dest.status();
+    dest_ = std::move(*dest);
+    auto now = [this] { return now_ms_.load(); };
+    control_ = std::make_unique<ControlPlane>(*metadata_, *kms_, *runtime_, ServiceIdentity{}, now);
+    control_->SetBackups(records_.get(), dest_.get());
+    scheduler_ = std::make_unique<Scheduler>(now);
+    control_->SetBackgroundRunner(
+        [this](std::function<void()> job) { scheduler_->Submit("job", std::move(job)); });
+    // As serve.cc does it.
+    scheduler_->Every("backup-schedule", 60'000, 0, [this] { control_->RunBackupSchedule(); });
+    auto token = control_->Bootstrap();
+    ASSERT_TRUE(token.ok()) << token.status();
+    owner_ = *control_->Authenticate(*token);
+    auto project = control_->DefaultProjectId();
+    ASSERT_TRUE(project.ok()) << project.status();
+    project_ = *project;
+  }
+  void TearDown() override {
+    scheduler_->Stop();
+    runtime_->Shutdown();
+    resp_->Stop();
+    fs::remove_all(root_);
+  }
+
+  std::string NewCluster(const std::string& name, int retention_days) {
+    auto c = control_->CreateCluster(owner_, project_,
+                                     {name, "azure", "eastus", "dedicated", std::nullopt});
+    EXPECT_TRUE(c.ok()) << c.status();
+    if (!c.ok()) return "";
+    auto set =
+        control_->SetBackupPolicy(owner_, c->cluster.id, {"daily", retention_days, false, ""});
+    EXPECT_TRUE(set.ok()) << set.status();
+    return c->cluster.id;
+  }
+  // Moves the clock on by `ms` in minute steps, running whatever the scheduler has due (the
+  // schedule's tick and the backup jobs it starts).
+  void Advance(int64_t ms) {
+    for (int64_t left = ms; left > 0; left -= 60'000) {
+      now_ms_ += std::min<int64_t>(left, 60'000);
+      while (scheduler_->RunDueForTest() > 0) {
+      }
+    }
+  }
+  std::vector<BackupRecord> Backups(const std::string& cluster) {
+    auto list = records_->ListForCluster(cluster, {0, 1000});
+    EXPECT_TRUE(list.ok()) << list.status();
+    return list.ok() ? *list : std::vector<BackupRecord>{};
+  }
+  // Backup ids with objects in the backup directory.
+  std::set<std::string> ObjectDirs() {
+    std::set<std::string> ids;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(root_ / "backups", ec)) {
+      std::string n = e.path().filename().string();
+      if (n.rfind("b-", 0) == 0) ids.insert(n);
+    }
+    return ids;
+  }
+  int AuditCount(const std::string& action) {
+    auto events = control_->ListAudit(owner_, project_, 0, INT64_MAX, {0, 10000});
+    EXPECT_TRUE(events.ok()) << events.status();
+    int n = 0;
+    for (const auto& e : *events) n += e.action == action && e.result == "success";
+    return n;
+  }
+
+  fs::path root_;
+  // Two minutes past midnight UTC, so each day's scheduled backup is taken at the first tick.
+  std::atomic<int64_t> now_ms_{1'800'000'000'000 / kDayMs * kDayMs + 120'000};
+  std::unique_ptr<KmsFactory> kms_;
+  std::unique_ptr<MetadataStore> metadata_;
+  std::unique_ptr<RespServer> resp_;
+  std::unique_ptr<ClusterRuntime> runtime_;
+  std::unique_ptr<BackupRecords> records_;
+  std::unique_ptr<LocalDirectoryDestination> dest_;
+  std::unique_ptr<ControlPlane> control_;
+  std::unique_ptr<Scheduler> scheduler_;
+  User owner_;
+  std::string project_;
+};
+
+TEST_F(BackupScheduleTest, DailyPolicyWithTwoDaysRetentionKeepsTwoBackups) {
+  std::string id = NewCluster("daily", 2);
+  ASSERT_FALSE(id.empty());
+  Advance(60'000);  // the first tick: today's backup
+  ASSERT_EQ(Backups(id).size(), 1u);
+  EXPECT_EQ(Backups(id)[0].state, "completed") << Backups(id)[0].error;
+  Advance(3600'000);  // later the same day: no second one
+  EXPECT_EQ(Backups(id).size(), 1u);
+
+  for (int day = 0; day < 5; ++day) Advance(kDayMs);
+  std::vector<BackupRecord> kept = Backups(id);
+  ASSERT_EQ(kept.size(), 2u);
+  std::set<std::string> ids;
+  for (const auto& b : kept) {
+    EXPECT_EQ(b.state, "completed") << b.error;
+    ids.insert(b.id);
+  }
+  // One a day, the newest today: two days, two backups.
+  EXPECT_EQ(kept[0].created_at - kept[1].created_at, kDayMs / 1000);
+  EXPECT_GE(kept[0].created_at, now_ms_ / 1000 - kDayMs / 1000);
+  // The expired ones' objects are gone too, and each deletion is audited.
+  EXPECT_EQ(ObjectDirs(), ids);
+  EXPECT_EQ(AuditCount("backup.expire"), 4);
+  EXPECT_EQ(AuditCount("backup.create"), 2 * 6);  // started + finished, six days
+}
+
+TEST_F(BackupScheduleTest, PausedClusterGetsNoScheduledBackupAndResumedOneDoes) {
+  std::string id = NewCluster("paused", 7);
+  ASSERT_FALSE(id.empty());
+  ASSERT_TRUE(control_->PauseCluster(owner_, id).ok());
+  Advance(3 * kDayMs);
+  EXPECT_TRUE(Backups(id).empty());
+  ASSERT_TRUE(control_->ResumeCluster(owner_, id).ok());
+  Advance(60'000);
+  ASSERT_EQ(Backups(id).size(), 1u);
+  EXPECT_EQ(Backups(id)[0].state, "completed") << Backups(id)[0].error;
+}
+
+TEST_F(BackupScheduleTest, NoPolicyNoScheduledBackupButDeletedClustersBackupsExpire) {
+  auto plain = control_->CreateCluster(owner_, project_,
+                                       {"nopolicy", "azure", "eastus", "dedicated", std::nullopt});
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  std::string id = NewCluster("gone", 2);
+  Advance(60'000);
+  EXPECT_TRUE(Backups(plain->cluster.id).empty());
+  ASSERT_EQ(Backups(id).size(), 1u);
+  // Deleted, its backup stays until the retention ends, then goes.
+  ASSERT_TRUE(control_->DeleteCluster(owner_, id).ok());
+  Advance(kDayMs);
+  EXPECT_EQ(Backups(id).size(), 1u);
+  Advance(kDayMs);
+  EXPECT_TRUE(Backups(id).empty());
+  EXPECT_TRUE(ObjectDirs().empty());
+}
+
+TEST_F(BackupScheduleTest, DeleteWithBackupsRefusedWhileOneRunsNothingDeleted) {
+  std::string id = NewCluster("busy", 7);
+  Advance(60'000);
+  ASSERT_EQ(Backups(id).size(), 1u);
+  // A second backup started, its job not yet run: it is running.
+  auto running = control_->CreateBackup(owner_, id);
+  ASSERT_TRUE(running.ok()) << running.status();
+  auto refused = control_->DeleteCluster(owner_, id, /*with_backups=*/true);
+  ASSERT_TRUE(absl::IsFailedPrecondition(refused.status())) << refused.status();
+  EXPECT_NE(refused.status().message().find(running->id), std::string_view::npos);
+  EXPECT_EQ((*metadata_->GetCluster(id))->state, "available");
+  EXPECT_EQ(ObjectDirs().size(), 1u);
+  while (scheduler_->RunDueForTest() > 0) {
+  }
+  auto deleted = control_->DeleteCluster(owner_, id, /*with_backups=*/true);
+  ASSERT_TRUE(deleted.ok()) << deleted.status();
+  EXPECT_EQ(deleted->backups_deleted, 2);
+  EXPECT_EQ(deleted->cluster.state, "deleted");
+  EXPECT_TRUE(Backups(id).empty());
+  EXPECT_TRUE(ObjectDirs().empty());
+}
+
+}  // namespace
+}  // namespace keyward
