@@ -37,7 +37,8 @@ void WorkerPool::Post(std::function<void()> task) {
   cv_.notify_one();
 }
 
-void WorkerPool::RunOnEveryWorker(const std::function<void()>& fn) {
+void WorkerPool::RunOnEveryWorker(const std::function<void()>& fn,
+                                  std::chrono::milliseconds max_wait) {
   std::vector<std::future<void>> done;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -52,7 +53,8 @@ void WorkerPool::RunOnEveryWorker(const std::function<void()>& fn) {
     }
   }
   cv_.notify_all();
-  for (auto& f : done) f.wait();
+  const auto deadline = std::chrono::steady_clock::now() + max_wait;
+  for (auto& f : done) f.wait_until(deadline);
 }
 
 void WorkerPool::Stop() {

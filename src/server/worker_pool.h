@@ -3,6 +3,7 @@
 // commands here, one round of one cluster per task (server/cluster_executor.h), so the number of
 // threads doing storage work is bounded however many clusters and connections there are.
 
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
@@ -26,9 +27,12 @@ class WorkerPool {
 
   void Post(std::function<void()> task);
   // Runs `fn` once on every worker thread (after the task each is running) and returns when all
-  // have: for work that must happen on the threads themselves, like wiping their dead stack
-  // frames. Never call it from a worker.
-  void RunOnEveryWorker(const std::function<void()>& fn);
+  // have, or after `max_wait` (the rest still run `fn` as soon as their current task ends): for
+  // work that must happen on the threads themselves, like wiping their dead stack frames, without
+  // letting one tenant's long command hold up a caller such as a key cut. Never call it from a
+  // worker.
+  void RunOnEveryWorker(const std::function<void()>& fn,
+                        std::chrono::milliseconds max_wait = std::chrono::milliseconds(200));
   // Runs what is queued, then joins the threads. Tasks posted afterwards are dropped.
   void Stop();
   size_t size() const { return threads_.size(); }
