@@ -63,6 +63,11 @@ namespace {
 constexpr uint64_t kListenerTag = 1ull << 63;
 constexpr uint64_t kWakeTag = 1ull << 62;
 constexpr uint64_t kDoneTag = kWakeTag + 1;
+// A connection's epoll data: its fd in the low 32 bits and 30 bits of its id above (below the
+// two tag bits), so an event queued for a closed connection never reaches a new one on its fd.
+uint64_t ConnectionTag(int fd, uint64_t id) {
+  return (id & 0x3fffffffu) << 32 | static_cast<uint32_t>(fd);
+}
 // A batch holds at most this many commands or (after its first command) input bytes, so parsing
 // one client's flood never holds up the loop's other connections for long (the executor's
 // rounds cut a batch finer if need be).
@@ -297,8 +302,10 @@ void RespServer::Run() {
           if (l->fd == fd) Accept(*l);
         }
       } else {
-        int fd = static_cast<int>(tag);
+        int fd = static_cast<int>(tag & 0xffffffffu);
         if (fd >= static_cast<int>(connections_.size()) || !connections_[fd]) continue;
+        // An event for a connection closed earlier in this batch whose fd was reused since.
+        if (ConnectionTag(fd, connections_[fd]->id) != tag) continue;
         Connection& c = *connections_[fd];
         if (events[i].events & (EPOLLERR | EPOLLHUP)) {
           CloseConnection(fd);
@@ -361,7 +368,7 @@ void RespServer::Accept(Listener& l) {
     c->limit = std::move(limit);
     epoll_event ev{};
     ev.events = EPOLLIN;
-    ev.data.u64 = static_cast<uint64_t>(fd);
+    ev.data.u64 = ConnectionTag(fd, c->id);
     epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
     connections_[fd] = std::move(c);
     ++open_connections_;
@@ -560,7 +567,7 @@ void RespServer::UpdateInterest(Connection& c) {
   c.events = events;
   epoll_event ev{};
   ev.events = events;
-  ev.data.u64 = static_cast<uint64_t>(c.fd);
+  ev.data.u64 = ConnectionTag(c.fd, c.id);
   epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, c.fd, &ev);
 }
 
