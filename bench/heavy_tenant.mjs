@@ -46,6 +46,8 @@ for (;;) {
   await redis.keys('*'); count('keys_all');
   await redis.flushdb(); count('flushdb');
   await fill(); count('refill');
-  // Last: with a backtracking glob matcher this alone holds X's worker for many seconds.
-  await redis.keys(pattern); count('keys_pathological');
+  // Last: with a backtracking glob matcher this alone held X's worker for many seconds; now a
+  // pattern over 4 KiB is refused at once (the refusal is what is counted).
+  await redis.keys(pattern).catch((e) => { if (!/pattern too long/.test(e.message)) throw e; });
+  count('keys_pathological');
 }
