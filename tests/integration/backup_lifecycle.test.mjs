@@ -140,6 +140,7 @@ test(`kill -9 during a restore never leaves a half-restored cluster available ($
     const duration = Math.max(20, Date.now() - t0);
     let killedDuring = 0;
     let stagingAtKill = 0;  // kills with a staging directory in place (the restore mid-way)
+    let finishedUnanswered = 0;  // restores that completed with their answer lost to the kill
     for (let round = 0; round < KILL_ROUNDS; round++) {
       const name = `killed-${round}`;
       const pending = server.api('POST', `/api/v1/backups/${backup.id}:restore`, { name }).catch(() => null);
@@ -155,8 +156,10 @@ test(`kill -9 during a restore never leaves a half-restored cluster available ($
       for (const c of clusters.filter((x) => x.name === name)) {
         assert.notEqual(c.state, 'creating', `cluster ${c.id} is still creating after a restart`);
         if (c.state === 'available') {
-          // Only a restore that finished before the kill may be available, and then whole.
-          assert.ok(answered && answered.status === 201, `cluster ${c.id} is available but its restore never answered`);
+          // Only a restore that finished before the kill may be available: answered, or killed
+          // between its commit and the answer (its record is written only after every chunk was
+          // verified and the directory moved into place; seen once under TSan's slower timing).
+          if (!answered || answered.status !== 201) finishedUnanswered++;
         } else {
           assert.equal(c.state, 'failed', `${c.id}: ${c.state}`);
           assert.match(c.state_message ?? JSON.stringify(c), /interrupted by a server restart/);
@@ -165,7 +168,7 @@ test(`kill -9 during a restore never leaves a half-restored cluster available ($
       const staging = fs.readdirSync(path.join(dir, 'clusters')).filter((n) => n.startsWith('.restore-'));
       assert.deepEqual(staging, [], 'a restore staging directory outlived the restart');
     }
-    console.log(`${killedDuring} of ${KILL_ROUNDS} kills landed during the restore, ${stagingAtKill} with its staging directory in place (one takes ${duration} ms)`);
+    console.log(`${killedDuring} of ${KILL_ROUNDS} kills landed during the restore, ${stagingAtKill} with its staging directory in place, ${finishedUnanswered} after its commit but before its answer (one takes ${duration} ms)`);
     if (KILL_ROUNDS >= 3) assert.ok(killedDuring >= 1, 'no kill landed during a restore: the test did not test');
     // A restore afterwards works, every key and value back.
     const after = cliJson(server, ['backup', 'restore', backup.id, '--name', 'after-kills']);
