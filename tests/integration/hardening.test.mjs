@@ -93,6 +93,11 @@ test('the server cannot dump core and keeps key buffers out of dumps; --allow-co
     const debug = await serveAsNobody(['--allow-core-dumps']);
     assert.equal(debug.owner, 65534, 'still not dumpable with --allow-core-dumps');
     assert.match(debug.output, /WARNING: --allow-core-dumps: a crash dump or debugger can read every cluster's keys/);
-    assert.ok(doNotDumpMappings(debug.smaps) < doNotDumpMappings(hardened.smaps),
-      'key buffers still marked do-not-dump with --allow-core-dumps');
+    // Under ThreadSanitizer its own allocator marks dozens of mappings do-not-dump, in numbers
+    // that vary between runs (seen: the comparison failed twice in three runs): this comparison is
+    // made in the ASan run, where every dd mapping is ours.
+    if (!process.env.TSAN_OPTIONS) {
+      assert.ok(doNotDumpMappings(debug.smaps) < doNotDumpMappings(hardened.smaps),
+        'key buffers still marked do-not-dump with --allow-core-dumps');
+    }
   });
