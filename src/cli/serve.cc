@@ -28,6 +28,7 @@
 #include "control/metadata_store.h"
 #include "control/scheduler.h"
 #include "control/wal_syncer.h"
+#include "crypto/process_hardening.h"
 #include "crypto/random.h"
 #include "crypto/sha256.h"
 #include "crypto/wipe_on_free.h"
@@ -37,7 +38,6 @@
 #include "server/resp_server.h"
 #include "util/data_dir_lock.h"
 #include "util/file_util.h"
-#include "util/process_hardening.h"
 #include "util/status_macros.h"
 
 namespace keyward {
@@ -264,7 +264,7 @@ absl::StatusOr<std::optional<AzureSettings>> LoadAzure(const ParsedFlags& flags)
 std::atomic<bool> g_stop{false};
 
 absl::Status Serve(const ParsedFlags& flags, const KmsFactoryMaker& make_kms) {
-  // First: private files and no core dumps with keys in them (util/process_hardening.h).
+  // First: private files and no core dumps with keys in them (crypto/process_hardening.h).
   RETURN_IF_ERROR(HardenProcess(flags.Has("allow-core-dumps")));
   if (flags.Has("allow-core-dumps")) {
     fprintf(stderr,

@@ -1,4 +1,4 @@
-#include "util/process_hardening.h"
+#include "crypto/process_hardening.h"
 
 #include <sys/prctl.h>
 #include <sys/stat.h>
