@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "cli/cli.h"
+#include "cli/command_line.h"
 #include "cli/serve.h"
 #include "util/version.h"
 
@@ -19,13 +20,22 @@ usage:
   keyward cluster create|list|get|pause|resume|delete|backup-policy ...
   keyward audit list --project P                            audit events
   keyward backup create|list|get|delete|restore ...         encrypted backups
-  keyward version
+  keyward completion bash|zsh                                source <(keyward completion bash)
+  keyward version | --version
+
+global flags (before or after the command): --server URL  --token T  --output table|json
+  --data-dir DIR
 )";
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::vector<std::string> args(argv + 1, argv + argc);
+  auto hoisted = keyward::HoistGlobalFlags(std::vector<std::string>(argv + 1, argv + argc));
+  if (!hoisted.ok()) {
+    fprintf(stderr, "keyward: %s\n%s", std::string(hoisted.status().message()).c_str(), kHelp);
+    return 2;
+  }
+  const std::vector<std::string>& args = *hoisted;
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
     fputs(kHelp, args.empty() ? stderr : stdout);
     return args.empty() ? 2 : 0;
@@ -40,6 +50,16 @@ int main(int argc, char** argv) {
   }
   if (command == "version") {
     printf("keyward %s\n", keyward::kKeywardVersion);
+    return 0;
+  }
+  if (command == "completion") {
+    auto script = keyward::CompletionScript(rest.empty() ? "" : rest[0]);
+    if (!script.ok() || rest.size() != 1) {
+      fprintf(stderr, "keyward completion: %s\nusage: keyward completion bash|zsh\n",
+              script.ok() ? "give one shell" : std::string(script.status().message()).c_str());
+      return 2;
+    }
+    fputs(script->c_str(), stdout);
     return 0;
   }
   fprintf(stderr, "keyward: unknown command '%s'\n%s", command.c_str(), kHelp);

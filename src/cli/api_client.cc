@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 #include "util/file_util.h"
 
@@ -18,6 +19,38 @@ namespace {
 std::string Env(const char* name) {
   const char* v = std::getenv(name);
   return v ? v : "";
+}
+
+// The API's errors name request fields; a CLI user typed flags. Longest phrases first, so
+// "cmek_enabled=true" is read before "cmek_enabled".
+std::string InCliWords(std::string message) {
+  static const std::pair<const char*, const char*> kWords[] = {
+      {"set dual_region.enabled to false", "leave out --dual-region"},
+      {"dual_region.secondary_region", "--secondary-region"},
+      {"dual_region.enabled", "--dual-region"},
+      {"cmek_enabled=true", "--cmek"},
+      {"cmek_enabled=false", "--cmek false"},
+      {"cmek_enabled", "--cmek"},
+      {"secondary_region", "--secondary-region"},
+      {"retention_days", "--retention-days"},
+      {"cloud_provider", "--cloud"},
+      {"token_ttl_seconds", "--token-ttl"},
+      {"key_vault_name", "--key-vault-name"},
+      {"managed_hsm_name", "--managed-hsm-name"},
+      {"key_name_prefix", "--key-name-prefix"},
+      {"subscription_id", "--subscription-id"},
+      {"resource_group", "--resource-group"},
+      {"key_arn", "--key-arn"},
+      {"accept_data_loss", "--accept-data-loss"},
+      {"with_backups", "--with-backups"},
+  };
+  for (const auto& [field, flag] : kWords) {
+    for (size_t at = message.find(field); at != std::string::npos;
+         at = message.find(field, at + strlen(flag))) {
+      message.replace(at, strlen(field), flag);
+    }
+  }
+  return message;
 }
 }  // namespace
 
@@ -65,7 +98,7 @@ std::optional<json> ApiClient::Call(const std::string& method, const std::string
     std::string msg =
         j.is_object() && j.contains("error") ? j["error"].value("message", res->body) : res->body;
     if (json_output_) printf("%s\n", res->body.c_str());
-    fprintf(stderr, "keyward: %s (HTTP %d)\n", msg.c_str(), res->status);
+    fprintf(stderr, "keyward: %s (HTTP %d)\n", InCliWords(msg).c_str(), res->status);
     return std::nullopt;
   }
   if (j.is_discarded()) {

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "cli/api_client.h"
 #include "cli/cli.h"
+#include "cli/name_resolver.h"
 
 namespace keyward {
 namespace {
@@ -17,9 +18,10 @@ namespace {
 using nlohmann::json;
 
 constexpr char kBackupUsage[] = R"(usage:
-  keyward backup create CLUSTER_ID [--wait]   encrypted backup under the cluster's key;
+  keyward backup create CLUSTER [--wait]      encrypted backup under the cluster's key
+                                              (CLUSTER: its name or ID);
                                               --wait: until completed or failed (exit 1)
-  keyward backup list CLUSTER_ID              the cluster's backups, newest first
+  keyward backup list CLUSTER                 the cluster's backups, newest first
   keyward backup get BACKUP_ID
   keyward backup delete BACKUP_ID             removes its objects, then its record
   keyward backup restore BACKUP_ID --name N   a new cluster in the backup's project, only
@@ -91,8 +93,14 @@ int RunBackupCli(const std::vector<std::string>& args) {
   auto api = ApiClient::FromFlags(*flags);
   if (!api) return 2;
   std::optional<json> r;
+  std::string cluster = id;  // create and list take a cluster, by name or id
+  if (verb == "create" || verb == "list") {
+    auto resolved = ResolveCluster(*api, id, std::nullopt);
+    if (!resolved) return 1;
+    cluster = *resolved;
+  }
   if (verb == "create") {
-    r = api->Call("POST", "/api/v1/clusters/" + id + "/backups");
+    r = api->Call("POST", "/api/v1/clusters/" + cluster + "/backups");
     if (r && flags->Has("wait")) r = WaitForBackup(*api, Str(*r, "id"));
     if (!r) return 1;
     api->Print(*r, [&] { PrintBackups(json::array({*r})); });
@@ -103,7 +111,7 @@ int RunBackupCli(const std::vector<std::string>& args) {
     return 0;
   }
   if (verb == "list") {
-    r = api->Call("GET", "/api/v1/clusters/" + id + "/backups?page_size=500");
+    r = api->Call("GET", "/api/v1/clusters/" + cluster + "/backups?page_size=500");
     if (!r) return 1;
     api->Print((*r)["items"], [&] { PrintBackups((*r)["items"]); });
     return 0;

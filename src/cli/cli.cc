@@ -1,5 +1,7 @@
 #include "cli/cli.h"
 
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdio>
 #include <functional>
@@ -8,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "cli/api_client.h"
+#include "cli/name_resolver.h"
 
 namespace keyward {
 namespace {
@@ -20,6 +23,9 @@ common flags:
   --token T        API token (env KEYWARD_TOKEN; default: owner.token in --data-dir,
                    env KEYWARD_DATA_DIR, or ./data)
   --output FORMAT  table (default) or json
+  Global flags may also come before the command: keyward --server URL cluster list.
+  Projects, clusters and keys can be named by name or id; --project may be left out when
+  you can see exactly one project.
 )";
 
 const std::map<std::string, std::string> kUsage = {
@@ -54,10 +60,12 @@ const std::map<std::string, std::string> kUsage = {
                          [--durability always|everysec|none]   when a write is acknowledged:
                          WAL synced first | synced once a second | the OS decides
                          (default: the server's --durability)
-  keyward cluster list [--project P]
-  keyward cluster get|pause|resume|delete ID     get shows how the data is protected now
-  keyward cluster delete ID [--with-backups]     crypto-shreds it; says what happens to its
-                         backups (kept until their retention ends, unless --with-backups)
+  keyward cluster list [--project P] [--all]     --all: deleted clusters too
+  keyward cluster get|pause|resume ID            get shows how the data is protected now
+  keyward cluster delete ID [--with-backups] [--yes]
+                         crypto-shreds it; says what happens to its backups (kept until
+                         their retention ends, unless --with-backups). Asks on a terminal;
+                         elsewhere (scripts) it needs --yes
   keyward cluster rotate-dictionary-key ID       new dictionary key, dictionary re-sealed
   keyward cluster reencrypt ID [--wait]          rewrite every file under a new data key
   keyward cluster repair ID --accept-data-loss   a cluster with damaged files (state_cause
@@ -184,8 +192,10 @@ int ProjectCommand(const std::string& verb, const CliCtx& c) {
     c.api.Print((*r)["items"], [&] { PrintProjects((*r)["items"]); });
     return 0;
   }
-  if (c.pos.size() != 1) return Usage("project", "give exactly one project ID");
-  std::string path = "/api/v1/projects/" + c.pos[0];
+  if (c.pos.size() != 1) return Usage("project", "give exactly one project (name or ID)");
+  auto project_id = ResolveProject(c.api, c.pos[0]);
+  if (!project_id) return 1;
+  std::string path = "/api/v1/projects/" + *project_id;
   if (verb == "get" || verb == "update") {
     json body = json::object();
     if (auto n = c.flags.Get("name")) body["name"] = *n;
@@ -227,8 +237,9 @@ json AzureKeyFlags(const CliCtx& c) {
 }
 
 int KeyCommand(const std::string& verb, const CliCtx& c) {
-  auto project = Need(c, "key", "project");
-  if (!project) return 2;
+  auto flag = c.flags.Get("project");
+  auto project = flag ? ResolveProject(c.api, *flag) : OnlyProject(c.api, "key");
+  if (!project) return flag ? 1 : 2;
   std::string base = "/api/v1/projects/" + *project + "/encryption-keys";
   if (verb == "create") {
     auto provider = Need(c, "key", "provider");
@@ -251,9 +262,11 @@ int KeyCommand(const std::string& verb, const CliCtx& c) {
     c.api.Print((*r)["items"], [&] { PrintKeys((*r)["items"]); });
     return 0;
   }
-  if (c.pos.size() != 1) return Usage("key", "give exactly one key ID");
+  if (c.pos.size() != 1) return Usage("key", "give exactly one key (ID, key name or region)");
+  auto key_id = ResolveKey(c.api, *project, c.pos[0]);
+  if (!key_id) return 1;
   if (verb == "get" || verb == "arm-template") {
-    auto r = c.api.Call("GET", base + "/" + c.pos[0]);
+    auto r = c.api.Call("GET", base + "/" + *key_id);
     if (!r) return 1;
     if (verb == "arm-template") {
       printf("%s\n", (*r)["setup"].value("arm_template", json::object()).dump(2).c_str());
@@ -267,7 +280,7 @@ int KeyCommand(const std::string& verb, const CliCtx& c) {
     if (json az = AzureKeyFlags(c); !az.empty()) body["azure"] = az;
     if (auto arn = c.flags.Get("key-arn")) body["aws"] = {{"key_arn", *arn}};
     if (body.empty()) return Usage("key", "give at least one setting to change");
-    auto r = c.api.Call("PATCH", base + "/" + c.pos[0], &body);
+    auto r = c.api.Call("PATCH", base + "/" + *key_id, &body);
     if (!r) return 1;
     c.api.Print(*r, [&] {
       PrintKeySetup(*r);
@@ -277,7 +290,7 @@ int KeyCommand(const std::string& verb, const CliCtx& c) {
     return 0;
   }
   if (verb == "delete") {
-    auto r = c.api.Call("DELETE", base + "/" + c.pos[0]);
+    auto r = c.api.Call("DELETE", base + "/" + *key_id);
     if (!r) return 1;
     c.api.Print(*r, [&] {
       printf("encryption key record %s (%s in %s) deleted; nothing changed in your KMS\n",
@@ -286,7 +299,7 @@ int KeyCommand(const std::string& verb, const CliCtx& c) {
     return 0;
   }
   if (verb == "test") {
-    auto r = c.api.Call("POST", base + "/" + c.pos[0] + ":test");
+    auto r = c.api.Call("POST", base + "/" + *key_id + ":test");
     if (!r) return 1;
     c.api.Print(*r, [&] {
       printf("encryption key %s is %s\n", Str(*r, "id").c_str(), Str(*r, "state").c_str());
@@ -295,6 +308,36 @@ int KeyCommand(const std::string& verb, const CliCtx& c) {
     return Str(*r, "state") == "active" ? 0 : 1;
   }
   return Usage("key", "unknown command '" + verb + "'");
+}
+
+// `cluster delete` destroys the cluster's keys: on a terminal the user types the cluster's name;
+// without one (a script) the command refuses unless --yes says the caller means it.
+bool ConfirmDelete(const CliCtx& c, const std::string& path) {
+  if (isatty(STDIN_FILENO) == 0 || isatty(STDERR_FILENO) == 0) {
+    fprintf(stderr,
+            "keyward cluster delete: refusing without confirmation: there is no terminal to ask "
+            "on; add --yes to delete (its keys are destroyed first: the data cannot be read "
+            "again except from its backups)\n");
+    return false;
+  }
+  auto r = c.api.Call("GET", path);
+  if (!r) return false;
+  std::string name = Str(*r, "name");
+  fprintf(stderr,
+          "Deleting cluster %s (%s) destroys its keys first, then its files: its data cannot be "
+          "read again except from its backups%s.\nType the cluster's name to confirm: ",
+          name.c_str(), Str(*r, "id").c_str(),
+          c.flags.Has("with-backups") ? ", which --with-backups deletes too"
+                                      : " (kept until their retention ends)");
+  char line[512] = {};
+  if (fgets(line, sizeof line, stdin) == nullptr) return false;
+  std::string typed(line);
+  while (!typed.empty() && (typed.back() == '\n' || typed.back() == '\r')) typed.pop_back();
+  if (typed != name) {
+    fprintf(stderr, "keyward cluster delete: not confirmed; nothing deleted\n");
+    return false;
+  }
+  return true;
 }
 
 // Polls the cluster until its re-encryption ends, printing progress on stderr.
@@ -321,7 +364,9 @@ int ClusterCommand(const std::string& verb, const CliCtx& c) {
     json body = {{"name", *name}};
     std::string path = "/api/v1/clusters";
     if (auto p = c.flags.Get("project")) {
-      path = "/api/v1/projects/" + *p + "/clusters";
+      auto project_id = ResolveProject(c.api, *p);
+      if (!project_id) return 1;
+      path = "/api/v1/projects/" + *project_id + "/clusters";
       for (const char* f : {"cloud", "region", "tier"}) {
         if (!c.flags.Get(f))
           return Usage("cluster", absl::StrCat("--", f, " is required with --project"));
@@ -346,20 +391,37 @@ int ClusterCommand(const std::string& verb, const CliCtx& c) {
     });
     return 0;
   }
+  std::optional<std::string> project_id;
+  if (auto p = c.flags.Get("project")) {
+    project_id = ResolveProject(c.api, *p);
+    if (!project_id) return 1;
+  }
   if (verb == "list") {
-    std::string path = "/api/v1/clusters";
-    if (auto p = c.flags.Get("project")) path = "/api/v1/projects/" + *p + "/clusters";
-    auto r = c.api.Call("GET", path);
-    if (!r) return 1;
-    c.api.Print((*r)["items"], [&] { PrintClusters((*r)["items"]); });
+    if (!project_id) {
+      // The caller's only project; with several, the organization's default project as before.
+      auto projects = ListAll(c.api, "/api/v1/projects");
+      if (!projects) return 1;
+      if (projects->size() == 1) project_id = Str((*projects)[0], "id");
+    }
+    auto items = ListAll(c.api, project_id ? "/api/v1/projects/" + *project_id + "/clusters"
+                                           : std::string("/api/v1/clusters"));
+    if (!items) return 1;
+    json shown = json::array();
+    for (const auto& k : *items) {
+      if (c.flags.Has("all") || Str(k, "state") != "deleted") shown.push_back(k);
+    }
+    c.api.Print(shown, [&] { PrintClusters(shown); });
     return 0;
   }
-  if (c.pos.size() != 1) return Usage("cluster", "give exactly one cluster ID");
-  std::string path = "/api/v1/clusters/" + c.pos[0];
+  if (c.pos.size() != 1) return Usage("cluster", "give exactly one cluster (name or ID)");
+  auto cluster_id = ResolveCluster(c.api, c.pos[0], project_id);
+  if (!cluster_id) return 1;
+  std::string path = "/api/v1/clusters/" + *cluster_id;
   std::optional<json> r;
   if (verb == "get") {
     r = c.api.Call("GET", path);
   } else if (verb == "delete") {
+    if (!c.flags.Has("yes") && !ConfirmDelete(c, path)) return 2;
     r = c.api.Call("DELETE", c.flags.Has("with-backups") ? path + "?with_backups=true" : path);
   } else if (verb == "pause" || verb == "resume" || verb == "rotate-dictionary-key" ||
              verb == "reencrypt") {
@@ -403,8 +465,9 @@ int ClusterCommand(const std::string& verb, const CliCtx& c) {
 
 int AuditCommand(const std::string& verb, const CliCtx& c) {
   if (verb != "list") return Usage("audit", "unknown command '" + verb + "'");
-  auto project = Need(c, "audit", "project");
-  if (!project) return 2;
+  auto flag = c.flags.Get("project");
+  auto project = flag ? ResolveProject(c.api, *flag) : OnlyProject(c.api, "audit");
+  if (!project) return flag ? 1 : 2;
   std::string path = "/api/v1/projects/" + *project + "/audit-events?page_size=500";
   if (auto s = c.flags.Get("since-ms")) path += "&since_ms=" + *s;
   if (auto u = c.flags.Get("until-ms")) path += "&until_ms=" + *u;
@@ -462,7 +525,8 @@ int RunCli(const std::string& noun, const std::vector<std::string>& args) {
   }
   valued.insert("cmek");
   auto flags =
-      ParseFlags(rest, valued, {"help", "dual-region", "wait", "accept-data-loss", "with-backups"});
+      ParseFlags(rest, valued,
+                 {"help", "dual-region", "wait", "accept-data-loss", "with-backups", "yes", "all"});
   if (!flags.ok()) return Usage(noun, std::string(flags.status().message()));
   if (flags->Has("help")) {
     printf("%s%s", kUsage.at(noun).c_str(), kCommon);

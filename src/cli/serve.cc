@@ -428,7 +428,13 @@ absl::Status Serve(const ParsedFlags& flags, const KmsFactoryMaker& make_kms) {
   printf("keyward: default durability %s\n",
          std::string(DurabilityName(rt_opts.default_durability)).c_str());
   printf("keyward: owner token in %s (the CLI reads it from there)\n", token_path.c_str());
-  printf("keyward: try: build/keyward cluster create --name demo\n");
+  // The hint works as printed: the real address, the data dir the token is read from.
+  std::string api_url = absl::StrCat("http://", host, ":", rest->port());
+  printf("keyward: try: keyward%s%s cluster create --name demo\n",
+         api_url == "http://127.0.0.1:7070" ? "" : absl::StrCat(" --server ", api_url).c_str(),
+         data_dir == "./data" || data_dir == "data"
+             ? ""
+             : absl::StrCat(" --data-dir ", data_dir).c_str());
 #ifdef KEYWARD_BENCH_PLAINTEXT
   printf("keyward: WARNING: benchmark build, cluster data is NOT encrypted\n");
 #endif

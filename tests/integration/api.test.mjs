@@ -82,7 +82,7 @@ test('CLI create/list/get/delete; a name is unique; delete shreds keys and files
   const clusterDir = path.join(dir, 'clusters', created.id);
   assert.ok(fs.existsSync(path.join(clusterDir, 'keys.dict')));
 
-  const del = server.cli(['cluster', 'delete', created.id, '--output', 'json']);
+  const del = server.cli(['cluster', 'delete', created.id, '--yes', '--output', 'json']);
   assert.equal(del.code, 0, del.stderr);
   assert.equal(JSON.parse(del.stdout).state, 'deleted');
   assert.equal(fs.existsSync(clusterDir), false);

@@ -130,7 +130,7 @@ test('backup → restore through the CLI: every key and value back, no plaintext
     for (const a of ['backup.create', 'backup.restore']) assert.ok(actions.includes(a), `${a} audited: ${actions}`);
 
     // The source cluster deleted (crypto-shredded): its backup still restores under the key.
-    assert.equal(server.cli(['cluster', 'delete', source.id]).code, 0);
+    assert.equal(server.cli(['cluster', 'delete', source.id, '--yes']).code, 0);
     const again = cliJson(server, ['backup', 'restore', backup.id, '--name', 'from-deleted']);
     assert.equal(again.code, 0, again.stderr);
     const r3 = await connect(again.json);

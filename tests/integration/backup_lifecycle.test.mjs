@@ -78,7 +78,7 @@ test('cluster delete keeps the backups and says so; --with-backups (CLI) and ?wi
     assert.equal(policy.code, 0, policy.stderr);
     const b1 = await backupNow(server, kept.id);
     const b2 = await backupNow(server, kept.id);
-    const del = server.cli(['cluster', 'delete', kept.id]);
+    const del = server.cli(['cluster', 'delete', kept.id, '--yes']);
     assert.equal(del.code, 0, del.stderr);
     assert.match(del.stdout, /its 2 backups are kept until their retention ends \(3 days/);
     assert.match(del.stdout, /readable only through that key/);
@@ -96,13 +96,13 @@ test('cluster delete keeps the backups and says so; --with-backups (CLI) and ?wi
     // CLI --with-backups.
     const gone = server.createCluster('gone-cli');
     const b3 = await backupNow(server, gone.id);
-    const del2 = cliJson(server, ['cluster', 'delete', gone.id, '--with-backups']);
+    const del2 = cliJson(server, ['cluster', 'delete', gone.id, '--with-backups', '--yes']);
     assert.equal(del2.code, 0, del2.stderr);
     assert.equal(del2.json.state, 'deleted');
     assert.deepEqual(del2.json.backups, { kept: 0, deleted: 1, message: 'its 1 backup was deleted with it' });
     assert.equal((await server.api('GET', `/api/v1/backups/${b3.id}`)).status, 404);
     assert.ok(!backupObjects(dir, b3.id), 'a deleted backup left objects');
-    const del2Text = server.cli(['cluster', 'delete', server.createCluster('none').id]);
+    const del2Text = server.cli(['cluster', 'delete', server.createCluster('none').id, '--yes']);
     assert.match(del2Text.stdout, /it had no backups/);
 
     // REST ?with_backups=true, and a bad value refused with nothing deleted.

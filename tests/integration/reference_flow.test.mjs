@@ -117,7 +117,7 @@ test('reference flow: CMEK project, key setup, test, cluster, pause/disable/enab
     redis.disconnect();
 
     // Delete shreds: the key dictionary and the files are gone, the record says deleted.
-    const deleted = json(server.cli(['cluster', 'delete', cluster.id, '--output', 'json']));
+    const deleted = json(server.cli(['cluster', 'delete', cluster.id, '--yes', '--output', 'json']));
     assert.equal(deleted.state, 'deleted');
     assert.equal(fs.existsSync(path.join(dir, 'clusters', cluster.id)), false);
 
