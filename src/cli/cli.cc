@@ -152,6 +152,8 @@ void PrintKeySetup(const json& k) {
   printf("encryption key %s: %s in %s is %s\n", Str(k, "id").c_str(), Str(k, "provider").c_str(),
          Str(k, "region").c_str(), Str(k, "state").c_str());
   const json& s = k.value("setup", json::object());
+  std::string warning = Str(s.value("service_identity", json::object()), "warning");
+  if (!warning.empty()) printf("\nWARNING: %s\n", warning.c_str());
   if (Str(k, "provider") == "azure-key-vault") {
     const json& id = s.value("service_identity", json::object());
     printf("\nkeyward's application: %s (id %s)\n",

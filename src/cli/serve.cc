@@ -353,6 +353,12 @@ absl::Status Serve(const ParsedFlags& flags, const KmsFactoryMaker& make_kms) {
     identity.azure_app_id = azure->identity.client_id;  // the application customers grant access to
   }
   if (azure) azure->vault.app_name = identity.azure_app_name;
+  identity.azure_placeholder = !azure.has_value();
+  if (identity.azure_placeholder) {
+    fprintf(stderr,
+            "keyward: no Azure identity configured (--azure-client-id …): key setup shows a "
+            "placeholder application id\n");
+  }
   std::unique_ptr<KmsFactory> kms = make_kms(escrow, azure);
 
   ASSIGN_OR_RETURN(std::unique_ptr<RespServer> resp, RespServer::New(resp_opts));

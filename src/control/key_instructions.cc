@@ -230,12 +230,30 @@ json AzureArmTemplate() {
 json KeyInstructions(const EncryptionKey& key, const ServiceIdentity& identity) {
   json cfg = json::parse(key.config_json, nullptr, false);
   if (!cfg.is_object()) cfg = json::object();
+  json out = json::object();
+  bool placeholder = false;
   if (key.provider == "azure-key-vault") {
-    return cfg.contains("managed_hsm_name") ? ManagedHsmInstructions(key, cfg, identity)
-                                            : AzureInstructions(key, cfg, identity);
+    out = cfg.contains("managed_hsm_name") ? ManagedHsmInstructions(key, cfg, identity)
+                                           : AzureInstructions(key, cfg, identity);
+    placeholder = identity.azure_placeholder;
+  } else if (key.provider == "aws-kms") {
+    out = AwsInstructions(key, identity);
+    placeholder = identity.aws_placeholder;
+  } else {
+    return out;
   }
-  if (key.provider == "aws-kms") return AwsInstructions(key, identity);
-  return json::object();
+  // Said where the identity is shown, so nobody grants a role to an application that does not
+  // exist and then wonders why the test fails.
+  out["service_identity"]["placeholder"] = placeholder;
+  if (placeholder) {
+    out["service_identity"]["warning"] = absl::StrCat(
+        "this keyward server has no ", key.provider == "aws-kms" ? "AWS" : "Microsoft Entra",
+        " identity configured: the ",
+        key.provider == "aws-kms" ? "principal ARN" : "application name and id",
+        " shown are placeholders keyward generated, with nothing real behind them; key tests "
+        "will fail until the server runs with a real identity (see keyward serve --help)");
+  }
+  return out;
 }
 
 }  // namespace keyward

@@ -16,6 +16,10 @@ struct ServiceIdentity {
   std::string azure_app_id;
   std::string azure_app_name;
   std::string aws_principal_arn;
+  // True while the server has no credentials of that cloud: the values above were generated
+  // (service-identity.json) and nothing real is behind them; the instructions say so.
+  bool azure_placeholder = true;
+  bool aws_placeholder = true;
 };
 
 // Instructions for `key`, whose config_json holds what the customer entered.

@@ -66,6 +66,8 @@ test('reference flow against the emulator: key, roles, test, cluster, disable/en
     '--key-vault-name', 'kv-e2e', '--key-name-prefix', 'tidb-cmek', '--subscription-id', 'sub-1', '--resource-group', 'rg-1', '--output', 'json']).json;
   assert.equal(key.setup.service_identity.microsoft_entra_application_id, app.client_id, 'keyward shows its real application id');
   assert.equal(key.setup.service_identity.microsoft_entra_application_name, 'keyward-e2e');
+  assert.equal(key.setup.service_identity.placeholder, false, 'a real identity is not called a placeholder');
+  assert.equal(key.setup.service_identity.warning, undefined);
 
   // Key created but keyward's app has no role: failed, naming the role and the principal.
   await customerSetup('kv-e2e', key.key_name, { grantApp: false });

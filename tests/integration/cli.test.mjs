@@ -139,3 +139,16 @@ test('the start-up hint names the real address and data dir, and works as printe
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /cluster c-[0-9a-f]{16} \(hint-demo\)/);
 });
+
+test('without an Azure identity, key create works but says the application shown is a placeholder', async () => {
+  const cmek = (await server.api('POST', '/api/v1/projects', { name: 'no-identity', cmek_enabled: true })).json;
+  const r = server.cli(['key', 'create', '--project', 'no-identity', '--provider', 'azure-key-vault', '--region', 'eastus',
+    '--key-vault-name', 'kv-none', '--key-name-prefix', 'cmek']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /WARNING: this keyward server has no Microsoft Entra identity configured: the application name and id shown are placeholders/);
+  const key = JSON.parse(server.cli(['key', 'list', '--project', cmek.id, '--output', 'json']).stdout)[0];
+  const got = JSON.parse(server.cli(['key', 'get', '--project', cmek.id, 'eastus', '--output', 'json']).stdout);
+  assert.equal(got.id, key.id, 'a key answers to its region');
+  assert.equal(got.setup.service_identity.placeholder, true);
+  assert.match(server.output, /no Azure identity configured/);
+});
