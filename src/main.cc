@@ -24,7 +24,7 @@ usage:
   keyward version | --version
 
 global flags (before or after the command): --server URL  --token T  --output table|json
-  --data-dir DIR
+  --data-dir DIR  --cacert FILE
 )";
 
 }  // namespace

@@ -251,7 +251,10 @@ RestServer::RestServer(RestServerOptions options, ControlPlane& control, Metadat
     : options_(std::move(options)),
       control_(control),
       metadata_(metadata),
-      http_(std::make_unique<httplib::Server>()) {}
+      http_(options_.tls_cert_file.empty()
+                ? std::make_unique<httplib::Server>()
+                : std::make_unique<httplib::SSLServer>(options_.tls_cert_file.c_str(),
+                                                       options_.tls_key_file.c_str())) {}
 
 RestServer::~RestServer() { Stop(); }
 
@@ -259,6 +262,11 @@ absl::StatusOr<std::unique_ptr<RestServer>> RestServer::New(RestServerOptions op
                                                             ControlPlane& control,
                                                             MetadataStore& metadata) {
   std::unique_ptr<RestServer> s(new RestServer(std::move(options), control, metadata));
+  if (!s->http_->is_valid()) {  // SSLServer that could not load the certificate or key
+    return absl::InvalidArgumentError(absl::StrCat("cannot serve TLS with --tls-cert ",
+                                                   s->options_.tls_cert_file, " and --tls-key ",
+                                                   s->options_.tls_key_file));
+  }
   s->Register();
   s->http_->set_payload_max_length(s->options_.max_body_bytes);
   // httplib's defaults (8 workers, idle connections closed after 5 s or 5 requests) make clients

@@ -29,6 +29,9 @@ struct RestServerOptions {
   int port = 7070;
   size_t max_body_bytes = 1 << 20;
   std::string openapi_json;  // served at /api/v1/openapi.json
+  // Both set: HTTPS only (PEM files; checked by CheckServerTlsFiles before). Both empty: HTTP.
+  std::string tls_cert_file;
+  std::string tls_key_file;
 };
 
 // One row of the route table: what the OpenAPI document must describe.

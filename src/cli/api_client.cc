@@ -13,7 +13,8 @@ namespace keyward {
 
 using nlohmann::json;
 
-const std::set<std::string> kCommonValuedFlags = {"server", "token", "data-dir", "output"};
+const std::set<std::string> kCommonValuedFlags = {"server", "token", "data-dir", "output",
+                                                  "cacert"};
 
 namespace {
 std::string Env(const char* name) {
@@ -67,6 +68,7 @@ std::optional<ApiClient> ApiClient::FromFlags(const ParsedFlags& flags) {
     while (!c.token_.empty() && (c.token_.back() == '\n' || c.token_.back() == '\r'))
       c.token_.pop_back();
   }
+  c.cacert_ = flags.Get("cacert").value_or(Env("KEYWARD_CACERT"));
   std::string output = flags.Get("output").value_or("table");
   if (output != "table" && output != "json") {
     fprintf(stderr, "keyward: --output must be table or json\n");
@@ -79,6 +81,10 @@ std::optional<ApiClient> ApiClient::FromFlags(const ParsedFlags& flags) {
 std::optional<json> ApiClient::Call(const std::string& method, const std::string& path,
                                     const json* body) const {
   httplib::Client http(server_);
+  if (server_.rfind("https://", 0) == 0) {
+    http.enable_server_certificate_verification(true);
+    if (!cacert_.empty()) http.set_ca_cert_path(cacert_.c_str());
+  }
   http.set_connection_timeout(5);
   http.set_read_timeout(120);
   httplib::Headers headers = {{"Authorization", "Bearer " + token_}};
@@ -89,8 +95,18 @@ std::optional<json> ApiClient::Call(const std::string& method, const std::string
                         : method == "DELETE" ? http.Delete(path, headers)
                                              : http.Get(path, headers);
   if (!res) {
-    fprintf(stderr, "keyward: cannot reach %s (%s); is `keyward serve` running? (--server)\n",
-            server_.c_str(), httplib::to_string(res.error()).c_str());
+    if (res.error() == httplib::Error::SSLServerVerification) {
+      fprintf(stderr,
+              "keyward: the certificate of %s is not trusted: give the CA that signed it with "
+              "--cacert FILE (env KEYWARD_CACERT; --tls-self-signed servers: DATA/tls/ca.pem)\n",
+              server_.c_str());
+    } else if (res.error() == httplib::Error::SSLConnection && server_.rfind("https://", 0) == 0) {
+      fprintf(stderr, "keyward: TLS with %s failed (%s); is it an HTTPS server? (--server)\n",
+              server_.c_str(), httplib::to_string(res.error()).c_str());
+    } else {
+      fprintf(stderr, "keyward: cannot reach %s (%s); is `keyward serve` running? (--server)\n",
+              server_.c_str(), httplib::to_string(res.error()).c_str());
+    }
     return std::nullopt;
   }
   json j = json::parse(res->body, nullptr, false);

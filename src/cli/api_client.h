@@ -17,7 +17,8 @@ extern const std::set<std::string> kCommonValuedFlags;
 class ApiClient {
  public:
   // Server: --server, KEYWARD_SERVER, http://127.0.0.1:7070. Token: --token, KEYWARD_TOKEN, or
-  // owner.token in --data-dir / KEYWARD_DATA_DIR / ./data.
+  // owner.token in --data-dir / KEYWARD_DATA_DIR / ./data. --cacert / KEYWARD_CACERT: the CA
+  // that signed an https:// server's certificate (else the system's CAs).
   static std::optional<ApiClient> FromFlags(const ParsedFlags& flags);
 
   // Returns the JSON answer, or prints the API's error (to stderr; the raw body to stdout with
@@ -38,6 +39,7 @@ class ApiClient {
  private:
   std::string server_;
   std::string token_;
+  std::string cacert_;  // --cacert / KEYWARD_CACERT: the CA of an https:// server
   bool json_output_ = false;
 };
 

@@ -31,6 +31,7 @@ common flags:
   --server URL     API address (env KEYWARD_SERVER, default http://127.0.0.1:7070)
   --token T        API token (env KEYWARD_TOKEN; default: owner.token in --data-dir)
   --output FORMAT  table (default) or json
+  --cacert FILE    CA certificate of an https:// server (env KEYWARD_CACERT)
 )";
 
 int Usage(const std::string& problem) {

@@ -23,6 +23,7 @@ common flags:
   --token T        API token (env KEYWARD_TOKEN; default: owner.token in --data-dir,
                    env KEYWARD_DATA_DIR, or ./data)
   --output FORMAT  table (default) or json
+  --cacert FILE    CA certificate of an https:// server (env KEYWARD_CACERT)
   Global flags may also come before the command: keyward --server URL cluster list.
   Projects, clusters and keys can be named by name or id; --project may be left out when
   you can see exactly one project.

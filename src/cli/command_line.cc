@@ -9,7 +9,8 @@ namespace keyward {
 namespace {
 
 const std::set<std::string>& GlobalValuedFlags() {
-  static const std::set<std::string> flags = {"--server", "--token", "--output", "--data-dir"};
+  static const std::set<std::string> flags = {"--server", "--token", "--output", "--data-dir",
+                                              "--cacert"};
   return flags;
 }
 
@@ -21,8 +22,9 @@ struct Noun {
 };
 constexpr Noun kNouns[] = {
     {"serve", "",
-     "--data-dir --listen --cluster-host --durability --backup-dir --key-check-interval "
-     "--allow-core-dumps --help"},
+     "--data-dir --listen --cluster-host --advertise-host --allow-port-change --tls-cert "
+     "--tls-key --tls-self-signed --insecure-plaintext --durability --backup-dir "
+     "--key-check-interval --allow-core-dumps --help"},
     {"project", "create list get update add-member", "--name --cmek --role --token-ttl"},
     {"key", "create list get test arm-template update delete",
      "--project --provider --region --key-vault-name --managed-hsm-name --key-name-prefix "
@@ -36,7 +38,7 @@ constexpr Noun kNouns[] = {
     {"completion", "bash zsh", ""},
     {"version", "", ""},
 };
-constexpr char kGlobalFlags[] = "--server --token --output --data-dir --help --version";
+constexpr char kGlobalFlags[] = "--server --token --output --data-dir --cacert --help --version";
 
 std::string BashScript() {
   std::string cases;
@@ -52,7 +54,7 @@ _keyward() {
   for ((i = 1; i < COMP_CWORD; i++)); do
     w="${COMP_WORDS[i]}"
     case "$w" in
-      --server|--token|--output|--data-dir) ((i++)) ;;
+      --server|--token|--output|--data-dir|--cacert) ((i++)) ;;
       -*) ;;
       *) if [[ -z "$noun" ]]; then noun="$w"; elif [[ -z "$verb" ]]; then verb="$w"; fi ;;
     esac

@@ -31,6 +31,7 @@
 #include "crypto/process_hardening.h"
 #include "crypto/random.h"
 #include "crypto/sha256.h"
+#include "crypto/tls_certificates.h"
 #include "crypto/wipe_on_free.h"
 #include "kms/escrow/escrow_provider.h"
 #include "kms/kms_factory.h"
@@ -52,6 +53,18 @@ Runs the control plane (REST API) and every cluster's Redis endpoint.
   --data-dir DIR            where metadata, keys and cluster data live (default ./data)
   --listen HOST:PORT        REST API address (default 127.0.0.1:7070; port 0 picks a free one)
   --cluster-host HOST       address cluster endpoints bind to (default 127.0.0.1)
+  --advertise-host HOST     host name or address clients are told for cluster endpoints
+                            (default: --cluster-host; this machine's name when that is 0.0.0.0)
+  --allow-port-change       a cluster whose recorded port is taken at start moves to a new
+                            port (default: it stays inaccessible, naming the port, and is
+                            retried: whoever holds the port would collect clients' passwords)
+  --tls-cert FILE           serve the API over HTTPS with this PEM certificate (chain) ...
+  --tls-key FILE            ... and its PEM private key (unencrypted, 0600)
+  --tls-self-signed         make (once) a private CA and a certificate for the API under
+                            DIR/tls/; clients trust DIR/tls/ca.pem (keyward --cacert FILE)
+  --insecure-plaintext      allow --listen or --cluster-host on an address other machines
+                            reach without TLS (tokens and passwords would cross the network
+                            in cleartext); without it keyward refuses to start
   --escrow-key-file FILE    the service master key for non-CMEK data
                             (default DIR/escrow.key, created 0600 on first start)
   --backup-dir DIR          where encrypted backups are written (default DIR/backups; 0700)
@@ -159,6 +172,82 @@ absl::Status SplitHostPort(const std::string& s, std::string* host, int* port) {
   *host = s.substr(0, colon);
   *port = p;
   return absl::OkStatus();
+}
+
+bool IsWildcardHost(const std::string& host) {
+  return host == "0.0.0.0" || host == "::" || host == "[::]" || host.empty();
+}
+
+bool IsLoopbackHost(const std::string& host) {
+  return host == "localhost" || IsLoopbackAddress(host);
+}
+
+struct ListenerSecurity {
+  std::string api_cert, api_key;  // empty: plain HTTP
+  std::string api_ca;             // the private CA clients trust (--tls-self-signed)
+  std::string advertise_host;     // empty: the cluster host
+};
+
+// TLS for the API and the refusal to expose cleartext listeners to the network.
+absl::StatusOr<ListenerSecurity> ChooseListenerSecurity(const ParsedFlags& flags,
+                                                        const std::string& data_dir,
+                                                        const std::string& api_host) {
+  ListenerSecurity out;
+  std::string cluster_host = flags.Get("cluster-host").value_or("127.0.0.1");
+  out.advertise_host = flags.Get("advertise-host").value_or("");
+  if (out.advertise_host.empty() && IsWildcardHost(cluster_host)) {
+    char name[256] = {};
+    if (gethostname(name, sizeof name - 1) != 0 || name[0] == '\0') {
+      return absl::InvalidArgumentError(
+          "--cluster-host binds every address: give --advertise-host, the name clients reach "
+          "this machine by");
+    }
+    out.advertise_host = name;
+  }
+  bool cert = flags.Has("tls-cert"), key = flags.Has("tls-key");
+  if (cert != key) {
+    return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
+  }
+  if (cert && flags.Has("tls-self-signed")) {
+    return absl::InvalidArgumentError("choose --tls-cert/--tls-key or --tls-self-signed, not both");
+  }
+  if (cert) {
+    out.api_cert = *flags.Get("tls-cert");
+    out.api_key = *flags.Get("tls-key");
+    RETURN_IF_ERROR(CheckServerTlsFiles(out.api_cert, out.api_key));
+  } else if (flags.Has("tls-self-signed")) {
+    std::vector<std::string> hosts = {"127.0.0.1", "localhost", "::1"};
+    for (const std::string& h : {api_host, out.advertise_host}) {
+      if (!h.empty() && !IsWildcardHost(h) &&
+          std::find(hosts.begin(), hosts.end(), h) == hosts.end())
+        hosts.push_back(h);
+    }
+    ASSIGN_OR_RETURN(TlsFiles files, EnsureSelfSignedTls(data_dir + "/tls", hosts));
+    out.api_cert = files.cert;
+    out.api_key = files.key;
+    out.api_ca = files.ca_cert;
+  }
+  bool insecure = flags.Has("insecure-plaintext");
+  if (!IsLoopbackHost(api_host) && out.api_cert.empty() && !insecure) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--listen ", api_host,
+        " is reachable from other machines and the API would carry bearer tokens in cleartext: "
+        "give --tls-cert/--tls-key or --tls-self-signed, or --insecure-plaintext to accept it"));
+  }
+  // Cluster endpoints speak plaintext Redis: only loopback unless the operator accepts it.
+  if (!IsLoopbackHost(cluster_host) && !insecure) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--cluster-host ", cluster_host,
+        " is reachable from other machines and cluster connections (AUTH passwords, data) are "
+        "not encrypted: keep the default 127.0.0.1 behind your own TLS proxy, or give "
+        "--insecure-plaintext to accept it"));
+  }
+  if (insecure && (!IsLoopbackHost(api_host) || !IsLoopbackHost(cluster_host))) {
+    fprintf(stderr,
+            "keyward: WARNING: --insecure-plaintext: tokens, passwords and data cross the network "
+            "in cleartext\n");
+  }
+  return out;
 }
 
 // The service's identity in customers' clouds: from flags, else generated once and persisted.
@@ -325,6 +414,7 @@ absl::Status Serve(const ParsedFlags& flags, const KmsFactoryMaker& make_kms) {
   // Before anything that writes: a second server on this data dir stops here
   // (util/data_dir_lock.h).
   ASSIGN_OR_RETURN(std::unique_ptr<DataDirLock> data_dir_lock, DataDirLock::Acquire(data_dir));
+  ASSIGN_OR_RETURN(ListenerSecurity security, ChooseListenerSecurity(flags, data_dir, host));
   ASSIGN_OR_RETURN(int tightened, TightenDataDirModes(data_dir));
   if (tightened > 0) {
     printf("keyward: made %d files and directories in %s private (go-rwx)\n", tightened,
@@ -366,6 +456,8 @@ absl::Status Serve(const ParsedFlags& flags, const KmsFactoryMaker& make_kms) {
   ClusterRuntimeOptions rt_opts;
   rt_opts.data_dir = data_dir;
   rt_opts.cluster_host = flags.Get("cluster-host").value_or("127.0.0.1");
+  rt_opts.advertise_host = security.advertise_host;
+  rt_opts.allow_port_change = flags.Has("allow-port-change");
   rt_opts.data_key_rotation_seconds = static_cast<uint64_t>(rotation_days) * 24 * 3600;
   if (auto v = flags.Get("durability")) {
     std::optional<Durability> d = ParseDurability(*v);
@@ -425,19 +517,29 @@ absl::Status Serve(const ParsedFlags& flags, const KmsFactoryMaker& make_kms) {
   rest_opts.host = host;
   rest_opts.port = port;
   rest_opts.openapi_json = OpenApiDocument();
+  rest_opts.tls_cert_file = security.api_cert;
+  rest_opts.tls_key_file = security.api_key;
   ASSIGN_OR_RETURN(std::unique_ptr<RestServer> rest,
                    RestServer::New(rest_opts, control, *metadata));
   rest->Start();
 
   printf("keyward: data directory %s (escrow key %s)\n", data_dir.c_str(), escrow_id.c_str());
-  printf("keyward: API listening on http://%s:%d\n", host.c_str(), rest->port());
+  std::string scheme = security.api_cert.empty() ? "http" : "https";
+  printf("keyward: API listening on %s://%s:%d\n", scheme.c_str(), host.c_str(), rest->port());
+  if (!security.api_ca.empty()) {
+    printf(
+        "keyward: TLS certificate from the private CA %s (give it to clients: keyward "
+        "--cacert, curl --cacert)\n",
+        security.api_ca.c_str());
+  }
   printf("keyward: default durability %s\n",
          std::string(DurabilityName(rt_opts.default_durability)).c_str());
   printf("keyward: owner token in %s (the CLI reads it from there)\n", token_path.c_str());
   // The hint works as printed: the real address, the data dir the token is read from.
-  std::string api_url = absl::StrCat("http://", host, ":", rest->port());
-  printf("keyward: try: keyward%s%s cluster create --name demo\n",
+  std::string api_url = absl::StrCat(scheme, "://", host, ":", rest->port());
+  printf("keyward: try: keyward%s%s%s cluster create --name demo\n",
          api_url == "http://127.0.0.1:7070" ? "" : absl::StrCat(" --server ", api_url).c_str(),
+         security.api_ca.empty() ? "" : absl::StrCat(" --cacert ", security.api_ca).c_str(),
          data_dir == "./data" || data_dir == "data"
              ? ""
              : absl::StrCat(" --data-dir ", data_dir).c_str());
@@ -508,6 +610,9 @@ int RunServe(const std::vector<std::string>& raw_args, const KmsFactoryMaker& ma
                           {"data-dir",
                            "listen",
                            "cluster-host",
+                           "advertise-host",
+                           "tls-cert",
+                           "tls-key",
                            "escrow-key-file",
                            "backup-dir",
                            "data-key-rotation-days",
@@ -537,7 +642,8 @@ int RunServe(const std::vector<std::string>& raw_args, const KmsFactoryMaker& ma
                            "azure-api-version",
                            "azure-client-certificate",
                            "azure-managed-hsm-url-template"},
-                          {"help", "azure-managed-identity", "allow-core-dumps"});
+                          {"help", "azure-managed-identity", "allow-core-dumps",
+                           "allow-port-change", "tls-self-signed", "insecure-plaintext"});
   if (!flags.ok()) {
     fprintf(stderr, "keyward serve: %s\n", std::string(flags.status().message()).c_str());
     return 2;

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "storage/storage_error.h"
 #include "util/bytes.h"
 #include "util/file_util.h"
 #include "util/status_macros.h"
@@ -83,12 +84,7 @@ absl::StatusOr<int> ClusterRuntime::Open(const std::string& cluster_id,
   } else {
     auto endpoint = NewEndpoint(cluster_id, password_sha256_hex, durability);
     endpoint->store = store;
-    bound = resp_.AddCluster(endpoint, options_.cluster_host, port);
-    if (!bound.ok() && port != 0) {
-      fprintf(stderr, "keyward: cluster %s: port %d is taken (%s); choosing a new port\n",
-              cluster_id.c_str(), port, std::string(bound.status().message()).c_str());
-      bound = resp_.AddCluster(endpoint, options_.cluster_host, 0);
-    }
+    bound = BindRecordedPort(cluster_id, endpoint, port);
   }
   if (!bound.ok()) {
     done_opening();
@@ -100,6 +96,23 @@ absl::StatusOr<int> ClusterRuntime::Open(const std::string& cluster_id,
   open_[cluster_id] = Handle{std::move(store), std::move(provider), durability};
   open_ports_[cluster_id] = *bound;
   return *bound;
+}
+
+absl::StatusOr<int> ClusterRuntime::BindRecordedPort(const std::string& cluster_id,
+                                                     std::shared_ptr<ClusterEndpoint> endpoint,
+                                                     int port) {
+  auto bound = resp_.AddCluster(endpoint, options_.cluster_host, port);
+  if (bound.ok() || port == 0) return bound;
+  if (options_.allow_port_change) {
+    fprintf(stderr, "keyward: cluster %s: port %d is taken (%s); --allow-port-change: moving it\n",
+            cluster_id.c_str(), port, std::string(bound.status().message()).c_str());
+    return resp_.AddCluster(endpoint, options_.cluster_host, 0);
+  }
+  return MarkStorageError(absl::UnavailableError(absl::StrCat(
+      "its port ", port, " on ", options_.cluster_host, " is taken by another process (",
+      bound.status().message(),
+      "); its clients connect there, so it is not moved silently: free the port (it is retried "
+      "at every storage check) or restart keyward with --allow-port-change")));
 }
 
 void ClusterRuntime::Close(const std::string& cluster_id) {
@@ -157,8 +170,7 @@ absl::StatusOr<int> ClusterRuntime::Seal(const std::string& cluster_id,
   } else {
     auto endpoint = NewEndpoint(cluster_id, password_sha256_hex, durability);
     endpoint->unavailable_message = message;
-    auto bound = resp_.AddCluster(endpoint, options_.cluster_host, port);
-    if (!bound.ok() && port != 0) bound = resp_.AddCluster(endpoint, options_.cluster_host, 0);
+    auto bound = BindRecordedPort(cluster_id, endpoint, port);
     if (!bound.ok()) return bound.status();
     bound_port = *bound;
   }

@@ -30,6 +30,13 @@ namespace keyward {
 struct ClusterRuntimeOptions {
   std::string data_dir;
   std::string cluster_host = "127.0.0.1";
+  // The host clients are told (endpoints in the API): --advertise-host, else cluster_host.
+  std::string advertise_host;
+  // A cluster's recorded port taken by another process at open: false (default) fails the open
+  // (the cluster is inaccessible with the reason, retried at every storage check) — clients keep
+  // connecting to the recorded port, and whoever holds it would collect their AUTH passwords;
+  // true (--allow-port-change) moves the cluster to a new port.
+  bool allow_port_change = false;
   Durability durability = Durability::kAlways;  // every endpoint's (hidden --durability)
   uint64_t data_key_rotation_seconds = 7 * 24 * 3600;
   // The server's --durability: what clusters created without a choice of their own get.
@@ -84,7 +91,9 @@ class ClusterRuntime {
   void Shutdown();
   // Where INFO's "# Encryption" section comes from (set once, before clusters open).
   void SetEncryptionInfo(std::function<std::string(const std::string& cluster_id)> info);
-  const std::string& host() const { return options_.cluster_host; }
+  const std::string& host() const {
+    return options_.advertise_host.empty() ? options_.cluster_host : options_.advertise_host;
+  }
   // Where a cluster's files live (DATA/clusters/<id>).
   std::string ClusterDir(const std::string& id) const { return Dir(id); }
   const std::string& data_dir() const { return options_.data_dir; }
@@ -92,6 +101,9 @@ class ClusterRuntime {
  private:
   std::string Dir(const std::string& id) const;
   static void ReleaseAndWait(Handle closing);
+  // Binds `endpoint` to its recorded `port` (0: any); a taken port per allow_port_change.
+  absl::StatusOr<int> BindRecordedPort(const std::string& cluster_id,
+                                       std::shared_ptr<ClusterEndpoint> endpoint, int port);
   std::shared_ptr<ClusterEndpoint> NewEndpoint(const std::string& cluster_id,
                                                const std::string& password_sha256_hex,
                                                Durability durability);

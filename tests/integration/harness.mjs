@@ -3,6 +3,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -41,8 +42,11 @@ export function assertNoSanitizerReport(output, what) {
 }
 
 export class Server {
-  constructor(dataDir, extraArgs = [], { bin = keywardBin, env = {} } = {}) {
+  constructor(dataDir, extraArgs = [], { bin = keywardBin, env = {}, caFile = null } = {}) {
     this.dataDir = dataDir;
+    // An HTTPS API: the CA its certificate chains to (--tls-self-signed: DATA/tls/ca.pem).
+    this.tls = extraArgs.includes('--tls-self-signed') || extraArgs.includes('--tls-cert');
+    this.caFile = caFile || (this.tls ? path.join(dataDir, 'tls', 'ca.pem') : null);
     this.extraArgs = extraArgs;
     this.bin = bin;
     this.env = env;
@@ -64,7 +68,7 @@ export class Server {
 
   async startOnce() {
     this.port = await freePort();
-    this.url = `http://127.0.0.1:${this.port}`;
+    this.url = `${this.tls ? 'https' : 'http'}://127.0.0.1:${this.port}`;
     this.output = '';
     this.proc = spawn(this.bin, ['serve', '--data-dir', this.dataDir, '--listen',
       `127.0.0.1:${this.port}`, ...this.extraArgs], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...this.env } });
@@ -76,7 +80,8 @@ export class Server {
     while (Date.now() < deadline) {
       if (this.proc.exitCode !== null) throw new Error(`keyward serve exited early:\n${this.output}`);
       try {
-        const r = await fetch(`${this.url}/healthz`);
+        const r = this.tls ? await httpsGet(`${this.url}/healthz`, fs.readFileSync(this.caFile))
+          : await fetch(`${this.url}/healthz`);
         if (r.status === 200) {
           this.token = fs.readFileSync(path.join(this.dataDir, 'owner.token'), 'utf8').trim();
           return this;
@@ -98,7 +103,8 @@ export class Server {
 
   cli(args, extraEnv = {}) {
     const r = spawnSync(this.bin, args, {
-      env: { ...process.env, KEYWARD_SERVER: this.url, KEYWARD_TOKEN: this.token, ...extraEnv },
+      env: { ...process.env, KEYWARD_SERVER: this.url, KEYWARD_TOKEN: this.token,
+        ...(this.caFile ? { KEYWARD_CACERT: this.caFile } : {}), ...extraEnv },
       encoding: 'utf8',
       timeout: 60000,
     });
@@ -130,6 +136,20 @@ export class Server {
     try { json = JSON.parse(text); } catch { /* not JSON */ }
     return { status: r.status, json, text };
   }
+}
+
+// GET over HTTPS trusting `ca` (PEM) only: { status, text }.
+export function httpsGet(url, ca, headers = {}) {
+  return new Promise((resolve, reject) => {
+    const req = https.get(url, { ca, headers }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { text += d; });
+      res.on('end', () => resolve({ status: res.statusCode, text }));
+    });
+    req.on('error', reject);
+    req.setTimeout(10000, () => req.destroy(new Error('timeout')));
+  });
 }
 
 export function splitEndpoint(endpoint) {
