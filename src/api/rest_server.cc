@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -19,6 +20,7 @@
 #include "api/request_body.h"
 #include "api/request_deadline.h"
 #include "crypto/random.h"
+#include "util/log.h"
 #include "util/metrics.h"
 #include "util/socket_sweep.h"
 
@@ -109,8 +111,8 @@ void SendError(httplib::Response& res, int http, const std::string& message) {
 void SendStatus(httplib::Response& res, const absl::Status& st) {
   int http = HttpStatusFor(st.code());
   if (http == 500) {  // logged in full, answered without internals
-    fprintf(stderr, "keyward: request %s: %s\n", res.get_header_value("X-Request-Id").c_str(),
-            std::string(st.message()).c_str());
+    LogError("http.internal_error", std::string(st.message()),
+             {{"request_id", res.get_header_value("X-Request-Id")}});
     SendError(res, 500, "internal error; see the server log (request id in details)");
     return;
   }
@@ -690,9 +692,36 @@ std::vector<RouteSpec> RestServer::Routes() {
   return out;
 }
 
+// What the request log line needs beyond the request and response: set by the handler on the
+// worker thread that answers, read by httplib's logger on the same thread after the answer.
+struct RequestLogContext {
+  std::chrono::steady_clock::time_point start;
+  std::string route;     // the route table's path, e.g. /api/v1/clusters/{cluster_id}
+  std::string actor_id;  // the authenticated user's id, never the token
+};
+thread_local RequestLogContext t_request_log;
+
+void LogRequest(const httplib::Request& req, const httplib::Response& res) {
+  const RequestLogContext& ctx = t_request_log;
+  double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - ctx.start)
+          .count();
+  LogFields fields = {{"method", req.method},
+                      {"route", ctx.route.empty() ? req.path : ctx.route},
+                      {"status", res.status},
+                      {"duration_ms", std::round(ms * 10) / 10},
+                      {"request_id", res.get_header_value("X-Request-Id")},
+                      {"remote", req.remote_addr}};
+  if (!ctx.actor_id.empty()) fields.emplace_back("actor_id", ctx.actor_id);
+  Log(res.status >= 500 ? LogLevel::kError : LogLevel::kInfo, "http.request",
+      absl::StrCat(req.method, " ", req.path, " ", res.status), fields);
+}
+
 void RestServer::Register() {
   auto& http = *http_;
+  http.set_logger(LogRequest);
   http.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
+    t_request_log = RequestLogContext{std::chrono::steady_clock::now(), "", ""};
     std::string id = req.get_header_value("X-Request-Id");
     static const std::regex kSafe("^[A-Za-z0-9._-]{1,64}$");
     if (!std::regex_match(id, kSafe)) id = RandomHex(8).value_or("0");
@@ -720,8 +749,10 @@ void RestServer::Register() {
   for (auto& route : RouteTable(&control_, &metadata_, &options_.openapi_json)) {
     bool open = route.spec.path == "/api/v1/openapi.json";
     bool local_open = route.spec.path == "/metrics";  // open to loopback peers only
-    httplib::Server::Handler h = [this, open, local_open, handler = route.handler](
-                                     const httplib::Request& req, httplib::Response& res) {
+    httplib::Server::Handler h = [this, open, local_open, handler = route.handler,
+                                  path = route.spec.path](const httplib::Request& req,
+                                                          httplib::Response& res) {
+      t_request_log.route = path;
       // Being answered, so not a slow request: a KMS call may take longer than the deadline.
       std::optional<RequestDeadline::Busy> busy;
       if (deadline_) busy.emplace(deadline_.get(), req.remote_port);
@@ -737,6 +768,7 @@ void RestServer::Register() {
         auto user = control_.Authenticate(token);
         if (!call.Check(user)) return;
         call.user = *user;
+        t_request_log.actor_id = user->id;
       }
       handler(call);
     };

@@ -39,7 +39,9 @@
 #include "server/resp_server.h"
 #include "util/data_dir_lock.h"
 #include "util/file_util.h"
+#include "util/log.h"
 #include "util/status_macros.h"
+#include "util/version.h"
 
 namespace keyward {
 namespace {
@@ -96,6 +98,9 @@ Runs the control plane (REST API) and every cluster's Redis endpoint.
   --azure-app-id ID         keyward's Microsoft Entra application id, shown to customers
   --azure-app-name NAME     its display name (both default to a generated, persisted identity)
   --aws-principal-arn ARN   keyward's AWS principal for key policies (default: generated, persisted)
+  --log-level L             debug, info (default), warn or error: the least severe line
+                            written to stderr (one JSON object per line: time, level, event,
+                            msg, ids; a line per API request)
   --allow-core-dumps        for debugging only: let the process dump core and keep key buffers
                             in dumps (by default neither; files are always created 0600)
 
@@ -243,9 +248,9 @@ absl::StatusOr<ListenerSecurity> ChooseListenerSecurity(const ParsedFlags& flags
         "--insecure-plaintext to accept it"));
   }
   if (insecure && (!IsLoopbackHost(api_host) || !IsLoopbackHost(cluster_host))) {
-    fprintf(stderr,
-            "keyward: WARNING: --insecure-plaintext: tokens, passwords and data cross the network "
-            "in cleartext\n");
+    LogWarn("server.insecure_plaintext",
+            "WARNING: --insecure-plaintext: tokens, passwords and data cross the network in "
+            "cleartext");
   }
   return out;
 }
@@ -291,8 +296,8 @@ absl::Status EnsureOwnerToken(ControlPlane& control, const std::string& path) {
   }
   if (!absl::IsAlreadyExists(token.status())) return token.status();
   if (access(path.c_str(), F_OK) != 0) {
-    fprintf(stderr, "keyward: %s is missing; use a token you kept, or add a member token\n",
-            path.c_str());
+    LogWarn("server.owner_token_missing",
+            absl::StrCat(path, " is missing; use a token you kept, or add a member token"));
   }
   return absl::OkStatus();
 }
@@ -353,12 +358,20 @@ absl::StatusOr<std::optional<AzureSettings>> LoadAzure(const ParsedFlags& flags)
 std::atomic<bool> g_stop{false};
 
 absl::Status Serve(const ParsedFlags& flags, const KmsFactoryMaker& make_kms) {
+  if (auto v = flags.Get("log-level")) {
+    std::optional<LogLevel> level = ParseLogLevel(*v);
+    if (!level) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--log-level must be debug, info, warn or error, not '", *v, "'"));
+    }
+    SetLogLevel(*level);
+  }
   // First: private files and no core dumps with keys in them (crypto/process_hardening.h).
   RETURN_IF_ERROR(HardenProcess(flags.Has("allow-core-dumps")));
   if (flags.Has("allow-core-dumps")) {
-    fprintf(stderr,
-            "keyward: WARNING: --allow-core-dumps: a crash dump or debugger can read every "
-            "cluster's keys and data; use it only to debug\n");
+    LogWarn("server.core_dumps_allowed",
+            "WARNING: --allow-core-dumps: a crash dump or debugger can read every cluster's keys "
+            "and data; use it only to debug");
   }
   // Before any cluster opens: freed heap blocks (RocksDB memtables, cached blocks, buffers) are
   // wiped, so a paused cluster's plaintext does not linger in memory (crypto/wipe_on_free.h).
@@ -445,9 +458,9 @@ absl::Status Serve(const ParsedFlags& flags, const KmsFactoryMaker& make_kms) {
   if (azure) azure->vault.app_name = identity.azure_app_name;
   identity.azure_placeholder = !azure.has_value();
   if (identity.azure_placeholder) {
-    fprintf(stderr,
-            "keyward: no Azure identity configured (--azure-client-id …): key setup shows a "
-            "placeholder application id\n");
+    LogWarn("server.no_azure_identity",
+            "no Azure identity configured (--azure-client-id …): key setup shows a placeholder "
+            "application id");
   }
   std::unique_ptr<KmsFactory> kms = make_kms(escrow, azure);
 
@@ -548,11 +561,14 @@ absl::Status Serve(const ParsedFlags& flags, const KmsFactoryMaker& make_kms) {
 #endif
   printf("keyward: ready\n");
   fflush(stdout);
+  LogInfo("server.ready", "keyward is ready",
+          {{"api", api_url}, {"data_dir", data_dir}, {"version", kKeywardVersion}});
 
   // A signal handler may only set a flag; this thread waits for it and nothing else.
   while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   printf("keyward: shutting down\n");
   fflush(stdout);
+  LogInfo("server.stopping", "signal received: closing every cluster");
   rest->Stop();
   scheduler.Stop();
   wal_syncer.Stop();
@@ -612,6 +628,7 @@ int RunServe(const std::vector<std::string>& raw_args, const KmsFactoryMaker& ma
                            "cluster-host",
                            "advertise-host",
                            "tls-cert",
+                           "log-level",
                            "tls-key",
                            "escrow-key-file",
                            "backup-dir",

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "backup/cluster_backup.h"
 #include "control/control_plane.h"
+#include "util/log.h"
 
 namespace keyward {
 namespace {
@@ -56,7 +57,8 @@ ControlPlane::BackupScheduleRun ControlPlane::RunBackupSchedule() {
   if (!backups_ || !backup_destination_) return run;
   auto clusters = metadata_.ListClusters("", {0, 1 << 30});
   if (!clusters.ok()) {
-    fprintf(stderr, "keyward: backup schedule: %s\n", clusters.status().ToString().c_str());
+    LogWarn("backup.schedule_failed",
+            absl::StrCat("backup schedule: ", clusters.status().message()));
     return run;
   }
   const int64_t now = Now();
@@ -95,8 +97,9 @@ ControlPlane::BackupScheduleRun ControlPlane::RunBackupSchedule() {
       ++run.started;
     } else if (!absl::IsFailedPrecondition(started.status())) {
       // Not open or one running already is the next tick's business; anything else is news.
-      fprintf(stderr, "keyward: scheduled backup of cluster %s: %s\n", c.id.c_str(),
-              started.status().ToString().c_str());
+      LogWarn("backup.scheduled_start_failed",
+              absl::StrCat("scheduled backup of cluster ", c.id, ": ", started.status().message()),
+              {{"cluster_id", c.id}});
     }
   }
   return run;

@@ -14,6 +14,7 @@
 #include "absl/strings/str_join.h"
 #include "control/control_plane.h"
 #include "storage/storage_error.h"
+#include "util/log.h"
 #include "util/status_macros.h"
 
 namespace keyward {
@@ -159,8 +160,10 @@ void ControlPlane::RecordProtection(const std::string& cluster_id, bool wrapped_
     if (st.ok()) st = metadata_.RecordClusterDataKeys(cluster_id, ids.dump());
   }
   if (!st.ok()) {
-    fprintf(stderr, "keyward: cluster %s: cannot record its encryption state: %s\n",
-            cluster_id.c_str(), std::string(st.message()).c_str());
+    LogWarn("cluster.protection_unrecorded",
+            absl::StrCat("cluster ", cluster_id,
+                         ": cannot record its encryption state: ", st.message()),
+            {{"cluster_id", cluster_id}});
   }
 }
 
@@ -170,9 +173,10 @@ absl::Status ControlPlane::Start() {
       int64_t adopted,
       metadata_.AdoptDurability(std::string(DurabilityName(runtime_.default_durability()))));
   if (adopted > 0) {
-    fprintf(stderr, "keyward: %lld cluster(s) without a stored durability now have %s\n",
-            static_cast<long long>(adopted),
-            std::string(DurabilityName(runtime_.default_durability())).c_str());
+    LogInfo("cluster.durability_adopted",
+            absl::StrCat(adopted, " cluster(s) without a stored durability now have ",
+                         std::string(DurabilityName(runtime_.default_durability()))),
+            {{"clusters", adopted}});
   }
   ASSIGN_OR_RETURN(std::vector<Cluster> clusters, metadata_.ListClusters("", {0, 1 << 30}));
   RETURN_IF_ERROR(RecoverBackups(clusters));
@@ -187,7 +191,8 @@ absl::Status ControlPlane::Start() {
       progress["finished_at"] = Now();
       absl::Status st = metadata_.RecordClusterReencrypt(c.id, progress.dump());
       if (!st.ok())
-        fprintf(stderr, "keyward: cluster %s: %s\n", c.id.c_str(), st.ToString().c_str());
+        LogWarn("cluster.start_failed", absl::StrCat("cluster ", c.id, ": ", st.message()),
+                {{"cluster_id", c.id}, {"state", c.state}});
     }
     // A failure here (a full disk refusing the metadata write, say) is reported and left for
     // the next start: it must not keep the API and every other cluster down.
@@ -201,13 +206,15 @@ absl::Status ControlPlane::Start() {
       }
       Audit(nullptr, c.project_id, "cluster.recover", c.id, nullptr, st, "creating -> failed");
       if (!st.ok())
-        fprintf(stderr, "keyward: cluster %s: %s\n", c.id.c_str(), st.ToString().c_str());
+        LogWarn("cluster.start_failed", absl::StrCat("cluster ", c.id, ": ", st.message()),
+                {{"cluster_id", c.id}, {"state", c.state}});
     } else if (c.state == "deleting") {
       absl::Status st = runtime_.Shred(c.id);
       if (st.ok()) st = Transition(c, "deleted", "");
       Audit(nullptr, c.project_id, "cluster.recover", c.id, nullptr, st, "deleting -> deleted");
       if (!st.ok())
-        fprintf(stderr, "keyward: cluster %s: %s\n", c.id.c_str(), st.ToString().c_str());
+        LogWarn("cluster.start_failed", absl::StrCat("cluster ", c.id, ": ", st.message()),
+                {{"cluster_id", c.id}, {"state", c.state}});
     } else if (c.state == "available" || c.state == "inaccessible" || c.state == "degraded") {
       to_open.push_back(c);
     }
@@ -221,8 +228,8 @@ absl::Status ControlPlane::Start() {
     for (size_t i = next++; i < to_open.size(); i = next++) {
       absl::Status st = StartCluster(to_open[i]);
       if (!st.ok()) {
-        fprintf(stderr, "keyward: cluster %s: %s\n", to_open[i].id.c_str(),
-                std::string(st.message()).c_str());
+        LogWarn("cluster.start_failed", absl::StrCat("cluster ", to_open[i].id, ": ", st.message()),
+                {{"cluster_id", to_open[i].id}});
       }
     }
   };
@@ -243,7 +250,7 @@ absl::Status ControlPlane::StartCluster(Cluster& c) {
     RecordProtection(c.id, /*wrapped_now=*/false);
     return absl::OkStatus();
   }
-  fprintf(stderr, "keyward: %s\n", std::string(st.message()).c_str());
+  LogWarn("cluster.open_failed", std::string(st.message()), {{"cluster_id", c.id}});
   OpenFailure why = ClassifyOpenFailure(c.id, st);
   // The endpoint keeps its port and tells clients why, instead of refusing connections.
   auto sealed = runtime_.Seal(c.id, c.password_sha256_hex, c.port,
@@ -367,7 +374,8 @@ absl::Status ControlPlane::CutCluster(const std::string& id, const EncryptionKey
                                port.ok() ? std::optional<int>(*port) : std::nullopt);
   Audit(nullptr, c->project_id, "cluster.key_lost", id, &key, st, message,
         c->encryption.key_version);
-  fprintf(stderr, "keyward: cluster %s made inaccessible: %s\n", id.c_str(), message.c_str());
+  LogWarn("cluster.inaccessible", absl::StrCat("cluster ", id, " made inaccessible: ", message),
+          {{"cluster_id", id}});
   return st;
 }
 

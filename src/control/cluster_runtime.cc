@@ -12,6 +12,7 @@
 #include "storage/storage_error.h"
 #include "util/bytes.h"
 #include "util/file_util.h"
+#include "util/log.h"
 #include "util/status_macros.h"
 
 namespace keyward {
@@ -104,8 +105,10 @@ absl::StatusOr<int> ClusterRuntime::BindRecordedPort(const std::string& cluster_
   auto bound = resp_.AddCluster(endpoint, options_.cluster_host, port);
   if (bound.ok() || port == 0) return bound;
   if (options_.allow_port_change) {
-    fprintf(stderr, "keyward: cluster %s: port %d is taken (%s); --allow-port-change: moving it\n",
-            cluster_id.c_str(), port, std::string(bound.status().message()).c_str());
+    LogWarn("cluster.port_changed",
+            absl::StrCat("cluster ", cluster_id, ": port ", port, " is taken (",
+                         bound.status().message(), "); --allow-port-change: moving it"),
+            {{"cluster_id", cluster_id}, {"old_port", port}});
     return resp_.AddCluster(endpoint, options_.cluster_host, 0);
   }
   return MarkStorageError(absl::UnavailableError(absl::StrCat(
@@ -258,11 +261,15 @@ void ClusterRuntime::RotateDataKeys() {
     if (!h) continue;
     auto rotated = h->store->RotateDataKeyIfDue();
     if (!rotated.ok()) {
-      fprintf(stderr, "keyward: cluster %s: data-key rotation failed: %s\n", id.c_str(),
-              std::string(rotated.status().message()).c_str());
+      LogWarn(
+          "cluster.data_key_rotation_failed",
+          absl::StrCat("cluster ", id, ": data-key rotation failed: ", rotated.status().message()),
+          {{"cluster_id", id}});
     } else if (*rotated) {
-      fprintf(stderr, "keyward: cluster %s: new data key %u for new files\n", id.c_str(),
-              h->store->dictionary().Current()->id);
+      LogInfo("cluster.data_key_rotated",
+              absl::StrCat("cluster ", id, ": new data key ", h->store->dictionary().Current()->id,
+                           " for new files"),
+              {{"cluster_id", id}, {"data_key_id", h->store->dictionary().Current()->id}});
     }
   }
 }

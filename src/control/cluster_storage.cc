@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "control/control_plane.h"
 #include "storage/storage_error.h"
+#include "util/log.h"
 #include "util/status_macros.h"
 
 namespace keyward {
@@ -91,7 +92,8 @@ absl::StatusOr<ControlPlane::Repaired> ControlPlane::RepairCluster(const User& a
     return Reworded(report.status(), message);
   }
   std::string summary = report->Summary();
-  fprintf(stderr, "keyward: cluster %s repaired: %s\n", id.c_str(), summary.c_str());
+  LogWarn("cluster.repaired", absl::StrCat("cluster ", id, " repaired: ", summary),
+          {{"cluster_id", id}});
   absl::Status st = OpenCluster(c, /*create=*/false);
   if (st.ok()) {
     st = Transition(c, "available", "", "", c.port);
@@ -199,7 +201,8 @@ void ControlPlane::CheckOpenCluster(const std::string& id) {
     absl::Status st = Transition(c, "degraded", message, cause);
     NoteUnrecorded(st, c, "degraded", message, cause);  // a full disk refuses the write too
     Audit(nullptr, c.project_id, "cluster.degraded", id, nullptr, st, message);
-    fprintf(stderr, "keyward: cluster %s degraded: %s\n", id.c_str(), message.c_str());
+    LogWarn("cluster.degraded", absl::StrCat("cluster ", id, " degraded: ", message),
+            {{"cluster_id", id}});
   } else if (stopped.ok() && shown == "degraded") {
     absl::Status st = Transition(c, "available", "", "");
     Audit(nullptr, c.project_id, "cluster.storage_recovered", id, nullptr, st,

@@ -12,6 +12,7 @@
 #include "crypto/random.h"
 #include "crypto/sha256.h"
 #include "util/clock.h"
+#include "util/log.h"
 #include "util/status_macros.h"
 
 namespace keyward {
@@ -148,8 +149,7 @@ void ControlPlane::Audit(const User* actor, const std::string& project_id,
   e.result = result.ok() ? "success" : "failure";
   e.message = result.ok() ? detail : std::string(result.message());
   absl::Status st = metadata_.AppendAudit(e);
-  if (!st.ok())
-    fprintf(stderr, "keyward: audit write failed: %s\n", std::string(st.message()).c_str());
+  if (!st.ok()) LogError("audit.write_failed", absl::StrCat("audit write failed: ", st.message()));
 }
 
 absl::StatusOr<Project> ControlPlane::CreateProject(const User& actor, const std::string& name,
@@ -497,7 +497,7 @@ absl::StatusOr<ClusterCreated> ControlPlane::CreateCluster(const User& actor,
     absl::Status undo = runtime_.Shred(c.id);
     Transition(c, "failed", std::string(st.message())).IgnoreError();
     Audit(&actor, p.id, "cluster.create", c.id, &key, st);
-    if (!undo.ok()) fprintf(stderr, "keyward: %s\n", std::string(undo.message()).c_str());
+    if (!undo.ok()) LogError("cluster.create_undo_failed", std::string(undo.message()));
     return st;
   }
   RecordProtection(c.id, /*wrapped_now=*/true);

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "crypto/random.h"
+#include "util/log.h"
 
 namespace keyward {
 namespace {
@@ -71,7 +72,7 @@ KeyCheckOutcome KeyHealthMonitor::CheckKey(const EncryptionKey& key, bool round_
 void KeyHealthMonitor::Tick() {
   auto clusters = metadata_.ListClusters("", {0, 1 << 30});
   if (!clusters.ok()) {
-    fprintf(stderr, "keyward: key monitor: %s\n", std::string(clusters.status().message()).c_str());
+    LogWarn("key_monitor.failed", absl::StrCat("key monitor: ", clusters.status().message()));
     return;
   }
   // Keys that govern a cluster now: open ones, and ones the monitor cut (to restore them).
@@ -162,8 +163,9 @@ void KeyHealthMonitor::CutAll(const EncryptionKey& key, const std::string& reaso
     if (c.encryption_key_id != key.id || !IsOpenState(c.state)) continue;
     absl::Status st = control_.CutCluster(c.id, key, reason);
     if (!st.ok()) {
-      fprintf(stderr, "keyward: key monitor: cannot cut cluster %s: %s\n", c.id.c_str(),
-              std::string(st.message()).c_str());
+      LogError("key_monitor.cut_failed",
+               absl::StrCat("key monitor: cannot cut cluster ", c.id, ": ", st.message()),
+               {{"cluster_id", c.id}, {"key_id", key.id}});
     }
   }
 }
@@ -197,8 +199,9 @@ void KeyHealthMonitor::Apply(const EncryptionKey& key, const KeyCheckOutcome& ou
     return;
   }
   if (outcome.result == KeyCheckOutcome::Result::kTransient) {
-    fprintf(stderr, "keyward: key %s check failed (transient): %s\n", key.id.c_str(),
-            outcome.reason.c_str());
+    LogWarn("key.check_transient_failure",
+            absl::StrCat("key ", key.id, " check failed (transient): ", outcome.reason),
+            {{"key_id", key.id}});
     if (failing_since_ms > 0 && now - failing_since_ms >= options_.grace_ms) {
       CutAll(key,
              absl::StrCat("the KMS has not answered usefully for ", (now - failing_since_ms) / 1000,
@@ -220,15 +223,17 @@ void KeyHealthMonitor::Apply(const EncryptionKey& key, const KeyCheckOutcome& ou
     if (c.state == "inaccessible" && c.state_cause == "key" && options_.auto_restore) {
       absl::Status st = control_.RestoreCluster(c.id, key);
       if (!st.ok()) {
-        fprintf(stderr, "keyward: key monitor: cluster %s stays inaccessible: %s\n", c.id.c_str(),
-                std::string(st.message()).c_str());
+        LogWarn("key_monitor.restore_failed",
+                absl::StrCat("key monitor: cluster ", c.id, " stays inaccessible: ", st.message()),
+                {{"cluster_id", c.id}, {"key_id", key.id}});
       }
     } else if (IsOpenState(c.state) && !outcome.key_version.empty() &&
                c.encryption.key_version != outcome.key_version) {
       absl::Status st = control_.RewrapCluster(c.id, key);
       if (!st.ok()) {
-        fprintf(stderr, "keyward: key monitor: re-wrap of cluster %s failed: %s\n", c.id.c_str(),
-                std::string(st.message()).c_str());
+        LogWarn("key_monitor.rewrap_failed",
+                absl::StrCat("key monitor: re-wrap of cluster ", c.id, " failed: ", st.message()),
+                {{"cluster_id", c.id}, {"key_id", key.id}});
       }
     }
   }

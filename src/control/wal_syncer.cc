@@ -3,6 +3,9 @@
 #include <chrono>
 #include <cstdio>
 
+#include "absl/strings/str_cat.h"
+#include "util/log.h"
+
 namespace keyward {
 
 WalSyncer::WalSyncer(std::function<StoreList()> stores, int64_t period_ms)
@@ -63,15 +66,19 @@ int WalSyncer::SyncOnce() {
     if (sequence != s.sequence || s.failing) {
       absl::Status st = store->SyncWal();
       if (st.ok()) {
-        if (s.failing) fprintf(stderr, "keyward: cluster %s: WAL sync works again\n", id.c_str());
+        if (s.failing) {
+          LogInfo("cluster.wal_sync_recovered",
+                  absl::StrCat("cluster ", id, ": WAL sync works again"), {{"cluster_id", id}});
+        }
         s.failing = false;
         s.sequence = sequence;
         ++synced;
       } else if (!s.failing) {
-        fprintf(stderr,
-                "keyward: cluster %s: WAL sync failed (durability everysec; retried every "
-                "second): %s\n",
-                id.c_str(), std::string(st.message()).c_str());
+        LogError("cluster.wal_sync_failed",
+                 absl::StrCat("cluster ", id,
+                              ": WAL sync failed (durability everysec; retried every second): ",
+                              st.message()),
+                 {{"cluster_id", id}});
         s.failing = true;
       }
     }

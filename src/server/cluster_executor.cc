@@ -6,6 +6,7 @@
 
 #include "absl/strings/match.h"
 #include "server/resp_writer.h"
+#include "util/log.h"
 
 namespace keyward {
 
@@ -251,8 +252,8 @@ void ClusterExecutor::ApplyPuts(PendingPuts* puts, std::vector<WriteReply>* writ
   if (puts->entries.empty()) return;
   absl::Status st = endpoint_->store->PutMany(puts->entries);
   if (!st.ok()) {
-    fprintf(stderr, "keyward: cluster %s: %s\n", endpoint_->cluster_id.c_str(),
-            std::string(st.message()).c_str());
+    LogWarn("cluster.storage_error", std::string(st.message()),
+            {{"cluster_id", endpoint_->cluster_id}});
     const std::string error = StorageErrorText(st);
     for (size_t i : puts->replies) {
       (*writes)[i].failed = true;
@@ -269,8 +270,8 @@ void ClusterExecutor::GroupCommit(std::vector<WriteReply>& writes, bool sync) {
   absl::Status st = endpoint_->store->FlushWal(sync);
   if (sync) metrics_->wal_syncs->Inc();
   if (!st.ok()) {
-    fprintf(stderr, "keyward: cluster %s: %s\n", endpoint_->cluster_id.c_str(),
-            std::string(st.message()).c_str());
+    LogWarn("cluster.storage_error", std::string(st.message()),
+            {{"cluster_id", endpoint_->cluster_id}});
   }
   // Back to front, so the offsets of a job's earlier replies stay valid.
   for (auto it = writes.rbegin(); it != writes.rend(); ++it) {

@@ -13,6 +13,7 @@
 #include "server/connection_limits.h"
 #include "server/glob.h"
 #include "server/resp_writer.h"
+#include "util/log.h"
 #include "util/status_macros.h"
 
 namespace keyward {
@@ -52,8 +53,7 @@ std::string Lower(std::string_view s) { return absl::AsciiStrToLower(std::string
 
 // Storage failures carry file names, never values; tell the client without internals.
 void StorageError(CommandCtx& c, const absl::Status& st) {
-  fprintf(stderr, "keyward: cluster %s: %s\n", c.ep.cluster_id.c_str(),
-          std::string(st.message()).c_str());
+  LogWarn("cluster.storage_error", std::string(st.message()), {{"cluster_id", c.ep.cluster_id}});
   resp::Error(c.out, StorageErrorText(st));
 }
 

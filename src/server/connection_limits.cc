@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "util/log.h"
 
 namespace keyward {
 namespace {
@@ -44,11 +45,13 @@ size_t FitToFdLimit(size_t max_clients) {
   size_t reserve = FdReserve(limit);
   size_t fitted = limit > reserve + 16 ? limit - reserve : 16;
   if (fitted >= max_clients) return max_clients;
-  fprintf(stderr,
-          "keyward: the file descriptor limit is %zu (ulimit -n): serving at most %zu Redis "
-          "clients instead of --max-clients %zu, keeping %zu descriptors for the API and the "
-          "clusters' files; raise the limit to serve more\n",
-          limit, fitted, max_clients, limit - fitted);
+  LogWarn("server.max_clients_lowered",
+          absl::StrCat("the file descriptor limit is ", limit, " (ulimit -n): serving at most ",
+                       fitted, " Redis clients instead of --max-clients ", max_clients,
+                       ", keeping ", limit - fitted,
+                       " descriptors for the API and the clusters' files; raise the limit to "
+                       "serve more"),
+          {{"fd_limit", limit}, {"max_clients", fitted}});
   return fitted;
 }
 
@@ -72,10 +75,11 @@ void LogLimiter::Log(const std::string& line) {
     dropped_ = 0;
   }
   if (dropped == 0) {
-    fprintf(stderr, "keyward: %s\n", line.c_str());
+    LogWarn("redis.client", line);
   } else {
-    fprintf(stderr, "keyward: %s (and %llu more like it since the last such line)\n", line.c_str(),
-            static_cast<unsigned long long>(dropped));
+    LogWarn("redis.client",
+            absl::StrCat(line, " (and ", dropped, " more like it since the last such line)"),
+            {{"suppressed", dropped}});
   }
 }
 

@@ -17,6 +17,7 @@
 #include "util/bytes.h"
 #include "util/clock.h"
 #include "util/file_util.h"
+#include "util/log.h"
 #include "util/status_macros.h"
 
 namespace keyward {
@@ -76,8 +77,10 @@ absl::StatusOr<int> RepairTornFileHeaders(const std::string& dir) {
         return absl::InternalError(absl::StrCat("cannot repair torn file ", entry.path().string(),
                                                 ": ", ErrnoText(errno)));
       }
-      fprintf(stderr, "keyward: %s was cut inside its encryption header by a crash; emptied it\n",
-              entry.path().c_str());
+      LogWarn(
+          "storage.torn_header_emptied",
+          entry.path().string() + " was cut inside its encryption header by a crash; emptied it",
+          {{"file", entry.path().string()}});
       ++repaired;
     }
   }
@@ -229,8 +232,8 @@ absl::StatusOr<std::optional<StoredValue>> ClusterStore::Get(std::string_view ke
         WriteStatus(db_->Delete(rocksdb::WriteOptions(), rocksdb::Slice(key.data(), key.size())),
                     "delete of expired key failed");
     if (!st.ok()) {
-      fprintf(stderr, "keyward: cluster %s: %s\n", options_.cluster_id.c_str(),
-              std::string(st.message()).c_str());
+      LogWarn("cluster.storage_error", std::string(st.message()),
+              {{"cluster_id", options_.cluster_id}});
     }
     return std::nullopt;
   }

@@ -16,6 +16,7 @@
 #include "storage/rocks_status.h"
 #include "util/bytes.h"
 #include "util/clock.h"
+#include "util/log.h"
 #include "util/status_macros.h"
 
 namespace keyward {
@@ -156,7 +157,8 @@ WalScan ScanWal(const std::string& data) {
   return out;
 }
 
-absl::StatusOr<std::string> ReadWholeFileDecrypted(rocksdb::FileSystem& fs, const std::string& path) {
+absl::StatusOr<std::string> ReadWholeFileDecrypted(rocksdb::FileSystem& fs,
+                                                   const std::string& path) {
   std::unique_ptr<rocksdb::FSSequentialFile> file;
   RETURN_IF_ERROR(FromRocks(fs.NewSequentialFile(path, rocksdb::FileOptions(), &file, nullptr),
                             absl::StrCat("cannot read ", path)));
@@ -206,8 +208,9 @@ class ClusterStore::HealthListener : public rocksdb::EventListener {
     if (bg_error == nullptr || bg_error->ok()) return;
     // Soft errors too: a no-space error starts soft and still refuses writes until resumed.
     absl::Status st = FromRocks(*bg_error, ReasonText(reason));
-    fprintf(stderr, "keyward: cluster %s: writes stopped: %s\n", cluster_id_.c_str(),
-            std::string(st.message()).c_str());
+    LogError("cluster.writes_stopped",
+             "cluster " + cluster_id_ + ": writes stopped: " + std::string(st.message()),
+             {{"cluster_id", cluster_id_}});
     std::lock_guard<std::mutex> lock(mu_);
     error_ = st;
   }

@@ -3,6 +3,8 @@
 #include <cstdarg>
 #include <cstdio>
 
+#include "util/log.h"
+
 namespace keyward {
 namespace {
 
@@ -19,7 +21,7 @@ class StderrRocksLogger : public rocksdb::Logger {
     if (level < GetInfoLogLevel()) return;
     char buf[1024];
     vsnprintf(buf, sizeof(buf), format, ap);
-    fprintf(stderr, "keyward: rocksdb[%s]: %s\n", tag_.c_str(), buf);
+    LogWarn("rocksdb", buf, {{"store", tag_}});
   }
 
  private:

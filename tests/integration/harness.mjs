@@ -70,10 +70,11 @@ export class Server {
     this.port = await freePort();
     this.url = `${this.tls ? 'https' : 'http'}://127.0.0.1:${this.port}`;
     this.output = '';
+    this.stderr = '';
     this.proc = spawn(this.bin, ['serve', '--data-dir', this.dataDir, '--listen',
       `127.0.0.1:${this.port}`, ...this.extraArgs], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...this.env } });
     this.proc.stdout.on('data', (d) => { this.output += d; });
-    this.proc.stderr.on('data', (d) => { this.output += d; });
+    this.proc.stderr.on('data', (d) => { this.output += d; this.stderr += d; });
     this.exited = new Promise((resolve) => this.proc.on('exit', (code, signal) => resolve({ code, signal })));
     // Start-up opens every cluster (a KMS round trip and RocksDB recovery each): generous on slow machines.
     const deadline = Date.now() + 120000;
