@@ -25,8 +25,8 @@ build-check/build.ninja: CMakeLists.txt
 	cmake -S . -B build-check -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug -DKEYWARD_SANITIZE=ON -DKEYWARD_CCACHE=OFF
 
 CHECK_TARGETS := unit_tests keyward keyward-fake-kms keyward-kms-emulator keyward-azure-wrap \
-  keyward_rocksdb_plugin resp_parser_fuzz key_file_fuzz azure_reply_fuzz rest_body_fuzz command_fuzz \
-  backup_manifest_fuzz
+  keyward-aws-kms-tool keyward_rocksdb_plugin resp_parser_fuzz key_file_fuzz azure_reply_fuzz \
+  aws_reply_fuzz rest_body_fuzz command_fuzz backup_manifest_fuzz
 build-check: deps build-check/build.ninja
 	ninja -C build-check -j$(JOBS) $(CHECK_TARGETS)
 
@@ -36,7 +36,7 @@ build-tsan/build.ninja: CMakeLists.txt
 	@if [ -f build-tsan/Makefile ]; then echo "build-tsan: was made by Make, starting over with Ninja"; rm -rf build-tsan; fi
 	cmake -S . -B build-tsan -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug -DKEYWARD_TSAN=ON -DKEYWARD_CCACHE=OFF
 
-TSAN_TARGETS := unit_tests keyward keyward-fake-kms keyward-kms-emulator keyward-azure-wrap
+TSAN_TARGETS := unit_tests keyward keyward-fake-kms keyward-kms-emulator keyward-azure-wrap keyward-aws-kms-tool
 build-tsan: deps build-tsan/build.ninja
 	ninja -C build-tsan -j$(JOBS) $(TSAN_TARGETS)
 

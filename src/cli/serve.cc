@@ -15,6 +15,7 @@
 #include <tuple>
 
 #include "absl/cleanup/cleanup.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "api/openapi_document.h"
@@ -118,6 +119,16 @@ Azure (keyward authenticates as its own Entra application; the same variables as
   --azure-connect-to H:P    reach every Azure host at H:P (private endpoint, emulator)
   --azure-ca-file F         CA bundle for Azure's endpoints (private CA, emulator)
   --azure-api-version V     Key Vault REST version (default 7.4)
+
+AWS KMS (credentials the AWS SDKs' way: AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY
+[+ AWS_SESSION_TOKEN], else AWS_PROFILE in ~/.aws/credentials or ~/.aws/config, else
+AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN via STS, else EC2 instance metadata when
+AWS_EC2_METADATA_SERVICE_ENDPOINT is set):
+  --aws-endpoint-url U      KMS endpoint for every region (or AWS_ENDPOINT_URL_KMS,
+                            AWS_ENDPOINT_URL; default https://kms.{region}.amazonaws.com)
+  --aws-use-fips-endpoint   https://kms-fips.{region}.amazonaws.com (or AWS_USE_FIPS_ENDPOINT=true)
+  --aws-ca-file F           CA bundle for AWS endpoints (or AWS_CA_BUNDLE; private endpoint,
+                            emulator)
 )";
 
 // --max-clients, --max-clients-per-cluster, --max-input-bytes, --max-client-memory,
@@ -307,6 +318,48 @@ std::string EnvOr(const char* name, const std::string& fallback = "") {
   return v && *v ? v : fallback;
 }
 
+// AWS settings from flags and the SDKs' environment variables; credentials are looked up when a
+// key first needs them.
+AwsKmsSettings LoadAws(const ParsedFlags& flags, const ServiceIdentity& identity) {
+  AwsKmsSettings a;
+  std::string region = EnvOr("AWS_REGION", EnvOr("AWS_DEFAULT_REGION", "us-east-1"));
+  a.credentials = aws::AwsCredentialOptionsFromEnvironment(region);
+  a.kms.endpoint_url = flags.Get("aws-endpoint-url")
+                           .value_or(EnvOr("AWS_ENDPOINT_URL_KMS", EnvOr("AWS_ENDPOINT_URL")));
+  a.kms.use_fips = flags.Has("aws-use-fips-endpoint") ||
+                   absl::AsciiStrToLower(EnvOr("AWS_USE_FIPS_ENDPOINT")) == "true";
+  a.kms.principal_arn = identity.aws_principal_arn;
+  a.http.ca_file = flags.Get("aws-ca-file").value_or(EnvOr("AWS_CA_BUNDLE"));
+  return a;
+}
+
+// keyward's real AWS principal (STS GetCallerIdentity) when AWS credentials are configured
+// (*configured says whether they are);
+// nullopt (with a warning when STS could not say) keeps the stored or generated one. Bounded:
+// two attempts with short timeouts, so an unreachable STS delays startup by seconds at most.
+std::optional<std::string> AwsCallerArn(const AwsKmsSettings& aws, bool* configured) {
+  HttpClientOptions http = aws.http;
+  http.max_attempts = 2;
+  http.connect_timeout_ms = 3000;
+  http.request_timeout_ms = 5000;
+  aws::AwsCredentialSource source(aws.credentials, std::make_shared<HttpClient>(http));
+  *configured = source.configured();
+  if (!source.configured()) return std::nullopt;
+  auto arn = source.CallerPrincipalArn();
+  if (!arn.ok()) {
+    LogWarn("server.aws_principal_unconfirmed",
+            absl::StrCat("could not confirm the AWS principal with STS GetCallerIdentity (",
+                         arn.status().message(),
+                         "); key policies will name the configured one (set --aws-principal-arn "
+                         "to choose it)"));
+    return std::nullopt;
+  }
+  LogInfo("server.aws_principal",
+          absl::StrCat("AWS principal ", *arn, " (credentials from ", source.source(), ")"),
+          {{"principal_arn", *arn}});
+  return *arn;
+}
+
 // Azure settings from flags and the SDKs' environment variables; nullopt when no identity.
 absl::StatusOr<std::optional<AzureSettings>> LoadAzure(const ParsedFlags& flags) {
   AzureSettings a;
@@ -462,7 +515,15 @@ absl::Status Serve(const ParsedFlags& flags, const KmsFactoryMaker& make_kms) {
             "no Azure identity configured (--azure-client-id …): key setup shows a placeholder "
             "application id");
   }
-  std::unique_ptr<KmsFactory> kms = make_kms(escrow, azure);
+  AwsKmsSettings aws = LoadAws(flags, identity);
+  bool aws_configured = false;
+  std::optional<std::string> caller_arn = AwsCallerArn(aws, &aws_configured);
+  identity.aws_placeholder = !aws_configured;
+  if (caller_arn && !flags.Has("aws-principal-arn")) {
+    identity.aws_principal_arn = *caller_arn;  // the principal customers name in their key policies
+    aws.kms.principal_arn = *caller_arn;
+  }
+  std::unique_ptr<KmsFactory> kms = make_kms(escrow, azure, std::move(aws));
 
   ASSIGN_OR_RETURN(std::unique_ptr<RespServer> resp, RespServer::New(resp_opts));
   auto shared = SharedStorageResources::New(64 << 20, 64 << 20);
@@ -622,45 +683,48 @@ int RunServe(const std::vector<std::string>& raw_args, const KmsFactoryMaker& ma
     fprintf(stderr, "keyward serve: %s\n", std::string(args.status().message()).c_str());
     return 2;
   }
-  auto flags = ParseFlags(*args,
-                          {"data-dir",
-                           "listen",
-                           "cluster-host",
-                           "advertise-host",
-                           "tls-cert",
-                           "log-level",
-                           "tls-key",
-                           "escrow-key-file",
-                           "backup-dir",
-                           "data-key-rotation-days",
-                           "max-bulk-bytes",
-                           "max-clients",
-                           "max-clients-per-cluster",
-                           "max-input-bytes",
-                           "max-client-memory",
-                           "auth-timeout",
-                           "idle-timeout",
-                           "durability",
-                           "key-check-interval",
-                           "key-loss-grace",
-                           "key-auto-restore",
-                           "storage-check-interval",
-                           "azure-app-id",
-                           "azure-app-name",
-                           "aws-principal-arn",
-                           "azure-tenant-id",
-                           "azure-client-id",
-                           "azure-imds-url",
-                           "azure-authority-host",
-                           "azure-management-host",
-                           "azure-vault-url-template",
-                           "azure-connect-to",
-                           "azure-ca-file",
-                           "azure-api-version",
-                           "azure-client-certificate",
-                           "azure-managed-hsm-url-template"},
-                          {"help", "azure-managed-identity", "allow-core-dumps",
-                           "allow-port-change", "tls-self-signed", "insecure-plaintext"});
+  auto flags =
+      ParseFlags(*args,
+                 {"data-dir",
+                  "listen",
+                  "cluster-host",
+                  "advertise-host",
+                  "tls-cert",
+                  "log-level",
+                  "tls-key",
+                  "escrow-key-file",
+                  "backup-dir",
+                  "data-key-rotation-days",
+                  "max-bulk-bytes",
+                  "max-clients",
+                  "max-clients-per-cluster",
+                  "max-input-bytes",
+                  "max-client-memory",
+                  "auth-timeout",
+                  "idle-timeout",
+                  "durability",
+                  "key-check-interval",
+                  "key-loss-grace",
+                  "key-auto-restore",
+                  "storage-check-interval",
+                  "azure-app-id",
+                  "azure-app-name",
+                  "aws-principal-arn",
+                  "azure-tenant-id",
+                  "azure-client-id",
+                  "azure-imds-url",
+                  "azure-authority-host",
+                  "azure-management-host",
+                  "azure-vault-url-template",
+                  "azure-connect-to",
+                  "azure-ca-file",
+                  "azure-api-version",
+                  "azure-client-certificate",
+                  "azure-managed-hsm-url-template",
+                  "aws-endpoint-url",
+                  "aws-ca-file"},
+                 {"help", "azure-managed-identity", "allow-core-dumps", "allow-port-change",
+                  "tls-self-signed", "insecure-plaintext", "aws-use-fips-endpoint"});
   if (!flags.ok()) {
     fprintf(stderr, "keyward serve: %s\n", std::string(flags.status().message()).c_str());
     return 2;

@@ -309,6 +309,7 @@ absl::StatusOr<KeyTestOutcome> ControlPlane::RunKeyTest(const User& actor, Encry
     return ok;
   };
   const bool azure = key.provider == "azure-key-vault";
+  const bool aws = key.provider == "aws-kms";
   auto provider = kms_.ProviderFor(key);
   std::optional<KeyDescription> desc;
   if (!check("connect", provider.ok(),
@@ -316,7 +317,10 @@ absl::StatusOr<KeyTestOutcome> ControlPlane::RunKeyTest(const User& actor, Encry
   } else if (auto d = (*provider)->Describe(); !d.ok()) {
     std::string hint =
         absl::IsNotFound(d.status())
-            ? (azure ? " (reference Step 2.7: create the key under the full name shown)" : "")
+            ? (azure ? " (reference Step 2.7: create the key under the full name shown)"
+               : aws ? absl::StrCat(" (check it: aws kms describe-key --region ", key.region,
+                                    " --key-id ", key.key_name, ")")
+                     : "")
         : absl::IsPermissionDenied(d.status())
             ? (azure ? " (reference Step 2.9: assign the role on the key)"
                      : " (add the key policy statement shown)")
@@ -324,17 +328,34 @@ absl::StatusOr<KeyTestOutcome> ControlPlane::RunKeyTest(const User& actor, Encry
     check("describe", false, absl::StrCat(d.status().message(), hint));
   } else {
     desc = *d;
-    check("describe", true, absl::StrCat("found ", d->key_id, " version ", d->key_version));
+    check("describe", true,
+          absl::StrCat("found ", d->key_id,
+                       d->key_version.empty() ? "" : absl::StrCat(" version ", d->key_version)));
   }
   if (desc) {
     check("enabled", desc->enabled,
           desc->enabled ? "key is enabled"
-                        : absl::StrCat("key ", key.key_name, " is disabled; enable it in ",
-                                       azure ? "Key Vault" : "AWS KMS", " and test again"));
-    check("key_operations", desc->can_wrap,
-          desc->can_wrap ? "wrapKey and unwrapKey allowed"
-                         : "the key's permitted operations exclude wrapKey/unwrapKey; recreate it "
-                           "with --ops wrapKey unwrapKey");
+          : aws         ? absl::StrCat("key ", key.key_name,
+                                       " is not enabled in AWS KMS; run aws kms enable-key --region ",
+                                       key.region, " --key-id ", key.key_name,
+                                       " (after aws kms cancel-key-deletion if it is pending deletion) "
+                                               "and test again")
+                        : absl::StrCat("key ", key.key_name,
+                                       " is disabled; enable it in Key Vault and "
+                                               "test again"));
+    if (aws) {
+      check("key_operations", desc->can_wrap,
+            desc->can_wrap ? "symmetric encryption key (SYMMETRIC_DEFAULT, ENCRYPT_DECRYPT)"
+                           : absl::StrCat("the key is not a symmetric encryption key (KeySpec "
+                                          "SYMMETRIC_DEFAULT, KeyUsage ENCRYPT_DECRYPT); create "
+                                          "one with aws kms create-key --region ",
+                                          key.region, " and use its ARN"));
+    } else {
+      check("key_operations", desc->can_wrap,
+            desc->can_wrap ? "wrapKey and unwrapKey allowed"
+                           : "the key's permitted operations exclude wrapKey/unwrapKey; recreate "
+                             "it with --ops wrapKey unwrapKey");
+    }
     if (azure) {
       if (!desc->purge_protection.has_value()) {
         check("purge_protection", true, "purge protection not verified (no vault read access)");
@@ -346,7 +367,14 @@ absl::StatusOr<KeyTestOutcome> ControlPlane::RunKeyTest(const User& actor, Encry
                     "az keyvault update --enable-purge-protection true) and test again");
       }
     }
-    if (!desc->region.has_value()) {
+    if (aws && desc->region.has_value()) {
+      bool same = *desc->region == key.region;
+      check("region", same,
+            same ? absl::StrCat("key ARN region ", *desc->region, " matches")
+                 : absl::StrCat("the key ARN is in region ", *desc->region,
+                                " but this key record is for ", key.region,
+                                "; use a key created in ", key.region));
+    } else if (!desc->region.has_value()) {
       check("region", true,
             "region not verified (give subscription_id and resource_group to check it)");
     } else {
@@ -363,11 +391,13 @@ absl::StatusOr<KeyTestOutcome> ControlPlane::RunKeyTest(const User& actor, Encry
     auto wrapped = probe.ok() ? (*provider)->Wrap(*probe, context)
                               : absl::StatusOr<WrappedKey>(probe.status());
     if (check("wrap", wrapped.ok(),
-              wrapped.ok() ? "wrapKey succeeded" : std::string(wrapped.status().message()))) {
+              wrapped.ok() ? (aws ? "Encrypt succeeded" : "wrapKey succeeded")
+                           : std::string(wrapped.status().message()))) {
       auto unwrapped = (*provider)->Unwrap(*wrapped, context);
       bool same = unwrapped.ok() && unwrapped->Equals(*probe);
       check("unwrap", same,
-            same             ? "unwrapKey returned the wrapped bytes"
+            same             ? (aws ? "Decrypt returned the encrypted bytes"
+                                    : "unwrapKey returned the wrapped bytes")
             : unwrapped.ok() ? "unwrapKey returned different bytes"
                              : std::string(unwrapped.status().message()));
     }

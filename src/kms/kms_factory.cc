@@ -9,8 +9,14 @@ namespace {
 class ProductKmsFactory : public KmsFactory {
  public:
   // Every provider handed out is counted and timed (keyward_kms_* metrics).
-  ProductKmsFactory(std::shared_ptr<MasterKeyProvider> escrow, std::optional<AzureSettings> azure)
-      : escrow_(Instrument(std::move(escrow))), azure_(std::move(azure)) {
+  ProductKmsFactory(std::shared_ptr<MasterKeyProvider> escrow, std::optional<AzureSettings> azure,
+                    std::optional<AwsKmsSettings> aws)
+      : escrow_(Instrument(std::move(escrow))), azure_(std::move(azure)), aws_(std::move(aws)) {
+    if (aws_) {
+      aws_http_ = std::make_shared<HttpClient>(aws_->http);
+      // Credentials are shared by every key and cluster, cached until they expire.
+      aws_credentials_ = std::make_shared<aws::AwsCredentialSource>(aws_->credentials, aws_http_);
+    }
     if (azure_) {
       http_ = std::make_shared<HttpClient>(azure_->http);
       // One token source for keyward's identity: tokens are shared by every key and cluster.
@@ -32,6 +38,16 @@ class ProductKmsFactory : public KmsFactory {
       if (!p.ok()) return p.status();
       return Instrument(std::shared_ptr<MasterKeyProvider>(std::move(*p)));
     }
+    if (key.provider == "aws-kms") {
+      if (!aws_) {
+        return absl::FailedPreconditionError(
+            "this keyward server has no AWS KMS client configured; start it with AWS credentials "
+            "(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or web identity)");
+      }
+      auto p = aws::AwsKmsProvider::New(key, aws_->kms, aws_credentials_, aws_http_);
+      if (!p.ok()) return p.status();
+      return Instrument(std::shared_ptr<MasterKeyProvider>(std::move(*p)));
+    }
     return absl::UnimplementedError(
         absl::StrCat("this keyward server has no ", key.provider,
                      " client yet, so it cannot reach the key; the key stays pending"));
@@ -42,13 +58,17 @@ class ProductKmsFactory : public KmsFactory {
   std::optional<AzureSettings> azure_;
   std::shared_ptr<HttpClient> http_;
   std::shared_ptr<EntraTokenSource> tokens_;
+  std::optional<AwsKmsSettings> aws_;
+  std::shared_ptr<HttpClient> aws_http_;
+  std::shared_ptr<aws::AwsCredentialSource> aws_credentials_;
 };
 
 }  // namespace
 
 std::unique_ptr<KmsFactory> NewProductKmsFactory(std::shared_ptr<MasterKeyProvider> escrow,
-                                                 std::optional<AzureSettings> azure) {
-  return std::make_unique<ProductKmsFactory>(std::move(escrow), std::move(azure));
+                                                 std::optional<AzureSettings> azure,
+                                                 std::optional<AwsKmsSettings> aws) {
+  return std::make_unique<ProductKmsFactory>(std::move(escrow), std::move(azure), std::move(aws));
 }
 
 }  // namespace keyward

@@ -10,6 +10,8 @@
 
 #include "absl/status/statusor.h"
 #include "control/resources.h"
+#include "kms/aws/aws_credentials.h"
+#include "kms/aws/aws_kms_provider.h"
 #include "kms/azure/azure_key_vault_provider.h"
 #include "kms/azure/entra_token.h"
 #include "kms/azure/http_client.h"
@@ -33,9 +35,18 @@ struct AzureSettings {
   HttpClientOptions http;
 };
 
-// The product's factory: the escrow key, and Azure Key Vault when `azure` is given. AWS KMS
-// plugs in here with its own issue.
+// How keyward reaches AWS KMS as its own principal (credentials found the SDK way).
+struct AwsKmsSettings {
+  aws::AwsCredentialOptions credentials;
+  aws::AwsKmsConfig kms;
+  HttpClientOptions http;
+};
+
+// The product's factory: the escrow key, Azure Key Vault when `azure` is given, AWS KMS when
+// `aws` is given (its credentials are looked up on first use, so a server without any still
+// starts and its AWS keys say what to set).
 std::unique_ptr<KmsFactory> NewProductKmsFactory(std::shared_ptr<MasterKeyProvider> escrow,
-                                                 std::optional<AzureSettings> azure);
+                                                 std::optional<AzureSettings> azure,
+                                                 std::optional<AwsKmsSettings> aws);
 
 }  // namespace keyward

@@ -79,6 +79,11 @@ export class Emulator {
     const token = await this.token(admin, 'https://management.azure.com/.default');
     await this.request('DELETE', `${this.info.management_host}${scope}/providers/Microsoft.Authorization/roleAssignments/${id}?api-version=2022-04-01`, undefined, token);
   }
+  // AWS: an IAM principal with an access key ({name, account_id, arn, access_key_id,
+  // secret_access_key}); each gets its own account unless accountId is given.
+  async awsPrincipal(name, accountId) {
+    return (await this.request('POST', `${this.info.admin_url}/aws/principals`, { name, ...(accountId ? { account_id: accountId } : {}) })).json;
+  }
   async fault(f) { return (await this.request('POST', `${this.info.admin_url}/faults`, f)).json; }
   async clearFaults() { return this.request('DELETE', `${this.info.admin_url}/faults`); }
   async counters() { return (await this.request('GET', `${this.info.admin_url}/counters`)).json; }

@@ -156,6 +156,7 @@ void EmulatorImpl::Admin(const httplib::Request& req, httplib::Response& res) {
   std::lock_guard<std::mutex> lock(mu_);
   json body = req.body.empty() ? json::object() : json::parse(req.body, nullptr, false);
   if (!body.is_object()) return ArmError(res, 400, "BadRequest", "body must be a JSON object");
+  if (absl::StartsWith(req.path, "/admin/aws/")) return AwsAdmin(req, res, body);
   if (req.path == "/admin/principals" && req.method == "POST") {
     std::string client_id = Uuid();
     json p = {{"tenant_id", Tenant()},
@@ -176,7 +177,7 @@ void EmulatorImpl::Admin(const httplib::Request& req, httplib::Response& res) {
   if (req.path == "/admin/federated-tokens" && req.method == "POST") {
     json claims = {{"iss", "https://" + req.get_header_value("Host") + "/oidc"},
                    {"sub", body.value("subject", "")},
-                   {"aud", "api://AzureADTokenExchange"},
+                   {"aud", body.value("audience", "api://AzureADTokenExchange")},
                    {"iat", Now()},
                    {"exp", Now() + 3600}};
     res.set_content(json{{"token", SignJwt(claims, Secret())}}.dump(), "application/json");

@@ -123,6 +123,10 @@ std::string EmulatorImpl::GarbageBody(const std::string& op, const std::string& 
     return R"({"kid":["not","a","kid"],"value":{"b":null}})";
   if (op == "token" || op == "imds") return R"({"access_token":{"t":null},"expires_in":"soon"})";
   if (op == "arm") return R"({"location":7,"properties":{"enablePurgeProtection":"yes"}})";
+  if (absl::StartsWith(op, "aws.")) {
+    return R"({"KeyMetadata":{"KeyId":7,"Enabled":"yes","KeyState":[]},"CiphertextBlob":{"b":1},)"
+           R"("Plaintext":["x"],"KeyId":null})";
+  }
   return R"({"error":{"code":["garbage"]}})";
 }
 
@@ -169,6 +173,18 @@ bool EmulatorImpl::Fault(const std::string& op, httplib::Response& res) {
     return true;
   }
   if (status == 0) return false;
+  if (absl::StartsWith(op, "aws.")) {
+    // AWS's shapes: throttling is a 400 the SDKs retry by its __type.
+    res.status = status == 429 ? 400 : status;
+    const char* type = status == 429   ? "ThrottlingException"
+                       : status == 503 ? "DependencyTimeoutException"
+                                       : "KMSInternalException";
+    res.set_content(
+        json{{"__type", type}, {"message", status == 429 ? "Rate exceeded" : "injected fault"}}
+            .dump(),
+        "application/x-amz-json-1.1");
+    return true;
+  }
   if (status == 429) {
     res.set_header("Retry-After", std::to_string(retry_after));
     KvError(res, 429, "Throttled",

@@ -3,6 +3,8 @@
 // paths for vaults and role assignments, served on one loopback HTTPS port for tests and local
 // development. Requests for a vault arrive with Host `{vault}.vault.azure.net`; clients map
 // those names to 127.0.0.1 (keyward: --azure-connect-to; Node: a dns.lookup shim).
+// AWS KMS (JSON 1.1, SigV4) answers on the same port at `aws_endpoint` (requests carrying
+// X-Amz-Target); its principals come from POST {admin_url}/aws/principals.
 // State lives in memory and, with a state dir, in state.json (0600) so a test can restart it.
 
 #include <memory>

@@ -15,6 +15,9 @@
 namespace keyward::emulator {
 
 using nlohmann::json;
+namespace aws {
+struct Caller;
+}
 
 inline constexpr char kCryptoOfficer[] = "14b46e9e-c2b7-41b4-b07b-48a6ebf60603";
 inline constexpr char kCryptoServiceEncryptionUser[] = "e147488a-f6f5-4113-8e2d-b22465e65bf6";
@@ -50,7 +53,8 @@ class EmulatorImpl : public Emulator {
                 {"management_host", "https://management.azure.com:" + p},
                 {"imds_url", "https://127.0.0.1:" + p + "/metadata/identity/oauth2/token"},
                 {"admin_url", "https://127.0.0.1:" + p + "/admin"},
-                {"connect_to", "127.0.0.1:" + p}}
+                {"connect_to", "127.0.0.1:" + p},
+                {"aws_endpoint", "https://127.0.0.1:" + p}}
         .dump();
   }
   void Serve() override { server_->listen_after_bind(); }
@@ -100,6 +104,15 @@ class EmulatorImpl : public Emulator {
   // arm_admin_handlers.cc
   void Arm(const httplib::Request& req, httplib::Response& res);
   void Admin(const httplib::Request& req, httplib::Response& res);
+  // aws_kms_handlers.cc: AWS KMS (requests carrying X-Amz-Target) and its admin routes
+  // (/admin/aws/..., called with mu_ held).
+  void AwsKms(const httplib::Request& req, httplib::Response& res);
+  void AwsAdmin(const httplib::Request& req, httplib::Response& res, const json& body);
+  // SigV4: the caller, or nullopt with the error AWS gives already in `res`. mu_ held.
+  std::optional<aws::Caller> AwsAuthenticate(const httplib::Request& req, httplib::Response& res,
+                                             const std::string& service = "kms");
+  // aws_sts_handlers.cc: STS GetCallerIdentity and AssumeRoleWithWebIdentity (form POSTs to /).
+  void AwsSts(const httplib::Request& req, httplib::Response& res);
 
   EmulatorOptions options_;
   std::unique_ptr<httplib::SSLServer> server_;

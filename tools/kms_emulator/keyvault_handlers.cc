@@ -36,6 +36,8 @@ void EmulatorImpl::Routes() {
     std::smatch m;
     std::string host = HostOnly(req.get_header_value("Host"));
     if (absl::StartsWith(req.path, "/admin/")) return Admin(req, res);
+    if (req.has_header("X-Amz-Target")) return AwsKms(req, res);
+    if (req.method == "POST" && req.path == "/" && req.has_param("Action")) return AwsSts(req, res);
     if (req.path == "/metadata/identity/oauth2/token") return Imds(req, res);
     if (std::regex_match(req.path, m, kOpenId)) {
       std::string base = "https://" + req.get_header_value("Host") + "/" + m[1].str();

@@ -1,6 +1,6 @@
 // keyward-kms-emulator --listen 127.0.0.1:PORT --state-dir DIR
 // Prints one JSON line when ready (vault_url_template, authority_host, management_host,
-// imds_url, admin_url, ca_file, connect_to); stops on SIGTERM/SIGINT.
+// imds_url, admin_url, ca_file, connect_to, aws_endpoint); stops on SIGTERM/SIGINT.
 
 #include <signal.h>
 
