@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <ctime>
 #include <mutex>
 
@@ -60,18 +61,96 @@ void SetLogLevel(LogLevel level) { g_level.store(static_cast<int>(level)); }
 
 bool LogEnabled(LogLevel level) { return static_cast<int>(level) >= g_level.load(); }
 
+namespace {
+
+// JSON string contents for `text`: quotes, backslashes and control characters escaped, invalid
+// UTF-8 (a client's bytes in a message) replaced by U+FFFD. Written by hand rather than through
+// nlohmann::json: its dump() goes through a virtual output adapter, and UBSan's check of that
+// call needs a free file descriptor — which a warning about running out of them does not have.
+void AppendJsonString(std::string& out, std::string_view text) {
+  out.push_back('"');
+  size_t i = 0;
+  while (i < text.size()) {
+    unsigned char c = static_cast<unsigned char>(text[i]);
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(static_cast<char>(c));
+      ++i;
+    } else if (c < 0x20) {
+      char buf[8];
+      snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+      ++i;
+    } else if (c < 0x80) {
+      out.push_back(static_cast<char>(c));
+      ++i;
+    } else {
+      size_t len = c >= 0xf0 && c <= 0xf4 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 && c <= 0xdf ? 2 : 0;
+      bool ok = len > 0 && i + len <= text.size();
+      for (size_t k = 1; ok && k < len; ++k) {
+        ok = (static_cast<unsigned char>(text[i + k]) & 0xc0) == 0x80;
+      }
+      if (ok && len == 3) {  // no overlong forms, no surrogates
+        unsigned char c1 = static_cast<unsigned char>(text[i + 1]);
+        ok = !(c == 0xe0 && c1 < 0xa0) && !(c == 0xed && c1 >= 0xa0);
+      } else if (ok && len == 4) {
+        unsigned char c1 = static_cast<unsigned char>(text[i + 1]);
+        ok = !(c == 0xf0 && c1 < 0x90) && !(c == 0xf4 && c1 >= 0x90);
+      }
+      if (ok) {
+        out.append(text.data() + i, len);
+        i += len;
+      } else {
+        out += "\xef\xbf\xbd";
+        ++i;
+      }
+    }
+  }
+  out.push_back('"');
+}
+
+void AppendJsonValue(std::string& out, const nlohmann::json& v) {
+  if (v.is_string()) {
+    AppendJsonString(out, v.get_ref<const std::string&>());
+  } else if (v.is_number_unsigned()) {
+    out += std::to_string(v.get<uint64_t>());
+  } else if (v.is_number_integer()) {
+    out += std::to_string(v.get<int64_t>());
+  } else if (v.is_number_float()) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%.6g", v.get<double>());
+    out += buf;
+  } else if (v.is_boolean()) {
+    out += v.get<bool>() ? "true" : "false";
+  } else if (v.is_null()) {
+    out += "null";
+  } else {
+    // Arrays and objects: not used by the server's log lines; kept readable if ever passed.
+    out += v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  }
+}
+
+}  // namespace
+
 std::string FormatLogLine(LogLevel level, std::string_view event, std::string_view msg,
                           const LogFields& fields, int64_t unix_ms) {
-  nlohmann::ordered_json line;
-  line["time"] = Rfc3339Millis(unix_ms);
-  line["level"] = std::string(LogLevelName(level));
-  line["event"] = std::string(event);
-  line["msg"] = std::string(msg);
+  std::string out = "{\"time\":";
+  AppendJsonString(out, Rfc3339Millis(unix_ms));
+  out += ",\"level\":";
+  AppendJsonString(out, LogLevelName(level));
+  out += ",\"event\":";
+  AppendJsonString(out, event);
+  out += ",\"msg\":";
+  AppendJsonString(out, msg);
   for (const auto& [name, value] : fields) {
-    if (name != "time" && name != "level" && name != "event" && name != "msg") line[name] = value;
+    if (name == "time" || name == "level" || name == "event" || name == "msg") continue;
+    out.push_back(',');
+    AppendJsonString(out, name);
+    out.push_back(':');
+    AppendJsonValue(out, value);
   }
-  // Invalid UTF-8 (a client's bytes in a message) is replaced, never a throw.
-  return line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  out.push_back('}');
+  return out;
 }
 
 void Log(LogLevel level, std::string_view event, std::string_view msg, const LogFields& fields) {

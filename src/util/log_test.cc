@@ -24,6 +24,28 @@ TEST(Log, InvalidUtf8IsReplacedNotThrown) {
   EXPECT_TRUE(nlohmann::json::accept(line));
 }
 
+TEST(Log, EscapesAndTypesMatchAJsonParser) {
+  std::string text =
+      std::string("tab\t nul") + '\0' + " quote\" back\\ é ☃ 😀 \xc0\xaf \xed\xa0\x80";
+  auto j = nlohmann::json::parse(FormatLogLine(LogLevel::kError, "e", text,
+                                               {{"neg", -5},
+                                                {"big", uint64_t{18446744073709551615u}},
+                                                {"f", 1.5},
+                                                {"b", true},
+                                                {"n", nullptr}},
+                                               0));
+  std::string parsed = j["msg"];
+  EXPECT_EQ(parsed.substr(0, 9), std::string("tab\t nul") + '\0');
+  EXPECT_NE(parsed.find("quote\" back\\ é ☃ 😀 "), std::string::npos);
+  EXPECT_NE(parsed.find("\xef\xbf\xbd"), std::string::npos);  // overlong and surrogate replaced
+  EXPECT_EQ(parsed.find("\xc0"), std::string::npos);
+  EXPECT_EQ(j["neg"], -5);
+  EXPECT_EQ(j["big"], 18446744073709551615u);
+  EXPECT_EQ(j["f"], 1.5);
+  EXPECT_EQ(j["b"], true);
+  EXPECT_TRUE(j["n"].is_null());
+}
+
 TEST(Log, FieldsCannotOverwriteTheFixedOnes) {
   auto j = nlohmann::json::parse(
       FormatLogLine(LogLevel::kInfo, "real", "m", {{"event", "forged"}, {"level", "x"}}, 0));
