@@ -20,6 +20,9 @@ usage:
   keyward cluster create|list|get|pause|resume|delete|backup-policy ...
   keyward audit list --project P                            audit events
   keyward backup create|list|get|delete|restore ...         encrypted backups
+  keyward token list|create|revoke|rotate-owner             API tokens (see token --help)
+  keyward member list|set-role|remove --project P           project members
+  keyward user allow-project-create USER_ID [--revoke]      the project_creator role
   keyward completion bash|zsh                                source <(keyward completion bash)
   keyward version | --version
 
@@ -45,6 +48,9 @@ int main(int argc, char** argv) {
   if (command == "serve")
     return keyward::RunServe(rest, keyward::NewProductKmsFactory);  // product KMS clients only
   if (command == "backup") return keyward::RunBackupCli(rest);
+  if (command == "token" || command == "member" || command == "user") {
+    return keyward::RunAccountsCli(command, rest);
+  }
   if (command == "project" || command == "key" || command == "cluster" || command == "audit") {
     return keyward::RunCli(command, rest);
   }

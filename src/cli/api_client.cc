@@ -115,6 +115,11 @@ std::optional<json> ApiClient::Call(const std::string& method, const std::string
         j.is_object() && j.contains("error") ? j["error"].value("message", res->body) : res->body;
     if (json_output_) printf("%s\n", res->body.c_str());
     fprintf(stderr, "keyward: %s (HTTP %d)\n", InCliWords(msg).c_str(), res->status);
+    if (res->status == 401) {
+      fprintf(stderr,
+              "keyward: pass a token with --token or KEYWARD_TOKEN (the owner token is in "
+              "<data-dir>/owner.token)\n");
+    }
     return std::nullopt;
   }
   if (j.is_discarded()) {

@@ -68,6 +68,8 @@ const std::map<std::string, std::string> kUsage = {
                          their retention ends, unless --with-backups). Asks on a terminal;
                          elsewhere (scripts) it needs --yes
   keyward cluster rotate-dictionary-key ID       new dictionary key, dictionary re-sealed
+  keyward cluster reset-password ID              new password (shown once); the old one is
+                         refused and open connections are closed
   keyward cluster reencrypt ID [--wait]          rewrite every file under a new data key
   keyward cluster repair ID --accept-data-loss   a cluster with damaged files (state_cause
                          corruption) back to its last consistent point; says what was dropped
@@ -132,9 +134,9 @@ void PrintClusters(const json& items) {
 
 void PrintEncryption(const json& e) {
   if (!e.is_object() || e.empty()) return;
-  auto num = [&](const char* name) {
-    return e.contains(name) && e[name].is_number() ? std::to_string(e[name].get<int64_t>())
-                                                   : std::string("-");
+  auto num = [&](const char* name) {  // RFC 3339 times; null until known
+    std::string v = Str(e, name);
+    return v.empty() ? std::string("-") : v;
   };
   printf("encryption: %s key %s (%s), version %s, wrapped at %s\n", Str(e, "provider").c_str(),
          Str(e, "key_name").c_str(), Str(e, "key_id").c_str(), Str(e, "key_version").c_str(),
@@ -427,7 +429,7 @@ int ClusterCommand(const std::string& verb, const CliCtx& c) {
     if (!c.flags.Has("yes") && !ConfirmDelete(c, path)) return 2;
     r = c.api.Call("DELETE", c.flags.Has("with-backups") ? path + "?with_backups=true" : path);
   } else if (verb == "pause" || verb == "resume" || verb == "rotate-dictionary-key" ||
-             verb == "reencrypt") {
+             verb == "reencrypt" || verb == "reset-password") {
     r = c.api.Call("POST", path + ":" + verb);
     if (r && verb == "reencrypt" && c.flags.Has("wait")) r = WaitForReencrypt(c, path);
   } else if (verb == "repair") {
@@ -462,6 +464,10 @@ int ClusterCommand(const std::string& verb, const CliCtx& c) {
       if (!backups.empty()) printf("%s\n", backups.c_str());
     }
     if (verb != "delete") PrintEncryption(r->value("encryption", json::object()));
+    if (verb == "reset-password") {
+      printf("new password: %s   (shown once; the old one no longer works)\n",
+             Str(*r, "password").c_str());
+    }
   });
   return 0;
 }
@@ -479,10 +485,10 @@ int AuditCommand(const std::string& verb, const CliCtx& c) {
   c.api.Print((*r)["items"], [&] {
     std::vector<std::vector<std::string>> rows;
     for (const auto& e : (*r)["items"]) {
-      rows.push_back({Str(e, "at_ms"), Str(e, "actor"), Str(e, "action"), Str(e, "target"),
+      rows.push_back({Str(e, "time"), Str(e, "actor"), Str(e, "action"), Str(e, "target"),
                       Str(e, "result"), Str(e, "message").substr(0, 80)});
     }
-    PrintTable({"AT_MS", "ACTOR", "ACTION", "TARGET", "RESULT", "MESSAGE"}, rows);
+    PrintTable({"TIME", "ACTOR", "ACTION", "TARGET", "RESULT", "MESSAGE"}, rows);
   });
   return 0;
 }

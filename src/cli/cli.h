@@ -11,5 +11,7 @@ namespace keyward {
 int RunCli(const std::string& noun, const std::vector<std::string>& args);
 // `keyward backup …` (backup_cli.cc); same exit codes.
 int RunBackupCli(const std::vector<std::string>& args);
+// `keyward token|member|user …` (accounts_cli.cc); same exit codes.
+int RunAccountsCli(const std::string& noun, const std::vector<std::string>& args);
 
 }  // namespace keyward

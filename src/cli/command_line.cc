@@ -30,11 +30,15 @@ constexpr Noun kNouns[] = {
      "--project --provider --region --key-vault-name --managed-hsm-name --key-name-prefix "
      "--subscription-id --resource-group --key-arn"},
     {"cluster",
-     "create list get pause resume delete rotate-dictionary-key reencrypt repair backup-policy",
+     "create list get pause resume delete rotate-dictionary-key reencrypt repair backup-policy "
+     "reset-password",
      "--name --project --cloud --region --tier --durability --all --yes --with-backups --wait "
      "--accept-data-loss --schedule --retention-days --dual-region --secondary-region"},
     {"backup", "create list get delete restore", "--name --wait"},
     {"audit", "list", "--project --since-ms --until-ms"},
+    {"token", "list create revoke rotate-owner", "--ttl"},
+    {"member", "list set-role remove", "--project --role"},
+    {"user", "allow-project-create", "--revoke"},
     {"completion", "bash zsh", ""},
     {"version", "", ""},
 };

@@ -556,6 +556,7 @@ absl::Status Serve(const ParsedFlags& flags, const KmsFactoryMaker& make_kms) {
       [&control](const std::string& id) { return control.EncryptionInfoSection(id); });
   std::string token_path = data_dir + "/owner.token";
   RETURN_IF_ERROR(EnsureOwnerToken(control, token_path));
+  control.SetOwnerTokenPath(token_path);  // POST /tokens/owner:rotate rewrites it
   RETURN_IF_ERROR(control.Start());
 
   // Background work: key health checks (and the re-wraps and restores they lead to) and

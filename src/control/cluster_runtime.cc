@@ -31,6 +31,16 @@ void ClusterRuntime::SetEncryptionInfo(std::function<std::string(const std::stri
   encryption_info_ = std::move(info);
 }
 
+absl::Status ClusterRuntime::ChangePassword(const std::string& cluster_id,
+                                            const std::string& password_sha256_hex) {
+  auto password = HexDecode(password_sha256_hex);
+  if (!password.ok() || password->size() != 32) {
+    return absl::InvalidArgumentError("a cluster password hash is 64 hex digits");
+  }
+  absl::Status st = resp_.ChangePassword(cluster_id, *password);
+  return absl::IsNotFound(st) ? absl::OkStatus() : st;
+}
+
 std::shared_ptr<ClusterEndpoint> ClusterRuntime::NewEndpoint(const std::string& cluster_id,
                                                              const std::string& password_sha256_hex,
                                                              Durability durability) {

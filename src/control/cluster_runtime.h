@@ -76,6 +76,10 @@ class ClusterRuntime {
   absl::StatusOr<RepairReport> Repair(const std::string& cluster_id,
                                       std::shared_ptr<MasterKeyProvider> provider);
   bool IsOpen(const std::string& cluster_id);
+  // A served (open or sealed) cluster's new password; its open connections are closed. OK and
+  // nothing to do when it is not served (it opens with the stored password).
+  absl::Status ChangePassword(const std::string& cluster_id,
+                              const std::string& password_sha256_hex);
   // Bytes free for keyward on the data volume (statvfs f_bavail); nullopt when unknown.
   std::optional<uint64_t> FreeBytes() const;
   std::optional<Handle> Get(const std::string& cluster_id);

@@ -73,7 +73,8 @@ absl::StatusOr<std::string> ControlPlane::Bootstrap() {
   owner.created_at = Now();
   ASSIGN_OR_RETURN(std::string token, RandomHex(24));
   token = "kw_" + token;
-  RETURN_IF_ERROR(metadata_.Bootstrap(org_id, "default", owner, {Sha256Hex(token), 0}));
+  RETURN_IF_ERROR(
+      metadata_.Bootstrap(org_id, "default", owner, {Sha256Hex(token), 0, "", "owner"}));
   RETURN_IF_ERROR(CreateProject(owner, kDefaultProject, false).status());
   return token;
 }
@@ -91,9 +92,8 @@ absl::StatusOr<std::string> ControlPlane::DefaultProjectId() {
 
 absl::StatusOr<User> ControlPlane::Authenticate(const std::string& token) {
   if (token.empty()) {
-    return absl::UnauthenticatedError(
-        "missing bearer token; pass --token or set KEYWARD_TOKEN (the owner token is in "
-        "<data-dir>/owner.token)");
+    // Neutral: the API says what is wrong, the CLI says how to pass a token.
+    return absl::UnauthenticatedError("missing bearer token");
   }
   ASSIGN_OR_RETURN(std::optional<User> user, metadata_.UserByToken(Sha256Hex(token), Now()));
   if (!user) return absl::UnauthenticatedError("invalid or expired token");
@@ -154,6 +154,16 @@ void ControlPlane::Audit(const User* actor, const std::string& project_id,
 
 absl::StatusOr<Project> ControlPlane::CreateProject(const User& actor, const std::string& name,
                                                     bool cmek) {
+  // Roles first, failing closed: only an organization owner or a project_creator creates
+  // projects (a viewer elsewhere could otherwise make one and be its owner).
+  if (actor.org_role != "owner" && !actor.project_creator) {
+    absl::Status denied = absl::PermissionDeniedError(
+        "creating a project needs the organization owner role or the organization-level "
+        "project_creator role; ask an organization owner to create it or to grant you "
+        "project_creator");
+    AuditDenied(actor, actor.org_id, "project.create", name, denied);
+    return denied;
+  }
   RETURN_IF_ERROR(ValidateName("project", name));
   if (cmek && actor.org_role != "owner") {
     absl::Status denied = absl::PermissionDeniedError(
@@ -205,7 +215,9 @@ absl::StatusOr<Project> ControlPlane::RenameProject(const User& actor, const std
                                                     const std::string& name) {
   RETURN_IF_ERROR(ValidateName("project", name));
   ASSIGN_OR_RETURN(Project p, Authorize(actor, id, Need::kOwner, "project.rename"));
-  RETURN_IF_ERROR(metadata_.RenameProject(id, name));
+  absl::Status st = metadata_.RenameProject(id, name);
+  Audit(&actor, id, "project.rename", id, nullptr, st, absl::StrCat(p.name, " -> ", name));
+  RETURN_IF_ERROR(st);
   p.name = name;
   return p;
 }
@@ -231,7 +243,8 @@ absl::StatusOr<std::pair<User, std::string>> ControlPlane::AddMember(const User&
   ASSIGN_OR_RETURN(std::string token, RandomHex(24));
   token = "kw_" + token;
   int64_t expires = token_ttl_seconds > 0 ? Now() + token_ttl_seconds : 0;
-  RETURN_IF_ERROR(metadata_.AddMember(project_id, u, role, {Sha256Hex(token), expires}));
+  RETURN_IF_ERROR(
+      metadata_.AddMember(project_id, u, role, {Sha256Hex(token), expires, "", "member"}));
   Audit(&actor, project_id, "member.add", u.id, nullptr, absl::OkStatus(), role);
   return std::make_pair(u, token);
 }
@@ -607,6 +620,11 @@ absl::StatusOr<std::vector<AuditEvent>> ControlPlane::ListAudit(const User& acto
                                                                 const std::string& project_id,
                                                                 int64_t since_ms, int64_t until_ms,
                                                                 Page page) {
+  // The organization's own events (project creation, tokens, grants) are filed under its id:
+  // organization owners read them.
+  if (project_id == actor.org_id && actor.org_role == "owner") {
+    return metadata_.ListAudit(project_id, since_ms, until_ms, page);
+  }
   RETURN_IF_ERROR(Authorize(actor, project_id, Need::kView).status());
   return metadata_.ListAudit(project_id, since_ms, until_ms, page);
 }

@@ -100,6 +100,35 @@ class ControlPlane {
                                                          int64_t token_ttl_seconds);
   absl::StatusOr<std::string> DefaultProjectId();
 
+  // --- Accounts (accounts.cc): members, tokens, the project_creator grant. Roles are checked
+  // first and fail closed; every change and every denial is audited (token and grant events
+  // under the organization's id, member events under the project's). ---
+  absl::StatusOr<std::vector<Member>> ListMembers(const User& actor, const std::string& project_id,
+                                                  Page page);
+  // Project owners (or organization owners) only.
+  absl::StatusOr<Member> ChangeMemberRole(const User& actor, const std::string& project_id,
+                                          const std::string& user_id, const std::string& role);
+  // A member left in no project loses every token with it.
+  absl::StatusOr<Member> RemoveMember(const User& actor, const std::string& project_id,
+                                      const std::string& user_id);
+  // Organization owners only: grants or takes back project_creator.
+  absl::StatusOr<User> SetProjectCreator(const User& actor, const std::string& user_id,
+                                         bool granted);
+  absl::StatusOr<std::vector<TokenInfo>> ListTokens(const User& actor);
+  // A new token for the actor, expiring after ttl_seconds (1 s to 1 year); shown once.
+  absl::StatusOr<std::pair<TokenInfo, std::string>> CreateToken(const User& actor,
+                                                                int64_t ttl_seconds);
+  // The actor's own token (an organization owner may revoke anyone's in the organization); the
+  // owner token is rotated, never revoked.
+  absl::StatusOr<TokenInfo> RevokeToken(const User& actor, const std::string& token_id);
+  // Organization owners only: a new owner token replaces the old one in one transaction, then
+  // is written (0600) to the owner token file set with SetOwnerTokenPath. Returns the token.
+  absl::StatusOr<std::string> RotateOwnerToken(const User& actor);
+  void SetOwnerTokenPath(std::string path) { owner_token_path_ = std::move(path); }
+  // A new password for the cluster (shown once): the old one is refused at once and every open
+  // connection to the cluster is closed. Project members and owners; not while deleting.
+  absl::StatusOr<ClusterCreated> ResetClusterPassword(const User& actor, const std::string& id);
+
   absl::StatusOr<EncryptionKey> CreateKey(const User& actor, const std::string& project_id,
                                           const KeyRequest& request);
   absl::StatusOr<std::vector<EncryptionKey>> ListKeys(const User& actor,
@@ -293,6 +322,7 @@ class ControlPlane {
   absl::StatusOr<BackupRecord> LoadBackup(const User& actor, const std::string& id, Need need,
                                           std::string_view action);
 
+  std::string owner_token_path_;
   BackupRecords* backups_ = nullptr;
   BackupDestination* backup_destination_ = nullptr;
   MetadataStore& metadata_;

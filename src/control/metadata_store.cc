@@ -95,9 +95,39 @@ CREATE INDEX clusters_by_key ON clusters(encryption_key_id);
     R"sql(
 ALTER TABLE clusters ADD COLUMN durability TEXT NOT NULL DEFAULT '';
 )sql",
+    // 5: idempotency keys are claimed before the request runs (state running → done) and keep
+    // the SHA-256 of the body they came with. Old records (replayed by a route name, not a path)
+    // are dropped: a key is only meant to cover a client's retries.
+    R"sql(
+DROP TABLE IF EXISTS idempotency;
+CREATE TABLE IF NOT EXISTS idempotency_claims (
+  user_id TEXT NOT NULL, key TEXT NOT NULL, route TEXT NOT NULL, body_sha256 TEXT NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('running','done')), status INTEGER NOT NULL DEFAULT 0,
+  body TEXT NOT NULL DEFAULT '', created_at INTEGER NOT NULL, PRIMARY KEY (user_id, key, route));
+)sql",
+    // 6: tokens get an id (to list and revoke them) and a kind; the organization-level
+    // project_creator grant.
+    R"sql(
+ALTER TABLE tokens ADD COLUMN id TEXT NOT NULL DEFAULT '';
+ALTER TABLE tokens ADD COLUMN kind TEXT NOT NULL DEFAULT 'member';
+UPDATE tokens SET id = 't-' || lower(hex(randomblob(8)));
+UPDATE tokens SET kind = 'owner' WHERE user_id IN (SELECT id FROM users WHERE org_role = 'owner');
+CREATE UNIQUE INDEX tokens_by_id ON tokens(id);
+CREATE INDEX tokens_by_user ON tokens(user_id);
+CREATE TABLE org_grants (
+  user_id TEXT NOT NULL REFERENCES users(id),
+  role TEXT NOT NULL CHECK (role IN ('project_creator')), PRIMARY KEY (user_id, role));
+)sql",
 };
 
 constexpr char kProjectCols[] = "id, org_id, name, cmek_enabled, created_at";
+constexpr char kUserCols[] =
+    "u.id, u.org_id, u.name, u.org_role, u.created_at, EXISTS (SELECT 1 FROM org_grants g WHERE "
+    "g.user_id = u.id AND g.role = 'project_creator')";
+
+User UserRow(const SqlRow& r) {
+  return User{r.Text(0), r.Text(1), r.Text(2), r.Text(3), r.Int(4), r.Int(5) != 0};
+}
 constexpr char kKeyCols[] =
     "id, project_id, provider, region, state, key_name, config_json, status_message, created_at, "
     "updated_at, last_check_at, last_check_error, current_version";
@@ -208,14 +238,105 @@ class SqliteMetadataStore : public MetadataStore {
 
   absl::StatusOr<std::optional<User>> UserByToken(const std::string& hash, int64_t now) override {
     std::optional<User> user;
-    RETURN_IF_ERROR(
-        db_->Query("SELECT u.id, u.org_id, u.name, u.org_role, u.created_at FROM tokens t "
-                   "JOIN users u ON u.id = t.user_id WHERE t.sha256 = ? AND (t.expires_at = 0 OR "
-                   "t.expires_at > ?)",
-                   {hash, now}, [&](const SqlRow& r) {
-                     user = User{r.Text(0), r.Text(1), r.Text(2), r.Text(3), r.Int(4)};
-                   }));
+    RETURN_IF_ERROR(db_->Query(
+        absl::StrCat("SELECT ", kUserCols,
+                     " FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.sha256 = ? "
+                     "AND (t.expires_at = 0 OR t.expires_at > ?)"),
+        {hash, now}, [&](const SqlRow& r) { user = UserRow(r); }));
     return user;
+  }
+
+  absl::StatusOr<std::optional<User>> GetUser(const std::string& id) override {
+    std::optional<User> user;
+    RETURN_IF_ERROR(db_->Query(absl::StrCat("SELECT ", kUserCols, " FROM users u WHERE u.id = ?"),
+                               {id}, [&](const SqlRow& r) { user = UserRow(r); }));
+    return user;
+  }
+
+  absl::StatusOr<std::vector<Member>> ListMembers(const std::string& project_id,
+                                                  Page page) override {
+    std::vector<Member> out;
+    RETURN_IF_ERROR(db_->Query(
+        absl::StrCat("SELECT ", kUserCols,
+                     ", m.role FROM project_members m JOIN users u ON u.id = m.user_id WHERE "
+                     "m.project_id = ? ORDER BY u.created_at, u.id LIMIT ? OFFSET ?"),
+        {project_id, page.limit, page.offset}, [&](const SqlRow& r) {
+          out.push_back(Member{UserRow(r), r.Text(6)});
+        }));
+    return out;
+  }
+
+  absl::StatusOr<bool> ChangeMemberRole(const std::string& project_id, const std::string& user_id,
+                                        const std::string& from, const std::string& to) override {
+    return ExecChanged(
+        "UPDATE project_members SET role=? WHERE project_id=? AND user_id=? AND role=?",
+        {to, project_id, user_id, from});
+  }
+
+  absl::StatusOr<bool> RemoveMember(const std::string& project_id, const std::string& user_id,
+                                    const std::string& role) override {
+    bool removed = false;
+    RETURN_IF_ERROR(db_->Transaction([&]() -> absl::Status {
+      RETURN_IF_ERROR(
+          db_->Exec("DELETE FROM project_members WHERE project_id=? AND user_id=? AND role=?",
+                    {project_id, user_id, role}));
+      removed = db_->Changes() > 0;
+      if (!removed) return absl::OkStatus();
+      // Nothing left to reach: the user's credentials go with the last membership.
+      return db_->Exec(
+          "DELETE FROM tokens WHERE user_id=? AND NOT EXISTS (SELECT 1 FROM project_members "
+          "WHERE user_id=?) AND (SELECT org_role FROM users WHERE id=?) <> 'owner'",
+          {user_id, user_id, user_id});
+    }));
+    return removed;
+  }
+
+  absl::Status SetProjectCreator(const std::string& user_id, bool granted) override {
+    if (granted) {
+      return db_->Exec("INSERT OR IGNORE INTO org_grants VALUES(?, 'project_creator')", {user_id});
+    }
+    return db_->Exec("DELETE FROM org_grants WHERE user_id=? AND role='project_creator'",
+                     {user_id});
+  }
+
+  absl::Status InsertToken(const std::string& user_id, const TokenGrant& token,
+                           int64_t now) override {
+    return InsertTokenRow(user_id, token, now);
+  }
+
+  absl::StatusOr<std::vector<TokenInfo>> ListTokens(const std::string& user_id) override {
+    std::vector<TokenInfo> out;
+    RETURN_IF_ERROR(db_->Query(
+        "SELECT id, user_id, kind, created_at, expires_at FROM tokens WHERE user_id=? ORDER BY "
+        "created_at, id",
+        {user_id}, [&](const SqlRow& r) {
+          out.push_back(TokenInfo{r.Text(0), r.Text(1), r.Text(2), r.Int(3), r.Int(4)});
+        }));
+    return out;
+  }
+
+  absl::StatusOr<std::optional<TokenInfo>> GetToken(const std::string& id) override {
+    std::optional<TokenInfo> out;
+    RETURN_IF_ERROR(
+        db_->Query("SELECT id, user_id, kind, created_at, expires_at FROM tokens WHERE id=?", {id},
+                   [&](const SqlRow& r) {
+                     out = TokenInfo{r.Text(0), r.Text(1), r.Text(2), r.Int(3), r.Int(4)};
+                   }));
+    return out;
+  }
+
+  absl::StatusOr<bool> DeleteToken(const std::string& id, const std::string& user_id) override {
+    return ExecChanged("DELETE FROM tokens WHERE id=? AND user_id=?", {id, user_id});
+  }
+
+  absl::Status ReplaceOwnerToken(const std::string& user_id, const TokenGrant& token,
+                                 int64_t now) override {
+    return db_->Transaction([&]() -> absl::Status {
+      RETURN_IF_ERROR(db_->Exec("DELETE FROM tokens WHERE user_id=? AND kind='owner'", {user_id}));
+      TokenGrant owner = token;
+      owner.kind = "owner";
+      return InsertTokenRow(user_id, owner, now);
+    });
   }
 
   absl::Status CreateProject(const Project& p, const std::string& owner_user_id,
@@ -252,7 +373,8 @@ class SqliteMetadataStore : public MetadataStore {
       sql += " AND id IN (SELECT project_id FROM project_members WHERE user_id=?)";
       params.push_back(*member);
     }
-    sql += " ORDER BY created_at, id LIMIT ? OFFSET ?";
+    // rowid: creation order within a second too (the default project, created first, is first).
+    sql += " ORDER BY created_at, rowid LIMIT ? OFFSET ?";
     params.push_back(page.limit);
     params.push_back(page.offset);
     RETURN_IF_ERROR(
@@ -536,22 +658,68 @@ class SqliteMetadataStore : public MetadataStore {
     return out;
   }
 
-  absl::StatusOr<std::optional<StoredResponse>> GetIdempotent(const std::string& user_id,
-                                                              const std::string& key,
-                                                              const std::string& route) override {
-    std::optional<StoredResponse> out;
-    RETURN_IF_ERROR(
-        db_->Query("SELECT status, body FROM idempotency WHERE user_id=? AND key=? AND route=?",
-                   {user_id, key, route}, [&](const SqlRow& r) {
-                     out = StoredResponse{static_cast<int>(r.Int(0)), r.Text(1)};
-                   }));
+  absl::StatusOr<bool> SetClusterPassword(const std::string& id,
+                                          const std::string& password_sha256_hex,
+                                          int64_t now) override {
+    return ExecChanged(
+        "UPDATE clusters SET password_sha256=?, updated_at=? WHERE id=? AND state NOT IN "
+        "('deleting','deleted')",
+        {password_sha256_hex, now, id});
+  }
+
+  absl::StatusOr<IdempotencyClaim> ClaimIdempotent(const std::string& user_id,
+                                                   const std::string& key, const std::string& route,
+                                                   const std::string& body_sha256_hex, int64_t now,
+                                                   int64_t stale_after_s) override {
+    IdempotencyClaim out;
+    RETURN_IF_ERROR(db_->Transaction([&]() -> absl::Status {
+      RETURN_IF_ERROR(db_->Exec(
+          "INSERT OR IGNORE INTO idempotency_claims(user_id, key, route, body_sha256, state, "
+          "created_at) VALUES(?,?,?,?,'running',?)",
+          {user_id, key, route, body_sha256_hex, now}));
+      if (db_->Changes() > 0) return absl::OkStatus();  // claimed
+      std::string hash, state;
+      int64_t created = 0;
+      RETURN_IF_ERROR(db_->Query(
+          "SELECT body_sha256, state, status, body, created_at FROM idempotency_claims WHERE "
+          "user_id=? AND key=? AND route=?",
+          {user_id, key, route}, [&](const SqlRow& r) {
+            hash = r.Text(0);
+            state = r.Text(1);
+            out.response = StoredResponse{static_cast<int>(r.Int(2)), r.Text(3)};
+            created = r.Int(4);
+          }));
+      if (hash != body_sha256_hex) {
+        out.outcome = IdempotencyClaim::Outcome::kDifferentBody;
+      } else if (state == "done") {
+        out.outcome = IdempotencyClaim::Outcome::kReplay;
+      } else if (now - created > stale_after_s) {
+        RETURN_IF_ERROR(db_->Exec(
+            "UPDATE idempotency_claims SET created_at=? WHERE user_id=? AND key=? AND route=?",
+            {now, user_id, key, route}));
+        out.outcome = IdempotencyClaim::Outcome::kClaimed;
+      } else {
+        out.outcome = IdempotencyClaim::Outcome::kRunning;
+      }
+      return absl::OkStatus();
+    }));
     return out;
   }
 
-  absl::Status PutIdempotent(const std::string& user_id, const std::string& key,
-                             const std::string& route, const StoredResponse& response) override {
-    return db_->Exec("INSERT OR IGNORE INTO idempotency VALUES(?,?,?,?,?,strftime('%s','now'))",
-                     {user_id, key, route, int64_t{response.status}, response.body});
+  absl::Status FinishIdempotent(const std::string& user_id, const std::string& key,
+                                const std::string& route, const StoredResponse& response) override {
+    return db_->Exec(
+        "UPDATE idempotency_claims SET state='done', status=?, body=? WHERE user_id=? AND key=? "
+        "AND route=?",
+        {int64_t{response.status}, response.body, user_id, key, route});
+  }
+
+  absl::Status ReleaseIdempotent(const std::string& user_id, const std::string& key,
+                                 const std::string& route) override {
+    return db_->Exec(
+        "DELETE FROM idempotency_claims WHERE user_id=? AND key=? AND route=? AND "
+        "state='running'",
+        {user_id, key, route});
   }
 
  private:
@@ -585,8 +753,20 @@ class SqliteMetadataStore : public MetadataStore {
   absl::Status InsertUserAndToken(const User& u, const TokenGrant& t) {
     RETURN_IF_ERROR(db_->Exec("INSERT INTO users VALUES(?,?,?,?,?)",
                               {u.id, u.org_id, u.name, u.org_role, u.created_at}));
-    return db_->Exec("INSERT INTO tokens VALUES(?,?,?,?)",
-                     {t.token_sha256_hex, u.id, t.expires_at, u.created_at});
+    return InsertTokenRow(u.id, t, u.created_at);
+  }
+
+  absl::Status InsertTokenRow(const std::string& user_id, const TokenGrant& t, int64_t now) {
+    std::string id = t.id;
+    if (id.empty()) {
+      // Ids are not secrets; the hash's tail would do, but a fresh value says nothing about it.
+      RETURN_IF_ERROR(db_->Query("SELECT 't-' || lower(hex(randomblob(8)))", {},
+                                 [&](const SqlRow& r) { id = r.Text(0); }));
+    }
+    return db_->Exec(
+        "INSERT INTO tokens(sha256, user_id, expires_at, created_at, id, kind) "
+        "VALUES(?,?,?,?,?,?)",
+        {t.token_sha256_hex, user_id, t.expires_at, now, id, t.kind});
   }
 
   absl::Status InsertKeyRow(const EncryptionKey& k) {

@@ -18,7 +18,9 @@ namespace keyward {
 
 struct TokenGrant {
   std::string token_sha256_hex;
-  int64_t expires_at = 0;  // unix seconds; 0 = never
+  int64_t expires_at = 0;       // unix seconds; 0 = never
+  std::string id;               // "t-…"; empty: one is made up
+  std::string kind = "member";  // see TokenInfo
 };
 
 struct Page {
@@ -29,6 +31,12 @@ struct Page {
 struct StoredResponse {
   int status = 0;
   std::string body;
+};
+
+struct IdempotencyClaim {
+  enum class Outcome { kClaimed, kReplay, kRunning, kDifferentBody };
+  Outcome outcome = Outcome::kClaimed;
+  StoredResponse response;  // kReplay only
 };
 
 class MetadataStore {
@@ -54,6 +62,31 @@ class MetadataStore {
                                                   const std::string& user_id) = 0;
   virtual absl::Status AddMember(const std::string& project_id, const User& user,
                                  const std::string& role, const TokenGrant& token) = 0;
+
+  // --- Accounts (members, tokens, organization grants). State changes are compare-and-set. ---
+  virtual absl::StatusOr<std::optional<User>> GetUser(const std::string& id) = 0;
+  virtual absl::StatusOr<std::vector<Member>> ListMembers(const std::string& project_id,
+                                                          Page page) = 0;
+  // Changes a member's role only while it is still `from`; false when it is not (or the user is
+  // no member).
+  virtual absl::StatusOr<bool> ChangeMemberRole(const std::string& project_id,
+                                                const std::string& user_id, const std::string& from,
+                                                const std::string& to) = 0;
+  // Removes the membership while its role is still `role`; a user left in no project (and not
+  // an organization owner) loses every token in the same transaction. False when it changed.
+  virtual absl::StatusOr<bool> RemoveMember(const std::string& project_id,
+                                            const std::string& user_id,
+                                            const std::string& role) = 0;
+  virtual absl::Status SetProjectCreator(const std::string& user_id, bool granted) = 0;
+  virtual absl::Status InsertToken(const std::string& user_id, const TokenGrant& token,
+                                   int64_t now) = 0;
+  virtual absl::StatusOr<std::vector<TokenInfo>> ListTokens(const std::string& user_id) = 0;
+  virtual absl::StatusOr<std::optional<TokenInfo>> GetToken(const std::string& id) = 0;
+  // Deletes the token while it is still `user_id`'s; false when there is no such token.
+  virtual absl::StatusOr<bool> DeleteToken(const std::string& id, const std::string& user_id) = 0;
+  // In one transaction: every "owner" token of the user deleted, `token` (kind owner) inserted.
+  virtual absl::Status ReplaceOwnerToken(const std::string& user_id, const TokenGrant& token,
+                                         int64_t now) = 0;
 
   virtual absl::Status InsertKey(const EncryptionKey& key) = 0;
   virtual absl::StatusOr<std::optional<EncryptionKey>> GetKey(const std::string& id) = 0;
@@ -93,6 +126,10 @@ class MetadataStore {
   virtual absl::StatusOr<bool> TransitionCluster(const std::string& id,
                                                  const std::vector<std::string>& from,
                                                  const ClusterTransition& to) = 0;
+  // Writes only the password hash; false when the cluster is deleting or deleted.
+  virtual absl::StatusOr<bool> SetClusterPassword(const std::string& id,
+                                                  const std::string& password_sha256_hex,
+                                                  int64_t now) = 0;
   // Writes only the backup policy; false when the cluster is deleting or deleted.
   virtual absl::StatusOr<bool> SetClusterBackupPolicy(const std::string& id,
                                                       const std::string& policy_json,
@@ -121,12 +158,22 @@ class MetadataStore {
                                                             int64_t since_ms, int64_t until_ms,
                                                             Page page) = 0;
 
-  // Idempotency keys: the first response to (user, key, route) is kept and replayed.
-  virtual absl::StatusOr<std::optional<StoredResponse>> GetIdempotent(const std::string& user_id,
-                                                                      const std::string& key,
-                                                                      const std::string& route) = 0;
-  virtual absl::Status PutIdempotent(const std::string& user_id, const std::string& key,
-                                     const std::string& route, const StoredResponse& response) = 0;
+  // Idempotency keys, scoped per (user, key, route). The first request claims the key in one
+  // transaction (so two concurrent duplicates never both run), recording the SHA-256 of its
+  // body; its answer is stored when it finishes. A later request with the key gets the stored
+  // answer, kRunning while the first still runs, or kDifferentBody when its body differs. A
+  // claim left running longer than `stale_after_s` (its server died) is taken over.
+  virtual absl::StatusOr<IdempotencyClaim> ClaimIdempotent(const std::string& user_id,
+                                                           const std::string& key,
+                                                           const std::string& route,
+                                                           const std::string& body_sha256_hex,
+                                                           int64_t now, int64_t stale_after_s) = 0;
+  virtual absl::Status FinishIdempotent(const std::string& user_id, const std::string& key,
+                                        const std::string& route,
+                                        const StoredResponse& response) = 0;
+  // Drops a running claim (the request failed: a retry with the key runs again).
+  virtual absl::Status ReleaseIdempotent(const std::string& user_id, const std::string& key,
+                                         const std::string& route) = 0;
 };
 
 // SQLite in WAL mode at `path`; numbered migrations applied at open.

@@ -25,8 +25,8 @@ class MetadataStoreTest : public ::testing::Test {
     auto md = OpenSqliteMetadataStore((root_ / "metadata.db").string());
     ASSERT_TRUE(md.ok()) << md.status();
     md_ = std::move(*md);
-    User owner{"u-1", "org-1", "owner", "owner", 1};
-    ASSERT_TRUE(md_->Bootstrap("org-1", "default", owner, {"hash", 0}).ok());
+    User owner{"u-1", "org-1", "owner", "owner", 1, false};
+    ASSERT_TRUE(md_->Bootstrap("org-1", "default", owner, {"hash", 0, "", "owner"}).ok());
     ASSERT_TRUE(md_->CreateProject({"p-1", "org-1", "p", true, 1}, "u-1", std::nullopt).ok());
   }
   void TearDown() override { fs::remove_all(root_); }
@@ -164,6 +164,10 @@ TEST_F(MetadataStoreTest, DurabilityIsStoredAndOlderClustersAdoptTheServerDefaul
     ASSERT_TRUE(db.ok()) << db.status();
     ASSERT_TRUE((*db)
                     ->ExecScript("ALTER TABLE clusters DROP COLUMN durability; "
+                                 // and what migration 6 added (tokens' id and kind, grants)
+                                 "DROP INDEX tokens_by_id; DROP INDEX tokens_by_user; "
+                                 "ALTER TABLE tokens DROP COLUMN id; "
+                                 "ALTER TABLE tokens DROP COLUMN kind; DROP TABLE org_grants; "
                                  "PRAGMA user_version=3;")
                     .ok());
   }
@@ -182,6 +186,33 @@ TEST_F(MetadataStoreTest, DurabilityIsStoredAndOlderClustersAdoptTheServerDefaul
   EXPECT_EQ(*md_->AdoptDurability("none"), 0);
   EXPECT_EQ((*md_->GetCluster("c-always"))->durability, "always");
   EXPECT_EQ((*md_->GetCluster("c-old"))->durability, "everysec");
+}
+
+// An Idempotency-Key is claimed once: a duplicate sees it running, then the stored answer; a
+// different body is told apart; a failed request's release lets a retry claim it again; a claim
+// whose server died is taken over once stale.
+TEST_F(MetadataStoreTest, IdempotencyKeysAreClaimedOnce) {
+  using O = IdempotencyClaim::Outcome;
+  auto claim = [&](const std::string& user, const std::string& hash, int64_t now) {
+    auto c = md_->ClaimIdempotent(user, "key-1", "POST /api/v1/projects", hash, now, 600);
+    EXPECT_TRUE(c.ok()) << c.status();
+    return c.ok() ? c->outcome : O::kRunning;
+  };
+  EXPECT_EQ(claim("u-1", "h1", 100), O::kClaimed);
+  EXPECT_EQ(claim("u-1", "h1", 101), O::kRunning);
+  EXPECT_EQ(claim("u-1", "h2", 101), O::kDifferentBody);
+  EXPECT_EQ(claim("u-2", "h1", 101), O::kClaimed);  // another caller's key
+  ASSERT_TRUE(
+      md_->FinishIdempotent("u-1", "key-1", "POST /api/v1/projects", {201, "{\"id\":1}"}).ok());
+  auto replay = md_->ClaimIdempotent("u-1", "key-1", "POST /api/v1/projects", "h1", 102, 600);
+  ASSERT_TRUE(replay.ok());
+  EXPECT_EQ(replay->outcome, O::kReplay);
+  EXPECT_EQ(replay->response.status, 201);
+  EXPECT_EQ(replay->response.body, "{\"id\":1}");
+  // Released after a failure: claimable again. Stale: taken over.
+  ASSERT_TRUE(md_->ReleaseIdempotent("u-2", "key-1", "POST /api/v1/projects").ok());
+  EXPECT_EQ(claim("u-2", "h1", 103), O::kClaimed);
+  EXPECT_EQ(claim("u-2", "h1", 103 + 601), O::kClaimed);
 }
 
 }  // namespace

@@ -14,6 +14,25 @@ struct User {
   std::string name;
   std::string org_role;  // "owner" | "member"
   int64_t created_at = 0;
+  // Organization-level grant: may create projects without being an organization owner.
+  bool project_creator = false;
+};
+
+// A user's role in one project.
+struct Member {
+  User user;
+  std::string role;  // "project_owner" | "project_member" | "project_viewer"
+};
+
+// An API token as listed: never the token or its hash.
+struct TokenInfo {
+  std::string id;
+  std::string user_id;
+  // "owner" (the organization owner's token file), "member" (given when the member was added),
+  // "personal" (created by its user with POST /tokens).
+  std::string kind;
+  int64_t created_at = 0;
+  int64_t expires_at = 0;  // 0: never
 };
 
 struct Project {

@@ -243,6 +243,21 @@ absl::Status RespServer::SetStore(const std::string& cluster_id,
   return absl::OkStatus();
 }
 
+absl::Status RespServer::ChangePassword(const std::string& cluster_id,
+                                        const std::string& password_sha256) {
+  std::shared_ptr<ClusterExecutor> executor = FindExecutor(cluster_id);
+  if (!executor) return absl::NotFoundError(absl::StrCat("cluster ", cluster_id, " is not served"));
+  // First the password (AUTH reads it on the executor), then the connections: one opened in
+  // between can only have used the new password.
+  executor->RunExclusive([&] { executor->endpoint()->password_sha256 = password_sha256; });
+  RunOnLoop([this, cluster_id] {
+    for (auto& c : connections_) {
+      if (c && c->endpoint->cluster_id == cluster_id) CloseConnection(c->fd);
+    }
+  });
+  return absl::OkStatus();
+}
+
 std::shared_ptr<ClusterExecutor> RespServer::FindExecutor(const std::string& cluster_id) {
   std::lock_guard<std::mutex> lock(executors_mu_);
   auto it = executors_.find(cluster_id);

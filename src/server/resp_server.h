@@ -63,6 +63,9 @@ class RespServer {
   // answers `-ERR <unavailable_message>`. NotFound when the cluster has no listener.
   absl::Status SetStore(const std::string& cluster_id, std::shared_ptr<ClusterStore> store,
                         const std::string& unavailable_message);
+  // Replaces the cluster's password (raw SHA-256) on its executor, then closes every open
+  // connection to it: nobody stays in with the old password. NotFound when it has no listener.
+  absl::Status ChangePassword(const std::string& cluster_id, const std::string& password_sha256);
   void Stop();
 
  private:

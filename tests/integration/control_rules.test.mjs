@@ -43,9 +43,12 @@ test('rule: CMEK is chosen at project creation only, by an organization owner', 
   await expectError('PATCH', `/api/v1/projects/${cmek.id}`, { cmek_enabled: false }, 409, /CMEK cannot be turned off/);
   await expectError('PATCH', `/api/v1/projects/${plain.id}`, { cmek_enabled: true }, 409, /CMEK cannot be enabled for an existing project; create a new project/);
   const m = (await server.api('POST', `/api/v1/projects/${plain.id}/members`, { name: 'owner-of-one', role: 'project_owner' })).json;
+  // Creating projects at all needs the organization owner or the project_creator role.
+  await expectError('POST', '/api/v1/projects', { name: 'members-own' }, 403, /needs the organization owner role or the organization-level project_creator role/, m.token);
+  assert.equal((await server.api('PATCH', `/api/v1/users/${m.user_id}`, { project_creator: true })).status, 200);
   await expectError('POST', '/api/v1/projects', { name: 'x', cmek_enabled: true }, 403, /only an organization owner can create a CMEK-enabled project/, m.token);
   const own = await server.api('POST', '/api/v1/projects', { name: 'members-own' }, m.token);
-  assert.equal(own.status, 201, 'a member may still create a project without CMEK');
+  assert.equal(own.status, 201, 'a project_creator may create a project without CMEK');
 });
 
 test('rule: key providers are azure-key-vault and aws-kms, in CMEK projects only', async () => {
@@ -183,9 +186,12 @@ test('the OpenAPI document describes exactly the routes the server answers', asy
     const r = await server.api(method, url, method === 'GET' || method === 'DELETE' ? undefined : {});
     assert.ok(!(r.status === 404 && /no route/.test(r.text)), `documented but not served: ${route}`);
   }
+  // The probe of POST /tokens/owner:rotate really rotated the owner token: take the new one.
+  server.token = fs.readFileSync(path.join(dir, 'owner.token'), 'utf8').trim();
   for (const [method, p] of [['GET', '/api/v1/undocumented'], ['POST', '/api/v1/clusters/x:explode'], ['PUT', '/api/v1/projects/x']]) {
     const r = await server.api(method, p, method === 'GET' ? undefined : {});
-    assert.equal(r.status, 404, `${method} ${p} is served but not documented`);
+    // 405: the path is known, the method is not served on it.
+    assert.ok(r.status === 404 || r.status === 405, `${method} ${p} is served but not documented`);
   }
 });
 

@@ -26,7 +26,7 @@ test('reference flow: CMEK project, key setup, test, cluster, pause/disable/enab
     const member = json(server.cli(['project', 'add-member', project.id, '--name', 'mallory', '--role', 'project_member', '--output', 'json']));
     const denied = server.cli(['project', 'create', '--name', 'sneaky', '--cmek'], { KEYWARD_TOKEN: member.token });
     assert.equal(denied.code, 1);
-    assert.match(denied.stderr, /only an organization owner can create a CMEK-enabled project.*\(HTTP 403\)/);
+    assert.match(denied.stderr, /creating a project needs the organization owner role or the organization-level project_creator role.*\(HTTP 403\)/);
     const off = server.cli(['project', 'update', project.id, '--cmek', 'false']);
     assert.match(off.stderr, /CMEK cannot be turned off.*\(HTTP 409\)/);
     const plain = json(server.cli(['project', 'create', '--name', 'legacy', '--output', 'json']));

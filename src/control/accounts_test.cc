@@ -1,0 +1,210 @@
+// Who may do what: project creation (organization owner or project_creator), members (list,
+// role change, removal), tokens (create with expiry, revoke, owner rotation) — each denial and
+// change audited. A real control plane and metadata store, with the fake KMS behind the seam.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/match.h"
+#include "control/control_plane.h"
+#include "crypto/random.h"
+#include "crypto/sha256.h"
+#include "fake_kms.h"
+#include "kms/escrow/escrow_provider.h"
+
+namespace keyward {
+namespace {
+
+namespace fs = std::filesystem;
+
+class AccountsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::temp_directory_path() / ("kw-accounts-" + *RandomHex(6));
+    fs::create_directories(root_ / "clusters");
+    auto escrow = EscrowProvider::LoadOrCreate((root_ / "escrow.key").string());
+    ASSERT_TRUE(escrow.ok());
+    kms_ = NewFakeKmsFactory(std::shared_ptr<MasterKeyProvider>(std::move(*escrow)),
+                             (root_ / "kms.json").string());
+    auto md = OpenSqliteMetadataStore((root_ / "metadata.db").string());
+    ASSERT_TRUE(md.ok()) << md.status();
+    metadata_ = std::move(*md);
+    auto resp = RespServer::New({});
+    ASSERT_TRUE(resp.ok());
+    resp_ = std::move(*resp);
+    ClusterRuntimeOptions ro;
+    ro.data_dir = root_.string();
+    runtime_ = std::make_unique<ClusterRuntime>(ro, *resp_,
+                                                SharedStorageResources::New(8 << 20, 16 << 20));
+    control_ = std::make_unique<ControlPlane>(*metadata_, *kms_, *runtime_, ServiceIdentity{});
+    auto token = control_->Bootstrap();
+    ASSERT_TRUE(token.ok()) << token.status();
+    owner_token_ = *token;
+    owner_ = *control_->Authenticate(*token);
+    auto project = control_->CreateProject(owner_, "payments", false);
+    ASSERT_TRUE(project.ok()) << project.status();
+    project_ = project->id;
+  }
+  void TearDown() override {
+    runtime_->Shutdown();
+    resp_->Stop();
+    fs::remove_all(root_);
+  }
+
+  std::pair<User, std::string> NewMember(const std::string& name, const std::string& role) {
+    auto m = control_->AddMember(owner_, project_, name, role, 0);
+    EXPECT_TRUE(m.ok()) << m.status();
+    return {*control_->Authenticate(m->second), m->second};
+  }
+  // The organization's own events (project creation, tokens, grants).
+  std::vector<AuditEvent> OrgAudit() {
+    return *control_->ListAudit(owner_, owner_.org_id, 0, INT64_MAX, {0, 1000});
+  }
+  bool Audited(const std::vector<AuditEvent>& events, const std::string& action,
+               const std::string& result, const std::string& actor_id) {
+    for (const auto& e : events) {
+      if (e.action == action && e.result == result && absl::StrContains(e.actor, actor_id)) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  fs::path root_;
+  std::unique_ptr<KmsFactory> kms_;
+  std::unique_ptr<MetadataStore> metadata_;
+  std::unique_ptr<RespServer> resp_;
+  std::unique_ptr<ClusterRuntime> runtime_;
+  std::unique_ptr<ControlPlane> control_;
+  User owner_;
+  std::string owner_token_;
+  std::string project_;
+};
+
+TEST_F(AccountsTest, OnlyOwnersAndProjectCreatorsCreateProjects) {
+  auto [viewer, viewer_token] = NewMember("alice", "project_viewer");
+  auto [member, member_token] = NewMember("bob", "project_owner");
+  for (const User& u : {viewer, member}) {
+    auto p = control_->CreateProject(u, "mine-" + u.name, false);
+    ASSERT_FALSE(p.ok());
+    EXPECT_TRUE(absl::IsPermissionDenied(p.status())) << p.status();
+    EXPECT_TRUE(absl::StrContains(p.status().message(), "project_creator"));
+    EXPECT_TRUE(Audited(OrgAudit(), "project.create", "failure", u.id));
+  }
+  // Granting is for organization owners; a denied grant is audited too.
+  EXPECT_TRUE(
+      absl::IsPermissionDenied(control_->SetProjectCreator(member, member.id, true).status()));
+  EXPECT_TRUE(Audited(OrgAudit(), "org.grant_project_creator", "failure", member.id));
+  ASSERT_TRUE(control_->SetProjectCreator(owner_, viewer.id, true).ok());
+  viewer = *control_->Authenticate(viewer_token);
+  EXPECT_TRUE(viewer.project_creator);
+  auto created = control_->CreateProject(viewer, "alices", false);
+  ASSERT_TRUE(created.ok()) << created.status();
+  // The CMEK choice stays with organization owners.
+  EXPECT_TRUE(
+      absl::IsPermissionDenied(control_->CreateProject(viewer, "alices-cmek", true).status()));
+  ASSERT_TRUE(control_->SetProjectCreator(owner_, viewer.id, false).ok());
+  viewer = *control_->Authenticate(viewer_token);
+  EXPECT_FALSE(control_->CreateProject(viewer, "again", false).ok());
+}
+
+TEST_F(AccountsTest, MembersAreListedChangedAndRemovedByProjectOwnersOnly) {
+  auto [viewer, viewer_token] = NewMember("vic", "project_viewer");
+  auto [member, member_token] = NewMember("meg", "project_member");
+  auto list = control_->ListMembers(viewer, project_, {0, 100});
+  ASSERT_TRUE(list.ok()) << list.status();
+  EXPECT_EQ(list->size(), 3u);  // the owner, vic, meg
+  // A member may not promote herself; denied and audited in the project.
+  auto promote = control_->ChangeMemberRole(member, project_, member.id, "project_owner");
+  EXPECT_TRUE(absl::IsPermissionDenied(promote.status())) << promote.status();
+  auto events = *control_->ListAudit(owner_, project_, 0, INT64_MAX, {0, 1000});
+  EXPECT_TRUE(Audited(events, "member.change_role", "failure", member.id));
+  auto changed = control_->ChangeMemberRole(owner_, project_, viewer.id, "project_member");
+  ASSERT_TRUE(changed.ok()) << changed.status();
+  EXPECT_EQ(*metadata_->ProjectRole(project_, viewer.id), "project_member");
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      control_->ChangeMemberRole(owner_, project_, viewer.id, "admin").status()));
+  EXPECT_TRUE(absl::IsNotFound(
+      control_->ChangeMemberRole(owner_, project_, "u-none", "project_member").status()));
+  // Compare-and-set: a role that moved since it was read is not overwritten.
+  EXPECT_FALSE(
+      *metadata_->ChangeMemberRole(project_, viewer.id, "project_viewer", "project_owner"));
+  // Removed from its only project, the member's token no longer authenticates.
+  ASSERT_TRUE(control_->RemoveMember(owner_, project_, member.id).ok());
+  EXPECT_TRUE(absl::IsUnauthenticated(control_->Authenticate(member_token).status()));
+  events = *control_->ListAudit(owner_, project_, 0, INT64_MAX, {0, 1000});
+  EXPECT_TRUE(Audited(events, "member.remove", "success", owner_.id));
+}
+
+TEST_F(AccountsTest, TokensExpireAndRevokedOnesStopAtOnce) {
+  auto [member, member_token] = NewMember("tia", "project_member");
+  EXPECT_TRUE(absl::IsInvalidArgument(control_->CreateToken(member, 0).status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(control_->CreateToken(member, 400LL * 86400).status()));
+  auto made = control_->CreateToken(member, 3600);
+  ASSERT_TRUE(made.ok()) << made.status();
+  EXPECT_GT(made->first.expires_at, 0);
+  ASSERT_TRUE(control_->Authenticate(made->second).ok());
+  auto mine = control_->ListTokens(member);
+  ASSERT_TRUE(mine.ok());
+  EXPECT_EQ(mine->size(), 2u);  // the one given when added, and the new one
+  // Someone else's token: not found for a member, and the attempt audited.
+  auto [other, other_token] = NewMember("oz", "project_member");
+  EXPECT_TRUE(absl::IsNotFound(control_->RevokeToken(other, made->first.id).status()));
+  EXPECT_TRUE(Audited(OrgAudit(), "token.revoke", "failure", other.id));
+  ASSERT_TRUE(control_->Authenticate(made->second).ok());
+  ASSERT_TRUE(control_->RevokeToken(member, made->first.id).ok());
+  EXPECT_TRUE(absl::IsUnauthenticated(control_->Authenticate(made->second).status()));
+  EXPECT_TRUE(control_->Authenticate(member_token).ok());
+  EXPECT_TRUE(Audited(OrgAudit(), "token.revoke", "success", member.id));
+}
+
+TEST_F(AccountsTest, RotatedOwnerTokenReplacesTheOldOneAndItsFile) {
+  std::string path = (root_ / "owner.token").string();
+  std::ofstream(path) << owner_token_ << "\n";
+  control_->SetOwnerTokenPath(path);
+  auto [member, member_token] = NewMember("mo", "project_owner");
+  EXPECT_TRUE(absl::IsPermissionDenied(control_->RotateOwnerToken(member).status()));
+  EXPECT_TRUE(Audited(OrgAudit(), "token.rotate_owner", "failure", member.id));
+  // The owner token is rotated, not revoked.
+  auto owner_tokens = *control_->ListTokens(owner_);
+  ASSERT_EQ(owner_tokens.size(), 1u);
+  EXPECT_EQ(owner_tokens[0].kind, "owner");
+  EXPECT_TRUE(
+      absl::IsFailedPrecondition(control_->RevokeToken(owner_, owner_tokens[0].id).status()));
+  auto rotated = control_->RotateOwnerToken(owner_);
+  ASSERT_TRUE(rotated.ok()) << rotated.status();
+  EXPECT_TRUE(absl::IsUnauthenticated(control_->Authenticate(owner_token_).status()));
+  auto now_owner = control_->Authenticate(*rotated);
+  ASSERT_TRUE(now_owner.ok());
+  EXPECT_EQ(now_owner->id, owner_.id);
+  std::string in_file;
+  std::ifstream(path) >> in_file;
+  EXPECT_EQ(in_file, *rotated);
+  struct stat st {};
+  ASSERT_EQ(stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_TRUE(Audited(OrgAudit(), "token.rotate_owner", "success", owner_.id));
+}
+
+TEST_F(AccountsTest, ClusterPasswordResetReplacesTheStoredHashForMembersOnly) {
+  auto created = control_->CreateCluster(owner_, project_,
+                                         {"cache", "aws", "us-east-1", "starter", std::nullopt});
+  ASSERT_TRUE(created.ok()) << created.status();
+  auto [viewer, viewer_token] = NewMember("vi", "project_viewer");
+  EXPECT_TRUE(absl::IsPermissionDenied(
+      control_->ResetClusterPassword(viewer, created->cluster.id).status()));
+  auto reset = control_->ResetClusterPassword(owner_, created->cluster.id);
+  ASSERT_TRUE(reset.ok()) << reset.status();
+  EXPECT_NE(reset->password, created->password);
+  EXPECT_EQ(reset->cluster.password_sha256_hex, Sha256Hex(reset->password));
+  auto stored = *metadata_->GetCluster(created->cluster.id);
+  EXPECT_EQ(stored->password_sha256_hex, Sha256Hex(reset->password));
+  auto events = *control_->ListAudit(owner_, project_, 0, INT64_MAX, {0, 1000});
+  EXPECT_TRUE(Audited(events, "cluster.reset_password", "failure", viewer.id));
+  EXPECT_TRUE(Audited(events, "cluster.reset_password", "success", owner_.id));
+}
+
+}  // namespace
+}  // namespace keyward
