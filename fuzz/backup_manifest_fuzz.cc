@@ -1,6 +1,7 @@
 // Arbitrary bytes as a backup manifest object (its clear header, then the whole open path with a
 // provider that unwraps to a fixed key) and as a manifest body: every outcome must be a Status,
-// never a crash or an out-of-bounds read.
+// never a crash or an out-of-bounds read. A body that parses (shared file objects and their keys
+// included, format version 2) must seal and open back to the same manifest.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -36,6 +37,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FixedUnwrap provider;
   if (auto peeked = keyward::PeekBackupManifest(bytes); peeked.ok()) {
     (void)keyward::OpenBackupManifest(bytes, peeked->first, provider);
+  }
+  if (auto m = keyward::ParseBackupManifestBody(bytes); m.ok() && m->backup_id.size() <= 256) {
+    std::string raw_key(keyward::kBackupKeySize, 'k');
+    m->wrapped_key.provider = "fuzz";
+    m->wrapped_key.ciphertext = raw_key;  // FixedUnwrap gives it back as the key
+    auto sealed = keyward::SealBackupManifest(*m, keyward::SecretBytes::FromView(raw_key));
+    if (!sealed.ok()) __builtin_trap();
+    auto opened = keyward::OpenBackupManifest(*sealed, m->backup_id, provider);
+    if (!opened.ok() || opened->manifest.files.size() != m->files.size()) __builtin_trap();
+    for (size_t i = 0; i < m->files.size(); ++i) {
+      const auto& a = m->files[i];
+      const auto& b = opened->manifest.files[i];
+      if (a.name != b.name || a.size != b.size || a.sha256_hex != b.sha256_hex ||
+          a.chunks != b.chunks || a.object != b.object || !a.file_key != !b.file_key ||
+          (a.file_key && !a.file_key->Equals(*b.file_key))) {
+        __builtin_trap();
+      }
+    }
   }
   // Also with the right magic, so the fuzzer gets past it to the field parser.
   if (size >= 8) {

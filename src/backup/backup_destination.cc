@@ -1,5 +1,7 @@
 #include "backup/backup_destination.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -7,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "crypto/random.h"
 #include "util/file_util.h"
 #include "util/status_macros.h"
 
@@ -21,6 +24,32 @@ bool SafeSegment(absl::string_view s) {
     return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
            ch == '.' || ch == '_' || ch == '-';
   });
+}
+
+// WriteFileAtomically (util/file_util.h) without its directory fsync: temp name, write, fsync,
+// rename. The object is whole or absent after a crash; its name is durable once the caller
+// fsyncs the directory.
+absl::Status WriteFileNoDirSync(const std::string& path, std::string_view data) {
+  ASSIGN_OR_RETURN(std::string suffix, RandomHex(6));
+  std::string tmp = path + ".tmp-" + suffix;
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return WriteError(errno, absl::StrCat("create '", tmp, "'"));
+  size_t done = 0;
+  int err = 0;
+  while (done < data.size() && err == 0) {
+    ssize_t n = write(fd, data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) err = n < 0 ? errno : EIO;
+    if (n > 0) done += static_cast<size_t>(n);
+  }
+  if (err == 0 && fsync(fd) != 0) err = errno;
+  close(fd);
+  if (err == 0 && rename(tmp.c_str(), path.c_str()) != 0) err = errno;
+  if (err != 0) {
+    unlink(tmp.c_str());
+    return WriteError(err, absl::StrCat("write '", path, "'"));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -48,15 +77,41 @@ absl::StatusOr<std::string> LocalDirectoryDestination::PathFor(const std::string
 }
 
 absl::Status LocalDirectoryDestination::Put(const std::string& name, std::string_view data) {
+  return PutFile(name, data, /*sync_dir=*/true);
+}
+
+absl::Status LocalDirectoryDestination::PutDeferred(const std::string& name,
+                                                    std::string_view data) {
+  RETURN_IF_ERROR(PutFile(name, data, /*sync_dir=*/false));
+  std::lock_guard<std::mutex> lock(mu_);
+  unsynced_dirs_.insert(DirName(root_ + "/" + name));
+  return absl::OkStatus();
+}
+
+absl::Status LocalDirectoryDestination::SyncPuts() {
+  // Held throughout: a concurrent SyncPuts (another backup) that finds the set empty because
+  // this one took its directories returns only once they are synced.
+  std::lock_guard<std::mutex> syncing(sync_mu_);
+  std::set<std::string> dirs;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    dirs.swap(unsynced_dirs_);
+  }
+  for (const std::string& dir : dirs) RETURN_IF_ERROR(FsyncDirectory(dir));
+  return absl::OkStatus();
+}
+
+absl::Status LocalDirectoryDestination::PutFile(const std::string& name, std::string_view data,
+                                                bool sync_dir) {
   ASSIGN_OR_RETURN(std::string path, PathFor(name));
   // Each directory level made 0700 (MakeDirs sets the mode of the last level only).
   for (size_t slash = name.find('/'); slash != std::string::npos;
        slash = name.find('/', slash + 1)) {
     RETURN_IF_ERROR(MakeDirs(absl::StrCat(root_, "/", name.substr(0, slash)), 0700));
   }
-  // Temp name, fsync, rename, fsync(dir): a crash leaves the object whole or absent; List skips
-  // the ".tmp" leftovers, which the next delete of the backup removes.
-  return WriteFileAtomically(path, data, 0600);
+  // Temp name, fsync, rename, fsync(dir) (here or in SyncPuts): a crash leaves the object whole
+  // or absent; List skips the ".tmp" leftovers, which the next delete of the backup removes.
+  return sync_dir ? WriteFileAtomically(path, data, 0600) : WriteFileNoDirSync(path, data);
 }
 
 absl::StatusOr<std::string> LocalDirectoryDestination::Get(const std::string& name) {
@@ -66,6 +121,36 @@ absl::StatusOr<std::string> LocalDirectoryDestination::Get(const std::string& na
         absl::StrCat("backup object ", name, " is missing from ", Describe()));
   }
   return ReadFileToString(path, kMaxObjectBytes);
+}
+
+absl::Status LocalDirectoryDestination::GetInto(const std::string& name, std::string* out) {
+  ASSIGN_OR_RETURN(std::string path, PathFor(name));
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    int err = errno;
+    if (err == ENOENT) {
+      return absl::NotFoundError(
+          absl::StrCat("backup object ", name, " is missing from ", Describe()));
+    }
+    return absl::InternalError(absl::StrCat("cannot read ", path, ": ", ErrnoText(err)));
+  }
+  struct stat st {};
+  if (fstat(fd, &st) != 0 || static_cast<size_t>(st.st_size) > kMaxObjectBytes) {
+    close(fd);
+    return absl::InternalError(absl::StrCat("cannot read ", path, ": unreadable or too large"));
+  }
+  size_t size = static_cast<size_t>(st.st_size);
+  out->resize(size);  // no allocation once `out` has held an object this large
+  size_t done = 0;
+  while (done < size) {
+    ssize_t n = read(fd, out->data() + done, size - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    done += static_cast<size_t>(n);
+  }
+  close(fd);
+  if (done != size) return absl::DataLossError(absl::StrCat("short read of ", path));
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<std::string>> LocalDirectoryDestination::List(
@@ -106,6 +191,7 @@ absl::Status LocalDirectoryDestination::DeleteAll(const std::string& dir) {
   }
   ASSIGN_OR_RETURN(std::string path, PathFor(dir.substr(0, dir.size() - 1)));
   std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return absl::OkStatus();  // nothing was ever put
   std::filesystem::remove_all(path, ec);
   if (ec) return absl::InternalError(absl::StrCat("cannot delete ", path, ": ", ec.message()));
   return FsyncDirectory(DirName(path));

@@ -6,10 +6,13 @@
 // Azure Blob (later) commits a block list. Implementations are thread-safe.
 
 #include <memory>
+#include <mutex>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 
 namespace keyward {
@@ -20,8 +23,22 @@ class BackupDestination {
   // Safe to show users and to store in a backup record ("local:/data/backups").
   virtual std::string Describe() const = 0;
   virtual absl::Status Put(const std::string& name, std::string_view data) = 0;
+  // Put, atomic the same way, whose name may become durable only at the next SyncPuts(): a
+  // backup puts its chunks this way and syncs once before its manifest (the local directory
+  // then fsyncs each directory once, not once per object). Default: Put (durable at once).
+  virtual absl::Status PutDeferred(const std::string& name, std::string_view data) {
+    return Put(name, data);
+  }
+  virtual absl::Status SyncPuts() { return absl::OkStatus(); }
   // NotFound naming the object when it does not exist.
   virtual absl::StatusOr<std::string> Get(const std::string& name) = 0;
+  // Get into `out`, reusing its memory (a restore's workers fetch chunk after chunk).
+  virtual absl::Status GetInto(const std::string& name, std::string* out) {
+    absl::StatusOr<std::string> got = Get(name);
+    if (!got.ok()) return got.status();
+    *out = *std::move(got);
+    return absl::OkStatus();
+  }
   // Names of complete objects starting with `prefix`, sorted.
   virtual absl::StatusOr<std::vector<std::string>> List(const std::string& prefix) = 0;
   // Removing an absent object is not an error.
@@ -37,7 +54,10 @@ class LocalDirectoryDestination : public BackupDestination {
   static absl::StatusOr<std::unique_ptr<LocalDirectoryDestination>> New(const std::string& root);
   std::string Describe() const override { return "local:" + root_; }
   absl::Status Put(const std::string& name, std::string_view data) override;
+  absl::Status PutDeferred(const std::string& name, std::string_view data) override;
+  absl::Status SyncPuts() override;
   absl::StatusOr<std::string> Get(const std::string& name) override;
+  absl::Status GetInto(const std::string& name, std::string* out) override;
   absl::StatusOr<std::vector<std::string>> List(const std::string& prefix) override;
   absl::Status Delete(const std::string& name) override;
   absl::Status DeleteAll(const std::string& dir) override;
@@ -46,7 +66,11 @@ class LocalDirectoryDestination : public BackupDestination {
  private:
   explicit LocalDirectoryDestination(std::string root) : root_(std::move(root)) {}
   absl::StatusOr<std::string> PathFor(const std::string& name) const;
+  absl::Status PutFile(const std::string& name, std::string_view data, bool sync_dir);
   std::string root_;
+  std::mutex sync_mu_;  // one SyncPuts at a time
+  std::mutex mu_;
+  std::set<std::string> unsynced_dirs_ ABSL_GUARDED_BY(mu_);  // PutDeferred's, until SyncPuts
 };
 
 }  // namespace keyward

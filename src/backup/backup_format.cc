@@ -1,10 +1,12 @@
 #include "backup/backup_format.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "crypto/aes_gcm.h"
+#include "crypto/random.h"
 #include "util/bytes.h"
 #include "util/status_macros.h"
 
@@ -14,7 +16,7 @@ namespace {
 using nlohmann::json;
 
 constexpr std::string_view kMagic = "KWBACKM1";
-constexpr uint32_t kVersion = 1;
+constexpr uint32_t kVersion = 2;  // 2: shared file objects; 1 is still read
 constexpr size_t kMaxId = 256;
 constexpr size_t kMaxWrapped = 64 << 10;
 constexpr size_t kMaxBody = 64 << 20;
@@ -27,6 +29,20 @@ std::string ChunkAad(std::string_view backup_id, std::string_view file_name, uin
   PutU64(&aad, index);
   aad.push_back(last ? 1 : 0);
   return aad;
+}
+
+std::string FileChunkAad(std::string_view object, uint64_t file_size, uint64_t index, bool last) {
+  std::string aad = "keyward-backup-file-chunk:";
+  PutLengthPrefixed(&aad, object);
+  PutU64(&aad, file_size);
+  PutU64(&aad, index);
+  aad.push_back(last ? 1 : 0);
+  return aad;
+}
+
+bool IsLowerHex(std::string_view s) {
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
 std::string ManifestHeader(std::string_view backup_id, const WrappedKey& wrapped) {
@@ -53,7 +69,7 @@ absl::StatusOr<ParsedHeader> ParseHeader(std::string_view bytes) {
   ByteReader r(bytes.substr(kMagic.size()));
   auto version = r.U32();
   if (!version.ok()) return bad("truncated");
-  if (*version != kVersion) {
+  if (*version != kVersion && *version != 1) {
     return absl::FailedPreconditionError(absl::StrCat(
         "backup manifest has format version ", *version, "; this keyward reads version ", kVersion,
         ": restore it with a newer keyward"));
@@ -74,8 +90,26 @@ absl::StatusOr<ParsedHeader> ParseHeader(std::string_view bytes) {
   return h;
 }
 
+// File keys sit in the body's JSON as hex: those strings are wiped before the JSON is freed.
+void WipeFileKeys(json& j) {
+  if (!j.is_object() || !j.contains("files") || !j["files"].is_array()) return;
+  for (json& f : j["files"]) {
+    if (f.is_object() && f.contains("key") && f["key"].is_string()) {
+      WipeString(f["key"].get_ref<std::string&>());
+    }
+  }
+}
+
+absl::StatusOr<BackupManifest> ParseParsedBody(const json& j);
+
 absl::StatusOr<BackupManifest> ParseBody(std::string_view body) {
   json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  auto out = ParseParsedBody(j);
+  WipeFileKeys(j);
+  return out;
+}
+
+absl::StatusOr<BackupManifest> ParseParsedBody(const json& j) {
   auto bad = [](const char* what) {
     return absl::DataLossError(absl::StrCat("backup manifest body is malformed (", what, ")"));
   };
@@ -100,12 +134,31 @@ absl::StatusOr<BackupManifest> ParseBody(std::string_view body) {
         !f.contains("chunks") || !f["chunks"].is_number_unsigned()) {
       return bad("file entry");
     }
-    BackupFileEntry e{f["name"].get<std::string>(), f["size"].get<uint64_t>(),
-                      f["sha256"].get<std::string>(), 0};
+    BackupFileEntry e;
+    e.name = f["name"].get<std::string>();
+    e.size = f["size"].get<uint64_t>();
+    e.sha256_hex = f["sha256"].get<std::string>();
     uint64_t chunks = f["chunks"].get<uint64_t>();
     if (!IsSafeBackupFileName(e.name)) return bad("unsafe file name");
     if (chunks != BackupChunkCount(e.size, m.chunk_size)) return bad("chunk count");
     e.chunks = static_cast<uint32_t>(chunks);
+    if (f.contains("object") || f.contains("key")) {
+      if (!f.contains("object") || !f["object"].is_string() || !f.contains("key") ||
+          !f["key"].is_string()) {
+        return bad("shared file object");
+      }
+      e.object = f["object"].get<std::string>();
+      if (!IsBackupFileObject(m.cluster_id, e.object)) return bad("shared file object name");
+      const std::string& hex = f["key"].get_ref<const std::string&>();
+      if (hex.size() != 2 * kBackupKeySize || !IsLowerHex(hex)) return bad("file key");
+      auto key = std::make_shared<SecretBytes>(kBackupKeySize);  // filled below
+      auto nibble = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
+      uint8_t* out = key->data();
+      for (size_t k = 0; k < kBackupKeySize; ++k) {
+        out[k] = static_cast<uint8_t>(nibble(hex[2 * k]) << 4 | nibble(hex[2 * k + 1]));
+      }
+      e.file_key = std::move(key);
+    }
     m.files.push_back(std::move(e));
   }
   return m;
@@ -132,6 +185,26 @@ std::string BackupWrapContext(std::string_view backup_id) {
   return absl::StrCat("keyward-backup:", std::string(backup_id));
 }
 
+absl::StatusOr<std::string> NewBackupFileObject(std::string_view cluster_id) {
+  ASSIGN_OR_RETURN(std::string id, RandomHex(16));
+  return absl::StrCat("shared/", std::string(cluster_id), "/", id);
+}
+
+std::string BackupFileChunkObject(std::string_view object, uint64_t chunk) {
+  char suffix[24];
+  snprintf(suffix, sizeof(suffix), "/%08llu", static_cast<unsigned long long>(chunk));
+  return absl::StrCat(std::string(object), suffix);
+}
+
+bool IsBackupFileObject(std::string_view cluster_id, std::string_view object) {
+  std::string prefix = absl::StrCat("shared/", std::string(cluster_id), "/");
+  if (!IsSafeBackupFileName(cluster_id) || object.substr(0, prefix.size()) != prefix) {
+    return false;
+  }
+  std::string_view id = object.substr(prefix.size());
+  return id.size() == 32 && IsLowerHex(id);
+}
+
 uint32_t BackupChunkCount(uint64_t size, uint32_t chunk_size) {
   if (size == 0) return 1;
   return static_cast<uint32_t>((size + chunk_size - 1) / chunk_size);
@@ -153,38 +226,96 @@ absl::StatusOr<std::string> SealBackupChunk(const SecretBytes& key, std::string_
   return GcmSeal(key, plaintext, ChunkAad(backup_id, file_name, index, last));
 }
 
+absl::Status ChunkRefused(std::string_view backup_id, std::string_view file_name, uint64_t index,
+                          std::string_view object) {
+  std::string where =
+      object.empty() ? std::string() : absl::StrCat(" (shared object ", std::string(object), ")");
+  return absl::DataLossError(absl::StrCat(
+      "backup ", std::string(backup_id), " failed authentication: chunk ", index, " of file ",
+      std::string(file_name), where,
+      " was altered, moved, truncated or comes from another backup or file; this backup cannot "
+      "be restored (restore another backup of the cluster)"));
+}
+
+absl::StatusOr<size_t> OpenBackupChunkInto(const SecretBytes& key, std::string_view backup_id,
+                                           std::string_view file_name, uint64_t index, bool last,
+                                           std::string_view sealed, SecretBytes& out) {
+  auto n =
+      GcmOpenInto(key, sealed, ChunkAad(backup_id, file_name, index, last), out.data(), out.size());
+  if (!n.ok()) return ChunkRefused(backup_id, file_name, index, "");
+  return n;
+}
+
+absl::StatusOr<size_t> OpenBackupFileChunkInto(const SecretBytes& file_key,
+                                               std::string_view backup_id,
+                                               std::string_view file_name, std::string_view object,
+                                               uint64_t file_size, uint64_t index, bool last,
+                                               std::string_view sealed, SecretBytes& out) {
+  auto n = GcmOpenInto(file_key, sealed, FileChunkAad(object, file_size, index, last), out.data(),
+                       out.size());
+  if (!n.ok()) return ChunkRefused(backup_id, file_name, index, object);
+  return n;
+}
+
 absl::StatusOr<SecretBytes> OpenBackupChunk(const SecretBytes& key, std::string_view backup_id,
                                             std::string_view file_name, uint64_t index, bool last,
                                             std::string_view sealed) {
-  auto opened = GcmOpen(key, sealed, ChunkAad(backup_id, file_name, index, last));
-  if (!opened.ok()) {
-    return absl::DataLossError(absl::StrCat(
-        "backup ", std::string(backup_id), " failed authentication: chunk ", index, " of file ",
-        std::string(file_name),
-        " was altered, moved, truncated or comes from another backup; this backup cannot be "
-        "restored (restore another backup of the cluster)"));
-  }
-  return opened;
+  SecretBytes out(sealed.size() > kGcmNonceSize + kGcmTagSize
+                      ? sealed.size() - kGcmNonceSize - kGcmTagSize
+                      : 0);
+  ASSIGN_OR_RETURN(size_t n,
+                   OpenBackupChunkInto(key, backup_id, file_name, index, last, sealed, out));
+  (void)n;  // the ciphertext's size: the buffer is exactly the plaintext
+  return out;
+}
+
+absl::StatusOr<std::string> SealBackupFileChunk(const SecretBytes& file_key,
+                                                std::string_view object, uint64_t file_size,
+                                                uint64_t index, bool last,
+                                                std::string_view plaintext) {
+  return GcmSeal(file_key, plaintext, FileChunkAad(object, file_size, index, last));
+}
+
+absl::StatusOr<SecretBytes> OpenBackupFileChunk(const SecretBytes& file_key,
+                                                std::string_view backup_id,
+                                                std::string_view file_name, std::string_view object,
+                                                uint64_t file_size, uint64_t index, bool last,
+                                                std::string_view sealed) {
+  SecretBytes out(sealed.size() > kGcmNonceSize + kGcmTagSize
+                      ? sealed.size() - kGcmNonceSize - kGcmTagSize
+                      : 0);
+  ASSIGN_OR_RETURN(size_t n, OpenBackupFileChunkInto(file_key, backup_id, file_name, object,
+                                                     file_size, index, last, sealed, out));
+  (void)n;
+  return out;
 }
 
 absl::StatusOr<std::string> SealBackupManifest(const BackupManifest& m, const SecretBytes& key) {
   json files = json::array();
   for (const auto& f : m.files) {
-    files.push_back(
-        {{"name", f.name}, {"size", f.size}, {"sha256", f.sha256_hex}, {"chunks", f.chunks}});
+    json entry = {
+        {"name", f.name}, {"size", f.size}, {"sha256", f.sha256_hex}, {"chunks", f.chunks}};
+    if (!f.object.empty()) {
+      if (!f.file_key || f.file_key->size() != kBackupKeySize) {
+        return absl::InternalError(absl::StrCat("file ", f.name, " has no file key"));
+      }
+      entry["object"] = f.object;
+      entry["key"] = HexEncode(f.file_key->view());
+    }
+    files.push_back(std::move(entry));
   }
-  json body = {{"backup_id", m.backup_id},
-               {"cluster_id", m.cluster_id},
-               {"project_id", m.project_id},
-               {"key_record_id", m.key_record_id},
-               {"created_at", m.created_at},
-               {"chunk_size", m.chunk_size},
-               {"files", files}};
+  json body = {{"backup_id", m.backup_id},   {"cluster_id", m.cluster_id},
+               {"project_id", m.project_id}, {"key_record_id", m.key_record_id},
+               {"created_at", m.created_at}, {"chunk_size", m.chunk_size}};
+  body["files"] = std::move(files);  // moved, not copied: its file keys are wiped below
   std::string header = ManifestHeader(m.backup_id, m.wrapped_key);
-  ASSIGN_OR_RETURN(std::string sealed,
-                   GcmSeal(key, body.dump(), absl::StrCat("keyward-backup-manifest:", header)));
+  std::string text = body.dump();
+  WipeFileKeys(body);
+  auto sealed = GcmSeal(key, text, absl::StrCat("keyward-backup-manifest:", header));
+  WipeString(text);
+  RETURN_IF_ERROR(sealed.status());
   std::string out = header;
-  PutLengthPrefixed(&out, sealed);
+  PutLengthPrefixed(&out, *sealed);
   return out;
 }
 
@@ -222,8 +353,9 @@ absl::StatusOr<OpenedBackupManifest> OpenBackupManifest(std::string_view bytes,
         " failed authentication: its manifest was altered or sealed under another key; this "
         "backup cannot be restored"));
   }
-  std::string text(body->view());
-  ASSIGN_OR_RETURN(BackupManifest m, ParseBody(text));
+  auto parsed = ParseBody(body->view());
+  if (!parsed.ok()) return parsed.status();
+  BackupManifest m = *std::move(parsed);
   if (m.backup_id != expected) {
     return absl::DataLossError(absl::StrCat(
         "backup ", expected, " failed authentication: its manifest names backup ", m.backup_id));

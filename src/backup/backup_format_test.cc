@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <memory>
 
 #include "crypto/random.h"
 #include "kms/escrow/escrow_provider.h"
@@ -19,7 +20,19 @@ BackupManifest Manifest(MasterKeyProvider& p, const SecretBytes& key, const std:
   m.key_record_id = "k-1";
   m.created_at = 1700000000;
   m.chunk_size = 4;
-  m.files = {{"000001.sst", 9, std::string(64, 'a'), 3}, {"CURRENT", 0, std::string(64, 'b'), 1}};
+  BackupFileEntry sst;  // in a shared file object, with its own key
+  sst.name = "000001.sst";
+  sst.size = 9;
+  sst.sha256_hex = std::string(64, 'a');
+  sst.chunks = 3;
+  sst.object = "shared/c-1/" + std::string(32, 'f');
+  sst.file_key = std::make_shared<const SecretBytes>(*RandomSecret(kBackupKeySize));
+  BackupFileEntry current;  // the backup's own
+  current.name = "CURRENT";
+  current.size = 0;
+  current.sha256_hex = std::string(64, 'b');
+  current.chunks = 1;
+  m.files = {sst, current};
   m.wrapped_key = *p.Wrap(key, BackupWrapContext(id));
   return m;
 }
@@ -35,9 +48,53 @@ TEST(BackupFormatTest, ManifestRoundTripsAndNamesItsKey) {
   EXPECT_EQ(opened->manifest.cluster_id, "c-1");
   ASSERT_EQ(opened->manifest.files.size(), 2u);
   EXPECT_EQ(opened->manifest.files[0].chunks, 3u);
+  EXPECT_EQ(opened->manifest.files[0].object, "shared/c-1/" + std::string(32, 'f'));
+  ASSERT_TRUE(opened->manifest.files[0].file_key);
+  EXPECT_EQ(opened->manifest.files[0].file_key->size(), kBackupKeySize);
+  EXPECT_TRUE(opened->manifest.files[1].object.empty());
+  EXPECT_FALSE(opened->manifest.files[1].file_key);
   EXPECT_EQ(opened->manifest.wrapped_key.key_id, "key-a");
   // No key bytes in the clear.
   EXPECT_EQ(sealed->find(std::string(key.view())), std::string::npos);
+}
+
+TEST(BackupFormatTest, SharedObjectsMustBelongToTheManifestsClusterWithAWholeKey) {
+  auto body = [](const std::string& object, const std::string& key) {
+    return R"({"backup_id":"b-1","cluster_id":"c-1","project_id":"p","key_record_id":"k",)"
+           R"("created_at":1,"chunk_size":4,"files":[{"name":"000001.sst","size":9,)"
+           R"("sha256":"aa","chunks":3,"object":")" +
+           object + R"(","key":")" + key + R"("}]})";
+  };
+  std::string hex(32, 'a'), key(64, '0');
+  EXPECT_TRUE(ParseBackupManifestBody(body("shared/c-1/" + hex, key)).ok());
+  EXPECT_FALSE(ParseBackupManifestBody(body("shared/c-2/" + hex, key)).ok());  // other cluster
+  EXPECT_FALSE(ParseBackupManifestBody(body("shared/c-1/../" + hex, key)).ok());
+  EXPECT_FALSE(ParseBackupManifestBody(body("b-2/data/" + hex, key)).ok());
+  EXPECT_FALSE(ParseBackupManifestBody(body("shared/c-1/" + hex, key.substr(2))).ok());
+  EXPECT_FALSE(ParseBackupManifestBody(body("shared/c-1/" + hex, std::string(64, 'g'))).ok());
+}
+
+TEST(BackupFormatTest, FileChunkBindsObjectSizeIndexAndLastFlag) {
+  SecretBytes key = *RandomSecret(kBackupKeySize);
+  std::string object = "shared/c-1/" + std::string(32, 'a');
+  std::string sealed = *SealBackupFileChunk(key, object, 100, 2, true, "payload");
+  auto ok = OpenBackupFileChunk(key, "b-1", "000001.sst", object, 100, 2, true, sealed);
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->view(), "payload");
+  std::string other = "shared/c-1/" + std::string(32, 'b');
+  EXPECT_FALSE(OpenBackupFileChunk(key, "b-1", "000001.sst", other, 100, 2, true, sealed).ok());
+  EXPECT_FALSE(OpenBackupFileChunk(key, "b-1", "000001.sst", object, 101, 2, true, sealed).ok());
+  EXPECT_FALSE(OpenBackupFileChunk(key, "b-1", "000001.sst", object, 100, 1, true, sealed).ok());
+  auto not_last = OpenBackupFileChunk(key, "b-1", "000001.sst", object, 100, 2, false, sealed);
+  ASSERT_FALSE(not_last.ok());
+  EXPECT_NE(not_last.status().message().find("failed authentication: chunk 2 of file 000001.sst "
+                                             "(shared object " +
+                                             object + ")"),
+            std::string::npos)
+      << not_last.status();
+  // A backup's own chunk is not a shared object's, even under the same key.
+  std::string own = *SealBackupChunk(key, "b-1", "000001.sst", 2, true, "payload");
+  EXPECT_FALSE(OpenBackupFileChunk(key, "b-1", "000001.sst", object, 100, 2, true, own).ok());
 }
 
 TEST(BackupFormatTest, ManifestOfAnotherBackupIsRefused) {

@@ -2,10 +2,17 @@
 
 #include <openssl/evp.h>
 
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <deque>
 #include <filesystem>
+#include <future>
+#include <map>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "backup/backup_workers.h"
 #include "crypto/random.h"
 #include "rocksdb/env_encryption.h"
 #include "rocksdb/file_system.h"
@@ -19,6 +26,14 @@ namespace keyward {
 namespace {
 
 namespace fs = std::filesystem;
+
+// Workers sealing and putting (backup) or getting and opening (restore) chunks, and how many
+// more chunks may wait for them: memory stays at a few chunks whatever the backup's size.
+constexpr size_t kWorkerThreads = 3;
+constexpr size_t kMaxQueuedChunks = 4;
+// Buffers a pipeline may hold at once: the workers' (running and queued), the hasher's (one
+// running, kMaxQueuedChunks queued; it shares the workers' buffers on a backup) and this thread's.
+constexpr size_t kChunkBuffers = kWorkerThreads + 2 * kMaxQueuedChunks + 2;
 
 // Streaming SHA-256 (crypto/sha256.h is one-shot; files here are up to gigabytes).
 class Sha256Stream {
@@ -48,9 +63,48 @@ absl::Status IoError(const std::string& what, const rocksdb::IOStatus& s) {
   return absl::InternalError(absl::StrCat(what, ": ", s.ToString()));
 }
 
+// The latest backup's shared files by name, when this backup may reuse them: empty when it has
+// none or cannot be read (then every file is uploaded; reuse is an optimisation only).
+std::map<std::string, BackupFileEntry> ReusableFiles(MasterKeyProvider& provider,
+                                                     BackupDestination& dest,
+                                                     const BackupJob& job) {
+  std::map<std::string, BackupFileEntry> out;
+  if (!job.refs || job.base_backup_id.empty()) return out;
+  auto bytes = dest.Get(BackupManifestObject(job.base_backup_id));
+  if (!bytes.ok()) return out;
+  auto base = OpenBackupManifest(*bytes, job.base_backup_id, provider);
+  if (!base.ok() || base->manifest.cluster_id != job.cluster_id ||
+      base->manifest.chunk_size != job.chunk_size) {
+    return out;
+  }
+  for (auto& f : base->manifest.files) {
+    if (!f.object.empty()) out.emplace(f.name, std::move(f));
+  }
+  return out;
+}
+
+absl::StatusOr<std::string> HashFile(ClusterStore& store, const std::string& path, uint32_t piece) {
+  Sha256Stream sha;
+  RETURN_IF_ERROR(
+      store.ReadDecrypted(path, piece, [&](uint64_t, std::string_view bytes) -> absl::Status {
+        sha.Update(bytes);
+        return absl::OkStatus();
+      }));
+  return sha.FinishHex();
+}
+
+absl::Status Stopped(const BackupJob& job) {
+  return absl::CancelledError(
+      absl::StrCat("cluster ", job.cluster_id,
+                   " was closed during the backup; back it up again once it is available"));
+}
+
+// `new_objects` gets every shared file object this backup created (for the cleanup of a failed
+// backup), before its first chunk is put.
 absl::StatusOr<BackupSummary> WriteBackup(ClusterStore& store, MasterKeyProvider& provider,
                                           BackupDestination& dest, const BackupJob& job,
-                                          const BackupProgress& progress) {
+                                          const BackupProgress& progress,
+                                          std::vector<std::string>* new_objects) {
   RETURN_IF_ERROR(store.CreateCheckpoint(job.checkpoint_dir));
   std::vector<std::pair<std::string, uint64_t>> files;
   uint64_t total = 0;
@@ -77,28 +131,83 @@ absl::StatusOr<BackupSummary> WriteBackup(ClusterStore& store, MasterKeyProvider
   m.created_at = job.created_at;
   m.chunk_size = job.chunk_size;
   ASSIGN_OR_RETURN(m.wrapped_key, provider.Wrap(key, BackupWrapContext(job.backup_id)));
+  std::map<std::string, BackupFileEntry> reusable = ReusableFiles(provider, dest, job);
 
+  BackupSummary out;
   uint64_t done = 0;
   if (progress) progress(0, total);
+  // This thread reads (through the encrypted file system); one hasher thread hashes each file's
+  // chunks in order, and the workers seal and put, so reading chunk n+1 overlaps hashing,
+  // sealing and writing chunk n, and several puts (each fsynced) are in flight at once.
+  // Declared before the workers and the hasher, which use them until they are joined.
+  std::atomic<uint64_t> written{0};
+  std::vector<std::string> hashes(files.size());  // the hasher's results, by file
+  std::vector<size_t> hash_of;                    // m.files[k] gets hashes[hash_of[k]]
+  ChunkBuffers buffers(kChunkBuffers, job.chunk_size);
+  BackupWorkers workers(kWorkerThreads, kMaxQueuedChunks);
+  BackupWorkers hasher(1, kMaxQueuedChunks);
   for (size_t i = 0; i < files.size(); ++i) {
     const std::string& name = files[i].first;
-    BackupFileEntry entry{name, 0, "", 0};
-    Sha256Stream sha;
+    std::string path = job.checkpoint_dir + "/" + name;
+    // SSTs never change once written: one the latest backup holds (same name, size and SHA-256)
+    // is not uploaded again; this backup takes a reference to its shared object instead.
+    bool sst = name.size() > 4 && name.compare(name.size() - 4, 4, ".sst") == 0;
+    if (auto it = reusable.find(name); sst && it != reusable.end() &&
+                                       files[i].second > kFileHeaderSize &&
+                                       files[i].second - kFileHeaderSize == it->second.size) {
+      if (store.stopping()) return Stopped(job);
+      ASSIGN_OR_RETURN(std::string sha, HashFile(store, path, job.chunk_size));
+      ASSIGN_OR_RETURN(bool held, sha == it->second.sha256_hex
+                                      ? job.refs->Claim(job.backup_id, it->second.object)
+                                      : absl::StatusOr<bool>(false));
+      if (held) {
+        done += it->second.size;
+        out.files_reused++;
+        out.bytes_reused += it->second.size;
+        m.files.push_back(it->second);
+        hash_of.push_back(SIZE_MAX);
+        if (progress) progress(done, std::max(done, total));
+        continue;
+      }
+    }
+    BackupFileEntry entry;
+    entry.name = name;
+    std::shared_ptr<const SecretBytes> file_key;
+    if (sst) {
+      ASSIGN_OR_RETURN(entry.object, NewBackupFileObject(job.cluster_id));
+      ASSIGN_OR_RETURN(SecretBytes k, RandomSecret(kBackupKeySize));
+      entry.file_key = file_key = std::make_shared<const SecretBytes>(std::move(k));
+      if (job.refs) RETURN_IF_ERROR(job.refs->Add(job.backup_id, entry.object));
+      new_objects->push_back(entry.object);
+    }
+    auto sha = std::make_shared<Sha256Stream>();
     uint64_t index = 0;
     RETURN_IF_ERROR(store.ReadDecrypted(
-        job.checkpoint_dir + "/" + name, job.chunk_size,
-        [&](uint64_t size, std::string_view piece) -> absl::Status {
-          if (store.stopping()) {
-            return absl::CancelledError(absl::StrCat(
-                "cluster ", job.cluster_id,
-                " was closed during the backup; back it up again once it is available"));
-          }
+        path, job.chunk_size, [&](uint64_t size, std::string_view piece) -> absl::Status {
+          if (store.stopping()) return Stopped(job);
           uint32_t count = BackupChunkCount(size, job.chunk_size);
           bool last = index + 1 == count;
-          ASSIGN_OR_RETURN(std::string sealed,
-                           SealBackupChunk(key, job.backup_id, name, index, last, piece));
-          RETURN_IF_ERROR(dest.Put(BackupChunkObject(job.backup_id, i, index), sealed));
-          sha.Update(piece);
+          // The tasks' own copy of the plaintext, wiped when both are done with it.
+          std::shared_ptr<ChunkBuffers::Lease> plain = buffers.Take();
+          if (!piece.empty()) memcpy(plain->bytes().data(), piece.data(), piece.size());
+          std::string_view view(reinterpret_cast<const char*>(plain->bytes().data()), piece.size());
+          RETURN_IF_ERROR(hasher.Submit([sha, plain, view] {
+            sha->Update(view);
+            return absl::OkStatus();
+          }));
+          std::string object = file_key ? BackupFileChunkObject(entry.object, index)
+                                        : BackupChunkObject(job.backup_id, i, index);
+          RETURN_IF_ERROR(workers.Submit([&key, &job, &dest, &name, &written, plain, file_key,
+                                          file_object = entry.object, object = std::move(object),
+                                          view, size, index, last]() -> absl::Status {
+            auto sealed = file_key
+                              ? SealBackupFileChunk(*file_key, file_object, size, index, last, view)
+                              : SealBackupChunk(key, job.backup_id, name, index, last, view);
+            RETURN_IF_ERROR(sealed.status());
+            written += sealed->size();
+            return dest.PutDeferred(object, *sealed);
+          }));
+          out.objects_written++;
           entry.size = size;
           entry.chunks = count;
           ++index;
@@ -109,19 +218,35 @@ absl::StatusOr<BackupSummary> WriteBackup(ClusterStore& store, MasterKeyProvider
     if (index != entry.chunks) {
       return absl::InternalError(absl::StrCat(name, " changed while it was backed up"));
     }
-    entry.sha256_hex = sha.FinishHex();
+    RETURN_IF_ERROR(hasher.Submit([sha, &hashes, i] {
+      hashes[i] = sha->FinishHex();
+      return absl::OkStatus();
+    }));
     m.files.push_back(std::move(entry));
+    hash_of.push_back(i);
   }
-  // The manifest last: only now is the backup complete.
+  RETURN_IF_ERROR(hasher.Finish());
+  RETURN_IF_ERROR(workers.Finish());
+  for (size_t k = 0; k < m.files.size(); ++k) {
+    if (hash_of[k] != SIZE_MAX) m.files[k].sha256_hex = hashes[hash_of[k]];
+  }
+  // Every chunk durable, then the manifest last: only now is the backup complete.
+  RETURN_IF_ERROR(dest.SyncPuts());
   ASSIGN_OR_RETURN(std::string sealed_manifest, SealBackupManifest(m, key));
   RETURN_IF_ERROR(dest.Put(BackupManifestObject(job.backup_id), sealed_manifest));
-  BackupSummary out;
   out.bytes = done;
   out.files = m.files.size();
+  out.objects_written++;
+  out.bytes_written = written + sealed_manifest.size();
   out.key_id = m.wrapped_key.key_id;
   out.key_version = m.wrapped_key.key_version;
   if (progress) progress(done, done);
   return out;
+}
+
+absl::Status Mismatch(const std::string& id, const std::string& file) {
+  return absl::DataLossError(absl::StrCat("backup ", id, " failed verification: file ", file,
+                                          " does not match its size or SHA-256 in the manifest"));
 }
 
 absl::Status RestoreFiles(BackupDestination& dest, const OpenedBackupManifest& opened,
@@ -132,6 +257,56 @@ absl::Status RestoreFiles(BackupDestination& dest, const OpenedBackupManifest& o
   uint64_t total = 0, done = 0;
   for (const auto& f : m.files) total += f.size;
   if (progress) progress(0, total);
+  // The workers fetch and open (authenticate, decrypt) the next chunks while this thread hashes
+  // and writes the current one, in order. A task never fails: its result goes to its future.
+  using Opened = absl::StatusOr<std::pair<std::shared_ptr<ChunkBuffers::Lease>, size_t>>;
+  // One buffer per chunk a worker may hold, and the one this thread writes from.
+  ChunkBuffers buffers(kChunkBuffers, m.chunk_size);
+  BackupWorkers workers(kWorkerThreads, kMaxQueuedChunks);
+  // Hashes each file's chunks in order and checks the file against the manifest (a task that
+  // fails stops the restore: the caller sees it at the next Submit or at Finish).
+  BackupWorkers hasher(1, kMaxQueuedChunks);
+  std::deque<std::future<Opened>> pending;
+  size_t next_file = 0;
+  uint32_t next_chunk = 0;
+  auto submit_next = [&]() -> absl::Status {
+    while (next_file < m.files.size() && next_chunk >= m.files[next_file].chunks) {
+      ++next_file, next_chunk = 0;
+    }
+    if (next_file == m.files.size()) return absl::OkStatus();
+    size_t i = next_file;
+    uint32_t c = next_chunk++;
+    auto promise = std::make_shared<std::promise<Opened>>();
+    pending.push_back(promise->get_future());
+    return workers.Submit([&dest, &opened, &m, &id, &buffers, i, c, promise] {
+      const BackupFileEntry& f = m.files[i];
+      bool last = c + 1 == f.chunks;
+      bool shared = !f.object.empty();
+      // Each worker's own buffer for the sealed chunks it fetches (ciphertext: nothing to
+      // wipe), reused so that no chunk costs an allocation.
+      thread_local std::string sealed;
+      absl::Status got = dest.GetInto(
+          shared ? BackupFileChunkObject(f.object, c) : BackupChunkObject(id, i, c), &sealed);
+      if (!got.ok()) {
+        promise->set_value(absl::DataLossError(absl::StrCat("backup ", id, " is incomplete: chunk ",
+                                                            c, " of file ", f.name,
+                                                            " cannot be read: ", got.message())));
+      } else {
+        std::shared_ptr<ChunkBuffers::Lease> plain = buffers.Take();
+        auto n = shared
+                     ? OpenBackupFileChunkInto(*f.file_key, id, f.name, f.object, f.size, c, last,
+                                               sealed, plain->bytes())
+                     : OpenBackupChunkInto(opened.key, id, f.name, c, last, sealed, plain->bytes());
+        if (n.ok()) {
+          promise->set_value(std::pair{std::move(plain), *n});
+        } else {
+          promise->set_value(n.status());
+        }
+      }
+      return absl::OkStatus();
+    });
+  };
+  for (size_t k = 0; k < kWorkerThreads + kMaxQueuedChunks; ++k) RETURN_IF_ERROR(submit_next());
   for (size_t i = 0; i < m.files.size(); ++i) {
     const BackupFileEntry& f = m.files[i];
     std::string path = target_dir + "/" + f.name;
@@ -139,39 +314,41 @@ absl::Status RestoreFiles(BackupDestination& dest, const OpenedBackupManifest& o
     rocksdb::IOOptions io;
     rocksdb::IOStatus s = fs.NewWritableFile(path, rocksdb::FileOptions(), &out, nullptr);
     if (!s.ok()) return IoError(absl::StrCat("cannot create ", path), s);
-    Sha256Stream sha;
+    auto sha = std::make_shared<Sha256Stream>();
     uint64_t size = 0;
     for (uint32_t c = 0; c < f.chunks; ++c) {
       bool last = c + 1 == f.chunks;
-      auto sealed = dest.Get(BackupChunkObject(id, i, c));
-      if (!sealed.ok()) {
-        return absl::DataLossError(absl::StrCat("backup ", id, " is incomplete: chunk ", c,
-                                                " of file ", f.name,
-                                                " cannot be read: ", sealed.status().message()));
-      }
-      ASSIGN_OR_RETURN(SecretBytes plain,
-                       OpenBackupChunk(opened.key, id, f.name, c, last, *sealed));
-      if ((!last && plain.size() != m.chunk_size) || plain.size() > m.chunk_size) {
+      Opened chunk = pending.front().get();
+      pending.pop_front();
+      RETURN_IF_ERROR(submit_next());
+      RETURN_IF_ERROR(chunk.status());
+      size_t n = chunk->second;
+      if ((!last && n != m.chunk_size) || n > m.chunk_size) {
         return absl::DataLossError(
             absl::StrCat("backup ", id, ": chunk ", c, " of file ", f.name, " has the wrong size"));
       }
-      sha.Update(plain.view());
-      size += plain.size();
-      s = out->Append(rocksdb::Slice(reinterpret_cast<const char*>(plain.data()), plain.size()), io,
-                      nullptr);
+      std::string_view plain(reinterpret_cast<const char*>(chunk->first->bytes().data()), n);
+      size += n;
+      s = out->Append(rocksdb::Slice(plain.data(), plain.size()), io, nullptr);
       if (!s.ok()) return IoError(absl::StrCat("cannot write ", path), s);
-      done += plain.size();
+      RETURN_IF_ERROR(hasher.Submit([sha, lease = std::move(chunk->first), plain] {
+        sha->Update(plain);
+        return absl::OkStatus();
+      }));
+      done += n;
       if (progress) progress(done, total);
     }
-    if (size != f.size || sha.FinishHex() != f.sha256_hex) {
-      return absl::DataLossError(absl::StrCat("backup ", id, " failed verification: file ", f.name,
-                                              " does not match its size or SHA-256 in the "
-                                              "manifest"));
-    }
+    if (size != f.size) return Mismatch(id, f.name);
+    RETURN_IF_ERROR(hasher.Submit([sha, &f, &id]() -> absl::Status {
+      if (sha->FinishHex() != f.sha256_hex) return Mismatch(id, f.name);
+      return absl::OkStatus();
+    }));
     s = out->Sync(io, nullptr);
     if (s.ok()) s = out->Close(io, nullptr);
     if (!s.ok()) return IoError(absl::StrCat("cannot write ", path), s);
   }
+  RETURN_IF_ERROR(workers.Finish());
+  RETURN_IF_ERROR(hasher.Finish());
   return FsyncDirectory(target_dir);
 }
 
@@ -181,9 +358,14 @@ absl::StatusOr<BackupSummary> BackUpCluster(ClusterStore& store, MasterKeyProvid
                                             BackupDestination& dest, const BackupJob& job,
                                             const BackupProgress& progress) {
   if (job.chunk_size == 0) return absl::InvalidArgumentError("backup chunk size must be > 0");
-  auto out = WriteBackup(store, provider, dest, job, progress);
+  std::vector<std::string> new_objects;
+  auto out = WriteBackup(store, provider, dest, job, progress, &new_objects);
   RemoveTree(job.checkpoint_dir);
-  if (!out.ok()) DeleteBackupObjects(dest, job.backup_id).IgnoreError();
+  if (!out.ok()) {
+    // Only this backup can hold the objects it created (reuse starts from completed backups).
+    DeleteBackupObjects(dest, job.backup_id).IgnoreError();
+    DeleteBackupFileObjects(dest, new_objects).IgnoreError();
+  }
   return out;
 }
 
@@ -230,6 +412,16 @@ absl::StatusOr<BackupManifest> RestoreBackup(BackupDestination& dest, MasterKeyP
 absl::Status DeleteBackupObjects(BackupDestination& dest, const std::string& backup_id) {
   RETURN_IF_ERROR(dest.Delete(BackupManifestObject(backup_id)));
   return dest.DeleteAll(backup_id + "/");
+}
+
+absl::Status DeleteBackupFileObjects(BackupDestination& dest,
+                                     const std::vector<std::string>& objects) {
+  absl::Status first;
+  for (const std::string& object : objects) {
+    absl::Status st = dest.DeleteAll(object + "/");
+    if (first.ok()) first = st;
+  }
+  return first;
 }
 
 }  // namespace keyward

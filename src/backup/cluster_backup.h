@@ -11,13 +11,16 @@
 //  - the backup stays readable after data-key rotation, re-encryption or the cluster's own
 //    crypto-shred, needing only the master key (one unwrap) — not a copy of the dictionary;
 //  - every byte is authenticated by the backup's AEAD (the on-disk CTR ciphertext is not).
-// Plaintext exists only in memory, one chunk at a time; it never reaches the destination or disk.
+// Plaintext exists only in memory, a few chunks at a time (in wiped buffers: the pipelines of
+// cluster_backup.cc keep at most kWorkerThreads + kMaxQueuedChunks in flight); it never reaches
+// the destination or disk.
 //
 // Thread-compatible: callers run one backup or restore per job.
 
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "backup/backup_destination.h"
@@ -26,6 +29,20 @@
 #include "storage/cluster_store.h"
 
 namespace keyward {
+
+// Which backup holds which shared file object (backup_format.h): the control plane's backup
+// records. A shared object is deleted only once no backup holds it. Thread-safe.
+class BackupFileRefs {
+ public:
+  virtual ~BackupFileRefs() = default;
+  // Records that `backup_id` holds the new object `object`, before its first chunk is put (so a
+  // crash leaves a record to clean up, never an unrecorded object).
+  virtual absl::Status Add(const std::string& backup_id, const std::string& object) = 0;
+  // Makes `backup_id` a holder of `object` when another backup still holds it, atomically with
+  // that check (a delete releasing the last holder then keeps the object); false when none does
+  // (the object may be being deleted: upload the file anew).
+  virtual absl::StatusOr<bool> Claim(const std::string& backup_id, const std::string& object) = 0;
+};
 
 struct BackupJob {
   std::string backup_id;
@@ -36,11 +53,20 @@ struct BackupJob {
   uint32_t chunk_size = kBackupChunkSize;
   // Where the checkpoint goes (must not exist; same file system as the cluster directory).
   std::string checkpoint_dir;
+  // Incremental backups: the latest completed backup of the cluster in the same destination,
+  // whose SSTs this one reuses when unchanged, and the holders' record. Without both every file
+  // is uploaded (still into shared objects, which later backups can reuse).
+  std::string base_backup_id;
+  BackupFileRefs* refs = nullptr;
 };
 
 struct BackupSummary {
   uint64_t bytes = 0;  // plaintext bytes backed up
   uint64_t files = 0;
+  uint64_t files_reused = 0;  // SSTs taken from the base backup, not uploaded again
+  uint64_t bytes_reused = 0;  // their plaintext bytes
+  uint64_t objects_written = 0;
+  uint64_t bytes_written = 0;  // sealed bytes put into the destination
   std::string key_id;
   std::string key_version;
 };
@@ -48,8 +74,9 @@ struct BackupSummary {
 // done/total in plaintext bytes; called from the calling thread.
 using BackupProgress = std::function<void(uint64_t done, uint64_t total)>;
 
-// Checkpoint → chunks → manifest (last). On failure the objects written so far are deleted
-// (best effort; without a manifest they are never restorable anyway) and the checkpoint removed.
+// Checkpoint → chunks → manifest (last). On failure the objects written so far (its own and the
+// shared objects it created) are deleted (best effort; without a manifest they are never
+// restorable anyway) and the checkpoint removed; the caller releases its references.
 absl::StatusOr<BackupSummary> BackUpCluster(ClusterStore& store, MasterKeyProvider& provider,
                                             BackupDestination& dest, const BackupJob& job,
                                             const BackupProgress& progress);
@@ -66,7 +93,11 @@ absl::StatusOr<BackupManifest> RestoreBackup(BackupDestination& dest, MasterKeyP
                                              const BackupProgress& progress);
 
 // Deletes every object of a backup, the manifest first (so a half-deleted backup is never
-// mistaken for a complete one).
+// mistaken for a complete one). Not the shared file objects its manifest names: the caller
+// deletes those no other backup holds (DeleteBackupFileObjects).
 absl::Status DeleteBackupObjects(BackupDestination& dest, const std::string& backup_id);
+// Deletes shared file objects with all their chunks; the first failure (after trying all).
+absl::Status DeleteBackupFileObjects(BackupDestination& dest,
+                                     const std::vector<std::string>& objects);
 
 }  // namespace keyward

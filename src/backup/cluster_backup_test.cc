@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 
 #include "crypto/random.h"
 #include "kms/escrow/escrow_provider.h"
@@ -13,6 +14,34 @@ namespace keyward {
 namespace {
 
 namespace fs = std::filesystem;
+
+// The control plane's record of holders (control/backup_records.h), in memory.
+class MemoryRefs : public BackupFileRefs {
+ public:
+  absl::Status Add(const std::string& backup_id, const std::string& object) override {
+    holders_[object].insert(backup_id);
+    return absl::OkStatus();
+  }
+  absl::StatusOr<bool> Claim(const std::string& backup_id, const std::string& object) override {
+    if (refuse_claims_) return false;
+    auto it = holders_.find(object);
+    if (it == holders_.end() || it->second.empty()) return false;
+    it->second.insert(backup_id);
+    return true;
+  }
+  // Drops `backup_id`'s holds; the objects nobody holds any more.
+  std::vector<std::string> Release(const std::string& backup_id) {
+    std::vector<std::string> orphans;
+    for (auto& [object, holders] : holders_) {
+      if (holders.erase(backup_id) && holders.empty()) orphans.push_back(object);
+    }
+    return orphans;
+  }
+  bool refuse_claims_ = false;
+
+ private:
+  std::map<std::string, std::set<std::string>> holders_;
+};
 
 class ClusterBackupTest : public ::testing::Test {
  protected:
@@ -40,7 +69,8 @@ class ClusterBackupTest : public ::testing::Test {
     fs::remove_all(root_);
   }
 
-  absl::StatusOr<BackupSummary> Backup(const std::string& id) {
+  absl::StatusOr<BackupSummary> Backup(const std::string& id, const std::string& base = "",
+                                       BackupFileRefs* refs = nullptr) {
     BackupJob job;
     job.backup_id = id;
     job.cluster_id = "c-1";
@@ -49,6 +79,8 @@ class ClusterBackupTest : public ::testing::Test {
     job.created_at = 1700000000;
     job.chunk_size = 4096;  // many chunks per file
     job.checkpoint_dir = (root_ / "clusters" / "c-1" / ("backup-checkpoint-" + id)).string();
+    job.base_backup_id = base;
+    job.refs = refs;
     return BackUpCluster(*store_, *escrow_, *dest_, job, nullptr);
   }
 
@@ -57,27 +89,37 @@ class ClusterBackupTest : public ::testing::Test {
   }
   std::string Target() const { return (root_ / "clusters" / "c-new").string(); }
   fs::path Obj(const std::string& name) const { return root_ / "backups" / name; }
-  // The data chunks of file `f` of backup `id`, in order.
-  std::vector<fs::path> Chunks(const std::string& id, int f) {
-    std::vector<fs::path> out;
-    char prefix[16];
-    snprintf(prefix, sizeof(prefix), "%06d-", f);
-    for (const auto& e : fs::directory_iterator(Obj(id + "/data"))) {
-      if (e.path().filename().string().rfind(prefix, 0) == 0) out.push_back(e.path());
+  // The chunk objects of the largest file of backup `id` (an SST, so a shared file object),
+  // in order; `name` gets the file's name.
+  std::vector<fs::path> BigFileChunks(const std::string& id, std::string* name = nullptr) {
+    auto opened = OpenBackupManifest(Read(Obj(id + "/manifest")), id, *escrow_);
+    EXPECT_TRUE(opened.ok()) << opened.status();
+    if (!opened.ok()) return {};
+    const auto& files = opened->manifest.files;
+    size_t best = 0;
+    for (size_t i = 0; i < files.size(); ++i) {
+      if (files[i].chunks > files[best].chunks) best = i;
     }
-    std::sort(out.begin(), out.end());
+    const BackupFileEntry& f = files[best];
+    EXPECT_GE(f.chunks, 3u);
+    EXPECT_FALSE(f.object.empty()) << f.name << " is not in a shared file object";
+    if (name) *name = f.name;
+    std::vector<fs::path> out;
+    for (uint32_t c = 0; c < f.chunks; ++c) {
+      out.push_back(Obj(f.object.empty() ? BackupChunkObject(id, best, c)
+                                         : BackupFileChunkObject(f.object, c)));
+    }
     return out;
   }
-  // The index of the largest file of backup `id` (an SST with several chunks).
-  int BigFile(const std::string& id) {
-    int best = 0;
-    size_t most = 0;
-    for (int f = 0; f < 64; ++f) {
-      size_t n = fs::exists(Obj(id + "/data")) ? Chunks(id, f).size() : 0;
-      if (n > most) most = n, best = f;
+  // Every object file below the destination and their total size.
+  std::pair<size_t, uint64_t> CountObjects() {
+    std::pair<size_t, uint64_t> out{0, 0};
+    for (const auto& e : fs::recursive_directory_iterator(root_ / "backups")) {
+      if (!e.is_regular_file()) continue;
+      out.first++;
+      out.second += e.file_size();
     }
-    EXPECT_GE(most, 3u);
-    return best;
+    return out;
   }
   void ExpectRefused(const std::string& id, std::string_view words) {
     auto r = Restore(id, *escrow_);
@@ -135,7 +177,7 @@ TEST_F(ClusterBackupTest, RoundTripRestoresEveryKeyAndNoPlaintextIsStored) {
 
 TEST_F(ClusterBackupTest, FlippedByteInAChunkIsRefused) {
   ASSERT_TRUE(Backup("b-1").ok());
-  auto chunks = Chunks("b-1", BigFile("b-1"));
+  auto chunks = BigFileChunks("b-1");
   std::string bytes = Read(chunks[1]);
   bytes[bytes.size() / 2] ^= 0x20;
   Write(chunks[1], bytes);
@@ -144,14 +186,14 @@ TEST_F(ClusterBackupTest, FlippedByteInAChunkIsRefused) {
 
 TEST_F(ClusterBackupTest, DroppedLastChunkIsRefused) {
   ASSERT_TRUE(Backup("b-1").ok());
-  auto chunks = Chunks("b-1", BigFile("b-1"));
+  auto chunks = BigFileChunks("b-1");
   fs::remove(chunks.back());
   ExpectRefused("b-1", "is incomplete");
 }
 
 TEST_F(ClusterBackupTest, SwappedChunksAreRefused) {
   ASSERT_TRUE(Backup("b-1").ok());
-  auto chunks = Chunks("b-1", BigFile("b-1"));
+  auto chunks = BigFileChunks("b-1");
   std::string a = Read(chunks[0]), b = Read(chunks[1]);
   Write(chunks[0], b);
   Write(chunks[1], a);
@@ -161,10 +203,10 @@ TEST_F(ClusterBackupTest, SwappedChunksAreRefused) {
 TEST_F(ClusterBackupTest, ChunkFromAnotherBackupOfTheClusterIsRefused) {
   ASSERT_TRUE(Backup("b-1").ok());
   ASSERT_TRUE(Backup("b-2").ok());
-  int f = BigFile("b-1");
-  auto mine = Chunks("b-1", f);
-  fs::copy_file(Obj("b-2/data") / mine[0].filename(), mine[0],
-                fs::copy_options::overwrite_existing);
+  // Without the holders' record, b-2 reuses nothing: the same SST is in two shared objects.
+  auto mine = BigFileChunks("b-1"), theirs = BigFileChunks("b-2");
+  ASSERT_NE(mine[0], theirs[0]);
+  fs::copy_file(theirs[0], mine[0], fs::copy_options::overwrite_existing);
   ExpectRefused("b-1", "failed authentication");
 }
 
@@ -173,6 +215,23 @@ TEST_F(ClusterBackupTest, ManifestOfAnotherBackupIsRefused) {
   ASSERT_TRUE(Backup("b-2").ok());
   fs::copy_file(Obj("b-2/manifest"), Obj("b-1/manifest"), fs::copy_options::overwrite_existing);
   ExpectRefused("b-1", "belongs to backup b-2");
+}
+
+// The hasher thread's check: a manifest (sealed under the right key) whose SHA-256 of a file
+// does not match what the chunks decrypt to is refused, nothing left behind.
+TEST_F(ClusterBackupTest, FileWhoseHashDiffersFromTheManifestIsRefused) {
+  ASSERT_TRUE(Backup("b-1").ok());
+  std::string name;
+  BigFileChunks("b-1", &name);
+  auto opened = OpenBackupManifest(Read(Obj("b-1/manifest")), "b-1", *escrow_);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  for (auto& f : opened->manifest.files) {
+    if (f.name == name) f.sha256_hex[10] = f.sha256_hex[10] == 'a' ? 'b' : 'a';
+  }
+  auto resealed = SealBackupManifest(opened->manifest, opened->key);
+  ASSERT_TRUE(resealed.ok()) << resealed.status();
+  Write(Obj("b-1/manifest"), *resealed);
+  ExpectRefused("b-1", "failed verification: file " + name);
 }
 
 TEST_F(ClusterBackupTest, MissingManifestMeansIncompleteBackup) {
@@ -206,6 +265,100 @@ TEST_F(ClusterBackupTest, DeleteRemovesEveryObject) {
   ASSERT_TRUE(DeleteBackupObjects(*dest_, "b-1").ok());
   EXPECT_FALSE(fs::exists(Obj("b-1")));
   EXPECT_TRUE(dest_->List("b-1/")->empty());
+}
+
+// Incremental backups: the second backup after a few writes uploads only the new SST (and the
+// small files that change every time), and restores on its own once the first is deleted.
+TEST_F(ClusterBackupTest, IncrementalBackupUploadsOnlyNewFilesAndRestoresOnItsOwn) {
+  MemoryRefs refs;
+  // Incompressible values, so the SST (not the small files every backup writes) is most of it.
+  for (int i = 0; i < 200; ++i) {
+    std::string key = "random-" + std::to_string(i);
+    std::string value = *RandomHex(1024);
+    ASSERT_TRUE(store_->Put(key, {value, 0}).ok());
+    data_[key] = value;
+  }
+  auto first = Backup("b-1", "", &refs);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->files_reused, 0u);
+  auto [objects1, bytes1] = CountObjects();
+  for (int i = 0; i < 20; ++i) {
+    std::string key = "new-" + std::to_string(i);
+    std::string value = "canary-new-" + std::to_string(i) + std::string(500, 'n');
+    ASSERT_TRUE(store_->Put(key, {value, 0}).ok());
+    data_[key] = value;
+  }
+  auto second = Backup("b-2", "b-1", &refs);
+  ASSERT_TRUE(second.ok()) << second.status();
+  auto [objects2, bytes2] = CountObjects();
+  printf(
+      "full backup: %zu objects, %llu bytes; incremental after 20 writes: %llu objects, "
+      "%llu bytes written (%llu of %llu files, %llu plaintext bytes reused)\n",
+      objects1, static_cast<unsigned long long>(bytes1),
+      static_cast<unsigned long long>(second->objects_written),
+      static_cast<unsigned long long>(second->bytes_written),
+      static_cast<unsigned long long>(second->files_reused),
+      static_cast<unsigned long long>(second->files),
+      static_cast<unsigned long long>(second->bytes_reused));
+  EXPECT_EQ(second->files_reused, 1u);  // the first backup's SST
+  EXPECT_EQ(objects2 - objects1, second->objects_written);
+  EXPECT_EQ(bytes2 - bytes1, second->bytes_written);
+  EXPECT_LT(second->bytes_written * 4, bytes1) << "the unchanged SST was uploaded again";
+
+  // The first backup deleted (its own objects, then what nobody holds): the shared SST stays.
+  ASSERT_TRUE(DeleteBackupObjects(*dest_, "b-1").ok());
+  std::vector<std::string> orphans = refs.Release("b-1");
+  EXPECT_TRUE(orphans.empty());
+  ASSERT_TRUE(DeleteBackupFileObjects(*dest_, orphans).ok());
+  auto m = Restore("b-2", *escrow_);
+  ASSERT_TRUE(m.ok()) << m.status();
+  ClusterStoreOptions o;
+  o.dir = Target();
+  o.cluster_id = "c-new";
+  auto restored = ClusterStore::Open(o, *escrow_, shared_);
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  for (const auto& [k, v] : data_) {
+    auto got = (*restored)->Get(k);
+    ASSERT_TRUE(got.ok() && got->has_value()) << k;
+    EXPECT_EQ((*got)->data, v);
+  }
+  EXPECT_EQ(*(*restored)->CountLiveKeys(), data_.size());
+  restored->reset();
+
+  // The second deleted too: nothing is left.
+  ASSERT_TRUE(DeleteBackupObjects(*dest_, "b-2").ok());
+  ASSERT_TRUE(DeleteBackupFileObjects(*dest_, refs.Release("b-2")).ok());
+  EXPECT_EQ(CountObjects().first, 0u);
+}
+
+TEST_F(ClusterBackupTest, TamperedSharedObjectIsRefusedByEveryBackupHoldingIt) {
+  MemoryRefs refs;
+  ASSERT_TRUE(Backup("b-1", "", &refs).ok());
+  ASSERT_TRUE(store_->Put("one-more", {"value", 0}).ok());
+  auto second = Backup("b-2", "b-1", &refs);
+  ASSERT_TRUE(second.ok()) << second.status();
+  ASSERT_EQ(second->files_reused, 1u);
+  std::string name;
+  auto chunks = BigFileChunks("b-1", &name);
+  EXPECT_EQ(chunks, BigFileChunks("b-2")) << "b-2 does not reuse b-1's object for " << name;
+  std::string bytes = Read(chunks[2]);
+  bytes[bytes.size() / 3] ^= 0x04;
+  Write(chunks[2], bytes);
+  ExpectRefused("b-2", "failed authentication: chunk 2 of file " + name);
+  ExpectRefused("b-1", "failed authentication: chunk 2 of file " + name);
+}
+
+TEST_F(ClusterBackupTest, ObjectThatCannotBeClaimedIsUploadedAnew) {
+  MemoryRefs refs;
+  ASSERT_TRUE(Backup("b-1", "", &refs).ok());
+  refs.refuse_claims_ = true;  // as when b-1 is being deleted at the same moment
+  auto second = Backup("b-2", "b-1", &refs);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(second->files_reused, 0u);
+  EXPECT_NE(BigFileChunks("b-1"), BigFileChunks("b-2"));
+  ASSERT_TRUE(DeleteBackupObjects(*dest_, "b-1").ok());
+  ASSERT_TRUE(DeleteBackupFileObjects(*dest_, refs.Release("b-1")).ok());
+  EXPECT_TRUE(Restore("b-2", *escrow_).ok());
 }
 
 }  // namespace

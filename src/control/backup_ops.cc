@@ -75,7 +75,7 @@ absl::Status ControlPlane::RecoverBackups(const std::vector<Cluster>& clusters) 
                        Now()));
   for (const BackupRecord& b : failed) {
     if (backup_destination_) {
-      DeleteBackupObjects(*backup_destination_, b.id).IgnoreError();
+      DeleteBackupWithFiles(*backup_destination_, *backups_, b.id).IgnoreError();
     }
     Audit(nullptr, b.project_id, "backup.recover", b.id, nullptr, absl::OkStatus(),
           "running -> failed");
@@ -145,6 +145,17 @@ void ControlPlane::RunBackup(BackupRecord r, EncryptionKey key, std::weak_ptr<Cl
     job.created_at = r.created_at;
     job.checkpoint_dir =
         absl::StrCat(runtime_.ClusterDir(r.cluster_id), "/", kCheckpointPrefix, r.id);
+    // Incremental: unchanged SSTs of the cluster's latest completed backup in this destination
+    // are reused (claimed in backup_file_objects), not uploaded again.
+    job.refs = backups_;
+    if (auto listed = backups_->ListForCluster(r.cluster_id, {0, 100}); listed.ok()) {
+      for (const BackupRecord& b : *listed) {
+        if (b.state == "completed" && b.destination == r.destination) {
+          job.base_backup_id = b.id;
+          break;
+        }
+      }
+    }
     auto last = std::chrono::steady_clock::now() - std::chrono::hours(1);
     auto report = [&](uint64_t done, uint64_t total) {
       auto now = std::chrono::steady_clock::now();
@@ -165,12 +176,14 @@ void ControlPlane::RunBackup(BackupRecord r, EncryptionKey key, std::weak_ptr<Cl
   } else {
     end.state = "failed";
     end.error = std::string(summary.status().message());
+    // Its own objects are gone (BackUpCluster); its holds on shared objects go too.
+    DeleteBackupWithFiles(*backup_destination_, *backups_, r.id).IgnoreError();
   }
   auto finished = backups_->Finish(end);
   if (finished.ok() && !*finished && summary.ok()) {
     // A restart's recovery got there first (it cannot, in one process; belt and braces): the
     // record says failed, so the objects must not outlive it looking complete.
-    DeleteBackupObjects(*backup_destination_, r.id).IgnoreError();
+    DeleteBackupWithFiles(*backup_destination_, *backups_, r.id).IgnoreError();
   }
   Audit(nullptr, r.project_id, "backup.create", r.id, &key, summary.status(),
         absl::StrCat("finished, cluster ", r.cluster_id), end.key_version);
@@ -209,7 +222,7 @@ absl::StatusOr<BackupRecord> ControlPlane::DeleteBackup(const User& actor, const
     return absl::FailedPreconditionError(
         absl::StrCat("backup ", id, " is still running; delete it once it has finished"));
   }
-  absl::Status st = DeleteBackupObjects(*backup_destination_, id);
+  absl::Status st = DeleteBackupWithFiles(*backup_destination_, *backups_, id);
   if (st.ok()) {
     auto deleted = backups_->DeleteIfNotRunning(id);
     st = deleted.status();
@@ -320,7 +333,7 @@ absl::StatusOr<int> ControlPlane::DeleteClusterBackups(const User& actor, const 
   }
   int deleted = 0;
   for (const BackupRecord& b : list) {
-    absl::Status st = DeleteBackupObjects(*backup_destination_, b.id);
+    absl::Status st = DeleteBackupWithFiles(*backup_destination_, *backups_, b.id);
     if (st.ok()) st = backups_->DeleteIfNotRunning(b.id).status();
     std::optional<EncryptionKey> key;
     if (auto k = metadata_.GetKey(b.key_record_id); k.ok()) key = *k;

@@ -15,6 +15,9 @@ CREATE TABLE IF NOT EXISTS backups (
   created_at INTEGER NOT NULL, completed_at INTEGER NOT NULL DEFAULT 0,
   error TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS backups_by_cluster ON backups(cluster_id, created_at);
+CREATE TABLE IF NOT EXISTS backup_file_objects (
+  backup_id TEXT NOT NULL, object TEXT NOT NULL, PRIMARY KEY (backup_id, object));
+CREATE INDEX IF NOT EXISTS backup_file_objects_by_object ON backup_file_objects(object);
 )";
 
 constexpr char kColumns[] =
@@ -128,6 +131,42 @@ absl::StatusOr<std::vector<BackupRecord>> BackupRecords::FailAllRunning(const st
         {error, now});
   }));
   return failed;
+}
+
+absl::Status BackupRecords::Add(const std::string& backup_id, const std::string& object) {
+  return db_->Exec("INSERT OR IGNORE INTO backup_file_objects (backup_id, object) VALUES (?, ?)",
+                   {backup_id, object});
+}
+
+absl::StatusOr<bool> BackupRecords::Claim(const std::string& backup_id, const std::string& object) {
+  ASSIGN_OR_RETURN(int64_t changed,
+                   ExecCount(*db_,
+                             "INSERT OR IGNORE INTO backup_file_objects (backup_id, object) "
+                             "SELECT ?, ? WHERE EXISTS (SELECT 1 FROM backup_file_objects "
+                             "WHERE object = ? AND backup_id <> ?)",
+                             {backup_id, object, object, backup_id}));
+  return changed == 1;
+}
+
+absl::StatusOr<std::vector<std::string>> BackupRecords::ReleaseFileObjects(
+    const std::string& backup_id) {
+  std::vector<std::string> orphans;
+  RETURN_IF_ERROR(db_->Transaction([&]() -> absl::Status {
+    RETURN_IF_ERROR(db_->Query(
+        "SELECT object FROM backup_file_objects AS mine WHERE backup_id = ? AND NOT EXISTS "
+        "(SELECT 1 FROM backup_file_objects AS other WHERE other.object = mine.object AND "
+        "other.backup_id <> mine.backup_id) ORDER BY object",
+        {backup_id}, [&](const SqlRow& r) { orphans.push_back(r.Text(0)); }));
+    return db_->Exec("DELETE FROM backup_file_objects WHERE backup_id = ?", {backup_id});
+  }));
+  return orphans;
+}
+
+absl::Status DeleteBackupWithFiles(BackupDestination& dest, BackupRecords& records,
+                                   const std::string& backup_id) {
+  RETURN_IF_ERROR(DeleteBackupObjects(dest, backup_id));
+  ASSIGN_OR_RETURN(std::vector<std::string> orphans, records.ReleaseFileObjects(backup_id));
+  return DeleteBackupFileObjects(dest, orphans);
 }
 
 }  // namespace keyward

@@ -3,6 +3,8 @@
 // so backups stay out of MetadataStore's interface until a PostgreSQL store needs them too).
 // States: running → completed | failed, each change a compare-and-set (UPDATE … WHERE
 // state = 'running'), so a restart's "interrupted → failed" and a finishing job cannot both win.
+// Table `backup_file_objects`: which backup holds which shared file object (incremental
+// backups, backup/backup_format.h); an object no row names any more is deleted.
 // Thread-safe.
 
 #include <cstdint>
@@ -12,6 +14,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "backup/cluster_backup.h"
 #include "control/metadata_store.h"
 #include "control/sqlite_db.h"
 
@@ -34,7 +37,7 @@ struct BackupRecord {
   std::string error;
 };
 
-class BackupRecords {
+class BackupRecords : public BackupFileRefs {
  public:
   static absl::StatusOr<std::unique_ptr<BackupRecords>> Open(const std::string& sqlite_path);
 
@@ -52,9 +55,21 @@ class BackupRecords {
   // Start-up: every running backup → failed with `error`; returns their records.
   absl::StatusOr<std::vector<BackupRecord>> FailAllRunning(const std::string& error, int64_t now);
 
+  // BackupFileRefs (each one statement, so atomic with respect to ReleaseFileObjects).
+  absl::Status Add(const std::string& backup_id, const std::string& object) override;
+  absl::StatusOr<bool> Claim(const std::string& backup_id, const std::string& object) override;
+  // Drops every object `backup_id` holds and returns those no other backup holds (to delete:
+  // from now on no backup can claim them).
+  absl::StatusOr<std::vector<std::string>> ReleaseFileObjects(const std::string& backup_id);
+
  private:
   explicit BackupRecords(std::unique_ptr<SqliteDb> db) : db_(std::move(db)) {}
   std::unique_ptr<SqliteDb> db_;
 };
+
+// Deletes a backup's own objects, then the shared file objects no other backup holds. Not the
+// record (the caller decides: kept as failed, or deleted).
+absl::Status DeleteBackupWithFiles(BackupDestination& dest, BackupRecords& records,
+                                   const std::string& backup_id);
 
 }  // namespace keyward

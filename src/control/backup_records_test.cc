@@ -75,5 +75,23 @@ TEST_F(BackupRecordsTest, OneRunningBackupPerClusterAndFinishIsCompareAndSet) {
   EXPECT_FALSE(records_->Get("b-1")->has_value());
 }
 
+// Shared file objects (incremental backups): an object is deleted only once no backup holds it,
+// and a backup can claim an object only while another backup still holds it.
+TEST_F(BackupRecordsTest, SharedObjectsAreReleasedOnlyWhenNoBackupHoldsThem) {
+  ASSERT_TRUE(records_->Add("b-1", "shared/c-1/a").ok());
+  ASSERT_TRUE(records_->Add("b-1", "shared/c-1/b").ok());
+  EXPECT_TRUE(*records_->Claim("b-2", "shared/c-1/a"));
+  EXPECT_FALSE(*records_->Claim("b-2", "shared/c-1/never"));
+  ASSERT_TRUE(records_->Add("b-2", "shared/c-1/c").ok());
+  // b-1 goes: only the object b-2 does not hold is released.
+  EXPECT_EQ(*records_->ReleaseFileObjects("b-1"), std::vector<std::string>{"shared/c-1/b"});
+  // Released means nobody can claim it any more (a backup starting now uploads anew).
+  EXPECT_FALSE(*records_->Claim("b-3", "shared/c-1/b"));
+  EXPECT_TRUE(*records_->Claim("b-3", "shared/c-1/a"));
+  EXPECT_TRUE(records_->ReleaseFileObjects("b-2")->size() == 1);  // c; a is b-3's still
+  EXPECT_EQ(*records_->ReleaseFileObjects("b-3"), std::vector<std::string>{"shared/c-1/a"});
+  EXPECT_TRUE(records_->ReleaseFileObjects("b-3")->empty());
+}
+
 }  // namespace
 }  // namespace keyward

@@ -63,8 +63,9 @@ absl::StatusOr<std::string> GcmSeal(const SecretBytes& key, std::string_view pla
   return GcmSealWithNonceForTest(key, *nonce, plaintext, associated_data);
 }
 
-absl::StatusOr<SecretBytes> GcmOpen(const SecretBytes& key, std::string_view sealed,
-                                    std::string_view associated_data) {
+absl::StatusOr<size_t> GcmOpenInto(const SecretBytes& key, std::string_view sealed,
+                                   std::string_view associated_data, uint8_t* out,
+                                   size_t capacity) {
   absl::Status st = CheckSizes(key, sealed, associated_data);
   if (!st.ok()) return st;
   if (sealed.size() < kGcmNonceSize + kGcmTagSize) {
@@ -72,8 +73,8 @@ absl::StatusOr<SecretBytes> GcmOpen(const SecretBytes& key, std::string_view sea
   }
   std::string_view nonce = sealed.substr(0, kGcmNonceSize);
   std::string_view ct = sealed.substr(kGcmNonceSize, sealed.size() - kGcmNonceSize - kGcmTagSize);
+  if (ct.size() > capacity) return absl::InvalidArgumentError("GCM output buffer too small");
   std::string tag(sealed.substr(sealed.size() - kGcmTagSize));
-  SecretBytes out(ct.size());
   CtxPtr ctx(EVP_CIPHER_CTX_new());
   int len = 0;
   if (!ctx ||
@@ -81,15 +82,25 @@ absl::StatusOr<SecretBytes> GcmOpen(const SecretBytes& key, std::string_view sea
       (!associated_data.empty() &&
        EVP_DecryptUpdate(ctx.get(), nullptr, &len, U(associated_data),
                          static_cast<int>(associated_data.size())) != 1) ||
-      EVP_DecryptUpdate(ctx.get(), out.data(), &len, U(ct), static_cast<int>(ct.size())) != 1 ||
+      EVP_DecryptUpdate(ctx.get(), out, &len, U(ct), static_cast<int>(ct.size())) != 1 ||
       EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kGcmTagSize, tag.data()) != 1) {
     return absl::InternalError("OpenSSL AES-256-GCM decryption failed");
   }
   int final_len = 0;
-  if (EVP_DecryptFinal_ex(ctx.get(), out.data() + len, &final_len) != 1) {
+  if (EVP_DecryptFinal_ex(ctx.get(), out + len, &final_len) != 1) {
     return absl::DataLossError(
         "authentication failed: wrong key, wrong associated data, or the record was altered");
   }
+  return ct.size();
+}
+
+absl::StatusOr<SecretBytes> GcmOpen(const SecretBytes& key, std::string_view sealed,
+                                    std::string_view associated_data) {
+  SecretBytes out(sealed.size() >= kGcmNonceSize + kGcmTagSize
+                      ? sealed.size() - kGcmNonceSize - kGcmTagSize
+                      : 0);
+  auto n = GcmOpenInto(key, sealed, associated_data, out.data(), out.size());
+  if (!n.ok()) return n.status();
   return out;
 }
 

@@ -20,6 +20,12 @@ absl::StatusOr<std::string> GcmSeal(const SecretBytes& key, std::string_view pla
 absl::StatusOr<SecretBytes> GcmOpen(const SecretBytes& key, std::string_view sealed,
                                     std::string_view associated_data);
 
+// GcmOpen into `out` (`capacity` bytes, at least the ciphertext's size) without allocating, for
+// callers that reuse wiped buffers (backups); returns the plaintext size. On failure `out` may
+// hold unauthenticated bytes: the caller wipes it.
+absl::StatusOr<size_t> GcmOpenInto(const SecretBytes& key, std::string_view sealed,
+                                   std::string_view associated_data, uint8_t* out, size_t capacity);
+
 // Deterministic-nonce variant, for published test vectors only.
 absl::StatusOr<std::string> GcmSealWithNonceForTest(const SecretBytes& key, std::string_view nonce,
                                                     std::string_view plaintext,

@@ -1,9 +1,11 @@
 // ClusterStore's side of backups: a consistent checkpoint and plaintext reads of its files.
 // Kept apart from cluster_store.cc so the backup work touches the store in one small place.
 
+#include <algorithm>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "crypto/secret_bytes.h"
 #include "rocksdb/utilities/checkpoint.h"
 #include "storage/cluster_store.h"
 #include "storage/rocks_status.h"
@@ -37,13 +39,14 @@ absl::Status ClusterStore::ReadDecrypted(
   if (!s.ok()) {
     return absl::InternalError(absl::StrCat("cannot read ", path, ": ", s.ToString()));
   }
-  std::string buf(piece, '\0');
+  // Plaintext: a wiped buffer, reused for every piece of the file.
+  SecretBytes buf(std::max<size_t>(piece, 1));
   uint64_t done = 0;
   do {
     size_t want = static_cast<size_t>(std::min<uint64_t>(piece, size - done));
     rocksdb::Slice got;
     if (want > 0) {
-      s = file->Read(want, io, &got, buf.data(), nullptr);
+      s = file->Read(want, io, &got, reinterpret_cast<char*>(buf.data()), nullptr);
       if (!s.ok()) {
         return absl::InternalError(absl::StrCat("cannot read ", path, ": ", s.ToString()));
       }

@@ -153,25 +153,35 @@ test(`kill -9 during a backup never leaves a completed backup that is not whole 
   const server = await new Server(dir).start();
   try {
     const source = server.createCluster('killed');
-    const { values } = makeValues(Math.max(500, Math.floor(KEYS / 2)));
-    const redis = await connect(source);
-    await writeAll(redis, values);
-    await redis.quit();
+    let { values } = makeValues(Math.max(500, Math.floor(KEYS / 2)));
+    // Backups are incremental (unchanged SSTs are reused): every backup here follows a rewrite
+    // of every value, so each has the whole data set to upload, as the timed ones did.
+    const rewrite = async () => {
+      values = makeValues(values.length).values;
+      const redis = await connect(source);
+      await writeAll(redis, values);
+      await redis.quit();
+    };
     // How long one backup takes here (through the API, polled closely), so the kills land
     // during one. The first one also flushes the memtables: the second is the one to time.
     let duration = 0;
+    const valuesOf = new Map();  // backup id -> the values it holds
     for (let i = 0; i < 2; i++) {
+      await rewrite();
       const t0 = Date.now();
       const b = await server.api('POST', `/api/v1/clusters/${source.id}/backups`);
       assert.equal(b.status, 202, b.text);
+      valuesOf.set(b.json.id, values);
       assert.equal((await waitForBackup(server, b.json.id)).state, 'completed');
       duration = Math.max(20, Date.now() - t0);
     }
     const backupDir = path.join(dir, 'backups');
     let killedRunning = 0;
     for (let round = 0; round < KILL_ROUNDS; round++) {
+      await rewrite();
       const started = await server.api('POST', `/api/v1/clusters/${source.id}/backups`);
       assert.equal(started.status, 202, started.text);
+      valuesOf.set(started.json.id, values);
       // Random points, stratified over the first 60 % of a backup's time so every run covers
       // early and late kills (and the first round lands during one almost surely).
       await sleep(Math.floor(((round % 3) + Math.random()) / 3 * duration * 0.6));
@@ -206,7 +216,7 @@ test(`kill -9 during a backup never leaves a completed backup that is not whole 
     const restored = cliJson(server, ['backup', 'restore', newest.id, '--name', 'after-kills']);
     assert.equal(restored.code, 0, restored.stderr);
     const r2 = await connect(restored.json);
-    await compareAll(r2, values);
+    await compareAll(r2, valuesOf.get(newest.id));
     await r2.quit();
   } finally {
     await server.stop('SIGKILL');
@@ -267,6 +277,65 @@ test('a CMEK cluster\'s backup is wrapped by its key: key disabled → restore r
     const r2 = await connect(restored.json);
     await compareAll(r2, values);
     await r2.quit();
+  } finally {
+    await server.stop('SIGKILL');
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// Incremental backups: SSTs live once per cluster in shared objects (backups/shared/<cluster>/),
+// which later backups reuse by hash. Objects and bytes are counted on disk.
+function objectStats(dir) {
+  const files = fs.existsSync(dir) ? allFiles(dir) : [];
+  return { objects: files.length, bytes: files.reduce((n, f) => n + fs.statSync(f).size, 0) };
+}
+
+test('an incremental backup uploads only the new SSTs, restores on its own once the first is deleted, and a tampered shared object is refused', async () => {
+  const dir = tempDir();
+  const server = await new Server(dir).start();
+  try {
+    const source = server.createCluster('incremental');
+    const { values } = makeValues(Math.max(500, Math.floor(KEYS / 2)));
+    const redis = await connect(source);
+    await writeAll(redis, values);
+    const backupDir = path.join(dir, 'backups');
+    const first = cliJson(server, ['backup', 'create', source.id, '--wait']).json;
+    assert.equal(first.state, 'completed', JSON.stringify(first));
+    const full = objectStats(backupDir);
+
+    // A few writes, then the second backup: only the new SST and the small files are written.
+    const extra = makeValues(20).values;
+    for (let i = 0; i < extra.length; i++) await redis.set(`k:${values.length + i}`, extra[i]);
+    await redis.quit();
+    const second = cliJson(server, ['backup', 'create', source.id, '--wait']).json;
+    assert.equal(second.state, 'completed', JSON.stringify(second));
+    const both = objectStats(backupDir);
+    const added = { objects: both.objects - full.objects, bytes: both.bytes - full.bytes };
+    console.log(`full backup: ${full.objects} objects, ${full.bytes} bytes; the incremental one after 20 writes: ${added.objects} objects, ${added.bytes} bytes (of ${second.bytes} bytes backed up)`);
+    assert.ok(added.bytes * 4 < full.bytes, `the second backup re-uploaded unchanged SSTs: ${added.bytes} bytes`);
+
+    // The first backup deleted: the shared SSTs the second holds stay, and it restores whole.
+    assert.equal(server.cli(['backup', 'delete', first.id]).code, 0);
+    assert.ok(!fs.existsSync(path.join(backupDir, first.id)));
+    const restored = cliJson(server, ['backup', 'restore', second.id, '--name', 'incr-restored']);
+    assert.equal(restored.code, 0, restored.stderr);
+    const r2 = await connect(restored.json);
+    await compareAll(r2, values.concat(extra));  // every key and value, and nothing else
+    await r2.quit();
+
+    // One flipped byte in a shared object's chunk: refused, nothing created.
+    const shared = allFiles(path.join(backupDir, 'shared', source.id)).sort((a, b) => fs.statSync(b).size - fs.statSync(a).size)[0];
+    const bytes = fs.readFileSync(shared);
+    bytes[Math.floor(bytes.length / 2)] ^= 0x10;
+    fs.writeFileSync(shared, bytes);
+    const refused = server.cli(['backup', 'restore', second.id, '--name', 'tampered-shared']);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /failed authentication: chunk \d+ of file \d+\.sst \(shared object shared\//);
+    assert.match(refused.stderr, /no cluster was created/);
+
+    // Deleting the last backup removes the shared objects too.
+    assert.equal(server.cli(['backup', 'delete', second.id]).code, 0);
+    assert.equal(objectStats(path.join(backupDir, 'shared', source.id)).objects, 0, 'shared objects outlived every backup');
   } finally {
     await server.stop('SIGKILL');
     fs.rmSync(dir, { recursive: true, force: true });
