@@ -18,6 +18,11 @@ json BackupJson(const BackupRecord& b) {
             {"created_at", Rfc3339(b.created_at)},
             {"completed_at", OptionalRfc3339(b.completed_at)},
             {"error", b.error}};
+  // The dual-region copy, when one was due (README "Backups").
+  if (!b.copy_state.empty()) {
+    j["copy"] = {
+        {"state", b.copy_state}, {"destination", b.copy_destination}, {"error", b.copy_error}};
+  }
   j["progress"] = b.state == "completed" ? 1.0
                   : b.bytes_total > 0
                       ? static_cast<double>(b.bytes) / static_cast<double>(b.bytes_total)

@@ -20,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "api/openapi_document.h"
 #include "api/rest_server.h"
+#include "backup/azure_blob_destination.h"
 #include "backup/backup_destination.h"
 #include "cli/flags.h"
 #include "control/backup_records.h"
@@ -71,6 +72,17 @@ Runs the control plane (REST API) and every cluster's Redis endpoint.
   --escrow-key-file FILE    the service master key for non-CMEK data
                             (default DIR/escrow.key, created 0600 on first start)
   --backup-dir DIR          where encrypted backups are written (default DIR/backups; 0700)
+  --backup-azure-account A  write new backups to Azure Blob Storage account A instead (Shared
+                            Key from AZURE_STORAGE_KEY, else keyward's Entra identity below,
+                            which needs Storage Blob Data Contributor on the container);
+                            backups already in --backup-dir stay restorable from there
+  --backup-azure-container C  the container (default keyward-backups; created when missing)
+  --backup-azure-endpoint U the blob endpoint (default https://A.blob.core.windows.net; a
+                            private endpoint, or azurite's https://127.0.0.1:PORT/devstoreaccount1)
+  --backup-azure-ca-file F  CA bundle for that endpoint (private CA, emulator); TLS is verified
+  --backup-azure-block-size N  objects over N bytes go up as blocks of N (default 4194304)
+  --backup-secondary-dir DIR  dual-region copies: every backup of a cluster whose backup policy
+                            has dual_region (never in CMEK projects) is copied here too
   --data-key-rotation-days N  new data key for new files every N days (default 7)
   --max-bulk-bytes N        largest Redis argument accepted (default 67108864)
   --max-clients N           Redis connections across all clusters (default 10000; fitted
@@ -408,6 +420,45 @@ absl::StatusOr<std::optional<AzureSettings>> LoadAzure(const ParsedFlags& flags)
   return std::optional<AzureSettings>(std::move(a));
 }
 
+// --backup-azure-*: the Blob Storage destination, or nullptr when no account is named.
+absl::StatusOr<std::unique_ptr<AzureBlobDestination>> LoadBackupAzure(
+    const ParsedFlags& flags, const std::optional<AzureSettings>& azure) {
+  std::optional<std::string> account = flags.Get("backup-azure-account");
+  if (!account) {
+    for (const char* f : {"backup-azure-container", "backup-azure-endpoint", "backup-azure-ca-file",
+                          "backup-azure-block-size"}) {
+      if (flags.Get(f)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--", f, " needs --backup-azure-account (the storage account)"));
+      }
+    }
+    return std::unique_ptr<AzureBlobDestination>();
+  }
+  AzureBlobConfig config;
+  config.account = *account;
+  config.container = flags.Get("backup-azure-container").value_or("keyward-backups");
+  config.endpoint = flags.Get("backup-azure-endpoint").value_or("");
+  if (auto v = flags.Get("backup-azure-block-size");
+      v && !absl::SimpleAtoi(*v, &config.block_size)) {
+    return absl::InvalidArgumentError("--backup-azure-block-size must be a number of bytes");
+  }
+  HttpClientOptions http;
+  http.ca_file = flags.Get("backup-azure-ca-file").value_or("");
+  http.request_timeout_ms = 120'000;  // a block of several MiB on a slow link
+  http.max_total = std::chrono::milliseconds(300'000);
+  std::string key = EnvOr("AZURE_STORAGE_KEY");
+  std::shared_ptr<EntraTokenSource> tokens;
+  if (key.empty() && azure) {
+    // keyward's own Entra identity, reached the way the Key Vault provider reaches it.
+    tokens = std::make_shared<EntraTokenSource>(azure->identity,
+                                                std::make_shared<HttpClient>(azure->http));
+  }
+  auto dest = AzureBlobDestination::New(std::move(config), std::move(key), std::move(tokens),
+                                        std::make_shared<HttpClient>(http));
+  WipeString(key);
+  return dest;
+}
+
 std::atomic<bool> g_stop{false};
 
 absl::Status Serve(const ParsedFlags& flags, const KmsFactoryMaker& make_kms) {
@@ -545,13 +596,31 @@ absl::Status Serve(const ParsedFlags& flags, const KmsFactoryMaker& make_kms) {
   ClusterRuntime runtime(rt_opts, *resp, shared);
   ControlPlane control(*metadata, *kms, runtime, identity);
   // Backups: their records in a database of their own (the metadata connection holds
-  // metadata.db in exclusive locking mode), their objects in --backup-dir.
+  // metadata.db in exclusive locking mode), their objects in Azure Blob Storage when
+  // --backup-azure-account is given, else in --backup-dir. Each backup is restored from and
+  // deleted in the destination its record names, so both stay usable.
   ASSIGN_OR_RETURN(std::unique_ptr<BackupRecords> backup_records,
                    BackupRecords::Open(data_dir + "/backups.db"));
   ASSIGN_OR_RETURN(
       std::unique_ptr<LocalDirectoryDestination> backup_dir,
       LocalDirectoryDestination::New(flags.Get("backup-dir").value_or(data_dir + "/backups")));
-  control.SetBackups(backup_records.get(), backup_dir.get());
+  ASSIGN_OR_RETURN(std::unique_ptr<AzureBlobDestination> backup_azure,
+                   LoadBackupAzure(flags, azure));
+  if (backup_azure) {
+    control.SetBackups(backup_records.get(), backup_azure.get());
+    control.AddBackupDestination(backup_dir.get());
+    printf("keyward: new backups go to %s\n", backup_azure->Describe().c_str());
+  } else {
+    control.SetBackups(backup_records.get(), backup_dir.get());
+  }
+  std::unique_ptr<LocalDirectoryDestination> backup_secondary;
+  if (auto dir = flags.Get("backup-secondary-dir")) {
+    ASSIGN_OR_RETURN(backup_secondary, LocalDirectoryDestination::New(*dir));
+    if (backup_secondary->Describe() == backup_dir->Describe()) {
+      return absl::InvalidArgumentError("--backup-secondary-dir must differ from --backup-dir");
+    }
+    control.SetBackupSecondary(backup_secondary.get());
+  }
   runtime.SetEncryptionInfo(
       [&control](const std::string& id) { return control.EncryptionInfoSection(id); });
   std::string token_path = data_dir + "/owner.token";
@@ -695,6 +764,12 @@ int RunServe(const std::vector<std::string>& raw_args, const KmsFactoryMaker& ma
                   "tls-key",
                   "escrow-key-file",
                   "backup-dir",
+                  "backup-azure-account",
+                  "backup-azure-container",
+                  "backup-azure-endpoint",
+                  "backup-azure-ca-file",
+                  "backup-azure-block-size",
+                  "backup-secondary-dir",
                   "data-key-rotation-days",
                   "max-bulk-bytes",
                   "max-clients",

@@ -50,6 +50,24 @@ void RemoveQuietly(const std::string& path) {
 void ControlPlane::SetBackups(BackupRecords* records, BackupDestination* destination) {
   backups_ = records;
   backup_destination_ = destination;
+  AddBackupDestination(destination);
+}
+
+void ControlPlane::AddBackupDestination(BackupDestination* destination) {
+  if (destination && std::find(backup_destinations_.begin(), backup_destinations_.end(),
+                               destination) == backup_destinations_.end()) {
+    backup_destinations_.push_back(destination);
+  }
+}
+
+absl::StatusOr<BackupDestination*> ControlPlane::BackupDestinationFor(const BackupRecord& b) {
+  for (BackupDestination* d : backup_destinations_) {
+    if (d->Describe() == b.destination) return d;
+  }
+  return absl::FailedPreconditionError(
+      absl::StrCat("backup ", b.id, " is in ", b.destination,
+                   ", which this server is not configured for: start it with the --backup-dir or "
+                   "--backup-azure-* flags that name that destination"));
 }
 
 absl::Status ControlPlane::RecoverBackups(const std::vector<Cluster>& clusters) {
@@ -68,14 +86,15 @@ absl::Status ControlPlane::RecoverBackups(const std::vector<Cluster>& clusters) 
     }
   }
   if (!backups_) return absl::OkStatus();
+  RecoverBackupCopies();
   ASSIGN_OR_RETURN(std::vector<BackupRecord> failed,
                    backups_->FailAllRunning(
                        "interrupted by a server restart before it completed; its objects were "
                        "removed: create a new backup",
                        Now()));
   for (const BackupRecord& b : failed) {
-    if (backup_destination_) {
-      DeleteBackupWithFiles(*backup_destination_, *backups_, b.id).IgnoreError();
+    if (auto dest = BackupDestinationFor(b); dest.ok()) {
+      DeleteBackupWithFiles(**dest, *backups_, b.id).IgnoreError();
     }
     Audit(nullptr, b.project_id, "backup.recover", b.id, nullptr, absl::OkStatus(),
           "running -> failed");
@@ -163,7 +182,9 @@ void ControlPlane::RunBackup(BackupRecord r, EncryptionKey key, std::weak_ptr<Cl
       last = now;
       backups_->RecordProgress(r.id, done, total).IgnoreError();
     };
-    summary = BackUpCluster(*store, *provider, *backup_destination_, job, report);
+    // The destination the record names (the primary when the backup started).
+    auto dest = BackupDestinationFor(r);
+    summary = dest.ok() ? BackUpCluster(*store, *provider, **dest, job, report) : dest.status();
   }
   BackupRecord end = r;
   end.completed_at = Now();
@@ -177,16 +198,41 @@ void ControlPlane::RunBackup(BackupRecord r, EncryptionKey key, std::weak_ptr<Cl
     end.state = "failed";
     end.error = std::string(summary.status().message());
     // Its own objects are gone (BackUpCluster); its holds on shared objects go too.
-    DeleteBackupWithFiles(*backup_destination_, *backups_, r.id).IgnoreError();
+    if (auto dest = BackupDestinationFor(r); dest.ok()) {
+      DeleteBackupWithFiles(**dest, *backups_, r.id).IgnoreError();
+    }
   }
   auto finished = backups_->Finish(end);
+  if (finished.ok() && *finished && summary.ok()) CopyBackupIfDualRegion(end);
   if (finished.ok() && !*finished && summary.ok()) {
     // A restart's recovery got there first (it cannot, in one process; belt and braces): the
     // record says failed, so the objects must not outlive it looking complete.
-    DeleteBackupWithFiles(*backup_destination_, *backups_, r.id).IgnoreError();
+    if (auto dest = BackupDestinationFor(r); dest.ok()) {
+      DeleteBackupWithFiles(**dest, *backups_, r.id).IgnoreError();
+    }
   }
   Audit(nullptr, r.project_id, "backup.create", r.id, &key, summary.status(),
         absl::StrCat("finished, cluster ", r.cluster_id), end.key_version);
+}
+
+absl::Status ControlPlane::DeleteObjectsOf(const BackupRecord& b) {
+  auto dest = BackupDestinationFor(b);
+  // A failed backup's objects were removed when it failed: its record can go without them.
+  if (!dest.ok()) return b.state == "failed" ? absl::OkStatus() : dest.status();
+  BackupRecord with_copy = b;
+  RETURN_IF_ERROR(backups_->LoadCopy(&with_copy));
+  RETURN_IF_ERROR(DeleteBackupCopy(b));
+  // Its own objects, then the shared SST objects no other backup holds (incremental backups),
+  // in the primary and in the secondary its copy went to. A shared object another backup still
+  // holds stays in both (in the secondary even when that backup was never copied).
+  RETURN_IF_ERROR(DeleteBackupObjects(**dest, b.id));
+  ASSIGN_OR_RETURN(std::vector<std::string> orphans, backups_->ReleaseFileObjects(b.id));
+  absl::Status st = DeleteBackupFileObjects(**dest, orphans);
+  if (!with_copy.copy_state.empty() && backup_secondary_ &&
+      backup_secondary_->Describe() == with_copy.copy_destination) {
+    DeleteBackupFileObjects(*backup_secondary_, orphans).IgnoreError();
+  }
+  return st;
 }
 
 absl::StatusOr<BackupRecord> ControlPlane::LoadBackup(const User& actor, const std::string& id,
@@ -194,6 +240,7 @@ absl::StatusOr<BackupRecord> ControlPlane::LoadBackup(const User& actor, const s
   if (!backups_ || !backup_destination_) return BackupsOff();
   ASSIGN_OR_RETURN(std::optional<BackupRecord> b, backups_->Get(id));
   if (!b) return absl::NotFoundError(absl::StrCat("backup '", id, "' does not exist"));
+  RETURN_IF_ERROR(backups_->LoadCopy(&*b));
   auto p = Authorize(actor, b->project_id, need, action, id);
   if (!p.ok()) {
     if (absl::IsNotFound(p.status())) {
@@ -209,7 +256,9 @@ absl::StatusOr<std::vector<BackupRecord>> ControlPlane::ListBackups(const User& 
                                                                     Page page) {
   if (!backups_ || !backup_destination_) return BackupsOff();
   RETURN_IF_ERROR(LoadCluster(actor, cluster_id, Need::kView, nullptr).status());
-  return backups_->ListForCluster(cluster_id, page);
+  ASSIGN_OR_RETURN(std::vector<BackupRecord> list, backups_->ListForCluster(cluster_id, page));
+  for (BackupRecord& b : list) RETURN_IF_ERROR(backups_->LoadCopy(&b));
+  return list;
 }
 
 absl::StatusOr<BackupRecord> ControlPlane::GetBackup(const User& actor, const std::string& id) {
@@ -222,7 +271,7 @@ absl::StatusOr<BackupRecord> ControlPlane::DeleteBackup(const User& actor, const
     return absl::FailedPreconditionError(
         absl::StrCat("backup ", id, " is still running; delete it once it has finished"));
   }
-  absl::Status st = DeleteBackupWithFiles(*backup_destination_, *backups_, id);
+  absl::Status st = DeleteObjectsOf(b);
   if (st.ok()) {
     auto deleted = backups_->DeleteIfNotRunning(id);
     st = deleted.status();
@@ -253,6 +302,8 @@ absl::StatusOr<ClusterCreated> ControlPlane::RestoreBackup(const User& actor,
     Audit(&actor, b.project_id, "backup.restore", backup_id, &*key, st, name, b.key_version);
     return st;
   };
+  absl::StatusOr<BackupDestination*> dest = BackupDestinationFor(b);
+  if (!dest.ok()) return fail(dest.status());
   ASSIGN_OR_RETURN(std::shared_ptr<MasterKeyProvider> provider, kms_.ProviderFor(*key));
   Cluster c;
   ASSIGN_OR_RETURN(std::string hex, RandomHex(8));
@@ -260,8 +311,8 @@ absl::StatusOr<ClusterCreated> ControlPlane::RestoreBackup(const User& actor,
   // Verified and decrypted in full, into a directory no cluster uses, before any record exists.
   std::string staging =
       absl::StrCat(runtime_.data_dir(), "/clusters/", kRestoreStagingPrefix, c.id);
-  auto restored = keyward::RestoreBackup(*backup_destination_, *provider, backup_id, c.id, staging,
-                                         Now(), nullptr);
+  auto restored =
+      keyward::RestoreBackup(**dest, *provider, backup_id, c.id, staging, Now(), nullptr);
   if (!restored.ok()) {
     // A backup that fails verification is a refusal about that backup (409, with the reason),
     // not a server fault: the message names the backup, file and chunk, never key bytes.
@@ -333,7 +384,7 @@ absl::StatusOr<int> ControlPlane::DeleteClusterBackups(const User& actor, const 
   }
   int deleted = 0;
   for (const BackupRecord& b : list) {
-    absl::Status st = DeleteBackupWithFiles(*backup_destination_, *backups_, b.id);
+    absl::Status st = DeleteObjectsOf(b);
     if (st.ok()) st = backups_->DeleteIfNotRunning(b.id).status();
     std::optional<EncryptionKey> key;
     if (auto k = metadata_.GetKey(b.key_record_id); k.ok()) key = *k;

@@ -18,6 +18,10 @@ CREATE INDEX IF NOT EXISTS backups_by_cluster ON backups(cluster_id, created_at)
 CREATE TABLE IF NOT EXISTS backup_file_objects (
   backup_id TEXT NOT NULL, object TEXT NOT NULL, PRIMARY KEY (backup_id, object));
 CREATE INDEX IF NOT EXISTS backup_file_objects_by_object ON backup_file_objects(object);
+CREATE TABLE IF NOT EXISTS backup_copies (
+  backup_id TEXT PRIMARY KEY, destination TEXT NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('copying', 'completed', 'failed', 'refused')),
+  error TEXT NOT NULL DEFAULT '');
 )";
 
 constexpr char kColumns[] =
@@ -162,11 +166,55 @@ absl::StatusOr<std::vector<std::string>> BackupRecords::ReleaseFileObjects(
   return orphans;
 }
 
+absl::StatusOr<std::vector<std::string>> BackupRecords::FileObjectsOf(
+    const std::string& backup_id) {
+  std::vector<std::string> out;
+  RETURN_IF_ERROR(db_->Query(
+      "SELECT object FROM backup_file_objects WHERE backup_id = ? ORDER BY object", {backup_id},
+      [&](const SqlRow& r) { out.push_back(r.Text(0)); }));
+  return out;
+}
+
 absl::Status DeleteBackupWithFiles(BackupDestination& dest, BackupRecords& records,
                                    const std::string& backup_id) {
   RETURN_IF_ERROR(DeleteBackupObjects(dest, backup_id));
   ASSIGN_OR_RETURN(std::vector<std::string> orphans, records.ReleaseFileObjects(backup_id));
   return DeleteBackupFileObjects(dest, orphans);
+}
+
+absl::Status BackupRecords::SetCopy(const std::string& backup_id, const std::string& destination,
+                                    const std::string& state, const std::string& error) {
+  return db_->Exec(
+      "INSERT INTO backup_copies (backup_id, destination, state, error) VALUES (?, ?, ?, ?) "
+      "ON CONFLICT (backup_id) DO UPDATE SET destination = excluded.destination, "
+      "state = excluded.state, error = excluded.error",
+      {backup_id, destination, state, error});
+}
+
+absl::Status BackupRecords::LoadCopy(BackupRecord* b) {
+  return db_->Query("SELECT destination, state, error FROM backup_copies WHERE backup_id = ?",
+                    {b->id}, [&](const SqlRow& r) {
+                      b->copy_destination = r.Text(0);
+                      b->copy_state = r.Text(1);
+                      b->copy_error = r.Text(2);
+                    });
+}
+
+absl::Status BackupRecords::DeleteCopy(const std::string& backup_id) {
+  return db_->Exec("DELETE FROM backup_copies WHERE backup_id = ?", {backup_id});
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> BackupRecords::FailAllCopying(
+    const std::string& error) {
+  std::vector<std::pair<std::string, std::string>> out;
+  RETURN_IF_ERROR(db_->Transaction([&]() -> absl::Status {
+    RETURN_IF_ERROR(
+        db_->Query("SELECT backup_id, destination FROM backup_copies WHERE state = 'copying'", {},
+                   [&](const SqlRow& r) { out.emplace_back(r.Text(0), r.Text(1)); }));
+    return db_->Exec("UPDATE backup_copies SET state = 'failed', error = ? WHERE state = 'copying'",
+                     {error});
+  }));
+  return out;
 }
 
 }  // namespace keyward

@@ -35,6 +35,11 @@ struct BackupRecord {
   int64_t created_at = 0;
   int64_t completed_at = 0;
   std::string error;
+  // The dual-region copy (table backup_copies; filled in by the control plane, not by
+  // ListForCluster/Get): "" when none was due, copying | completed | failed | refused.
+  std::string copy_state;
+  std::string copy_destination;
+  std::string copy_error;
 };
 
 class BackupRecords : public BackupFileRefs {
@@ -61,6 +66,18 @@ class BackupRecords : public BackupFileRefs {
   // Drops every object `backup_id` holds and returns those no other backup holds (to delete:
   // from now on no backup can claim them).
   absl::StatusOr<std::vector<std::string>> ReleaseFileObjects(const std::string& backup_id);
+  // The shared objects `backup_id` holds (its dual-region copy needs them too).
+  absl::StatusOr<std::vector<std::string>> FileObjectsOf(const std::string& backup_id);
+  // Dual-region copies, one per backup: sets copy_* of the backup's copy row.
+  absl::Status SetCopy(const std::string& backup_id, const std::string& destination,
+                       const std::string& state, const std::string& error);
+  // Fills b->copy_* from its row (left empty without one).
+  absl::Status LoadCopy(BackupRecord* b);
+  absl::Status DeleteCopy(const std::string& backup_id);
+  // Start-up: every copy still copying → failed with `error`; returns their backup ids and
+  // destinations.
+  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> FailAllCopying(
+      const std::string& error);
 
  private:
   explicit BackupRecords(std::unique_ptr<SqliteDb> db) : db_(std::move(db)) {}

@@ -71,7 +71,7 @@ ControlPlane::BackupScheduleRun ControlPlane::RunBackupSchedule() {
     const int64_t cutoff = now - int64_t{policy->retention_days} * kDay;
     for (const BackupRecord& b : *listed) {
       if (b.state == "running" || b.created_at > cutoff) continue;
-      absl::Status st = DeleteBackupWithFiles(*backup_destination_, *backups_, b.id);
+      absl::Status st = DeleteObjectsOf(b);
       if (st.ok()) st = backups_->DeleteIfNotRunning(b.id).status();
       std::optional<EncryptionKey> key;
       if (auto k = metadata_.GetKey(b.key_record_id); k.ok()) key = *k;

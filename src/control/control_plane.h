@@ -215,6 +215,12 @@ class ControlPlane {
   // --- Backups (backup_ops.cc; see backup/cluster_backup.h and README "Backups"). Unset
   // (SetBackups never called): every backup call is FailedPrecondition. ---
   void SetBackups(BackupRecords* records, BackupDestination* destination);
+  // Another destination this server can read and delete backups in (new backups go to the one
+  // SetBackups named): a backup is always restored from and deleted in the destination its
+  // record names, so switching --backup-dir to Azure keeps earlier backups usable.
+  void AddBackupDestination(BackupDestination* destination);
+  // Where dual-region copies go (backup_copy.cc); unset: no copies are made.
+  void SetBackupSecondary(BackupDestination* destination);
   // Starts a backup of an open cluster on the background runner; returns the running record.
   // 409 while the cluster has a backup running or is not open.
   absl::StatusOr<BackupRecord> CreateBackup(const User& actor, const std::string& cluster_id);
@@ -321,10 +327,20 @@ class ControlPlane {
   std::string BackupsAfterDelete(const Cluster& c, int kept, int deleted);
   absl::StatusOr<BackupRecord> LoadBackup(const User& actor, const std::string& id, Need need,
                                           std::string_view action);
+  // The configured destination the backup was written to (its record's `destination`).
+  absl::StatusOr<BackupDestination*> BackupDestinationFor(const BackupRecord& b);
+  // DeleteBackupObjects in that destination, and of its dual-region copy.
+  absl::Status DeleteObjectsOf(const BackupRecord& b);
+  // Dual-region copies (backup_copy.cc): after a backup completes; on delete; at start-up.
+  void CopyBackupIfDualRegion(const BackupRecord& b);
+  absl::Status DeleteBackupCopy(const BackupRecord& b);
+  void RecoverBackupCopies();
 
   std::string owner_token_path_;
   BackupRecords* backups_ = nullptr;
-  BackupDestination* backup_destination_ = nullptr;
+  BackupDestination* backup_destination_ = nullptr;      // where new backups go
+  std::vector<BackupDestination*> backup_destinations_;  // every configured one, it included
+  BackupDestination* backup_secondary_ = nullptr;        // dual-region copies
   MetadataStore& metadata_;
   KmsFactory& kms_;
   ClusterRuntime& runtime_;

@@ -5,7 +5,7 @@
 namespace keyward {
 namespace {
 
-EncryptionKey AzureKey() {
+EncryptionKey InstructedAzureKey() {
   EncryptionKey k;
   k.id = "k-0123456789abcdef";
   k.project_id = "p-0123456789abcdef";
@@ -19,12 +19,12 @@ EncryptionKey AzureKey() {
 TEST(KeyInstructions, APlaceholderIdentityIsSaidWhereItIsShown) {
   ServiceIdentity generated{"11111111-2222-4333-a444-555555555555", "keyward-abc", "arn:x", true,
                             true};
-  nlohmann::json out = KeyInstructions(AzureKey(), generated);
+  nlohmann::json out = KeyInstructions(InstructedAzureKey(), generated);
   EXPECT_EQ(out["service_identity"]["placeholder"], true);
   EXPECT_NE(out["service_identity"]["warning"].get<std::string>().find("placeholders"),
             std::string::npos);
 
-  EncryptionKey aws = AzureKey();
+  EncryptionKey aws = InstructedAzureKey();
   aws.provider = "aws-kms";
   aws.key_name = "arn:aws:kms:us-east-1:111122223333:key/ab";
   out = KeyInstructions(aws, generated);
@@ -34,7 +34,7 @@ TEST(KeyInstructions, APlaceholderIdentityIsSaidWhereItIsShown) {
 TEST(KeyInstructions, ARealIdentityCarriesNoWarning) {
   ServiceIdentity real{"11111111-2222-4333-a444-555555555555", "keyward-prod", "arn:x", false,
                        true};
-  nlohmann::json out = KeyInstructions(AzureKey(), real);
+  nlohmann::json out = KeyInstructions(InstructedAzureKey(), real);
   EXPECT_EQ(out["service_identity"]["placeholder"], false);
   EXPECT_FALSE(out["service_identity"].contains("warning"));
   EXPECT_EQ(out["service_identity"]["microsoft_entra_application_id"],

@@ -9,12 +9,12 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "cloud/azure/entra_token.h"
+#include "cloud/http_client.h"
 #include "control/resources.h"
 #include "kms/aws/aws_credentials.h"
 #include "kms/aws/aws_kms_provider.h"
 #include "kms/azure/azure_key_vault_provider.h"
-#include "kms/azure/entra_token.h"
-#include "kms/azure/http_client.h"
 #include "kms/master_key_provider.h"
 
 namespace keyward {

@@ -20,7 +20,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "kms/aws/sigv4.h"
-#include "kms/azure/http_client.h"
+#include "cloud/http_client.h"
 
 namespace keyward::aws {
 

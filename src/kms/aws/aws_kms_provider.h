@@ -23,7 +23,7 @@
 
 #include "control/resources.h"
 #include "kms/aws/aws_credentials.h"
-#include "kms/azure/http_client.h"
+#include "cloud/http_client.h"
 #include "kms/master_key_provider.h"
 
 namespace keyward::aws {

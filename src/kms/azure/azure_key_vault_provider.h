@@ -15,9 +15,9 @@
 #include <memory>
 #include <string>
 
+#include "cloud/azure/entra_token.h"
+#include "cloud/http_client.h"
 #include "control/resources.h"
-#include "kms/azure/entra_token.h"
-#include "kms/azure/http_client.h"
 #include "kms/master_key_provider.h"
 
 namespace keyward {

@@ -1,4 +1,4 @@
-#include "kms/azure/http_client.h"
+#include "cloud/http_client.h"
 
 #include <curl/curl.h>
 #include <malloc.h>
@@ -20,12 +20,21 @@
 namespace keyward {
 namespace {
 
-// Every KMS and token reply is a few KiB: a body past the cap is cut off (curl then fails the
-// transfer) instead of growing without bound.
+struct BodySink {
+  std::string* body;
+  size_t cap;
+  bool over = false;
+};
+
+// A body past the request's cap is cut off (curl then fails the transfer) instead of growing
+// without bound.
 size_t OnBody(char* data, size_t size, size_t n, void* out) {
-  auto* body = static_cast<std::string*>(out);
-  if (body->size() + size * n > HttpClient::kMaxResponseBytes) return 0;
-  body->append(data, size * n);
+  auto* sink = static_cast<BodySink*>(out);
+  if (sink->body->size() + size * n > sink->cap) {
+    sink->over = true;
+    return 0;
+  }
+  sink->body->append(data, size * n);
   return size * n;
 }
 
@@ -109,7 +118,8 @@ absl::StatusOr<HttpResponse> HttpClient::SendOnce(const HttpRequest& r) const {
   curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, options_.request_timeout_ms);
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, OnBody);
   out.body.reserve(8192);  // most replies fit: fewer reallocations leaving copies behind
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &out.body);
+  BodySink sink{&out.body, r.max_response_bytes};
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sink);
   curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, OnHeader);
   curl_easy_setopt(curl, CURLOPT_HEADERDATA, &out.headers);
   CURLcode rc = curl_easy_perform(curl);
@@ -122,6 +132,11 @@ absl::StatusOr<HttpResponse> HttpClient::SendOnce(const HttpRequest& r) const {
     // The URL names the host and path only; request bodies (which may hold key material) never
     // reach a message.
     std::string where = r.url.substr(0, r.url.find('?'));
+    if (sink.over) {
+      // Not retried: the same request brings the same reply.
+      return absl::ResourceExhaustedError(absl::StrCat("the reply from ", where, " is larger than ",
+                                                       r.max_response_bytes, " bytes; refused"));
+    }
     return absl::UnavailableError(
         absl::StrCat("cannot reach ", where, ": ", curl_easy_strerror(rc)));
   }
@@ -134,7 +149,7 @@ absl::StatusOr<HttpResponse> HttpClient::Send(const HttpRequest& request) const 
   absl::StatusOr<HttpResponse> last = absl::UnavailableError("no attempt made");
   for (int attempt = 1; attempt <= options_.max_attempts; ++attempt) {
     last = SendOnce(request);
-    bool retry = !last.ok() || Retryable(last->status);
+    bool retry = last.ok() ? Retryable(last->status) : absl::IsUnavailable(last.status());
     if (!retry || attempt == options_.max_attempts) return last;
     // Exponential backoff with full jitter; Retry-After (seconds) wins when the server sends it.
     auto cap = options_.base_backoff * (1 << std::min(attempt - 1, 6));

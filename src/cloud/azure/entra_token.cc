@@ -1,4 +1,4 @@
-#include "kms/azure/entra_token.h"
+#include "cloud/azure/entra_token.h"
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>

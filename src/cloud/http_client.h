@@ -1,8 +1,9 @@
 #pragma once
-// HTTPS for the KMS clients, on libcurl: TLS always verified (custom CA bundle for private
-// endpoints and tests), timeouts, and bounded retries with exponential backoff and jitter that
-// honour Retry-After. 429, 5xx and connection failures are retried; other statuses are returned
-// to the caller to interpret. Thread-safe (a curl handle per request).
+// HTTPS for keyward's cloud clients (Key Vault, Entra ID, Blob Storage), on libcurl: TLS always
+// verified (custom CA bundle for private endpoints and tests), timeouts, and bounded retries with
+// exponential backoff and jitter that honour Retry-After. 429, 5xx and connection failures are
+// retried; other statuses are returned to the caller to interpret. Thread-safe (a curl handle per
+// request).
 
 #include <chrono>
 #include <functional>
@@ -19,6 +20,10 @@ struct HttpRequest {
   std::string url;
   std::vector<std::string> headers;  // "Name: value"
   std::string body;
+  // Larger response bodies are refused (Unavailable). KMS and token replies are a few KiB and keep
+  // the default; a backup download raises it for that request only.
+  size_t max_response_bytes = kDefaultMaxResponseBytes;
+  static constexpr size_t kDefaultMaxResponseBytes = 1 << 20;
 };
 
 struct HttpResponse {
@@ -45,10 +50,10 @@ class HttpClient {
   virtual ~HttpClient() = default;
   // Sends with retries. Errors only when no HTTP answer came back (or retries ran out on
   // 429/5xx, in which case the last response is returned with its status). Response bodies over
-  // kMaxResponseBytes are refused (Unavailable). Virtual so tests can answer without a network.
+  // request.max_response_bytes are refused (Unavailable). Virtual so tests can answer without a
+  // network.
   virtual absl::StatusOr<HttpResponse> Send(const HttpRequest& request) const;
 
-  static constexpr size_t kMaxResponseBytes = 1 << 20;
   const HttpClientOptions& options() const { return options_; }
 
  private:

@@ -15,7 +15,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "kms/azure/http_client.h"
+#include "cloud/http_client.h"
 
 namespace keyward {
 
