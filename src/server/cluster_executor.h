@@ -46,7 +46,10 @@ struct RedisClusterMetrics {
   std::vector<std::shared_ptr<metrics::Counter>> commands;  // by command id, filled on first use
 };
 
-// One connection's batch of pipelined commands and, once run, their replies.
+// One connection's batch of pipelined commands and, once run, their replies. When the
+// connection closes (session->cancelled) the commands not yet started are dropped: the job comes
+// back with `next` == commands.size() and the replies of what ran; writes that ran complete
+// (they are in the round's group commit) like any other.
 struct RespJob {
   int fd = -1;
   uint64_t connection_id = 0;  // the I/O thread drops replies for a connection that has gone
@@ -72,6 +75,13 @@ class ClusterExecutor : public std::enable_shared_from_this<ClusterExecutor> {
                   std::shared_ptr<RedisClusterMetrics> metrics, Done done,
                   std::chrono::microseconds round_budget = kRoundBudget);
 
+  // Runs the leading commands of `job` that memory answers (server/inline_reads.h) here, on the
+  // calling thread (the RESP server's I/O thread), if the cluster has nothing queued or running:
+  // it then acts as the cluster's executor for at most `budget`, so the order of the cluster's
+  // commands and what they see are as if a round had run them (a read never sees a write whose
+  // round has not released its replies). Returns how many commands it ran; the rest of the job,
+  // if any, goes to Submit as usual. Never from a worker.
+  size_t RunInline(RespJob& job, std::chrono::microseconds budget);
   void Submit(std::unique_ptr<RespJob> job);
   void SubmitMany(std::vector<std::unique_ptr<RespJob>> jobs);  // in order
   // Runs `fn` on the executor before the next round, when none of the cluster's commands runs,
@@ -113,7 +123,9 @@ class ClusterExecutor : public std::enable_shared_from_this<ClusterExecutor> {
   std::mutex mu_;
   std::deque<std::unique_ptr<RespJob>> jobs_ ABSL_GUARDED_BY(mu_);
   std::vector<std::function<void()>> exclusive_ ABSL_GUARDED_BY(mu_);
-  bool scheduled_ ABSL_GUARDED_BY(mu_) = false;  // a round is queued in the pool or running
+  // A round is queued in the pool or running, or RunInline runs: whoever set it is the cluster's
+  // executor until it clears it.
+  bool scheduled_ ABSL_GUARDED_BY(mu_) = false;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
 };
 

@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <filesystem>
 #include <mutex>
+#include <thread>
 
 #include "crypto/random.h"
 #include "kms/escrow/escrow_provider.h"
@@ -177,6 +178,88 @@ TEST_F(ClusterExecutorTest, CloseDropsQueuedJobsAndRunExclusiveWaitsForTheRound)
   EXPECT_TRUE(ran);
   pool.Stop();
   EXPECT_EQ(done_.size(), 1u);
+}
+
+TEST_F(ClusterExecutorTest, ClosedConnectionsCommandsNotYetStartedAreDropped) {
+  WorkerPool pool(1);
+  // A zero budget: a round stops after 8 commands (the clock is read every 8th), so the job
+  // below spans rounds.
+  auto e = NewCluster(pool, "cancel", Durability::kAlways, std::chrono::microseconds(0));
+  std::vector<std::vector<std::string>> sets;
+  for (int i = 0; i < 20; ++i) sets.push_back({"SET", "k" + std::to_string(i), "v"});
+  Block(pool);
+  auto job = Job(1, sets);
+  std::shared_ptr<Session> session = job->session;
+  e->Submit(std::move(job));
+  auto gone = Job(2, {{"SET", "gone", "1"}});
+  gone->session->cancelled = true;  // closed before its batch started
+  e->Submit(std::move(gone));
+  // Runs after the first round (which requeues itself behind it): the connection closes.
+  pool.Post([session] { session->cancelled = true; });
+  Release();
+  WaitForJobs(2);
+  pool.Stop();
+  // The first round's 8 writes completed (applied and synced, acknowledged); the other 12 of
+  // the closed connection and all of the other closed one never ran.
+  ASSERT_EQ(done_.size(), 2u);
+  EXPECT_EQ(done_[0]->next, 20u);
+  std::string eight;
+  for (int i = 0; i < 8; ++i) eight += "+OK\r\n";
+  EXPECT_EQ(done_[0]->out, eight);
+  EXPECT_EQ(done_[1]->out, "");
+  for (int i = 0; i < 20; ++i) {
+    auto v = e->endpoint()->store->Get("k" + std::to_string(i));
+    ASSERT_TRUE(v.ok());
+    EXPECT_EQ(v->has_value(), i < 8) << i;
+  }
+  auto g = e->endpoint()->store->Get("gone");
+  ASSERT_TRUE(g.ok());
+  EXPECT_FALSE(g->has_value());
+  EXPECT_EQ(e->metrics()->wal_syncs->Value(), 1u);
+}
+
+TEST_F(ClusterExecutorTest, RunInlineAnswersReadsFromMemoryAndLeavesTheRestInOrder) {
+  WorkerPool pool(1);
+  auto e = NewCluster(pool, "inline", Durability::kAlways);
+  ASSERT_TRUE(e->endpoint()->store->PutMany({{"a", {"1", 0}}, {"b", {"22", 0}}}).ok());
+  auto job = Job(1, {{"GET", "a"},
+                     {"mget", "a", "x", "b"},
+                     {"EXISTS", "a", "x", "b"},
+                     {"STRLEN", "b"},
+                     {"TTL", "a"},
+                     {"PING"},
+                     {"INCR", "n"},  // a write: the executor's
+                     {"GET", "a"}});
+  EXPECT_EQ(e->RunInline(*job, std::chrono::seconds(10)), 6u);
+  EXPECT_EQ(job->next, 6u);
+  EXPECT_EQ(job->out,
+            "$1\r\n1\r\n*3\r\n$1\r\n1\r\n$-1\r\n$2\r\n22\r\n:2\r\n:2\r\n:-1\r\n+PONG\r\n");
+  e->Submit(std::move(job));
+  WaitForJobs(1);
+  EXPECT_EQ(done_[0]->out.substr(done_[0]->out.size() - 11), ":1\r\n$1\r\n1\r\n");
+
+  // Unauthenticated: nothing runs inline (the executor answers NOAUTH).
+  auto unauthenticated = Job(2, {{"GET", "a"}});
+  unauthenticated->session->authenticated = false;
+  EXPECT_EQ(e->RunInline(*unauthenticated, std::chrono::seconds(10)), 0u);
+
+  // While a round of the cluster is queued (it may write what the read would see), nothing
+  // runs inline: the read waits its turn on the executor.
+  Block(pool);
+  e->Submit(Job(3, {{"SET", "a", "2"}}));
+  auto read = Job(4, {{"GET", "a"}});
+  EXPECT_EQ(e->RunInline(*read, std::chrono::seconds(10)), 0u);
+  Release();
+  WaitForJobs(2);
+  // The round ends just after handing its replies back.
+  size_t ran = 0;
+  for (int i = 0; i < 5000 && ran == 0; ++i) {
+    ran = e->RunInline(*read, std::chrono::seconds(10));
+    if (ran == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_EQ(ran, 1u);
+  EXPECT_EQ(read->out, "$1\r\n2\r\n");
+  pool.Stop();
 }
 
 }  // namespace

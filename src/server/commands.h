@@ -4,6 +4,7 @@
 // never run concurrently, which makes read-modify-write commands (INCR, APPEND, SET NX/XX/GET,
 // GETDEL) atomic without locks. Different clusters' commands run in parallel on the worker pool.
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -42,6 +43,9 @@ struct CommandProgress {
 
 struct Session {
   uint64_t id = 0;
+  // Set by the I/O thread when the connection closes: its commands not yet started are dropped
+  // (ClusterExecutor); the only field written outside the executor.
+  std::atomic<bool> cancelled{false};
   bool authenticated = false;
   bool close_after_reply = false;
   int auth_failures = 0;  // failed AUTH attempts on this connection (rate-limited, see Auth)

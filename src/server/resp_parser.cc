@@ -3,6 +3,8 @@
 #include <charconv>
 #include <string>
 
+#include "absl/container/inlined_vector.h"
+
 namespace keyward {
 namespace {
 
@@ -60,7 +62,9 @@ ParseOutcome RespParser::ParseArray(std::string_view buf, size_t* consumed,
     return ParseOutcome::kCommand;
   }
   // Check completeness before copying anything, so slow large arguments cost no copies.
-  std::vector<std::pair<size_t, size_t>> spans;
+  // Inline storage: most commands have a few arguments, and a heap allocation per command
+  // showed in profiles of pipelined GET/SET.
+  absl::InlinedVector<std::pair<size_t, size_t>, 8> spans;
   spans.reserve(static_cast<size_t>(count < 64 ? count : 64));
   for (long long i = 0; i < count; ++i) {
     if (pos >= buf.size()) return ParseOutcome::kNeedMore;

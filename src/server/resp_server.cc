@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <future>
 #include <optional>
@@ -73,6 +74,10 @@ uint64_t ConnectionTag(int fd, uint64_t id) {
 // rounds cut a batch finer if need be).
 constexpr size_t kMaxBatchCommands = 1024;
 constexpr size_t kMaxBatchBytes = 256 << 10;
+// How long one call of Process may answer a connection's reads from memory on the loop
+// (ClusterExecutor::RunInline) before handing the rest to the executor: bounds what one client
+// adds to a pass of the loop, as parsing its batch does.
+constexpr std::chrono::microseconds kInlineBudget{200};
 // While a batch runs, read ahead at most this much of what the client pipelines after it.
 constexpr size_t kReadAheadWhileBusy = 1 << 20;
 // Before AUTH no more than one request may wait: the pre-AUTH limits bound what is buffered.
@@ -202,12 +207,19 @@ absl::StatusOr<int> RespServer::AddCluster(std::shared_ptr<ClusterEndpoint> endp
   auto metrics = std::make_shared<RedisClusterMetrics>(endpoint->cluster_id);
   auto executor = std::make_shared<ClusterExecutor>(
       *pool_, endpoint, metrics, [this](std::vector<std::unique_ptr<RespJob>> jobs) {
+        bool wake;
         {
           std::lock_guard<std::mutex> lock(done_mu_);
+          // Jobs already waiting: the loop has a wake-up pending (it reads the eventfd before
+          // taking done_) and takes these with them, so no second write (one syscall and one
+          // loop pass fewer per round under load).
+          wake = done_.empty();
           for (auto& j : jobs) done_.push_back(std::move(j));
         }
-        uint64_t one = 1;
-        (void)!write(done_fd_, &one, sizeof(one));
+        if (wake) {
+          uint64_t one = 1;
+          (void)!write(done_fd_, &one, sizeof(one));
+        }
       });
   {
     std::lock_guard<std::mutex> lock(executors_mu_);
@@ -238,8 +250,10 @@ absl::Status RespServer::SetStore(const std::string& cluster_id,
     executor->endpoint()->store = store;
     executor->endpoint()->unavailable_message = unavailable_message;
   });
-  // Any worker may have run the old store's reads (see crypto/stack_wipe.h).
+  // Any worker, and the loop (reads answered from memory there), may have run the old store's
+  // reads (see crypto/stack_wipe.h).
   pool_->RunOnEveryWorker(WipeStaleStack);
+  RunOnLoop(WipeStaleStack);
   return absl::OkStatus();
 }
 
@@ -293,6 +307,7 @@ void RespServer::RemoveCluster(const std::string& cluster_id) {
   // ran its reads wipe their dead stack frames (see crypto/stack_wipe.h).
   RedisClusterMetrics::RemoveSeries(cluster_id);
   if (pool_) pool_->RunOnEveryWorker(WipeStaleStack);
+  RunOnLoop(WipeStaleStack);
 }
 
 void RespServer::Run() {
@@ -440,6 +455,47 @@ void RespServer::Process(Connection& c) {
   static const RespLimits kPreAuth = RespLimits::PreAuth();
   RespParser parser(authed ? options_.limits : kPreAuth);
   const size_t max_commands = authed ? kMaxBatchCommands : 1;
+  // Batches that memory answers whole (server/inline_reads.h) are answered here, within a budget
+  // per call; the first one that is not (or the budget's end) goes to the executor.
+  const auto inline_deadline = std::chrono::steady_clock::now() + kInlineBudget;
+  while (true) {
+    std::unique_ptr<RespJob> job = ParseBatch(c, parser, max_commands);
+    if (!job) break;
+    if (authed && std::chrono::steady_clock::now() < inline_deadline) {
+      const auto left = std::chrono::duration_cast<std::chrono::microseconds>(
+          inline_deadline - std::chrono::steady_clock::now());
+      c.executor->RunInline(*job, left);
+      if (job->next == job->commands.size()) {
+        if (c.out.empty()) {
+          c.out.swap(job->out);
+        } else {
+          c.out += job->out;
+        }
+        if (c.out.size() - c.out_offset >= max_out) {
+          c.paused_for_output = true;  // the rest once the client has read these (Flush)
+          return;
+        }
+        continue;  // the next batch
+      }
+    }
+    c.job_bytes = 0;
+    for (size_t i = job->next; i < job->commands.size(); ++i) {
+      for (const auto& a : job->commands[i]) c.job_bytes += a.size();
+    }
+    c.busy = true;
+    // Submitted after this pass over the ready connections: one hand-off to the executor for
+    // all of them (SubmitPending).
+    pending_jobs_.emplace_back(c.executor, std::move(job));
+    return;
+  }
+  if (!c.pending_error.empty()) {
+    c.out += c.pending_error;
+    c.pending_error.clear();
+  }
+}
+
+std::unique_ptr<RespJob> RespServer::ParseBatch(Connection& c, RespParser& parser,
+                                                size_t max_commands) {
   size_t pos = 0;
   std::string error;
   auto job = std::make_unique<RespJob>();
@@ -462,25 +518,14 @@ void RespServer::Process(Connection& c) {
   }
   c.in.erase(0, pos);
   if (c.in.empty() && c.in.capacity() > (64 << 10)) std::string().swap(c.in);  // give back
-  if (!job->commands.empty()) {
-    job->fd = c.fd;
-    job->connection_id = c.id;
-    job->session = c.session;
-    // Allocated here and freed here (OnJobsDone), not across threads; most replies fit.
-    job->out.reserve(job->commands.size() * 32);
-    job->max_out = options_.max_pending_output;
-    c.job_bytes = 0;
-    for (const auto& args : job->commands) {
-      for (const auto& a : args) c.job_bytes += a.size();
-    }
-    c.busy = true;
-    // Submitted after this pass over the ready connections: one hand-off to the executor for
-    // all of them (SubmitPending).
-    pending_jobs_.emplace_back(c.executor, std::move(job));
-  } else if (!c.pending_error.empty()) {
-    c.out += c.pending_error;
-    c.pending_error.clear();
-  }
+  if (job->commands.empty()) return nullptr;
+  job->fd = c.fd;
+  job->connection_id = c.id;
+  job->session = c.session;
+  // Allocated here and freed here (OnJobsDone), not across threads; most replies fit.
+  job->out.reserve(job->commands.size() * 32);
+  job->max_out = options_.max_pending_output;
+  return job;
 }
 
 void RespServer::SubmitPending() {
@@ -588,6 +633,8 @@ void RespServer::UpdateInterest(Connection& c) {
 
 void RespServer::CloseConnection(int fd) {
   if (fd < 0 || fd >= static_cast<int>(connections_.size()) || !connections_[fd]) return;
+  // Its batch in flight, if any, stops at the next command (ClusterExecutor).
+  connections_[fd]->session->cancelled.store(true, std::memory_order_relaxed);
   epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
   close(fd);
   connections_[fd]->metrics->connections->Add(-1);

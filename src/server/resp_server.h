@@ -79,6 +79,8 @@ class RespServer {
   void OnReadable(Connection& c);
   // Parses what the connection sent into a batch for its cluster's executor (one at a time).
   void Process(Connection& c);
+  // The next batch of c's parsed commands (c.in loses them), or null when none is complete.
+  std::unique_ptr<RespJob> ParseBatch(Connection& c, RespParser& parser, size_t max_commands);
   // Finished batches from the workers: their replies go out, the next batch goes in.
   void OnJobsDone();
   void SubmitPending();

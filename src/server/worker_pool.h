@@ -49,6 +49,8 @@ class WorkerPool {
   // Per-worker tasks (RunOnEveryWorker), run before the shared queue.
   std::vector<std::deque<std::function<void()>>> own_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  size_t sleeping_ ABSL_GUARDED_BY(mu_) = 0;  // workers in (or entering) cv_.wait
+  size_t waking_ ABSL_GUARDED_BY(mu_) = 0;    // notified by Post and not yet out of the wait
   std::vector<std::thread> threads_;
 };
 

@@ -240,6 +240,22 @@ absl::StatusOr<std::optional<StoredValue>> ClusterStore::Get(std::string_view ke
   return v;
 }
 
+bool ClusterStore::GetIfCached(std::string_view key, std::optional<StoredValue>* value) {
+  rocksdb::ReadOptions ro;
+  ro.read_tier = rocksdb::kBlockCacheTier;  // Incomplete rather than a file read
+  std::string raw;
+  rocksdb::Status s = db_->Get(ro, rocksdb::Slice(key.data(), key.size()), &raw);
+  if (s.IsNotFound()) {
+    value->reset();
+    return true;
+  }
+  if (!s.ok()) return false;
+  absl::StatusOr<StoredValue> v = DecodeValue(raw);
+  if (!v.ok() || (v->expire_at_ms != 0 && v->expire_at_ms <= NowMs())) return false;
+  *value = *std::move(v);
+  return true;
+}
+
 absl::Status ClusterStore::Put(std::string_view key, const StoredValue& value) {
   return WriteStatus(
       db_->Put(rocksdb::WriteOptions(), rocksdb::Slice(key.data(), key.size()), EncodeValue(value)),

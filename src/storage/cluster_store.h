@@ -89,6 +89,10 @@ class ClusterStore {
 
   // Reads a live value (expired values read as absent and are removed).
   absl::StatusOr<std::optional<StoredValue>> Get(std::string_view key);
+  // Get from memory only (memtables and block cache: no file read, no write), for the RESP
+  // server's I/O thread: true with *value set (nullopt: absent) when memory answers, false when
+  // answering needs a file read, an expired key's removal or an error (then Get, on a worker).
+  bool GetIfCached(std::string_view key, std::optional<StoredValue>* value);
   absl::Status Put(std::string_view key, const StoredValue& value);
   absl::Status PutMany(const std::vector<std::pair<std::string, StoredValue>>& entries);
   // Returns whether a live key was removed.
