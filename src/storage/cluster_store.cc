@@ -10,6 +10,7 @@
 #include "crypto/stack_wipe.h"
 #include "rocksdb/env_encryption.h"
 #include "rocksdb/table.h"
+#include "storage/encrypted_fs.h"
 #include "storage/encryption_provider.h"
 #include "storage/rocks_status.h"
 #include "storage/rocksdb_logger.h"
@@ -176,7 +177,7 @@ absl::StatusOr<std::unique_ptr<ClusterStore>> ClusterStore::OpenDb(
   store->fs_ = rocksdb::FileSystem::Default();
 #else
   auto provider = std::make_shared<KeywardEncryptionProvider>(store->dictionary_);
-  store->fs_ = rocksdb::NewEncryptedFS(rocksdb::FileSystem::Default(), provider);
+  store->fs_ = NewKeywardEncryptedFs(rocksdb::FileSystem::Default(), provider);
 #endif
   store->env_ = rocksdb::NewCompositeEnv(store->fs_);
 

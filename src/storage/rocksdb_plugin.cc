@@ -6,6 +6,9 @@
 //   LD_PRELOAD=build/libkeyward_rocksdb_plugin.so ldb --db=data/clusters/c-…
 //       --fs_uri='id=EncryptedFileSystem;provider=keyward' scan
 //
+// --fs_uri=KeywardEncryptedFileSystem is the file system the server itself uses (same format,
+// appends encrypted without a copy per call; storage/encrypted_fs.h): bench/storage uses it.
+//
 // The dictionary is created when KEYWARD_DICTIONARY does not exist yet (a new db_bench
 // database). The factory is registered from a static initializer because RocksDB cannot load
 // plugins by itself; loading happens through LD_PRELOAD.
@@ -20,6 +23,7 @@
 
 #include "kms/escrow/escrow_provider.h"
 #include "rocksdb/utilities/object_registry.h"
+#include "storage/encrypted_fs.h"
 #include "storage/encryption_provider.h"
 #include "storage/key_dictionary.h"
 
@@ -62,10 +66,20 @@ rocksdb::EncryptionProvider* NewPluginProvider(const std::string&,
   return guard->get();
 }
 
+rocksdb::FileSystem* NewPluginFs(const std::string& uri,
+                                 std::unique_ptr<rocksdb::FileSystem>* guard, std::string* errmsg) {
+  std::unique_ptr<rocksdb::EncryptionProvider> provider;
+  if (NewPluginProvider(uri, &provider, errmsg) == nullptr) return nullptr;
+  *guard = NewKeywardEncryptedFs(rocksdb::FileSystem::Default(), std::move(provider));
+  return guard->get();
+}
+
 struct Registrar {
   Registrar() {
     rocksdb::ObjectLibrary::Default()->AddFactory<rocksdb::EncryptionProvider>(
         KeywardEncryptionProvider::kClassName(), NewPluginProvider);
+    rocksdb::ObjectLibrary::Default()->AddFactory<rocksdb::FileSystem>(kEncryptedFsName,
+                                                                       NewPluginFs);
   }
 };
 const Registrar registrar;
