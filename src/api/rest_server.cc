@@ -74,6 +74,11 @@ absl::StatusOr<std::unique_ptr<RestServer>> RestServer::New(RestServerOptions op
                                                             ControlPlane& control,
                                                             MetadataStore& metadata) {
   std::unique_ptr<RestServer> s(new RestServer(std::move(options), control, metadata));
+  if (!s->options_.tls_cert_file.empty() && s->http_->is_valid()) {
+    // httplib allows TLS 1.1; keyward's API speaks 1.2 and 1.3 only, whatever openssl.cnf says.
+    SSL_CTX_set_min_proto_version(static_cast<httplib::SSLServer&>(*s->http_).ssl_context(),
+                                  TLS1_2_VERSION);
+  }
   if (!s->http_->is_valid()) {  // SSLServer that could not load the certificate or key
     return absl::InvalidArgumentError(absl::StrCat("cannot serve TLS with --tls-cert ",
                                                    s->options_.tls_cert_file, " and --tls-key ",

@@ -2,6 +2,8 @@
 // Roles are checked before anything else and fail closed; every change and every denial is
 // audited. Token and grant events belong to the organization (filed under its id), member
 // events to their project. State changes are compare-and-set in the metadata store.
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "control/control_plane.h"
 #include "crypto/random.h"
@@ -113,11 +115,15 @@ absl::StatusOr<std::pair<TokenInfo, std::string>> ControlPlane::CreateToken(cons
   }
   ASSIGN_OR_RETURN(std::string token, NewApiToken());
   ASSIGN_OR_RETURN(std::string hex, RandomHex(8));
-  TokenInfo info{"t-" + hex, actor.id, "personal", Now(), Now() + ttl_seconds};
+  // Never outlives the token that asked for it: a short-lived (or stolen) token cannot mint a
+  // longer-lived one.
+  int64_t expires_at = Now() + ttl_seconds;
+  if (actor.token_expires_at != 0) expires_at = std::min(expires_at, actor.token_expires_at);
+  TokenInfo info{"t-" + hex, actor.id, "personal", Now(), expires_at};
   absl::Status st = metadata_.InsertToken(
       actor.id, {Sha256Hex(token), info.expires_at, info.id, info.kind}, info.created_at);
   Audit(&actor, actor.org_id, "token.create", info.id, nullptr, st,
-        absl::StrCat("expires in ", ttl_seconds, " s"));
+        absl::StrCat("expires in ", expires_at - info.created_at, " s"));
   RETURN_IF_ERROR(st);
   return std::make_pair(info, token);
 }
@@ -171,9 +177,11 @@ absl::StatusOr<ClusterCreated> ControlPlane::ResetClusterPassword(const User& ac
 }
 
 absl::StatusOr<std::string> ControlPlane::RotateOwnerToken(const User& actor) {
-  if (actor.org_role != "owner") {
-    absl::Status denied =
-        absl::PermissionDeniedError("only the organization owner can rotate the owner token");
+  if (actor.org_role != "owner" || actor.token_kind != "owner") {
+    // The owner token itself, not a personal token of the owner's: a short-lived or stolen
+    // personal token must not turn into a permanent owner credential.
+    absl::Status denied = absl::PermissionDeniedError(
+        "only the organization owner's owner token can rotate the owner token");
     AuditDenied(actor, actor.org_id, "token.rotate_owner", actor.id, denied);
     return denied;
   }

@@ -160,6 +160,23 @@ TEST_F(AccountsTest, TokensExpireAndRevokedOnesStopAtOnce) {
   EXPECT_TRUE(Audited(OrgAudit(), "token.revoke", "success", member.id));
 }
 
+TEST_F(AccountsTest, ATokenCannotMintOneThatOutlivesItOrRotateTheOwnerToken) {
+  // A member's one-hour token asks for a year: it gets at most its own hour.
+  auto [member, member_token] = NewMember("sam", "project_member");
+  auto hour = control_->CreateToken(member, 3600);
+  ASSERT_TRUE(hour.ok());
+  auto from_hour = *control_->Authenticate(hour->second);
+  auto year = control_->CreateToken(from_hour, 365LL * 86400);
+  ASSERT_TRUE(year.ok()) << year.status();
+  EXPECT_LE(year->first.expires_at, hour->first.expires_at);
+  // The owner's personal (expiring) token cannot rotate the owner token into a permanent one.
+  auto personal = control_->CreateToken(owner_, 3600);
+  ASSERT_TRUE(personal.ok());
+  auto as_personal = *control_->Authenticate(personal->second);
+  EXPECT_TRUE(absl::IsPermissionDenied(control_->RotateOwnerToken(as_personal).status()));
+  EXPECT_TRUE(control_->Authenticate(owner_token_).ok());
+}
+
 TEST_F(AccountsTest, RotatedOwnerTokenReplacesTheOldOneAndItsFile) {
   std::string path = (root_ / "owner.token").string();
   std::ofstream(path) << owner_token_ << "\n";

@@ -126,7 +126,14 @@ constexpr char kUserCols[] =
     "g.user_id = u.id AND g.role = 'project_creator')";
 
 User UserRow(const SqlRow& r) {
-  return User{r.Text(0), r.Text(1), r.Text(2), r.Text(3), r.Int(4), r.Int(5) != 0};
+  User u;
+  u.id = r.Text(0);
+  u.org_id = r.Text(1);
+  u.name = r.Text(2);
+  u.org_role = r.Text(3);
+  u.created_at = r.Int(4);
+  u.project_creator = r.Int(5) != 0;
+  return u;
 }
 constexpr char kKeyCols[] =
     "id, project_id, provider, region, state, key_name, config_json, status_message, created_at, "
@@ -240,9 +247,13 @@ class SqliteMetadataStore : public MetadataStore {
     std::optional<User> user;
     RETURN_IF_ERROR(db_->Query(
         absl::StrCat("SELECT ", kUserCols,
-                     " FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.sha256 = ? "
-                     "AND (t.expires_at = 0 OR t.expires_at > ?)"),
-        {hash, now}, [&](const SqlRow& r) { user = UserRow(r); }));
+                     ", t.kind, t.expires_at FROM tokens t JOIN users u ON u.id = t.user_id "
+                     "WHERE t.sha256 = ? AND (t.expires_at = 0 OR t.expires_at > ?)"),
+        {hash, now}, [&](const SqlRow& r) {
+          user = UserRow(r);
+          user->token_kind = r.Text(6);
+          user->token_expires_at = r.Int(7);
+        }));
     return user;
   }
 

@@ -25,7 +25,7 @@ class MetadataStoreTest : public ::testing::Test {
     auto md = OpenSqliteMetadataStore((root_ / "metadata.db").string());
     ASSERT_TRUE(md.ok()) << md.status();
     md_ = std::move(*md);
-    User owner{"u-1", "org-1", "owner", "owner", 1, false};
+    User owner{"u-1", "org-1", "owner", "owner", 1, false, "owner", 0};
     ASSERT_TRUE(md_->Bootstrap("org-1", "default", owner, {"hash", 0, "", "owner"}).ok());
     ASSERT_TRUE(md_->CreateProject({"p-1", "org-1", "p", true, 1}, "u-1", std::nullopt).ok());
   }

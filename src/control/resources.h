@@ -16,6 +16,11 @@ struct User {
   int64_t created_at = 0;
   // Organization-level grant: may create projects without being an organization owner.
   bool project_creator = false;
+  // The credential this request came with (set by Authenticate only): what it may mint is
+  // bounded by it — a token created with it expires no later, and only the owner token itself
+  // rotates the owner token.
+  std::string token_kind;        // "owner" | "member" | "personal"
+  int64_t token_expires_at = 0;  // unix seconds; 0: never
 };
 
 // A user's role in one project.

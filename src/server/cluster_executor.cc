@@ -103,6 +103,8 @@ size_t ClusterExecutor::RunInline(RespJob& job, std::chrono::microseconds budget
     metrics_->Count(command);
     ++job.next;
     ++ran;
+    // Same reply cap as a worker's round: big cached values must not pile up on the I/O thread.
+    if (job.out.size() >= job.max_out) break;
     if (ran % 8 == 0 && Clock::now() >= deadline) break;
   }
   std::lock_guard<std::mutex> lock(mu_);

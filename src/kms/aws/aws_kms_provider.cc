@@ -255,7 +255,15 @@ absl::StatusOr<SecretBytes> AwsKmsProvider::Unwrap(const WrappedKey& wrapped,
     return absl::FailedPreconditionError(
         absl::StrCat("key was wrapped by ", wrapped.provider, ", not AWS KMS"));
   }
-  json body = {{"KeyId", wrapped.key_id.empty() ? arn_ : wrapped.key_id},
+  // The key is this provider's own, never one a wrapped blob names: a backup manifest or
+  // dictionary is read from storage an attacker may write, and a blob wrapped under another
+  // KMS key that grants keyward Decrypt must not be accepted as the customer's.
+  if (!wrapped.key_id.empty() && wrapped.key_id != arn_) {
+    return absl::FailedPreconditionError(absl::StrCat("the key was wrapped under AWS KMS key ",
+                                                      Excerpt(wrapped.key_id, 128), ", not ", arn_,
+                                                      " (this cluster's key): refused"));
+  }
+  json body = {{"KeyId", arn_},
                {"CiphertextBlob", Base64Encode(wrapped.ciphertext)},
                {"EncryptionContext", Context(context)}};
   auto reply = Call("Decrypt", body.dump());
@@ -266,6 +274,10 @@ absl::StatusOr<SecretBytes> AwsKmsProvider::Unwrap(const WrappedKey& wrapped,
     return absl::UnavailableError(
         absl::StrCat("AWS KMS answered Decrypt with a reply keyward cannot read (",
                      dec.status().message(), ")"));
+  }
+  if (dec->key_id != arn_) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "AWS KMS decrypted with key ", Excerpt(dec->key_id, 128), ", not ", arn_, ": refused"));
   }
   return std::move(dec->plaintext);
 }

@@ -137,6 +137,23 @@ TEST_F(AwsProviderTest, ReplyForAnotherKeyIsNotRecordedAsOurs) {
   EXPECT_TRUE(absl::IsUnavailable(w.status())) << w.status();
 }
 
+TEST_F(AwsProviderTest, UnwrapUsesOnlyItsOwnKeyWhateverTheBlobNames) {
+  // A backup manifest or dictionary on writable storage names another key that grants keyward
+  // Decrypt: refused before any call, and a reply from another key is refused too.
+  size_t calls = http_->requests.size();
+  auto foreign = provider_->Unwrap(
+      WrappedKey{"aws-kms", "arn:aws:kms:us-east-1:999:key/attacker", "", "SYMMETRIC_DEFAULT", "b"},
+      "c");
+  EXPECT_TRUE(absl::IsFailedPrecondition(foreign.status())) << foreign.status();
+  EXPECT_EQ(http_->requests.size(), calls);
+  http_->Reply(
+      "TrentService.Decrypt", 200,
+      json{{"KeyId", "arn:aws:kms:us-east-1:999:key/attacker"}, {"Plaintext", Base64Encode("k")}}
+          .dump());
+  auto other = provider_->Unwrap(WrappedKey{"aws-kms", "", "", "SYMMETRIC_DEFAULT", "b"}, "c");
+  EXPECT_TRUE(absl::IsFailedPrecondition(other.status())) << other.status();
+}
+
 TEST_F(AwsProviderTest, ErrorsMapByTypeAndNameTheFix) {
   struct Case {
     std::string type;
