@@ -1,6 +1,29 @@
 #include "api/rest_routes.h"
 
 namespace keyward::rest {
+namespace {
+
+// The provider objects of a key request, field by field (errors name "azure.x" / "aws.x").
+// A new key needs azure.key_name_prefix; an update changes only what it names.
+absl::StatusOr<bool> CheckProviderFields(const KeyRequest& r, bool creating) {
+  if (r.azure.is_object()) {
+    auto a = ParseBody(r.azure.dump(),
+                       {{"key_vault_name", {F::kString, false}},
+                        {"managed_hsm_name", {F::kString, false}},
+                        {"key_name_prefix", {F::kString, creating}},
+                        {"subscription_id", {F::kString, false}},
+                        {"resource_group", {F::kString, false}}},
+                       "azure.");
+    if (!a.ok()) return a.status();
+  }
+  if (r.aws.is_object()) {
+    auto a = ParseBody(r.aws.dump(), {{"key_arn", {F::kString, true}}}, "aws.");
+    if (!a.ok()) return a.status();
+  }
+  return true;
+}
+
+}  // namespace
 
 void AddKeyRoutes(std::vector<Route>& t, const RouteDeps& d) {
   ControlPlane* cp = d.cp;
@@ -18,20 +41,7 @@ void AddKeyRoutes(std::vector<Route>& t, const RouteDeps& d) {
       if (!c.Check(body)) return;
       KeyRequest r{(*body)["provider"], (*body)["region"], body->value("azure", json()),
                    body->value("aws", json())};
-      if (r.azure.is_object()) {
-        auto a = ParseBody(r.azure.dump(),
-                           {{"key_vault_name", {F::kString, false}},
-                            {"managed_hsm_name", {F::kString, false}},
-                            {"key_name_prefix", {F::kString, true}},
-                            {"subscription_id", {F::kString, false}},
-                            {"resource_group", {F::kString, false}}},
-                           "azure.");
-        if (!c.Check(a)) return;
-      }
-      if (r.aws.is_object()) {
-        auto a = ParseBody(r.aws.dump(), {{"key_arn", {F::kString, true}}}, "aws.");
-        if (!c.Check(a)) return;
-      }
+      if (!c.Check(CheckProviderFields(r, /*creating=*/true))) return;
       auto k = cp->CreateKey(c.user, c.params[0], r);
       if (!c.Check(k)) return;
       json out = KeyJson(*k);
@@ -59,20 +69,7 @@ void AddKeyRoutes(std::vector<Route>& t, const RouteDeps& d) {
     if (!c.Check(body)) return;
     KeyRequest r{Opt<std::string>(*body, "provider", ""), Opt<std::string>(*body, "region", ""),
                  body->value("azure", json()), body->value("aws", json())};
-    if (r.azure.is_object()) {
-      auto a = ParseBody(r.azure.dump(),
-                         {{"key_vault_name", {F::kString, false}},
-                          {"managed_hsm_name", {F::kString, false}},
-                          {"key_name_prefix", {F::kString, false}},
-                          {"subscription_id", {F::kString, false}},
-                          {"resource_group", {F::kString, false}}},
-                         "azure.");
-      if (!c.Check(a)) return;
-    }
-    if (r.aws.is_object()) {
-      auto a = ParseBody(r.aws.dump(), {{"key_arn", {F::kString, true}}}, "aws.");
-      if (!c.Check(a)) return;
-    }
+    if (!c.Check(CheckProviderFields(r, /*creating=*/false))) return;
     auto k = cp->UpdateKey(c.user, c.params[0], c.params[1], r);
     if (!c.Check(k)) return;
     json out = KeyJson(*k);
