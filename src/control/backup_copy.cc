@@ -83,6 +83,16 @@ void ControlPlane::CopyBackupIfDualRegion(const BackupRecord& b) {
                         : CopyObjects(**from, *backup_secondary_, b.id, *shared);
   }
   if (!st.ok()) DeleteBackupObjects(*backup_secondary_, b.id).IgnoreError();
+  // A delete that came while the copy was being recorded or made saw no copy to delete: the
+  // copy must not outlive its backup (manifest first, so it is never restorable).
+  if (auto still = backups_->Get(b.id); st.ok() && still.ok() && !*still) {
+    DeleteBackupObjects(*backup_secondary_, b.id).IgnoreError();
+    backups_->DeleteCopy(b.id).IgnoreError();
+    Audit(nullptr, b.project_id, "backup.copy", b.id, key ? &*key : nullptr,
+          absl::AbortedError("the backup was deleted while it was copied; the copy was removed"),
+          dest, b.key_version);
+    return;
+  }
   backups_
       ->SetCopy(b.id, dest, st.ok() ? "completed" : "failed",
                 st.ok() ? "" : absl::StrCat("copy to ", dest, " failed: ", st.message()))

@@ -214,6 +214,12 @@ absl::StatusOr<TlsFiles> EnsureSelfSignedTls(const std::string& dir,
 }
 
 absl::Status CheckServerTlsFiles(const std::string& cert_file, const std::string& key_file) {
+  // Group-readable is common (/etc/ssl/private, group ssl-cert); readable by everyone is not.
+  struct stat st {};
+  if (stat(key_file.c_str(), &st) == 0 && (st.st_mode & S_IROTH) != 0) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        key_file, " (the TLS private key) is readable by every user: chmod o-r (0600 or 0640)"));
+  }
   ASSIGN_OR_RETURN(Cert cert, ReadCert(cert_file));
   ASSIGN_OR_RETURN(Key key, ReadKey(key_file));
   if (X509_check_private_key(cert.get(), key.get()) != 1) {

@@ -70,6 +70,12 @@ TEST(CheckServerTlsFiles, SaysWhatIsWrong) {
   absl::Status junk = CheckServerTlsFiles(dir + "/junk.pem", a->key);
   EXPECT_NE(junk.message().find("is not a PEM certificate"), std::string::npos);
   EXPECT_FALSE(CheckServerTlsFiles(dir + "/missing.pem", a->key).ok());
+  ASSERT_EQ(chmod(a->key.c_str(), 0644), 0);
+  absl::Status open_key = CheckServerTlsFiles(a->cert, a->key);
+  EXPECT_EQ(open_key.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_NE(open_key.message().find("readable by every user"), std::string::npos);
+  ASSERT_EQ(chmod(a->key.c_str(), 0640), 0);
+  EXPECT_TRUE(CheckServerTlsFiles(a->cert, a->key).ok());
 }
 
 }  // namespace
