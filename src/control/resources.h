@@ -6,6 +6,8 @@
 #include <optional>
 #include <string>
 
+#include "kms/encryption_key.h"
+
 namespace keyward {
 
 struct User {
@@ -46,24 +48,6 @@ struct Project {
   std::string name;
   bool cmek_enabled = false;
   int64_t created_at = 0;
-};
-
-// Encryption key states: pending → active | failed (re-testable).
-struct EncryptionKey {
-  std::string id;
-  std::string project_id;
-  std::string provider;  // "azure-key-vault" | "aws-kms" | "escrow"
-  std::string region;    // "*" for the escrow key of a non-CMEK project
-  std::string state;
-  std::string key_name;     // full name with keyward's suffix (Azure), ARN (AWS), escrow key id
-  std::string config_json;  // provider settings the customer gave (vault name, ARN, …)
-  std::string status_message;
-  int64_t created_at = 0;
-  int64_t updated_at = 0;
-  // What the key health monitor saw last (0 / "" until its first check).
-  int64_t last_check_at = 0;
-  std::string last_check_error;
-  std::string current_version;  // the newest enabled version the KMS reported
 };
 
 // How a cluster's data is protected right now, as the data plane last reported it.

@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "crypto/secret_file.h"
 #include "util/file_util.h"
 #include "util/status_macros.h"
 

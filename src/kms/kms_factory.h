@@ -11,10 +11,10 @@
 #include "absl/status/statusor.h"
 #include "cloud/azure/entra_token.h"
 #include "cloud/http_client.h"
-#include "control/resources.h"
 #include "kms/aws/aws_credentials.h"
 #include "kms/aws/aws_kms_provider.h"
 #include "kms/azure/azure_key_vault_provider.h"
+#include "kms/encryption_key.h"
 #include "kms/master_key_provider.h"
 
 namespace keyward {

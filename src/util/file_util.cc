@@ -4,12 +4,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 
 #include "absl/strings/str_cat.h"
-#include "crypto/random.h"
 
 namespace keyward {
 
@@ -48,9 +49,9 @@ absl::Status MakeDirs(const std::string& dir, int mode) {
 }
 
 absl::Status WriteFileAtomically(const std::string& path, std::string_view data, int mode) {
-  auto suffix = RandomHex(6);
-  if (!suffix.ok()) return suffix.status();
-  std::string tmp = path + ".tmp-" + *suffix;
+  // Unique within this process (pid + counter); O_EXCL refuses any leftover of the same name.
+  static std::atomic<uint64_t> counter{0};
+  std::string tmp = absl::StrCat(path, ".tmp-", getpid(), "-", counter.fetch_add(1));
   int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
   if (fd < 0) return WriteError(errno, absl::StrCat("create '", tmp, "'"));
   size_t done = 0;
@@ -80,9 +81,8 @@ absl::Status WriteFileAtomically(const std::string& path, std::string_view data,
   return FsyncDirectory(DirName(path));
 }
 
-namespace {
-template <typename Sink>
-absl::Status ReadInto(const std::string& path, size_t max_size, Sink&& sink) {
+absl::Status ReadFileInto(const std::string& path, size_t max_size,
+                          const std::function<char*(size_t)>& sink) {
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     int err = errno;
@@ -108,23 +108,12 @@ absl::Status ReadInto(const std::string& path, size_t max_size, Sink&& sink) {
   if (done != size) return absl::DataLossError(absl::StrCat("short read of '", path, "'"));
   return absl::OkStatus();
 }
-}  // namespace
 
 absl::StatusOr<std::string> ReadFileToString(const std::string& path, size_t max_size) {
   std::string out;
-  absl::Status st = ReadInto(path, max_size, [&](size_t n) {
+  absl::Status st = ReadFileInto(path, max_size, [&](size_t n) {
     out.resize(n);
     return out.data();
-  });
-  if (!st.ok()) return st;
-  return out;
-}
-
-absl::StatusOr<SecretBytes> ReadSecretFile(const std::string& path, size_t max_size) {
-  SecretBytes out;
-  absl::Status st = ReadInto(path, max_size, [&](size_t n) {
-    out = SecretBytes(n);
-    return reinterpret_cast<char*>(out.data());
   });
   if (!st.ok()) return st;
   return out;

@@ -3,17 +3,20 @@
 // WriteFileAtomically: temp file in the same directory → write → fsync → rename → fsync(dir), so
 // a crash at any instant leaves either the old or the new content, never a torn file.
 
+#include <functional>
 #include <string>
 #include <string_view>
 
 #include "absl/status/statusor.h"
-#include "crypto/secret_bytes.h"
 
 namespace keyward {
 
 absl::Status WriteFileAtomically(const std::string& path, std::string_view data, int mode);
 absl::StatusOr<std::string> ReadFileToString(const std::string& path, size_t max_size);
-absl::StatusOr<SecretBytes> ReadSecretFile(const std::string& path, size_t max_size);
+// Reads the whole file (at most `max_size` bytes) into the buffer `sink` returns for its size:
+// callers holding secrets read straight into wiped memory (crypto/secret_file.h).
+absl::Status ReadFileInto(const std::string& path, size_t max_size,
+                          const std::function<char*(size_t)>& sink);
 absl::Status FsyncDirectory(const std::string& dir);
 absl::Status MakeDirs(const std::string& dir, int mode);
 std::string DirName(const std::string& path);

@@ -14,6 +14,7 @@
 #include "crypto/secret_bytes.h"
 #include "kms/azure/azure_replies.h"
 #include "util/base64.h"
+#include "crypto/secret_file.h"
 #include "util/file_util.h"
 
 namespace keyward {

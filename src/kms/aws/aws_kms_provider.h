@@ -21,9 +21,9 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "control/resources.h"
-#include "kms/aws/aws_credentials.h"
 #include "cloud/http_client.h"
+#include "kms/aws/aws_credentials.h"
+#include "kms/encryption_key.h"
 #include "kms/master_key_provider.h"
 
 namespace keyward::aws {

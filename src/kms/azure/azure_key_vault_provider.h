@@ -17,7 +17,7 @@
 
 #include "cloud/azure/entra_token.h"
 #include "cloud/http_client.h"
-#include "control/resources.h"
+#include "kms/encryption_key.h"
 #include "kms/master_key_provider.h"
 
 namespace keyward {

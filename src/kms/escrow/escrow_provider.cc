@@ -13,6 +13,7 @@
 #include "crypto/random.h"
 #include "crypto/sha256.h"
 #include "util/bytes.h"
+#include "crypto/secret_file.h"
 #include "util/file_util.h"
 #include "util/status_macros.h"
 
