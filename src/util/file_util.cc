@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <functional>
@@ -49,9 +50,13 @@ absl::Status MakeDirs(const std::string& dir, int mode) {
 }
 
 absl::Status WriteFileAtomically(const std::string& path, std::string_view data, int mode) {
-  // Unique within this process (pid + counter); O_EXCL refuses any leftover of the same name.
+  // Unique: pid, the clock in ns and a counter. The clock matters: a crashed process's leftover
+  // would otherwise block a restarted one given the same pid (common in containers). O_EXCL
+  // refuses a name in use whatever happens.
   static std::atomic<uint64_t> counter{0};
-  std::string tmp = absl::StrCat(path, ".tmp-", getpid(), "-", counter.fetch_add(1));
+  std::string tmp = absl::StrCat(
+      path, ".tmp-", getpid(), "-",
+      std::chrono::system_clock::now().time_since_epoch().count(), "-", counter.fetch_add(1));
   int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
   if (fd < 0) return WriteError(errno, absl::StrCat("create '", tmp, "'"));
   size_t done = 0;
