@@ -9,10 +9,8 @@
 
 #include "absl/strings/match.h"
 #include "control/control_plane.h"
-#include "crypto/random.h"
+#include "control_plane_world.h"
 #include "crypto/sha256.h"
-#include "fake_kms.h"
-#include "kms/escrow/escrow_provider.h"
 
 namespace keyward {
 namespace {
@@ -22,35 +20,8 @@ namespace fs = std::filesystem;
 class AccountsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    root_ = fs::temp_directory_path() / ("kw-accounts-" + *RandomHex(6));
-    fs::create_directories(root_ / "clusters");
-    auto escrow = EscrowProvider::LoadOrCreate((root_ / "escrow.key").string());
-    ASSERT_TRUE(escrow.ok());
-    kms_ = NewFakeKmsFactory(std::shared_ptr<MasterKeyProvider>(std::move(*escrow)),
-                             (root_ / "kms.json").string());
-    auto md = OpenSqliteMetadataStore((root_ / "metadata.db").string());
-    ASSERT_TRUE(md.ok()) << md.status();
-    metadata_ = std::move(*md);
-    auto resp = RespServer::New({});
-    ASSERT_TRUE(resp.ok());
-    resp_ = std::move(*resp);
-    ClusterRuntimeOptions ro;
-    ro.data_dir = root_.string();
-    runtime_ = std::make_unique<ClusterRuntime>(ro, *resp_,
-                                                SharedStorageResources::New(8 << 20, 16 << 20));
-    control_ = std::make_unique<ControlPlane>(*metadata_, *kms_, *runtime_, ServiceIdentity{});
-    auto token = control_->Bootstrap();
-    ASSERT_TRUE(token.ok()) << token.status();
-    owner_token_ = *token;
-    owner_ = *control_->Authenticate(*token);
-    auto project = control_->CreateProject(owner_, "payments", false);
-    ASSERT_TRUE(project.ok()) << project.status();
-    project_ = project->id;
-  }
-  void TearDown() override {
-    runtime_->Shutdown();
-    resp_->Stop();
-    fs::remove_all(root_);
+    ASSERT_TRUE(world_.ok()) << world_.error();
+    project_ = world_.NewProject("payments", false);
   }
 
   std::pair<User, std::string> NewMember(const std::string& name, const std::string& role) {
@@ -59,9 +30,7 @@ class AccountsTest : public ::testing::Test {
     return {*control_->Authenticate(m->second), m->second};
   }
   // The organization's own events (project creation, tokens, grants).
-  std::vector<AuditEvent> OrgAudit() {
-    return *control_->ListAudit(owner_, owner_.org_id, 0, INT64_MAX, {0, 1000});
-  }
+  std::vector<AuditEvent> OrgAudit() { return world_.Audit(owner_.org_id); }
   bool Audited(const std::vector<AuditEvent>& events, const std::string& action,
                const std::string& result, const std::string& actor_id) {
     for (const auto& e : events) {
@@ -72,14 +41,11 @@ class AccountsTest : public ::testing::Test {
     return false;
   }
 
-  fs::path root_;
-  std::unique_ptr<KmsFactory> kms_;
-  std::unique_ptr<MetadataStore> metadata_;
-  std::unique_ptr<RespServer> resp_;
-  std::unique_ptr<ClusterRuntime> runtime_;
-  std::unique_ptr<ControlPlane> control_;
-  User owner_;
-  std::string owner_token_;
+  ControlPlaneWorld world_{{.prefix = "accounts"}};
+  std::unique_ptr<MetadataStore>& metadata_ = world_.metadata;
+  std::unique_ptr<ControlPlane>& control_ = world_.control;
+  User& owner_ = world_.owner;
+  std::string& owner_token_ = world_.owner_token;
   std::string project_;
 };
 
@@ -178,7 +144,7 @@ TEST_F(AccountsTest, ATokenCannotMintOneThatOutlivesItOrRotateTheOwnerToken) {
 }
 
 TEST_F(AccountsTest, RotatedOwnerTokenReplacesTheOldOneAndItsFile) {
-  std::string path = (root_ / "owner.token").string();
+  std::string path = (world_.root() / "owner.token").string();
   std::ofstream(path) << owner_token_ << "\n";
   control_->SetOwnerTokenPath(path);
   auto [member, member_token] = NewMember("mo", "project_owner");

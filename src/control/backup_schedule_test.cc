@@ -8,9 +8,7 @@
 #include "backup/backup_destination.h"
 #include "control/control_plane.h"
 #include "control/scheduler.h"
-#include "crypto/random.h"
-#include "fake_kms.h"
-#include "kms/escrow/escrow_provider.h"
+#include "control_plane_world.h"
 
 namespace keyward {
 namespace {
@@ -21,48 +19,24 @@ constexpr int64_t kDayMs = 24 * 3600 * 1000;
 class BackupScheduleTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    root_ = fs::temp_directory_path() / ("kw-bsched-" + *RandomHex(6));
-    fs::create_directories(root_ / "clusters");
-    auto escrow = EscrowProvider::LoadOrCreate((root_ / "escrow.key").string());
-    ASSERT_TRUE(escrow.ok());
-    kms_ = NewFakeKmsFactory(std::shared_ptr<MasterKeyProvider>(std::move(*escrow)),
-                             (root_ / "kms.json").string());
-    auto md = OpenSqliteMetadataStore((root_ / "metadata.db").string());
-    ASSERT_TRUE(md.ok()) << md.status();
-    metadata_ = std::move(*md);
-    auto resp = RespServer::New({});
-    ASSERT_TRUE(resp.ok());
-    resp_ = std::move(*resp);
-    ClusterRuntimeOptions ro;
-    ro.data_dir = root_.string();
-    runtime_ = std::make_unique<ClusterRuntime>(ro, *resp_,
-                                                SharedStorageResources::New(8 << 20, 16 << 20));
-    auto records = BackupRecords::Open((root_ / "backups.db").string());
+    ASSERT_TRUE(world_.ok()) << world_.error();
+    auto records = BackupRecords::Open((world_.root() / "backups.db").string());
     ASSERT_TRUE(records.ok()) << records.status();
     records_ = std::move(*records);
-    auto dest = LocalDirectoryDestination::New((root_ / "backups").string());
+    auto dest = LocalDirectoryDestination::New((world_.root() / "backups").string());
     ASSERT_TRUE(dest.ok()) << dest.status();
     dest_ = std::move(*dest);
-    auto now = [this] { return now_ms_.load(); };
-    control_ = std::make_unique<ControlPlane>(*metadata_, *kms_, *runtime_, ServiceIdentity{}, now);
     control_->SetBackups(records_.get(), dest_.get());
-    scheduler_ = std::make_unique<Scheduler>(now);
-    control_->SetBackgroundRunner(
-        [this](std::function<void()> job) { scheduler_->Submit("job", std::move(job)); });
     // As serve.cc does it.
-    scheduler_->Every("backup-schedule", 60'000, 0, [this] { control_->RunBackupSchedule(); });
-    auto token = control_->Bootstrap();
-    ASSERT_TRUE(token.ok()) << token.status();
-    owner_ = *control_->Authenticate(*token);
+    world_.UseScheduler().Every("backup-schedule", 60'000, 0,
+                                [this] { control_->RunBackupSchedule(); });
     auto project = control_->DefaultProjectId();
     ASSERT_TRUE(project.ok()) << project.status();
     project_ = *project;
   }
   void TearDown() override {
-    scheduler_->Stop();
-    runtime_->Shutdown();
-    resp_->Stop();
-    fs::remove_all(root_);
+    // The scheduler's jobs use the records and the destination: stop it before they go.
+    if (world_.scheduler) world_.scheduler->Stop();
   }
 
   std::string NewCluster(const std::string& name, int retention_days) {
@@ -78,11 +52,8 @@ class BackupScheduleTest : public ::testing::Test {
   // Moves the clock on by `ms` in minute steps, running whatever the scheduler has due (the
   // schedule's tick and the backup jobs it starts).
   void Advance(int64_t ms) {
-    for (int64_t left = ms; left > 0; left -= 60'000) {
-      now_ms_ += std::min<int64_t>(left, 60'000);
-      while (scheduler_->RunDueForTest() > 0) {
-      }
-    }
+    for (int64_t left = ms; left > 0; left -= 60'000)
+      world_.Advance(std::min<int64_t>(left, 60'000));
   }
   std::vector<BackupRecord> Backups(const std::string& cluster) {
     auto list = records_->ListForCluster(cluster, {0, 1000});
@@ -93,32 +64,27 @@ class BackupScheduleTest : public ::testing::Test {
   std::set<std::string> ObjectDirs() {
     std::set<std::string> ids;
     std::error_code ec;
-    for (const auto& e : fs::directory_iterator(root_ / "backups", ec)) {
+    for (const auto& e : fs::directory_iterator(world_.root() / "backups", ec)) {
       std::string n = e.path().filename().string();
       if (n.rfind("b-", 0) == 0) ids.insert(n);
     }
     return ids;
   }
   int AuditCount(const std::string& action) {
-    auto events = control_->ListAudit(owner_, project_, 0, INT64_MAX, {0, 10000});
-    EXPECT_TRUE(events.ok()) << events.status();
     int n = 0;
-    for (const auto& e : *events) n += e.action == action && e.result == "success";
+    for (const auto& e : world_.Audit(project_)) n += e.action == action && e.result == "success";
     return n;
   }
 
-  fs::path root_;
   // Two minutes past midnight UTC, so each day's scheduled backup is taken at the first tick.
-  std::atomic<int64_t> now_ms_{1'800'000'000'000 / kDayMs * kDayMs + 120'000};
-  std::unique_ptr<KmsFactory> kms_;
-  std::unique_ptr<MetadataStore> metadata_;
-  std::unique_ptr<RespServer> resp_;
-  std::unique_ptr<ClusterRuntime> runtime_;
+  ControlPlaneWorld world_{{.prefix = "bsched",
+                            .test_clock = true,
+                            .start_ms = 1'800'000'000'000 / kDayMs * kDayMs + 120'000}};
+  std::unique_ptr<MetadataStore>& metadata_ = world_.metadata;
+  std::unique_ptr<ControlPlane>& control_ = world_.control;
+  User& owner_ = world_.owner;
   std::unique_ptr<BackupRecords> records_;
   std::unique_ptr<LocalDirectoryDestination> dest_;
-  std::unique_ptr<ControlPlane> control_;
-  std::unique_ptr<Scheduler> scheduler_;
-  User owner_;
   std::string project_;
 };
 
@@ -141,7 +107,7 @@ TEST_F(BackupScheduleTest, DailyPolicyWithTwoDaysRetentionKeepsTwoBackups) {
   }
   // One a day, the newest today: two days, two backups.
   EXPECT_EQ(kept[0].created_at - kept[1].created_at, kDayMs / 1000);
-  EXPECT_GE(kept[0].created_at, now_ms_ / 1000 - kDayMs / 1000);
+  EXPECT_GE(kept[0].created_at, world_.now_ms() / 1000 - kDayMs / 1000);
   // The expired ones' objects are gone too, and each deletion is audited.
   EXPECT_EQ(ObjectDirs(), ids);
   EXPECT_EQ(AuditCount("backup.expire"), 4);
@@ -189,8 +155,7 @@ TEST_F(BackupScheduleTest, DeleteWithBackupsRefusedWhileOneRunsNothingDeleted) {
   EXPECT_NE(refused.status().message().find(running->id), std::string_view::npos);
   EXPECT_EQ((*metadata_->GetCluster(id))->state, "available");
   EXPECT_EQ(ObjectDirs().size(), 1u);
-  while (scheduler_->RunDueForTest() > 0) {
-  }
+  world_.RunDue();
   auto deleted = control_->DeleteCluster(owner_, id, /*with_backups=*/true);
   ASSERT_TRUE(deleted.ok()) << deleted.status();
   EXPECT_EQ(deleted->backups_deleted, 2);

@@ -8,9 +8,7 @@
 #include <fstream>
 #include <thread>
 
-#include "crypto/random.h"
-#include "fake_kms.h"
-#include "kms/escrow/escrow_provider.h"
+#include "control_plane_world.h"
 #include "util/file_util.h"
 
 namespace keyward {
@@ -55,66 +53,23 @@ class CountingFactory : public KmsFactory {
 class KeyHealthMonitorTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    root_ = fs::temp_directory_path() / ("kw-monitor-" + *RandomHex(6));
-    fs::create_directories(root_ / "clusters");
-    state_path_ = (root_ / "kms.json").string();
-    auto escrow = EscrowProvider::LoadOrCreate((root_ / "escrow.key").string());
-    ASSERT_TRUE(escrow.ok());
-    kms_ = std::make_unique<CountingFactory>(
-        NewFakeKmsFactory(std::shared_ptr<MasterKeyProvider>(std::move(*escrow)), state_path_));
-    auto md = OpenSqliteMetadataStore((root_ / "metadata.db").string());
-    ASSERT_TRUE(md.ok()) << md.status();
-    metadata_ = std::move(*md);
-    auto resp = RespServer::New({});
-    ASSERT_TRUE(resp.ok());
-    resp_ = std::move(*resp);
-    ClusterRuntimeOptions ro;
-    ro.data_dir = root_.string();
-    runtime_ = std::make_unique<ClusterRuntime>(ro, *resp_,
-                                                SharedStorageResources::New(8 << 20, 16 << 20));
-    auto now = [this] { return now_ms_.load(); };
-    control_ = std::make_unique<ControlPlane>(*metadata_, *kms_, *runtime_, ServiceIdentity{}, now);
-    scheduler_ = std::make_unique<Scheduler>(now);
-    control_->SetBackgroundRunner(
-        [this](std::function<void()> job) { scheduler_->Submit("job", std::move(job)); });
+    ASSERT_TRUE(world_.ok()) << world_.error();
     KeyMonitorOptions mo;
     mo.interval_ms = 30'000;
     mo.grace_ms = 120'000;
-    monitor_ = std::make_unique<KeyHealthMonitor>(*metadata_, *kms_, *control_, *scheduler_, mo);
-
-    auto token = control_->Bootstrap();
-    ASSERT_TRUE(token.ok()) << token.status();
-    owner_ = *control_->Authenticate(*token);
-    auto project = control_->CreateProject(owner_, "payments", true);
-    ASSERT_TRUE(project.ok()) << project.status();
-    project_ = project->id;
-    KeyRequest req{"azure-key-vault", "eastus",
-                   json{{"key_vault_name", "kv-pay"}, {"key_name_prefix", "cmek"}}, nullptr};
-    auto key = control_->CreateKey(owner_, project_, req);
-    ASSERT_TRUE(key.ok()) << key.status();
-    key_ = *key;
-    kms_state_ = {{"keys",
-                   {{key_.key_name,
-                     {{"enabled", true},
-                      {"purge_protection", true},
-                      {"region", "eastus"},
-                      {"granted", true},
-                      {"version", "v1"},
-                      {"secret", *RandomHex(32)}}}}}};
-    WriteKms();
-    auto tested = control_->TestKey(owner_, project_, key_.id);
-    ASSERT_TRUE(tested.ok());
-    ASSERT_EQ(tested->key.state, "active") << tested->key.status_message;
+    monitor_ = std::make_unique<KeyHealthMonitor>(*metadata_, *world_.kms, *control_,
+                                                  world_.UseScheduler(), mo);
+    project_ = world_.NewProject("payments", true);
+    key_ = world_.ActiveAzureKey(project_, "eastus", "kv-pay");
+    ASSERT_EQ(key_.state, "active");
   }
   void TearDown() override {
-    scheduler_->Stop();
-    runtime_->Shutdown();
-    resp_->Stop();
-    fs::remove_all(root_);
+    // Monitor jobs may still be queued: stop the scheduler before the monitor goes.
+    if (world_.scheduler) world_.scheduler->Stop();
   }
 
-  void WriteKms() { std::ofstream(state_path_) << kms_state_.dump(); }
-  json& KeyState() { return kms_state_["keys"][key_.key_name]; }
+  void WriteKms() { world_.WriteKmsState(); }
+  json& KeyState() { return world_.kms_state()["keys"][key_.key_name]; }
 
   std::string NewCluster(const std::string& name) {
     auto c = control_->CreateCluster(owner_, project_,
@@ -127,24 +82,25 @@ class KeyHealthMonitorTest : public ::testing::Test {
 
   // Moves the clock on and lets the monitor do what is due (its checks run as jobs).
   void Advance(int64_t ms) {
-    now_ms_ += ms;
+    world_.AdvanceClock(ms);
     monitor_->Tick();
-    while (scheduler_->RunDueForTest() > 0) {
-    }
+    world_.RunDue();
   }
 
-  fs::path root_;
-  std::string state_path_;
-  json kms_state_;
-  std::atomic<int64_t> now_ms_{1'800'000'000'000};
-  std::unique_ptr<CountingFactory> kms_;
-  std::unique_ptr<MetadataStore> metadata_;
-  std::unique_ptr<RespServer> resp_;
-  std::unique_ptr<ClusterRuntime> runtime_;
-  std::unique_ptr<ControlPlane> control_;
-  std::unique_ptr<Scheduler> scheduler_;
+  CountingFactory* counting_ = nullptr;
+  ControlPlaneWorld world_{{.prefix = "monitor",
+                            .test_clock = true,
+                            .wrap_kms = [this](std::unique_ptr<KmsFactory> inner) {
+                              auto c = std::make_unique<CountingFactory>(std::move(inner));
+                              counting_ = c.get();
+                              return std::unique_ptr<KmsFactory>(std::move(c));
+                            }}};
+  CountingFactory*& kms_ = counting_;
+  std::unique_ptr<MetadataStore>& metadata_ = world_.metadata;
+  std::unique_ptr<ClusterRuntime>& runtime_ = world_.runtime;
+  std::unique_ptr<ControlPlane>& control_ = world_.control;
+  User& owner_ = world_.owner;
   std::unique_ptr<KeyHealthMonitor> monitor_;
-  User owner_;
   std::string project_;
   EncryptionKey key_;
 };
@@ -186,14 +142,15 @@ TEST_F(KeyHealthMonitorTest, DisabledKeyCutsTheClusterWithinOneIntervalAndEnabli
 TEST_F(KeyHealthMonitorTest, RemovedPermissionDeletedKeyAndExpiryAreDefinitive) {
   std::string id = NewCluster("orders");
   for (auto change : std::vector<std::function<void()>>{
-           [&] { KeyState()["granted"] = false; }, [&] { kms_state_["keys"].erase(key_.key_name); },
-           [&] { KeyState()["exp"] = now_ms_ / 1000 - 1; }}) {
-    json saved = kms_state_;
+           [&] { KeyState()["granted"] = false; },
+           [&] { world_.kms_state()["keys"].erase(key_.key_name); },
+           [&] { KeyState()["exp"] = world_.now_ms() / 1000 - 1; }}) {
+    json saved = world_.kms_state();
     change();
     WriteKms();
     Advance(30'000);
-    EXPECT_EQ(Get(id).state, "inaccessible") << kms_state_.dump();
-    kms_state_ = saved;
+    EXPECT_EQ(Get(id).state, "inaccessible") << world_.kms_state().dump();
+    world_.kms_state() = saved;
     WriteKms();
     Advance(30'000);
     EXPECT_EQ(Get(id).state, "available") << Get(id).state_message;
@@ -202,7 +159,7 @@ TEST_F(KeyHealthMonitorTest, RemovedPermissionDeletedKeyAndExpiryAreDefinitive) 
 
 TEST_F(KeyHealthMonitorTest, TransientTroubleIsRiddenOutUntilTheGraceEnds) {
   std::string id = NewCluster("orders");
-  kms_state_["unreachable"] = true;
+  world_.kms_state()["unreachable"] = true;
   WriteKms();
   for (int i = 0; i < 10; ++i) Advance(10'000);  // 100 s < 120 s grace
   EXPECT_EQ(Get(id).state, "available");
@@ -211,7 +168,7 @@ TEST_F(KeyHealthMonitorTest, TransientTroubleIsRiddenOutUntilTheGraceEnds) {
   for (int i = 0; i < 4; ++i) Advance(10'000);  // past the grace
   EXPECT_EQ(Get(id).state, "inaccessible");
   EXPECT_NE(Get(id).state_message.find("grace"), std::string::npos) << Get(id).state_message;
-  kms_state_["unreachable"] = false;
+  world_.kms_state()["unreachable"] = false;
   WriteKms();
   Advance(30'000);
   EXPECT_EQ(Get(id).state, "available");

@@ -12,9 +12,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "control/control_plane.h"
+#include "control_plane_world.h"
 #include "crypto/random.h"
-#include "fake_kms.h"
-#include "kms/escrow/escrow_provider.h"
 
 namespace keyward {
 namespace {
@@ -25,35 +24,8 @@ using nlohmann::json;
 class KeyRecordsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    root_ = fs::temp_directory_path() / ("kw-keyrec-" + *RandomHex(6));
-    fs::create_directories(root_ / "clusters");
-    state_path_ = (root_ / "kms.json").string();
-    auto escrow = EscrowProvider::LoadOrCreate((root_ / "escrow.key").string());
-    ASSERT_TRUE(escrow.ok());
-    kms_ = NewFakeKmsFactory(std::shared_ptr<MasterKeyProvider>(std::move(*escrow)), state_path_);
-    auto md = OpenSqliteMetadataStore((root_ / "metadata.db").string());
-    ASSERT_TRUE(md.ok()) << md.status();
-    metadata_ = std::move(*md);
-    auto resp = RespServer::New({});
-    ASSERT_TRUE(resp.ok());
-    resp_ = std::move(*resp);
-    ClusterRuntimeOptions ro;
-    ro.data_dir = root_.string();
-    runtime_ = std::make_unique<ClusterRuntime>(ro, *resp_,
-                                                SharedStorageResources::New(8 << 20, 16 << 20));
-    control_ = std::make_unique<ControlPlane>(*metadata_, *kms_, *runtime_, ServiceIdentity{});
-    auto token = control_->Bootstrap();
-    ASSERT_TRUE(token.ok()) << token.status();
-    owner_ = *control_->Authenticate(*token);
-    auto project = control_->CreateProject(owner_, "payments", true);
-    ASSERT_TRUE(project.ok()) << project.status();
-    project_ = project->id;
-    kms_state_ = {{"keys", json::object()}};
-  }
-  void TearDown() override {
-    runtime_->Shutdown();
-    resp_->Stop();
-    fs::remove_all(root_);
+    ASSERT_TRUE(world_.ok()) << world_.error();
+    project_ = world_.NewProject("payments", true);
   }
 
   EncryptionKey NewKey(const std::string& region, const std::string& vault) {
@@ -65,15 +37,7 @@ class KeyRecordsTest : public ::testing::Test {
   }
   // Plays the customer: creates the key in the fake KMS, grants access, tests it.
   EncryptionKey ActiveKey(const std::string& region) {
-    EncryptionKey key = NewKey(region, "kv-" + region);
-    kms_state_["keys"][key.key_name] = {{"enabled", true},  {"purge_protection", true},
-                                        {"region", region}, {"granted", true},
-                                        {"version", "v1"},  {"secret", *RandomHex(32)}};
-    std::ofstream(state_path_) << kms_state_.dump();
-    auto tested = control_->TestKey(owner_, project_, key.id);
-    EXPECT_TRUE(tested.ok()) << tested.status();
-    EXPECT_EQ(tested->key.state, "active") << tested->key.status_message;
-    return tested->key;
+    return world_.ActiveAzureKey(project_, region, "kv-" + region);
   }
   absl::StatusOr<ClusterCreated> NewCluster(const std::string& name, const std::string& region) {
     return control_->CreateCluster(owner_, project_,
@@ -85,19 +49,13 @@ class KeyRecordsTest : public ::testing::Test {
     tokens_.push_back(m->second);
     return *control_->Authenticate(m->second);
   }
-  std::vector<AuditEvent> AuditLog() {
-    return *control_->ListAudit(owner_, project_, 0, INT64_MAX, {0, 1000});
-  }
+  std::vector<AuditEvent> AuditLog() { return world_.Audit(project_); }
 
-  fs::path root_;
-  std::string state_path_;
-  json kms_state_;
-  std::unique_ptr<KmsFactory> kms_;
-  std::unique_ptr<MetadataStore> metadata_;
-  std::unique_ptr<RespServer> resp_;
-  std::unique_ptr<ClusterRuntime> runtime_;
-  std::unique_ptr<ControlPlane> control_;
-  User owner_;
+  ControlPlaneWorld world_{{.prefix = "keyrec"}};
+  json& kms_state_ = world_.kms_state();
+  std::unique_ptr<MetadataStore>& metadata_ = world_.metadata;
+  std::unique_ptr<ControlPlane>& control_ = world_.control;
+  User& owner_ = world_.owner;
   std::string project_;
   std::vector<std::string> tokens_;
 };
@@ -146,7 +104,7 @@ TEST_F(KeyRecordsTest, ChangeOfAFreeKeyMakesItPendingWithANewSuffix) {
                                          {"granted", true},
                                          {"purge_protection", true},
                                          {"secret", *RandomHex(32)}};
-  std::ofstream(state_path_) << kms_state_.dump();
+  world_.WriteKmsState();
   auto tested = control_->TestKey(owner_, project_, key.id);
   ASSERT_TRUE(tested.ok());
   EXPECT_EQ(tested->key.state, "active") << tested->key.status_message;
