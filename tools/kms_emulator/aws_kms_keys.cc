@@ -160,19 +160,7 @@ void AwsService::CreateKey(const json& body) {
                     "KeyUsage " + usage + " is not compatible with KeySpec " + spec);
   }
   json policy = DefaultKeyPolicy(caller_.account);
-  if (body.contains("Policy")) {
-    policy = json::parse(body.value("Policy", ""), nullptr, false);
-    if (absl::Status st = ValidatePolicy(policy); !st.ok()) {
-      return AwsError(res_, 400, "MalformedPolicyDocumentException", std::string(st.message()));
-    }
-    if (!body.value("BypassPolicyLockoutSafetyCheck", false) &&
-        EvaluateKeyPolicy(policy, caller_.arn, caller_.account, "kms:PutKeyPolicy") !=
-            PolicyDecision::kAllow) {
-      return AwsError(res_, 400, "MalformedPolicyDocumentException",
-                      "The new key policy will not allow you to update the key policy in the "
-                      "future.");
-    }
-  }
+  if (body.contains("Policy") && !AcceptablePolicy(body, &policy)) return;
   std::string id = Uuid();
   json key = {
       {"id", id},
@@ -372,20 +360,28 @@ void AwsService::ListKeyRotations(const json& body) {
 void AwsService::PutKeyPolicy(const json& body) {
   json* key = ResolveKey(body);
   if (!key || !Authorized(*key, "kms:PutKeyPolicy") || !Required(body, "Policy", "policy")) return;
+  json policy;
+  if (!AcceptablePolicy(body, &policy)) return;
+  (*key)["policy"] = policy;
+  emu_.Save();
+  Reply(json::object());
+}
+
+bool AwsService::AcceptablePolicy(const json& body, json* out) {
   json policy = json::parse(body.value("Policy", ""), nullptr, false);
   if (absl::Status st = ValidatePolicy(policy); !st.ok()) {
-    return AwsError(res_, 400, "MalformedPolicyDocumentException", std::string(st.message()));
+    AwsError(res_, 400, "MalformedPolicyDocumentException", std::string(st.message()));
+    return false;
   }
   if (!body.value("BypassPolicyLockoutSafetyCheck", false) &&
       EvaluateKeyPolicy(policy, caller_.arn, caller_.account, "kms:PutKeyPolicy") !=
           PolicyDecision::kAllow) {
-    return AwsError(res_, 400, "MalformedPolicyDocumentException",
-                    "The new key policy will not allow you to update the key policy in the "
-                    "future.");
+    AwsError(res_, 400, "MalformedPolicyDocumentException",
+             "The new key policy will not allow you to update the key policy in the future.");
+    return false;
   }
-  (*key)["policy"] = policy;
-  emu_.Save();
-  Reply(json::object());
+  *out = std::move(policy);
+  return true;
 }
 
 void AwsService::GetKeyPolicy(const json& body) {

@@ -69,6 +69,9 @@ class AwsService {
   bool Symmetric(const json& key);
   bool Required(const json& body, const char* field, const char* member_name);
   bool ValidContext(const json& body, const char* field, json* out);
+  // Parses body.Policy into `out`, refusing (and answering) a malformed policy or one that
+  // would lock the caller out of PutKeyPolicy, as KMS does for CreateKey and PutKeyPolicy.
+  bool AcceptablePolicy(const json& body, json* out);
   json Metadata(const json& key) const;
   void Reply(const json& body);
 
