@@ -20,6 +20,7 @@
 #include "absl/strings/str_join.h"
 #include "api/request_deadline.h"
 #include "api/rest_routes.h"
+#include "console/console_server.h"
 #include "crypto/random.h"
 #include "util/log.h"
 #include "util/socket_sweep.h"
@@ -222,6 +223,7 @@ void RestServer::Register() {
   http.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("{\"status\":\"ok\"}", "application/json");
   });
+  RegisterConsoleRoutes(http);  // GET / and /console/...: the web console
 
   for (auto& route : table) {
     bool open = route.spec.path == "/api/v1/openapi.json";

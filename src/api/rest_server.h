@@ -4,6 +4,7 @@
 // `Authorization: Bearer <token>`. Errors are {"error":{"code","message","details"}}; every
 // answer carries an X-Request-Id. Creates honour an Idempotency-Key header; lists page with
 // page_size/page_token.
+// GET / and /console/* serve the web console (console/console_server.h), a client of this API.
 // GET /metrics answers Prometheus text (format 0.0.4); it needs no token from a loopback peer
 // (a local agent scrapes it), and the usual bearer token from any other address.
 

@@ -81,6 +81,12 @@ void AddProjectRoutes(std::vector<Route>& t, const RouteDeps& d) {
     auto m = cp->RemoveMember(c.user, c.params[0], c.params[1]);
     if (c.Check(m)) c.Json(200, MemberJson(*m));
   });
+  // Who the token belongs to: the console shows only what this user may do.
+  add("GET", "/api/v1/users/me", [](Call& c) {
+    json out = UserJson(c.user);
+    out["org_id"] = c.user.org_id;
+    c.Json(200, out);
+  });
   add("PATCH", "/api/v1/users/{user_id}", [cp](Call& c) {
     auto body = ParseBody(c.body, {{"project_creator", {F::kBool, true}}});
     if (!c.Check(body)) return;
