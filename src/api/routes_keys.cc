@@ -31,6 +31,10 @@ void AddKeyRoutes(std::vector<Route>& t, const RouteDeps& d) {
   auto add = [&](std::string method, std::string path, Handler h) {
     AddRoute(t, std::move(method), std::move(path), std::move(h));
   };
+  // What the Create Encryption Key wizard shows before a key record exists.
+  add("GET", "/api/v1/key-management-services", [cp](Call& c) {
+    c.Json(200, {{"items", cp->KeyManagementServices()}});
+  });
   // Encryption keys.
   add("POST", "/api/v1/projects/{project_id}/encryption-keys", [cp, store](Call& c) {
     WithIdempotency(c, *store, [&] {

@@ -28,6 +28,39 @@ absl::StatusOr<metrics::FamilySnapshot> ClustersByState(MetadataStore& store) {
   return f;
 }
 
+// The audit list's filters (see AuditFilter): each a query parameter, all optional.
+absl::StatusOr<AuditFilter> AuditFilterParams(const httplib::Request& req) {
+  AuditFilter f;
+  if ((req.has_param("since_ms") &&
+       !absl::SimpleAtoi(req.get_param_value("since_ms"), &f.since_ms)) ||
+      (req.has_param("until_ms") &&
+       !absl::SimpleAtoi(req.get_param_value("until_ms"), &f.until_ms))) {
+    return absl::InvalidArgumentError("since_ms and until_ms must be unix times in milliseconds");
+  }
+  if (f.since_ms > f.until_ms) {
+    return absl::InvalidArgumentError("since_ms is after until_ms; swap them");
+  }
+  for (auto [name, field] : {std::pair<const char*, std::string*>{"cluster_id", &f.cluster_id},
+                             {"key_id", &f.key_id},
+                             {"actor", &f.actor},
+                             {"action", &f.action}}) {
+    if (!req.has_param(name)) continue;
+    *field = req.get_param_value(name);
+    if (field->empty() || field->size() > 200) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, " must be 1 to 200 characters (leave it out to match every event)"));
+    }
+  }
+  if (req.has_param("order")) {
+    std::string order = req.get_param_value("order");
+    if (order != "oldest" && order != "newest") {
+      return absl::InvalidArgumentError("order must be oldest (the default) or newest");
+    }
+    f.newest_first = order == "newest";
+  }
+  return f;
+}
+
 }  // namespace
 
 void AddOpsRoutes(std::vector<Route>& t, const RouteDeps& d) {
@@ -62,15 +95,9 @@ void AddOpsRoutes(std::vector<Route>& t, const RouteDeps& d) {
   add("GET", "/api/v1/projects/{project_id}/audit-events", [cp](Call& c) {
     auto page = c.PageParams();
     if (!c.Check(page)) return;
-    int64_t since = 0, until = INT64_MAX;
-    if ((c.req.has_param("since_ms") &&
-         !absl::SimpleAtoi(c.req.get_param_value("since_ms"), &since)) ||
-        (c.req.has_param("until_ms") &&
-         !absl::SimpleAtoi(c.req.get_param_value("until_ms"), &until))) {
-      SendError(c.res, 400, "since_ms and until_ms must be unix times in milliseconds");
-      return;
-    }
-    c.List(cp->ListAudit(c.user, c.params[0], since, until, *page), *page, AuditJson);
+    auto filter = AuditFilterParams(c.req);
+    if (!c.Check(filter)) return;
+    c.List(cp->ListAudit(c.user, c.params[0], *filter, *page), *page, AuditJson);
   });
 }
 

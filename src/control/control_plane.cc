@@ -253,6 +253,10 @@ nlohmann::json ControlPlane::Instructions(const EncryptionKey& key) const {
   return KeyInstructions(key, identity_);
 }
 
+nlohmann::json ControlPlane::KeyManagementServices() const {
+  return keyward::KeyManagementServices(identity_);
+}
+
 absl::StatusOr<EncryptionKey> ControlPlane::CreateKey(const User& actor,
                                                       const std::string& project_id,
                                                       const KeyRequest& req) {
@@ -434,6 +438,13 @@ absl::StatusOr<KeyTestOutcome> ControlPlane::RunKeyTest(const User& actor, Encry
   key.state = state;
   key.status_message = message;
   key.updated_at = Now();
+  // A test is a check of the key too: the record shows when it was last checked and the key
+  // version the KMS named, before any cluster makes the health monitor check it.
+  key.last_check_at = key.updated_at;
+  key.last_check_error = failures.empty() ? "" : message;
+  if (desc && !desc->key_version.empty()) key.current_version = desc->key_version;
+  metadata_.RecordKeyCheck(key.id, key.last_check_at, key.last_check_error, key.current_version)
+      .IgnoreError();
   Audit(&actor, key.project_id, "encryption_key.test", key.id, &key,
         failures.empty() ? absl::OkStatus() : absl::FailedPreconditionError(message), "",
         desc ? desc->key_version : "");
@@ -618,15 +629,15 @@ absl::StatusOr<Cluster> ControlPlane::SetBackupPolicy(const User& actor, const s
 
 absl::StatusOr<std::vector<AuditEvent>> ControlPlane::ListAudit(const User& actor,
                                                                 const std::string& project_id,
-                                                                int64_t since_ms, int64_t until_ms,
+                                                                const AuditFilter& filter,
                                                                 Page page) {
   // The organization's own events (project creation, tokens, grants) are filed under its id:
   // organization owners read them.
   if (project_id == actor.org_id && actor.org_role == "owner") {
-    return metadata_.ListAudit(project_id, since_ms, until_ms, page);
+    return metadata_.ListAudit(project_id, filter, page);
   }
   RETURN_IF_ERROR(Authorize(actor, project_id, Need::kView).status());
-  return metadata_.ListAudit(project_id, since_ms, until_ms, page);
+  return metadata_.ListAudit(project_id, filter, page);
 }
 
 }  // namespace keyward

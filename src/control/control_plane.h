@@ -139,6 +139,9 @@ class ControlPlane {
   absl::StatusOr<KeyTestOutcome> TestKey(const User& actor, const std::string& project_id,
                                          const std::string& key_id);
   nlohmann::json Instructions(const EncryptionKey& key) const;
+  // The key management services a key can be created with, each with the service's identity
+  // there and its regions (the console's Create Encryption Key wizard starts from this).
+  nlohmann::json KeyManagementServices() const;
   // Changes the provider settings of a key record nobody uses yet (see key_settings.h): `change`
   // holds azure or aws fields to replace; its provider and region, when given, must equal the
   // record's (a different region or provider is a new record). The record goes back to pending:
@@ -245,8 +248,16 @@ class ControlPlane {
   BackupScheduleRun RunBackupSchedule();
 
   absl::StatusOr<std::vector<AuditEvent>> ListAudit(const User& actor,
+                                                    const std::string& project_id,
+                                                    const AuditFilter& filter, Page page);
+  absl::StatusOr<std::vector<AuditEvent>> ListAudit(const User& actor,
                                                     const std::string& project_id, int64_t since_ms,
-                                                    int64_t until_ms, Page page);
+                                                    int64_t until_ms, Page page) {
+    AuditFilter f;
+    f.since_ms = since_ms;
+    f.until_ms = until_ms;
+    return ListAudit(actor, project_id, f, page);
+  }
 
   std::string Endpoint(const Cluster& c) const;
 

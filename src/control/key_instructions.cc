@@ -1,6 +1,7 @@
 #include "control/key_instructions.h"
 
 #include "absl/strings/str_cat.h"
+#include "control/regions.h"
 
 namespace keyward {
 namespace {
@@ -112,8 +113,8 @@ json ManagedHsmInstructions(const EncryptionKey& key, const json& cfg, const Ser
           {"arm_template", nullptr}};
 }
 
-json AwsInstructions(const EncryptionKey& key, const ServiceIdentity& id) {
-  json policy = {
+json AwsKeyPolicy(const ServiceIdentity& id) {
+  return {
       {"Version", "2012-10-17"},
       {"Id", "keyward-cmek"},
       {"Statement", json::array({
@@ -125,16 +126,31 @@ json AwsInstructions(const EncryptionKey& key, const ServiceIdentity& id) {
                          {"Resource", "*"}},
                     })},
   };
+}
+
+json AwsInstructions(const EncryptionKey& key, const ServiceIdentity& id) {
   return {
       {"service_identity", {{"aws_principal_arn", id.aws_principal_arn}}},
       {"key_arn", key.key_name},
-      {"key_policy", policy},
+      {"key_policy", AwsKeyPolicy(id)},
       {"steps", json::array({absl::StrCat("Create a symmetric KMS key in ", key.region,
                                           " (or use the one whose ARN you entered)"),
                              "Add the statement in key_policy to the key's policy",
                              absl::StrCat("Then run: keyward key test --project ", key.project_id,
                                           " ", key.id)})},
   };
+}
+
+// Said where the identity is shown, so nobody grants a role to an application that does not
+// exist and then wonders why the test fails.
+void MarkPlaceholder(json& service_identity, bool aws, bool placeholder) {
+  service_identity["placeholder"] = placeholder;
+  if (!placeholder) return;
+  service_identity["warning"] = absl::StrCat(
+      "this keyward server has no ", aws ? "AWS" : "Microsoft Entra", " identity configured: the ",
+      aws ? "principal ARN" : "application name and id",
+      " shown are placeholders keyward generated, with nothing real behind them; key tests "
+      "will fail until the server runs with a real identity (see keyward serve --help)");
 }
 
 }  // namespace
@@ -242,18 +258,38 @@ json KeyInstructions(const EncryptionKey& key, const ServiceIdentity& identity) 
   } else {
     return out;
   }
-  // Said where the identity is shown, so nobody grants a role to an application that does not
-  // exist and then wonders why the test fails.
-  out["service_identity"]["placeholder"] = placeholder;
-  if (placeholder) {
-    out["service_identity"]["warning"] = absl::StrCat(
-        "this keyward server has no ", key.provider == "aws-kms" ? "AWS" : "Microsoft Entra",
-        " identity configured: the ",
-        key.provider == "aws-kms" ? "principal ARN" : "application name and id",
-        " shown are placeholders keyward generated, with nothing real behind them; key tests "
-        "will fail until the server runs with a real identity (see keyward serve --help)");
-  }
+  MarkPlaceholder(out["service_identity"], key.provider == "aws-kms", placeholder);
   return out;
+}
+
+json KeyManagementServices(const ServiceIdentity& identity) {
+  auto regions = [](std::string_view cloud) {
+    json out = json::array();
+    for (std::string_view r : KnownRegions(cloud)) out.push_back(std::string(r));
+    return out;
+  };
+  json azure = {{"microsoft_entra_application_name", identity.azure_app_name},
+                {"microsoft_entra_application_id", identity.azure_app_id}};
+  MarkPlaceholder(azure, /*aws=*/false, identity.azure_placeholder);
+  json aws = {{"aws_principal_arn", identity.aws_principal_arn}};
+  MarkPlaceholder(aws, /*aws=*/true, identity.aws_placeholder);
+  return json::array({
+      {{"provider", "azure-key-vault"},
+       {"name", "Azure Key Vault"},
+       {"cloud", "azure"},
+       {"regions", regions("azure")},
+       {"service_identity", azure},
+       {"create_service_principal_command",
+        absl::StrCat("az ad sp create --id ", identity.azure_app_id)},
+       {"service_principal_id_command",
+        absl::StrCat("az ad sp show --id ", identity.azure_app_id, " --query id -o tsv")}},
+      {{"provider", "aws-kms"},
+       {"name", "AWS KMS"},
+       {"cloud", "aws"},
+       {"regions", regions("aws")},
+       {"service_identity", aws},
+       {"key_policy", AwsKeyPolicy(identity)}},
+  });
 }
 
 }  // namespace keyward

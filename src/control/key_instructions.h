@@ -25,6 +25,11 @@ struct ServiceIdentity {
 // Instructions for `key`, whose config_json holds what the customer entered.
 nlohmann::json KeyInstructions(const EncryptionKey& key, const ServiceIdentity& identity);
 
+// The key management services keys can be created with (Azure Key Vault, AWS KMS), each with
+// its regions, the service's identity there (placeholder flagged) and what the customer needs
+// before a key record exists: the `az ad sp` commands, the AWS key policy.
+nlohmann::json KeyManagementServices(const ServiceIdentity& identity);
+
 // The ARM template alone (deployable: `az deployment group create --template-file`).
 nlohmann::json AzureArmTemplate();
 

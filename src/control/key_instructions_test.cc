@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 namespace keyward {
 namespace {
 
@@ -39,6 +41,32 @@ TEST(KeyInstructions, ARealIdentityCarriesNoWarning) {
   EXPECT_FALSE(out["service_identity"].contains("warning"));
   EXPECT_EQ(out["service_identity"]["microsoft_entra_application_id"],
             "11111111-2222-4333-a444-555555555555");
+}
+
+TEST(KeyManagementServices, OffersBothServicesWithIdentityRegionsAndWhatComesFirst) {
+  ServiceIdentity id{"11111111-2222-4333-a444-555555555555", "keyward-prod",
+                     "arn:aws:iam::111122223333:role/keyward", false, true};
+  nlohmann::json out = KeyManagementServices(id);
+  ASSERT_EQ(out.size(), 2u);
+  const nlohmann::json& azure = out[0];
+  EXPECT_EQ(azure["provider"], "azure-key-vault");
+  EXPECT_EQ(azure["name"], "Azure Key Vault");
+  EXPECT_EQ(azure["service_identity"]["microsoft_entra_application_name"], "keyward-prod");
+  EXPECT_EQ(azure["service_identity"]["placeholder"], false);
+  EXPECT_EQ(azure["create_service_principal_command"],
+            "az ad sp create --id 11111111-2222-4333-a444-555555555555");
+  const auto& regions = azure["regions"];
+  EXPECT_NE(std::find(regions.begin(), regions.end(), "eastus"), regions.end());
+
+  const nlohmann::json& aws = out[1];
+  EXPECT_EQ(aws["provider"], "aws-kms");
+  EXPECT_EQ(aws["name"], "AWS KMS");
+  EXPECT_EQ(aws["service_identity"]["placeholder"], true);
+  EXPECT_FALSE(aws["service_identity"]["warning"].get<std::string>().empty());
+  // The policy a customer pastes before any key record exists names keyward's principal.
+  EXPECT_EQ(aws["key_policy"]["Statement"][0]["Principal"]["AWS"],
+            "arn:aws:iam::111122223333:role/keyward");
+  EXPECT_EQ(aws["key_policy"]["Statement"][0]["Sid"], "AllowKeywardToUseTheKey");
 }
 
 }  // namespace

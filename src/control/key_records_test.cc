@@ -76,6 +76,24 @@ TEST_F(KeyRecordsTest, ChangeWhileAClusterUsesTheKeyIsRefusedNamingTheCluster) {
   EXPECT_EQ(stored.config_json, key.config_json);
 }
 
+TEST_F(KeyRecordsTest, ATestRecordsTheCheckTimeAndTheKeyVersion) {
+  EncryptionKey key = NewKey("northeurope", "kv-ne");
+  auto failed = control_->TestKey(owner_, project_, key.id);
+  ASSERT_TRUE(failed.ok()) << failed.status();
+  EncryptionKey stored = **metadata_->GetKey(key.id);
+  EXPECT_GT(stored.last_check_at, 0);
+  EXPECT_FALSE(stored.last_check_error.empty());
+  EXPECT_EQ(stored.current_version, "");
+
+  EncryptionKey active = ActiveKey("westeurope");
+  stored = **metadata_->GetKey(active.id);
+  EXPECT_EQ(stored.state, "active");
+  EXPECT_GT(stored.last_check_at, 0);
+  EXPECT_EQ(stored.last_check_error, "");
+  EXPECT_EQ(stored.current_version, "v1");
+  EXPECT_EQ(active.current_version, "v1");
+}
+
 TEST_F(KeyRecordsTest, ChangeOfAFreeKeyMakesItPendingWithANewSuffix) {
   EncryptionKey key = NewKey("westus", "kv-typo");
   // Its test fails (nothing in the KMS): the record is failed, and stayed so before PATCH existed.

@@ -155,8 +155,15 @@ class MetadataStore {
 
   virtual absl::Status AppendAudit(const AuditEvent& event) = 0;
   virtual absl::StatusOr<std::vector<AuditEvent>> ListAudit(const std::string& project_id,
-                                                            int64_t since_ms, int64_t until_ms,
+                                                            const AuditFilter& filter,
                                                             Page page) = 0;
+  absl::StatusOr<std::vector<AuditEvent>> ListAudit(const std::string& project_id, int64_t since_ms,
+                                                    int64_t until_ms, Page page) {
+    AuditFilter f;
+    f.since_ms = since_ms;
+    f.until_ms = until_ms;
+    return ListAudit(project_id, f, page);
+  }
 
   // Idempotency keys, scoped per (user, key, route). The first request claims the key in one
   // transaction (so two concurrent duplicates never both run), recording the SHA-256 of its

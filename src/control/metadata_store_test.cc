@@ -215,5 +215,62 @@ TEST_F(MetadataStoreTest, IdempotencyKeysAreClaimedOnce) {
   EXPECT_EQ(claim("u-2", "h1", 103 + 601), O::kClaimed);
 }
 
+TEST_F(MetadataStoreTest, AuditFiltersMatchIdsExactlyAndCombine) {
+  // What the control plane writes: actor "id (name)", key_id "id (provider name)", backups
+  // naming their cluster in the message.
+  const std::vector<AuditEvent> events = {
+      {0, "p-1", 1000, "u-1 (alice)", "cluster.create", "c-1", "k-1 (azure-key-vault a)", "v1",
+       "success", ""},
+      {0, "p-1", 2000, "u-2 (bob)", "cluster.pause", "c-10", "", "", "success",
+       "started by the backup policy, cluster c-10"},
+      {0, "p-1", 3000, "keyward (system)", "backup.create", "b-1", "k-1 (azure-key-vault a)", "",
+       "success", "started by the backup policy, cluster c-1"},
+      {0, "p-1", 4000, "u-2 (bob)", "encryption_key.test", "k-1", "k-1 (azure-key-vault a)", "v1",
+       "failure", "describe: not found"},
+      {0, "p-1", 5000, "u-1 (alice)", "cluster.resume", "c-1", "k-10 (aws-kms b)", "", "success",
+       ""},
+      {0, "p-2", 6000, "u-1 (alice)", "cluster.create", "c-1", "", "", "success", ""},
+  };
+  for (const auto& e : events) ASSERT_TRUE(md_->AppendAudit(e).ok());
+  auto actions = [&](const AuditFilter& f) {
+    auto got = md_->ListAudit("p-1", f, {0, 100});
+    EXPECT_TRUE(got.ok()) << got.status();
+    std::vector<std::string> out;
+    for (const auto& e : *got) out.push_back(e.action + "@" + std::to_string(e.at_ms));
+    return out;
+  };
+  using V = std::vector<std::string>;
+  AuditFilter f;
+  f.cluster_id = "c-1";  // not c-10; its backup counts
+  EXPECT_EQ(actions(f), (V{"cluster.create@1000", "backup.create@3000", "cluster.resume@5000"}));
+  f = {};
+  f.key_id = "k-1";  // not k-10
+  EXPECT_EQ(actions(f),
+            (V{"cluster.create@1000", "backup.create@3000", "encryption_key.test@4000"}));
+  f = {};
+  f.actor = "bob";
+  EXPECT_EQ(actions(f), (V{"cluster.pause@2000", "encryption_key.test@4000"}));
+  f.actor = "u-1";
+  EXPECT_EQ(actions(f), (V{"cluster.create@1000", "cluster.resume@5000"}));
+  f.actor = "keyward";
+  EXPECT_EQ(actions(f), (V{"backup.create@3000"}));
+  f.actor = "ali";  // a part of a name is not the name
+  EXPECT_EQ(actions(f), V{});
+  f.actor = "ice";
+  EXPECT_EQ(actions(f), V{});
+  f = {};
+  f.action = "cluster";
+  f.since_ms = 1500;
+  f.until_ms = 5000;
+  EXPECT_EQ(actions(f), (V{"cluster.pause@2000", "cluster.resume@5000"}));
+  f.newest_first = true;
+  EXPECT_EQ(actions(f), (V{"cluster.resume@5000", "cluster.pause@2000"}));
+  f = {};
+  f.action = "cluster.create";
+  f.cluster_id = "c-1";
+  f.actor = "alice";
+  EXPECT_EQ(actions(f), (V{"cluster.create@1000"}));
+}
+
 }  // namespace
 }  // namespace keyward

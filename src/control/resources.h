@@ -114,4 +114,21 @@ struct AuditEvent {
   std::string message;
 };
 
+// Which audit events a list returns: all conditions given must hold (empty strings: no
+// condition). Matching is exact on ids, so an id never selects another id it happens to prefix.
+struct AuditFilter {
+  int64_t since_ms = 0;
+  int64_t until_ms = INT64_MAX;
+  // The cluster's own events (target) and those that name it ("…, cluster <id>": backups,
+  // restores into it).
+  std::string cluster_id;
+  // Events recorded under the key ("<id> (provider name)") or about the key record (target).
+  std::string key_id;
+  // A user id or name ("<id> (<name>)"), or "keyward" for the server's own actions.
+  std::string actor;
+  // "cluster.create", or a prefix before a dot: "cluster" selects cluster.*.
+  std::string action;
+  bool newest_first = false;
+};
+
 }  // namespace keyward
