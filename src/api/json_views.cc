@@ -71,7 +71,7 @@ json EncryptionJson(const Cluster& c) {
           {"reencrypt_progress", progress.is_discarded() ? json(nullptr) : progress}};
 }
 
-json ClusterJson(const Cluster& c, const std::string& endpoint) {
+json ClusterJson(const Cluster& c, const ControlPlane::EndpointInfo& endpoint) {
   json policy = c.backup_policy_json.empty() ? json(nullptr)
                                              : json::parse(c.backup_policy_json, nullptr, false);
   return {{"id", c.id},
@@ -84,7 +84,8 @@ json ClusterJson(const Cluster& c, const std::string& endpoint) {
           {"state", c.state},
           {"state_message", c.state_message},
           {"state_cause", c.state_cause},
-          {"endpoint", endpoint},
+          {"endpoint", endpoint.address},
+          {"tls", endpoint.tls},
           {"encryption_key_id", c.encryption_key_id},
           {"encryption", EncryptionJson(c)},
           {"backup_policy", policy.is_discarded() ? json(nullptr) : policy},

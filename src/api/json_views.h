@@ -16,7 +16,7 @@ nlohmann::json OptionalRfc3339(int64_t unix_seconds);
 
 nlohmann::json ProjectJson(const Project& p);
 nlohmann::json KeyJson(const EncryptionKey& k);
-nlohmann::json ClusterJson(const Cluster& c, const std::string& endpoint);
+nlohmann::json ClusterJson(const Cluster& c, const ControlPlane::EndpointInfo& endpoint);
 nlohmann::json AuditJson(const AuditEvent& e);
 nlohmann::json UserJson(const User& u);
 nlohmann::json MemberJson(const Member& m);

@@ -12,6 +12,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "control/idempotency_lease.h"
 #include "crypto/sha256.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -202,7 +203,13 @@ void WithIdempotency(Call& call, MetadataStore& store, const std::function<void(
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  run();
+  {
+    // However long it runs, a live request keeps its claim: never taken over and run twice.
+    IdempotencyLease lease(
+        store, call.user.id, key, route, [] { return SystemNowMs() / 1000; },
+        std::chrono::seconds(kStaleClaimSeconds / 10));
+    run();
+  }
   bool ok = call.res.status >= 200 && call.res.status < 300;
   json body = ok ? json::parse(call.res.body, nullptr, false) : json();
   if (!ok || body.is_discarded()) {

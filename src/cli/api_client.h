@@ -26,6 +26,7 @@ class ApiClient {
   std::optional<nlohmann::json> Call(const std::string& method, const std::string& path,
                                      const nlohmann::json* body = nullptr) const;
   bool json_output() const { return json_output_; }
+  const std::string& cacert() const { return cacert_; }
   // Prints `value` as JSON when --output json, else runs `human`.
   template <typename F>
   void Print(const nlohmann::json& value, F&& human) const {

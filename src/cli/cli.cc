@@ -391,8 +391,16 @@ int ClusterCommand(const std::string& verb, const CliCtx& c) {
              Str(*r, "encryption_key_id").c_str(), Str(*r, "durability").c_str());
       printf("endpoint: %s\npassword: %s   (shown once; keep it)\n", endpoint.c_str(),
              Str(*r, "password").c_str());
-      printf("connect:  redis-cli -p %s --user default --pass %s\n",
-             endpoint.substr(endpoint.rfind(':') + 1).c_str(), Str(*r, "password").c_str());
+      // A TLS endpoint: the CA this CLI trusts for the API (the same private CA with
+      // --tls-self-signed), else a placeholder for the operator's.
+      std::string tls = !r->value("tls", false)
+                            ? ""
+                            : absl::StrCat(" --tls --cacert ",
+                                           c.api.cacert().empty() ? "CA_FILE" : c.api.cacert());
+      printf("connect:  redis-cli -h %s -p %s%s --user default --pass %s\n",
+             endpoint.substr(0, endpoint.rfind(':')).c_str(),
+             endpoint.substr(endpoint.rfind(':') + 1).c_str(), tls.c_str(),
+             Str(*r, "password").c_str());
     });
     return 0;
   }

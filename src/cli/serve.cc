@@ -23,6 +23,7 @@
 #include "backup/azure_blob_destination.h"
 #include "backup/backup_destination.h"
 #include "cli/flags.h"
+#include "cli/serve_tls.h"
 #include "control/backup_records.h"
 #include "control/cluster_runtime.h"
 #include "control/control_plane.h"
@@ -64,8 +65,12 @@ Runs the control plane (REST API) and every cluster's Redis endpoint.
                             retried: whoever holds the port would collect clients' passwords)
   --tls-cert FILE           serve the API over HTTPS with this PEM certificate (chain) ...
   --tls-key FILE            ... and its PEM private key (unencrypted, 0600)
-  --tls-self-signed         make (once) a private CA and a certificate for the API under
-                            DIR/tls/; clients trust DIR/tls/ca.pem (keyward --cacert FILE)
+  --tls-self-signed         make (once) a private CA and a certificate for the API and the
+                            cluster endpoints under DIR/tls/; clients trust DIR/tls/ca.pem
+                            (keyward --cacert FILE, redis-cli --tls --cacert FILE)
+  --cluster-tls-cert FILE   cluster endpoints speak TLS (1.2+) with this PEM certificate ...
+  --cluster-tls-key FILE    ... and key (default: the API's --tls-cert/--tls-key or
+                            --tls-self-signed certificate; neither: plaintext Redis)
   --insecure-plaintext      allow --listen or --cluster-host on an address other machines
                             reach without TLS (tokens and passwords would cross the network
                             in cleartext); without it keyward refuses to start
@@ -200,82 +205,6 @@ absl::Status SplitHostPort(const std::string& s, std::string* host, int* port) {
   *host = s.substr(0, colon);
   *port = p;
   return absl::OkStatus();
-}
-
-bool IsWildcardHost(const std::string& host) {
-  return host == "0.0.0.0" || host == "::" || host == "[::]" || host.empty();
-}
-
-bool IsLoopbackHost(const std::string& host) {
-  return host == "localhost" || IsLoopbackAddress(host);
-}
-
-struct ListenerSecurity {
-  std::string api_cert, api_key;  // empty: plain HTTP
-  std::string api_ca;             // the private CA clients trust (--tls-self-signed)
-  std::string advertise_host;     // empty: the cluster host
-};
-
-// TLS for the API and the refusal to expose cleartext listeners to the network.
-absl::StatusOr<ListenerSecurity> ChooseListenerSecurity(const ParsedFlags& flags,
-                                                        const std::string& data_dir,
-                                                        const std::string& api_host) {
-  ListenerSecurity out;
-  std::string cluster_host = flags.Get("cluster-host").value_or("127.0.0.1");
-  out.advertise_host = flags.Get("advertise-host").value_or("");
-  if (out.advertise_host.empty() && IsWildcardHost(cluster_host)) {
-    char name[256] = {};
-    if (gethostname(name, sizeof name - 1) != 0 || name[0] == '\0') {
-      return absl::InvalidArgumentError(
-          "--cluster-host binds every address: give --advertise-host, the name clients reach "
-          "this machine by");
-    }
-    out.advertise_host = name;
-  }
-  bool cert = flags.Has("tls-cert"), key = flags.Has("tls-key");
-  if (cert != key) {
-    return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
-  }
-  if (cert && flags.Has("tls-self-signed")) {
-    return absl::InvalidArgumentError("choose --tls-cert/--tls-key or --tls-self-signed, not both");
-  }
-  if (cert) {
-    out.api_cert = *flags.Get("tls-cert");
-    out.api_key = *flags.Get("tls-key");
-    RETURN_IF_ERROR(CheckServerTlsFiles(out.api_cert, out.api_key));
-  } else if (flags.Has("tls-self-signed")) {
-    std::vector<std::string> hosts = {"127.0.0.1", "localhost", "::1"};
-    for (const std::string& h : {api_host, out.advertise_host}) {
-      if (!h.empty() && !IsWildcardHost(h) &&
-          std::find(hosts.begin(), hosts.end(), h) == hosts.end())
-        hosts.push_back(h);
-    }
-    ASSIGN_OR_RETURN(TlsFiles files, EnsureSelfSignedTls(data_dir + "/tls", hosts));
-    out.api_cert = files.cert;
-    out.api_key = files.key;
-    out.api_ca = files.ca_cert;
-  }
-  bool insecure = flags.Has("insecure-plaintext");
-  if (!IsLoopbackHost(api_host) && out.api_cert.empty() && !insecure) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--listen ", api_host,
-        " is reachable from other machines and the API would carry bearer tokens in cleartext: "
-        "give --tls-cert/--tls-key or --tls-self-signed, or --insecure-plaintext to accept it"));
-  }
-  // Cluster endpoints speak plaintext Redis: only loopback unless the operator accepts it.
-  if (!IsLoopbackHost(cluster_host) && !insecure) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--cluster-host ", cluster_host,
-        " is reachable from other machines and cluster connections (AUTH passwords, data) are "
-        "not encrypted: keep the default 127.0.0.1 behind your own TLS proxy, or give "
-        "--insecure-plaintext to accept it"));
-  }
-  if (insecure && (!IsLoopbackHost(api_host) || !IsLoopbackHost(cluster_host))) {
-    LogWarn("server.insecure_plaintext",
-            "WARNING: --insecure-plaintext: tokens, passwords and data cross the network in "
-            "cleartext");
-  }
-  return out;
 }
 
 // The service's identity in customers' clouds: from flags, else generated once and persisted.
@@ -576,6 +505,8 @@ absl::Status Serve(const ParsedFlags& flags, const KmsFactoryMaker& make_kms) {
   }
   std::unique_ptr<KmsFactory> kms = make_kms(escrow, azure, std::move(aws));
 
+  resp_opts.tls_cert_file = security.cluster_cert;
+  resp_opts.tls_key_file = security.cluster_key;
   ASSIGN_OR_RETURN(std::unique_ptr<RespServer> resp, RespServer::New(resp_opts));
   auto shared = SharedStorageResources::New(64 << 20, 64 << 20);
   ClusterRuntimeOptions rt_opts;
@@ -670,6 +601,10 @@ absl::Status Serve(const ParsedFlags& flags, const KmsFactoryMaker& make_kms) {
   printf("keyward: data directory %s (escrow key %s)\n", data_dir.c_str(), escrow_id.c_str());
   std::string scheme = security.api_cert.empty() ? "http" : "https";
   printf("keyward: API listening on %s://%s:%d\n", scheme.c_str(), host.c_str(), rest->port());
+  if (resp->tls()) {
+    printf("keyward: cluster endpoints speak TLS (redis-cli --tls --cacert %s)\n",
+           security.api_ca.empty() ? "CA_FILE" : security.api_ca.c_str());
+  }
   if (!security.api_ca.empty()) {
     printf(
         "keyward: TLS certificate from the private CA %s (give it to clients: keyward "
@@ -760,6 +695,8 @@ int RunServe(const std::vector<std::string>& raw_args, const KmsFactoryMaker& ma
                   "cluster-host",
                   "advertise-host",
                   "tls-cert",
+                  "cluster-tls-cert",
+                  "cluster-tls-key",
                   "log-level",
                   "tls-key",
                   "escrow-key-file",

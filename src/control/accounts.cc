@@ -31,6 +31,23 @@ absl::Status NoSuchMember(const std::string& project_id, const std::string& user
       absl::StrCat("user '", user_id, "' is not a member of project ", project_id));
 }
 
+// Why a compare-and-set on a membership that was `role` did not apply: the project's last owner
+// (the store refuses to leave a project without one), or a concurrent change.
+absl::Status MembershipRefusal(MetadataStore& metadata, const std::string& project_id,
+                               const std::string& user_id, const std::string& role,
+                               const char* what) {
+  absl::StatusOr<std::string> now = metadata.ProjectRole(project_id, user_id);
+  if (role == "project_owner" && now.ok() && *now == role) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "user '", user_id, "' is the last project_owner of project ", project_id,
+        ": a project cannot be left without an owner; give another member the project_owner "
+        "role first (keyward member set-role USER_ID --project ",
+        project_id, " --role project_owner)"));
+  }
+  return absl::AbortedError(absl::StrCat("the ", what, " of ", user_id, " in project ", project_id,
+                                         " changed while this request ran; read it and try again"));
+}
+
 }  // namespace
 
 absl::StatusOr<std::vector<Member>> ControlPlane::ListMembers(const User& actor,
@@ -53,10 +70,8 @@ absl::StatusOr<Member> ControlPlane::ChangeMemberRole(const User& actor,
   ASSIGN_OR_RETURN(std::string from, metadata_.ProjectRole(project_id, user_id));
   if (from.empty()) return NoSuchMember(project_id, user_id);
   ASSIGN_OR_RETURN(bool changed, metadata_.ChangeMemberRole(project_id, user_id, from, role));
-  absl::Status st = changed ? absl::OkStatus()
-                            : absl::AbortedError(absl::StrCat(
-                                  "the role of ", user_id, " in project ", project_id,
-                                  " changed while this request ran; read it and try again"));
+  absl::Status st =
+      changed ? absl::OkStatus() : MembershipRefusal(metadata_, project_id, user_id, from, "role");
   Audit(&actor, project_id, "member.change_role", user_id, nullptr, st,
         absl::StrCat(from, " -> ", role));
   RETURN_IF_ERROR(st);
@@ -74,9 +89,7 @@ absl::StatusOr<Member> ControlPlane::RemoveMember(const User& actor, const std::
   if (!user) return NoSuchMember(project_id, user_id);
   ASSIGN_OR_RETURN(bool removed, metadata_.RemoveMember(project_id, user_id, role));
   absl::Status st = removed ? absl::OkStatus()
-                            : absl::AbortedError(absl::StrCat(
-                                  "the membership of ", user_id, " in project ", project_id,
-                                  " changed while this request ran; read it and try again"));
+                            : MembershipRefusal(metadata_, project_id, user_id, role, "membership");
   Audit(&actor, project_id, "member.remove", user_id, nullptr, st, role);
   RETURN_IF_ERROR(st);
   return Member{*user, role};

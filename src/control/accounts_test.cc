@@ -104,6 +104,36 @@ TEST_F(AccountsTest, MembersAreListedChangedAndRemovedByProjectOwnersOnly) {
   EXPECT_TRUE(Audited(events, "member.remove", "success", owner_.id));
 }
 
+TEST_F(AccountsTest, TheLastProjectOwnerCanBeNeitherDemotedNorRemoved) {
+  const std::string me = owner_.id;  // the project's only project_owner so far
+  auto demote = control_->ChangeMemberRole(owner_, project_, me, "project_member");
+  ASSERT_TRUE(absl::IsFailedPrecondition(demote.status())) << demote.status();  // 409
+  EXPECT_TRUE(absl::StrContains(demote.status().message(), "last project_owner"));
+  EXPECT_TRUE(absl::StrContains(demote.status().message(), "--role project_owner"));
+  auto remove = control_->RemoveMember(owner_, project_, me);
+  ASSERT_TRUE(absl::IsFailedPrecondition(remove.status())) << remove.status();
+  EXPECT_EQ(*metadata_->ProjectRole(project_, me), "project_owner");
+  auto events = *control_->ListAudit(owner_, project_, 0, INT64_MAX, {0, 1000});
+  EXPECT_TRUE(Audited(events, "member.change_role", "failure", me));
+  EXPECT_TRUE(Audited(events, "member.remove", "failure", me));
+
+  // With a second owner the first may step down; then the second is the last one.
+  auto [bob, bob_token] = NewMember("bob", "project_owner");
+  ASSERT_TRUE(control_->ChangeMemberRole(owner_, project_, me, "project_viewer").ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(control_->RemoveMember(bob, project_, bob.id).status()));
+  EXPECT_TRUE(absl::IsFailedPrecondition(
+      control_->ChangeMemberRole(bob, project_, bob.id, "project_member").status()));
+  // Owner to owner is no demotion.
+  EXPECT_TRUE(control_->ChangeMemberRole(bob, project_, bob.id, "project_owner").ok());
+  // The store itself refuses, so two concurrent demotions cannot both pass a check made before.
+  EXPECT_FALSE(*metadata_->ChangeMemberRole(project_, bob.id, "project_owner", "project_member"));
+  EXPECT_FALSE(*metadata_->RemoveMember(project_, bob.id, "project_owner"));
+  EXPECT_EQ(*metadata_->ProjectRole(project_, bob.id), "project_owner");
+  // A stale compare-and-set is still a conflict of its own, not a last-owner refusal.
+  auto stale = control_->ChangeMemberRole(bob, project_, "u-none", "project_member");
+  EXPECT_TRUE(absl::IsNotFound(stale.status())) << stale.status();
+}
+
 TEST_F(AccountsTest, TokensExpireAndRevokedOnesStopAtOnce) {
   auto [member, member_token] = NewMember("tia", "project_member");
   EXPECT_TRUE(absl::IsInvalidArgument(control_->CreateToken(member, 0).status()));

@@ -92,9 +92,13 @@ void ControlPlane::SetBackgroundRunner(std::function<void(std::function<void()>)
   background_ = std::move(run);
 }
 
-std::string ControlPlane::Endpoint(const Cluster& c) const {
-  if (c.port <= 0 || (c.state != "available" && c.state != "degraded")) return "";
-  return absl::StrCat(runtime_.host(), ":", c.port);
+ControlPlane::EndpointInfo ControlPlane::Endpoint(const Cluster& c) const {
+  EndpointInfo out;
+  out.tls = runtime_.tls();
+  if (c.port > 0 && (c.state == "available" || c.state == "degraded")) {
+    out.address = absl::StrCat(runtime_.host(), ":", c.port);
+  }
+  return out;
 }
 
 absl::Status ControlPlane::Transition(Cluster& c, const std::string& state,

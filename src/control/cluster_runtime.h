@@ -95,6 +95,7 @@ class ClusterRuntime {
   void Shutdown();
   // Where INFO's "# Encryption" section comes from (set once, before clusters open).
   void SetEncryptionInfo(std::function<std::string(const std::string& cluster_id)> info);
+  bool tls() const { return resp_.tls(); }  // endpoints speak TLS
   const std::string& host() const {
     return options_.advertise_host.empty() ? options_.cluster_host : options_.advertise_host;
   }

@@ -259,7 +259,13 @@ class ControlPlane {
     return ListAudit(actor, project_id, f, page);
   }
 
-  std::string Endpoint(const Cluster& c) const;
+  // Where clients reach a cluster: host:port (empty unless available or degraded) and whether the
+  // endpoint speaks TLS (every endpoint of this server does, or none).
+  struct EndpointInfo {
+    std::string address;
+    bool tls = false;
+  };
+  EndpointInfo Endpoint(const Cluster& c) const;
 
  private:
   enum class Need { kView, kMember, kOwner };

@@ -199,6 +199,11 @@ Cluster ClusterRow(const SqlRow& r) {
   return c;
 }
 
+// A membership row whose change leaves its project (the next parameter) with a project_owner.
+constexpr char kNotLastOwner[] =
+    "(role <> 'project_owner' OR (SELECT COUNT(*) FROM project_members o WHERE o.project_id = ? "
+    "AND o.role = 'project_owner') > 1)";
+
 class SqliteMetadataStore : public MetadataStore {
  public:
   explicit SqliteMetadataStore(std::unique_ptr<SqliteDb> db) : db_(std::move(db)) {}
@@ -280,17 +285,21 @@ class SqliteMetadataStore : public MetadataStore {
   absl::StatusOr<bool> ChangeMemberRole(const std::string& project_id, const std::string& user_id,
                                         const std::string& from, const std::string& to) override {
     return ExecChanged(
-        "UPDATE project_members SET role=? WHERE project_id=? AND user_id=? AND role=?",
-        {to, project_id, user_id, from});
+        absl::StrCat("UPDATE project_members SET role=? WHERE project_id=? AND user_id=? AND "
+                     "role=? AND (? = 'project_owner' OR ",
+                     kNotLastOwner, ")"),
+        {to, project_id, user_id, from, to, project_id});
   }
 
   absl::StatusOr<bool> RemoveMember(const std::string& project_id, const std::string& user_id,
                                     const std::string& role) override {
     bool removed = false;
     RETURN_IF_ERROR(db_->Transaction([&]() -> absl::Status {
-      RETURN_IF_ERROR(
-          db_->Exec("DELETE FROM project_members WHERE project_id=? AND user_id=? AND role=?",
-                    {project_id, user_id, role}));
+      RETURN_IF_ERROR(db_->Exec(
+          absl::StrCat("DELETE FROM project_members WHERE project_id=? AND user_id=? AND role=? "
+                       "AND ",
+                       kNotLastOwner),
+          {project_id, user_id, role, project_id}));
       removed = db_->Changes() > 0;
       if (!removed) return absl::OkStatus();
       // Nothing left to reach: the user's credentials go with the last membership.
@@ -759,6 +768,14 @@ class SqliteMetadataStore : public MetadataStore {
         "UPDATE idempotency_claims SET state='done', status=?, body=? WHERE user_id=? AND key=? "
         "AND route=?",
         {int64_t{response.status}, response.body, user_id, key, route});
+  }
+
+  absl::Status RefreshIdempotent(const std::string& user_id, const std::string& key,
+                                 const std::string& route, int64_t now) override {
+    return db_->Exec(
+        "UPDATE idempotency_claims SET created_at=? WHERE user_id=? AND key=? AND route=? AND "
+        "state='running'",
+        {now, user_id, key, route});
   }
 
   absl::Status ReleaseIdempotent(const std::string& user_id, const std::string& key,

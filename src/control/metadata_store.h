@@ -68,12 +68,14 @@ class MetadataStore {
   virtual absl::StatusOr<std::vector<Member>> ListMembers(const std::string& project_id,
                                                           Page page) = 0;
   // Changes a member's role only while it is still `from`; false when it is not (or the user is
-  // no member).
+  // no member), and when it would demote the project's last project_owner (checked in the same
+  // statement, so two owners demoting each other at once cannot leave the project ownerless).
   virtual absl::StatusOr<bool> ChangeMemberRole(const std::string& project_id,
                                                 const std::string& user_id, const std::string& from,
                                                 const std::string& to) = 0;
   // Removes the membership while its role is still `role`; a user left in no project (and not
-  // an organization owner) loses every token in the same transaction. False when it changed.
+  // an organization owner) loses every token in the same transaction. False when it changed, and
+  // when it is the project's last project_owner.
   virtual absl::StatusOr<bool> RemoveMember(const std::string& project_id,
                                             const std::string& user_id,
                                             const std::string& role) = 0;
@@ -178,6 +180,11 @@ class MetadataStore {
   virtual absl::Status FinishIdempotent(const std::string& user_id, const std::string& key,
                                         const std::string& route,
                                         const StoredResponse& response) = 0;
+  // Moves a running claim's time to `now`, so a request that runs long is not taken for one whose
+  // server died (control/idempotency_lease.h). OK and no change when the claim is no longer
+  // running.
+  virtual absl::Status RefreshIdempotent(const std::string& user_id, const std::string& key,
+                                         const std::string& route, int64_t now) = 0;
   // Drops a running claim (the request failed: a retry with the key runs again).
   virtual absl::Status ReleaseIdempotent(const std::string& user_id, const std::string& key,
                                          const std::string& route) = 0;

@@ -56,6 +56,17 @@ struct RespServer::Connection {
   // executor may be changing the session while a batch runs. Chooses the parser's limits.
   bool authenticated = false;
   ClientLimitState limit;  // timers and memory (server/connection_limits.h)
+  // TLS endpoints only (null otherwise). What the session needs from the socket besides what
+  // the connection itself wants: during the handshake, the direction it waits for; afterwards, a
+  // read that needs the socket writable or a write that needs it readable (TLS may do either).
+  std::unique_ptr<TlsStream> tls;
+  uint32_t tls_handshake_events = EPOLLIN;
+  bool tls_read_wants_write = false;
+  bool tls_write_wants_read = false;
+  // The last read found nothing more to hand out (kWantRead, or an empty read-ahead buffer): what
+  // OpenSSL still holds is at most part of a record, and the socket's next bytes raise an event.
+  // False after a read stopped early (input caps): complete records may wait in OpenSSL.
+  bool tls_drained = true;
 };
 
 namespace {
@@ -78,6 +89,11 @@ constexpr size_t kMaxBatchBytes = 256 << 10;
 // (ClusterExecutor::RunInline) before handing the rest to the executor: bounds what one client
 // adds to a pass of the loop, as parsing its batch does.
 constexpr std::chrono::microseconds kInlineBudget{200};
+// OpenSSL's buffers of a TLS connection (a 16 KiB record each way and overhead), counted in the
+// memory cap from the start (they are allocated at the first record and kept).
+constexpr size_t kTlsBufferBytes = 34 << 10;
+// Rounds of reading TLS input OpenSSL already holds before the loop polls the sockets again.
+constexpr int kTlsBufferedRounds = 4;
 // While a batch runs, read ahead at most this much of what the client pipelines after it.
 constexpr size_t kReadAheadWhileBusy = 1 << 20;
 // Before AUTH no more than one request may wait: the pre-AUTH limits bound what is buffered.
@@ -131,6 +147,11 @@ absl::StatusOr<std::unique_ptr<RespServer>> RespServer::New(RespServerOptions op
     ev.events = EPOLLIN;
     ev.data.u64 = tag;
     epoll_ctl(s->epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+  }
+  if (!s->options_.tls_cert_file.empty()) {
+    auto tls = TlsServerContext::New(s->options_.tls_cert_file, s->options_.tls_key_file);
+    if (!tls.ok()) return tls.status();
+    s->tls_ = std::move(*tls);
   }
   auto limits = ConnectionLimits::New(s->options_.clients);
   if (!limits.ok()) return limits.status();
@@ -314,7 +335,7 @@ void RespServer::Run() {
   std::vector<epoll_event> events(256);
   while (!stopping_) {
     int n = epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()),
-                       limits_->SweepIntervalMs());
+                       tls_buffered_.empty() ? limits_->SweepIntervalMs() : 0);
     if (n < 0 && errno != EINTR) break;
     for (int i = 0; i < n; ++i) {
       uint64_t tag = events[i].data.u64;
@@ -341,11 +362,23 @@ void RespServer::Run() {
           CloseConnection(fd);
           continue;
         }
-        if (events[i].events & EPOLLOUT) Flush(c);
-        if (connections_[fd] && (events[i].events & EPOLLIN)) OnReadable(*connections_[fd]);
+        bool writable = events[i].events & EPOLLOUT, readable = events[i].events & EPOLLIN;
+        if (c.tls) {
+          if (!c.tls->established()) {
+            ContinueHandshake(c);
+            continue;
+          }
+          // The session's own needs: a read waiting for the socket to take a write, or the
+          // other way round.
+          readable |= writable && c.tls_read_wants_write;
+          writable |= readable && c.tls_write_wants_read;
+        }
+        if (writable) Flush(c);
+        if (connections_[fd] && readable) OnReadable(*connections_[fd]);
         if (connections_[fd]) EnforceMemoryCap(*connections_[fd]);
       }
     }
+    if (!tls_buffered_.empty()) ReadTlsBuffered();
     if (limits_->SweepDue()) SweepTimeouts();
     SubmitPending();
   }
@@ -380,9 +413,19 @@ void RespServer::Accept(Listener& l) {
     std::string refusal =
         limits_->Admit(l.endpoint->cluster_id, absl::StrCat(ip, ":", ntohs(addr.sin_port)), &limit);
     if (!refusal.empty()) {
-      (void)!send(fd, refusal.data(), refusal.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      // A TLS client could not read a plaintext line: it just sees the connection close.
+      if (!tls_) (void)!send(fd, refusal.data(), refusal.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
       close(fd);
       continue;
+    }
+    std::unique_ptr<TlsStream> tls;
+    if (tls_) {
+      tls = TlsStream::New(*tls_, fd);
+      if (!tls) {
+        limits_->Release(&limit);
+        close(fd);
+        continue;
+      }
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -396,6 +439,7 @@ void RespServer::Accept(Listener& l) {
     c->id = c->session->id = next_client_id_++;
     c->session->peer = limit.peer;
     c->limit = std::move(limit);
+    c->tls = std::move(tls);
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.u64 = ConnectionTag(fd, c->id);
@@ -414,14 +458,39 @@ void RespServer::OnReadable(Connection& c) {
   while (!c.eof) {
     // While a batch runs, read ahead a little (the next batch), then let TCP push back.
     if (c.busy && c.in.size() >= ReadAheadWhileBusy(c.authenticated)) break;
-    ssize_t n = read(c.fd, buf, sizeof(buf));
+    ssize_t n;
+    if (c.tls) {
+      size_t got = 0;
+      c.tls_read_wants_write = false;
+      TlsIo r = c.tls->Read(buf, sizeof(buf), &got);
+      if (r == TlsIo::kFailed) {
+        CloseConnection(c.fd);
+        return;
+      }
+      c.tls_drained = r != TlsIo::kDone;
+      if (r == TlsIo::kWantRead) break;
+      if (r == TlsIo::kWantWrite) {
+        c.tls_read_wants_write = true;
+        break;
+      }
+      n = r == TlsIo::kClosed ? 0 : static_cast<ssize_t>(got);
+    } else {
+      n = read(c.fd, buf, sizeof(buf));
+    }
     if (n > 0) {
       c.in.append(buf, static_cast<size_t>(n));
       limits_->Touch(&c.limit);
       if (c.in.size() > read_cap) break;  // parse what we have
       // A short read drained the socket: no second read just to see EAGAIN (epoll is
-      // level-triggered and calls again if more came).
-      if (static_cast<size_t>(n) < sizeof(buf)) break;
+      // level-triggered and calls again if more came). TLS hands out a record per read: go on while
+      // OpenSSL holds more.
+      if (static_cast<size_t>(n) < sizeof(buf)) {
+        if (!c.tls) break;
+        if (!c.tls->HasBuffered()) {
+          c.tls_drained = true;
+          break;
+        }
+      }
       continue;
     }
     if (n == 0) {
@@ -433,6 +502,44 @@ void RespServer::OnReadable(Connection& c) {
   }
   Process(c);
   Flush(c);
+}
+
+void RespServer::ContinueHandshake(Connection& c) {
+  switch (c.tls->Handshake()) {
+    case TlsIo::kDone:
+      limits_->Touch(&c.limit);
+      // The client may have sent its first command with its last handshake message, and
+      // OpenSSL may hold it already: read now rather than wait for an event.
+      OnReadable(c);
+      return;
+    case TlsIo::kWantRead:
+      c.tls_handshake_events = EPOLLIN;
+      break;
+    case TlsIo::kWantWrite:
+      c.tls_handshake_events = EPOLLOUT;
+      break;
+    default:
+      // Not TLS (a plaintext client), no common protocol, or the peer went away: nothing is
+      // served. The client was counted as one before AUTH all along.
+      CloseConnection(c.fd);
+      return;
+  }
+  UpdateInterest(c);
+}
+
+void RespServer::ReadTlsBuffered() {
+  for (int round = 0; round < kTlsBufferedRounds && !tls_buffered_.empty(); ++round) {
+    std::vector<std::pair<int, uint64_t>> ready;
+    ready.swap(tls_buffered_);
+    for (auto [fd, id] : ready) {
+      if (fd >= static_cast<int>(connections_.size()) || !connections_[fd] ||
+          connections_[fd]->id != id || connections_[fd]->tls_drained) {
+        continue;
+      }
+      OnReadable(*connections_[fd]);
+      if (connections_[fd] && connections_[fd]->id == id) EnforceMemoryCap(*connections_[fd]);
+    }
+  }
 }
 
 void RespServer::Process(Connection& c) {
@@ -581,7 +688,24 @@ void RespServer::OnJobsDone() {
 
 void RespServer::Flush(Connection& c) {
   while (c.out_offset < c.out.size()) {
-    ssize_t n = write(c.fd, c.out.data() + c.out_offset, c.out.size() - c.out_offset);
+    ssize_t n;
+    if (c.tls) {
+      size_t wrote = 0;
+      c.tls_write_wants_read = false;
+      TlsIo r = c.tls->Write(c.out.data() + c.out_offset, c.out.size() - c.out_offset, &wrote);
+      if (r == TlsIo::kWantWrite) break;  // EPOLLOUT: output is pending
+      if (r == TlsIo::kWantRead) {
+        c.tls_write_wants_read = true;
+        break;
+      }
+      if (r != TlsIo::kDone) {
+        CloseConnection(c.fd);
+        return;
+      }
+      n = static_cast<ssize_t>(wrote);
+    } else {
+      n = write(c.fd, c.out.data() + c.out_offset, c.out.size() - c.out_offset);
+    }
     if (n > 0) {
       c.out_offset += static_cast<size_t>(n);
       limits_->Touch(&c.limit);
@@ -623,6 +747,20 @@ void RespServer::UpdateInterest(Connection& c) {
     events |= EPOLLIN;
   }
   if (c.out_offset < c.out.size()) events |= EPOLLOUT;
+  if (c.tls) {
+    if (!c.tls->established()) {
+      events = c.tls_handshake_events;
+    } else {
+      // Complete records OpenSSL already holds raise no epoll event: read them before the next
+      // wait. Not after a drained read: then it holds at most part of a record, and reading
+      // again before the rest arrives would spin.
+      if ((events & EPOLLIN) && !c.tls_drained && c.tls->HasBuffered()) {
+        tls_buffered_.emplace_back(c.fd, c.id);
+      }
+      if (c.tls_read_wants_write) events |= EPOLLOUT;
+      if (c.tls_write_wants_read) events |= EPOLLIN;
+    }
+  }
   if (events == c.events) return;
   c.events = events;
   epoll_event ev{};
@@ -636,6 +774,10 @@ void RespServer::CloseConnection(int fd) {
   // Its batch in flight, if any, stops at the next command (ClusterExecutor).
   connections_[fd]->session->cancelled.store(true, std::memory_order_relaxed);
   epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+  if (connections_[fd]->tls) {
+    connections_[fd]->tls->Shutdown();  // before the socket goes
+    connections_[fd]->tls.reset();
+  }
   close(fd);
   connections_[fd]->metrics->connections->Add(-1);
   limits_->Release(&connections_[fd]->limit);
@@ -661,14 +803,21 @@ void RespServer::SweepTimeouts() {
     if (!goodbye) continue;
     // Best effort, never blocking: the client is closed either way (a batch in flight finishes
     // and its replies are dropped).
-    if (!goodbye->empty())
+    if (!goodbye->empty() && !c->tls) {
       (void)!send(c->fd, goodbye->data(), goodbye->size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    } else if (!goodbye->empty() && c->tls->established()) {
+      size_t sent = 0;  // one record if the socket takes it; nothing mid-handshake
+      (void)c->tls->Write(goodbye->data(), goodbye->size(), &sent);
+    }
     CloseConnection(c->fd);
   }
 }
 
 void RespServer::EnforceMemoryCap(Connection& c) {
-  if (!limits_->SetMemory(&c.limit, c.in.capacity() + c.out.capacity() + c.job_bytes)) return;
+  if (!limits_->SetMemory(&c.limit, c.in.capacity() + c.out.capacity() + c.job_bytes +
+                                        (c.tls ? kTlsBufferBytes : 0))) {
+    return;
+  }
   // Over the cap: close the client holding the most (a linear scan, only when over the cap).
   while (limits_->total_memory() > limits_->options().max_client_memory) {
     Connection* largest = nullptr;

@@ -15,6 +15,11 @@
 // Limits on clients before and after AUTH (input sizes, connection counts, timeouts, memory,
 // the file descriptor limit) are described in server/connection_limits.h.
 //
+// TLS: with a certificate in the options every endpoint speaks TLS only (server/tls_stream.h):
+// the handshake runs non-blocking on the loop and counts as time before AUTH (a client stalling
+// in it is closed at --auth-timeout like one that never sends AUTH); plaintext endpoints take
+// none of these paths.
+//
 // Metrics: keyward_redis_commands_total{cluster,command}, keyward_redis_connections{cluster} and
 // keyward_wal_syncs_total{cluster}; a removed cluster's series go.
 
@@ -33,6 +38,7 @@
 #include "server/commands.h"
 #include "server/connection_limits.h"
 #include "server/resp_parser.h"
+#include "server/tls_stream.h"
 #include "server/worker_pool.h"
 
 namespace keyward {
@@ -44,6 +50,9 @@ struct RespServerOptions {
   size_t max_pending_output = 64 << 20;           // stop reading a client until it drains this much
   size_t max_pending_output_pre_auth = 64 << 10;  // the same before AUTH
   size_t workers = 0;                             // threads running commands; 0: see WorkerPool
+  // Both set: every endpoint speaks TLS 1.2+ with this PEM certificate chain and key.
+  std::string tls_cert_file;
+  std::string tls_key_file;
 };
 
 class RespServer {
@@ -67,6 +76,8 @@ class RespServer {
   // connection to it: nobody stays in with the old password. NotFound when it has no listener.
   absl::Status ChangePassword(const std::string& cluster_id, const std::string& password_sha256);
   void Stop();
+  // Endpoints speak TLS (options' certificate).
+  bool tls() const { return tls_ != nullptr; }
 
  private:
   struct Listener;
@@ -77,6 +88,10 @@ class RespServer {
   void DrainTasks();
   void Accept(Listener& l);
   void OnReadable(Connection& c);
+  // TLS: drives the handshake; once done, the connection reads and writes like any other.
+  void ContinueHandshake(Connection& c);
+  // TLS connections whose input OpenSSL already holds (no epoll event will come): read now.
+  void ReadTlsBuffered();
   // Parses what the connection sent into a batch for its cluster's executor (one at a time).
   void Process(Connection& c);
   // The next batch of c's parsed commands (c.in loses them), or null when none is complete.
@@ -113,6 +128,9 @@ class RespServer {
   size_t open_connections_ = 0;
   std::unique_ptr<ConnectionLimits> limits_;
   uint64_t next_client_id_ = 1;
+  std::shared_ptr<TlsServerContext> tls_;  // null: plaintext endpoints
+  // (fd, id) of TLS connections to read again before the next epoll_wait (ReadTlsBuffered).
+  std::vector<std::pair<int, uint64_t>> tls_buffered_;
 };
 
 }  // namespace keyward
