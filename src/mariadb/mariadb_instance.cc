@@ -1,0 +1,295 @@
+#include "mariadb/mariadb_instance.h"
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "mariadb/key_service.h"
+#include "util/file_util.h"
+
+namespace keyward {
+namespace {
+
+// The bootstrap SQL mariadb-install-db feeds mariadbd, in its order (Debian mariadb-server).
+constexpr const char* kBootstrapFiles[] = {
+    "mysql_system_tables.sql", "mysql_performance_tables.sql",   "mysql_system_tables_data.sql",
+    "fill_help_tables.sql",    "maria_add_gis_sp_bootstrap.sql", "mysql_sys_schema.sql"};
+constexpr size_t kMaxBootstrapFile = 64 << 20;
+// Every privilege bit MariaDB 10.11 knows (0x3fffffff; all-ones is the only wider value it
+// accepts) but FILE_ACL (1 << 9), as global_priv stores them.
+constexpr char kAdminAccess[] = "1073741311";
+
+bool DirIsEmptyOrMissing(const std::string& dir) {
+  std::error_code ec;
+  if (!std::filesystem::exists(dir, ec)) return true;
+  return std::filesystem::is_empty(dir, ec);
+}
+
+std::string CurrentUserName() {
+  if (geteuid() == 0) return "root";
+  const char* user = getenv("USER");
+  return user != nullptr && *user != '\0' ? user : "mysql";
+}
+
+bool SafeSqlName(const std::string& s) {
+  if (s.empty() || s.size() > 32) return false;
+  for (char c : s) {
+    if (!(isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.')) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool WriteAll(int fd, const char* data, size_t size) {
+  size_t sent = 0;
+  while (sent < size) {
+    ssize_t n = send(fd, data + sent, size - sent, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    sent += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string MariadbOptionFilePath(const MariadbInstanceSpec& spec) {
+  return spec.run_dir + "/my.cnf";
+}
+std::string MariadbSocketPath(const MariadbInstanceSpec& spec) {
+  return spec.run_dir + "/mariadbd.sock";
+}
+std::string MariadbPidFilePath(const MariadbInstanceSpec& spec) {
+  return spec.run_dir + "/mariadbd.pid";
+}
+std::string MariadbTmpDir(const MariadbInstanceSpec& spec) {
+  return spec.tmp_dir.empty() ? spec.run_dir + "/tmp" : spec.tmp_dir;
+}
+
+std::string RenderOptionFile(const MariadbInstanceSpec& spec) {
+  std::vector<std::string> lines = {
+      "# Written by keyward; rewritten at every start. Do not edit.",
+      "[mariadbd]",
+      absl::StrCat("datadir=", spec.data_dir),
+      absl::StrCat("socket=", MariadbSocketPath(spec)),
+      absl::StrCat("pid-file=", MariadbPidFilePath(spec)),
+      absl::StrCat("tmpdir=", MariadbTmpDir(spec)),
+      absl::StrCat("bind-address=", spec.host),
+      absl::StrCat("port=", spec.port),
+      "skip-name-resolve",
+      "character-set-server=utf8mb4",
+      "collation-server=utf8mb4_general_ci",
+      // No log_error: mariadbd then writes its error log to stderr, which keyward's log takes.
+      "general_log=0",
+      "slow_query_log=0",
+      "local_infile=0",
+      // The binlog (encrypted below) is on so that point-in-time tooling and replicas work.
+      "log_bin=mariadb-bin",
+      "server_id=1",
+      // User tables may not live in Aria (its aria_log.* is never encrypted, MDEV-8587):
+      // ENGINE=Aria or MyISAM becomes InnoDB with a warning, which needs engine substitution
+      // allowed (the default sql_mode minus NO_ENGINE_SUBSTITUTION).
+      "default_storage_engine=InnoDB",
+      "enforce_storage_engine=InnoDB",
+      "sql_mode=STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_AUTO_CREATE_USER",
+  };
+  if (spec.encrypted) {
+    const std::vector<std::string> encryption = {
+        absl::StrCat("plugin_dir=", spec.plugin_dir),
+        "plugin_load_add=keyward_key_management.so",
+        // FORCE: without its keys mariadbd refuses to start rather than run unencrypted.
+        "keyward_key_management=FORCE",
+        absl::StrCat("keyward_key_management_socket=", spec.key_socket),
+        "innodb_encrypt_tables=FORCE",
+        "innodb_encrypt_log=ON",
+        "innodb_encrypt_temporary_tables=ON",
+        "encrypt_tmp_disk_tables=ON",
+        "encrypt_tmp_files=ON",
+        "encrypt_binlog=ON",
+        "aria_encrypt_tables=ON",
+        // Background threads re-encrypt pages whose key version is older than the latest by
+        // this many versions: 1 = every keyward data-key rotation re-encrypts everything.
+        "innodb_encryption_threads=2",
+        "innodb_encryption_rotate_key_age=1",
+        "innodb_encryption_rotation_iops=2000",
+    };
+    lines.insert(lines.end(), encryption.begin(), encryption.end());
+  }
+  if (!spec.tls_cert.empty()) {
+    lines.push_back(absl::StrCat("ssl_cert=", spec.tls_cert));
+    lines.push_back(absl::StrCat("ssl_key=", spec.tls_key));
+    if (!spec.tls_ca.empty()) lines.push_back(absl::StrCat("ssl_ca=", spec.tls_ca));
+  }
+  for (const std::string& extra : spec.extra_options) lines.push_back(extra);
+  return absl::StrCat(absl::StrJoin(lines, "\n"), "\n");
+}
+
+absl::Status WriteOptionFile(const MariadbInstanceSpec& spec) {
+  if (absl::Status s = MakeDirs(spec.run_dir, 0700); !s.ok()) return s;
+  if (absl::Status s = MakeDirs(MariadbTmpDir(spec), 0700); !s.ok()) return s;
+  return WriteFileAtomically(MariadbOptionFilePath(spec), RenderOptionFile(spec), 0600);
+}
+
+std::vector<std::string> MariadbdArgv(const MariadbInstanceSpec& spec) {
+  std::vector<std::string> argv = {spec.mariadbd_path,
+                                   absl::StrCat("--defaults-file=", MariadbOptionFilePath(spec))};
+  if (geteuid() == 0) argv.push_back("--user=root");
+  return argv;
+}
+
+std::string MariadbNativePasswordHash(std::string_view password) {
+  unsigned char first[EVP_MAX_MD_SIZE];
+  unsigned char second[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(password.data(), password.size(), first, &len, EVP_sha1(), nullptr);
+  EVP_Digest(first, len, second, &len, EVP_sha1(), nullptr);
+  OPENSSL_cleanse(first, sizeof(first));
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out = "*";
+  for (unsigned int i = 0; i < len; i++) {
+    out.push_back(kHex[second[i] >> 4]);
+    out.push_back(kHex[second[i] & 15]);
+  }
+  return out;
+}
+
+absl::Status ValidateMariadbAdminUser(const std::string& user) {
+  bool ok = !user.empty() && user.size() <= 32 && user != "root";
+  for (char c : user) {
+    if (!(isalnum(static_cast<unsigned char>(c)) || c == '_')) ok = false;
+  }
+  if (!ok) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "admin user '", user, "' is not allowed: use 1 to 32 letters, digits or '_', not 'root'"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status InitializeDataDir(const MariadbInstanceSpec& spec, const std::string& admin_user,
+                               const SecretBytes& admin_password, MariadbKeyService& keys) {
+  if (absl::Status s = ValidateMariadbAdminUser(admin_user); !s.ok()) return s;
+  if (spec.data_dir.empty() || spec.run_dir.empty()) {
+    return absl::InvalidArgumentError("MariaDB data and run directories must be set");
+  }
+  if (!DirIsEmptyOrMissing(spec.data_dir)) {
+    return absl::FailedPreconditionError(absl::StrCat("MariaDB data directory '", spec.data_dir,
+                                                      "' is not empty; it is already initialised"));
+  }
+  const std::string os_user = CurrentUserName();
+  if (!SafeSqlName(os_user)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot name the OS user for MariaDB's root account; set USER"));
+  }
+  // Built before anything is created, so a missing SQL file leaves nothing behind.
+  std::string sql = absl::StrCat("create database if not exists mysql;\nuse mysql;\n",
+                                 "SET @auth_root_socket='", os_user, "';\n");
+  for (const char* name : kBootstrapFiles) {
+    std::string path = absl::StrCat(spec.share_dir, "/", name);
+    absl::StatusOr<std::string> text = ReadFileToString(path, kMaxBootstrapFile);
+    if (!text.ok()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("MariaDB bootstrap SQL '", path, "' is unreadable (",
+                       text.status().message(), "); install mariadb-server (scripts/bootstrap)"));
+    }
+    absl::StrAppend(&sql, *text, "\n");
+  }
+  absl::StrAppend(&sql, "use mysql;\nDELETE FROM global_priv WHERE User='';\n",
+                  "DELETE FROM proxies_priv WHERE User='' OR Host <> 'localhost';\n",
+                  "INSERT INTO global_priv VALUES ('%','", admin_user,
+                  "','{\"access\":", kAdminAccess,
+                  ",\"plugin\":\"mysql_native_password\",\"authentication_string\":\"",
+                  MariadbNativePasswordHash(admin_password.view()),
+                  "\",\"password_last_changed\":", time(nullptr), "}');\n");
+
+  if (absl::Status s = MakeDirs(spec.data_dir, 0700); !s.ok()) return s;
+  auto cleanup = [&] {
+    std::error_code ec;
+    std::filesystem::remove_all(spec.data_dir, ec);
+  };
+  if (absl::Status s = WriteOptionFile(spec); !s.ok()) {
+    cleanup();
+    return s;
+  }
+  std::vector<std::string> args = MariadbdArgv(spec);
+  // As mariadb-install-db runs it: the system tables are Aria, so the InnoDB-only rule is off
+  // for the bootstrap only.
+  for (const char* a : {"--bootstrap", "--log-warnings=0", "--enforce-storage-engine=",
+                        "--max_allowed_packet=8M", "--net_buffer_length=16K"}) {
+    args.emplace_back(a);
+  }
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+
+  int sql_fds[2];
+  int go_fds[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sql_fds) != 0) {
+    cleanup();
+    return absl::InternalError(absl::StrCat("socketpair: ", ErrnoText(errno)));
+  }
+  if (pipe2(go_fds, O_CLOEXEC) != 0) {
+    close(sql_fds[0]);
+    close(sql_fds[1]);
+    cleanup();
+    return absl::InternalError(absl::StrCat("pipe: ", ErrnoText(errno)));
+  }
+  int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+  pid_t pid = fork();
+  if (pid == 0) {
+    // Child: async-signal-safe calls only. Waits until the parent has allowed its pid on the
+    // key socket, so the plugin's first request cannot race the permission.
+    char go;
+    close(go_fds[1]);
+    if (read(go_fds[0], &go, 1) != 1) _exit(127);
+    dup2(sql_fds[1], STDIN_FILENO);
+    if (devnull >= 0) dup2(devnull, STDOUT_FILENO);
+    // mariadbd inherits nothing of keyward's but stdio: not its sockets, files or key socket.
+    close_range(3, ~0U, 0);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  int fork_errno = errno;
+  close(sql_fds[1]);
+  close(go_fds[0]);
+  if (devnull >= 0) close(devnull);
+  if (pid < 0) {
+    close(sql_fds[0]);
+    close(go_fds[1]);
+    cleanup();
+    return absl::InternalError(absl::StrCat("fork: ", ErrnoText(fork_errno)));
+  }
+  keys.SetBootstrapPid(pid);
+  char go = 1;
+  bool released = write(go_fds[1], &go, 1) == 1;
+  close(go_fds[1]);
+  bool sent = released && WriteAll(sql_fds[0], sql.data(), sql.size());
+  WipeString(sql);  // it held the admin password's hash
+  shutdown(sql_fds[0], SHUT_WR);
+  close(sql_fds[0]);
+  int wstatus = 0;
+  while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
+  }
+  keys.SetBootstrapPid(0);
+  if (!sent || !WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0) {
+    cleanup();
+    std::string how = WIFEXITED(wstatus) ? absl::StrCat("exit status ", WEXITSTATUS(wstatus))
+                                         : absl::StrCat("signal ", WTERMSIG(wstatus));
+    return absl::InternalError(absl::StrCat(
+        "initialising MariaDB data directory '", spec.data_dir, "' failed: ", spec.mariadbd_path,
+        " --bootstrap ended with ", how,
+        "; its messages are in keyward's log above (keys served on '", spec.key_socket, "')"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace keyward

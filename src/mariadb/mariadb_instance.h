@@ -1,0 +1,76 @@
+#pragma once
+// How keyward runs one cluster's mariadbd: the option file (every at-rest encryption option
+// MariaDB 10.11 has, keys from the keyward_key_management plugin), the command line, and the
+// data directory's initialisation. Starting, supervising and stopping the process live elsewhere
+// (the cluster runtime); this file only describes it.
+//
+// Everything MariaDB writes under data_dir is encrypted with the cluster's keys except what
+// MariaDB cannot encrypt: Aria's transaction log (aria_log.*, MDEV-8587: hence
+// enforce_storage_engine=InnoDB so user tables never live in Aria), table definitions (.frm),
+// the binlog index and InnoDB's table-name metadata; the system tables (accounts, grants,
+// timezone and help data) are Aria tables whose changes also pass through aria_log.*.
+//
+// Thread-safe: pure functions, except InitializeDataDir which forks mariadbd --bootstrap.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "crypto/secret_bytes.h"
+
+namespace keyward {
+
+class MariadbKeyService;
+
+struct MariadbInstanceSpec {
+  std::string data_dir;  // MariaDB's datadir (created 0700 by InitializeDataDir)
+  std::string run_dir;   // option file, client socket, pid file (0700)
+  std::string tmp_dir;   // temporary files; empty → run_dir + "/tmp"
+  std::string host = "127.0.0.1";
+  uint16_t port = 0;
+  std::string plugin_dir;  // the directory holding keyward_key_management.so
+  std::string key_socket;  // MariadbKeyService's socket
+  // TLS for client connections; all three or none.
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_ca;
+  std::string mariadbd_path = "/usr/sbin/mariadbd";
+  std::string share_dir = "/usr/share/mysql";  // the bootstrap SQL (Debian mariadb-server)
+  // false only for benchmarks' plaintext baseline: no plugin, no encryption options.
+  bool encrypted = true;
+  // Extra `name=value` lines appended to the [mariadbd] group (tuning, tests).
+  std::vector<std::string> extra_options;
+};
+
+// Derived paths.
+std::string MariadbOptionFilePath(const MariadbInstanceSpec& spec);  // run_dir/my.cnf
+std::string MariadbSocketPath(const MariadbInstanceSpec& spec);      // run_dir/mariadbd.sock
+std::string MariadbPidFilePath(const MariadbInstanceSpec& spec);     // run_dir/mariadbd.pid
+std::string MariadbTmpDir(const MariadbInstanceSpec& spec);
+
+// The option file's text (no secrets in it).
+std::string RenderOptionFile(const MariadbInstanceSpec& spec);
+// Writes it 0600 to MariadbOptionFilePath, creating run_dir and tmp dir (0700).
+absl::Status WriteOptionFile(const MariadbInstanceSpec& spec);
+// mariadbd's argv: the binary, --defaults-file first (mariadbd requires it first), and
+// --user=root when keyward runs as root (mariadbd refuses root otherwise).
+std::vector<std::string> MariadbdArgv(const MariadbInstanceSpec& spec);
+
+// The mysql_native_password hash "*<40 hex>" of `password` (what the grant tables store).
+std::string MariadbNativePasswordHash(std::string_view password);
+// Checks an admin account name: 1..32 of [A-Za-z0-9_], not "root".
+absl::Status ValidateMariadbAdminUser(const std::string& user);
+
+// Creates and initialises a fresh data directory: writes the option file, then runs
+// mariadbd --bootstrap with the plugin loaded (keys from `keys`, which must be started; the
+// bootstrap child's pid is allowed on it for the run), so the system tablespace, redo log and
+// every table are encrypted from their first byte. Accounts: root@localhost only through the
+// Unix socket as the OS user keyward runs as (unix_socket auth; no password, no TCP), no
+// anonymous users, and `admin_user`@'%' with `admin_password` (stored as its native hash) and
+// every privilege but FILE (INTO OUTFILE would write plaintext). Refuses a non-empty data_dir;
+// on failure removes what it created.
+absl::Status InitializeDataDir(const MariadbInstanceSpec& spec, const std::string& admin_user,
+                               const SecretBytes& admin_password, MariadbKeyService& keys);
+
+}  // namespace keyward
