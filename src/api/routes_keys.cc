@@ -1,26 +1,42 @@
+#include "absl/strings/str_cat.h"
 #include "api/rest_routes.h"
+#include "kms/provider_registry.h"
 
 namespace keyward::rest {
 namespace {
 
-// The provider objects of a key request, field by field (errors name "azure.x" / "aws.x").
-// A new key needs azure.key_name_prefix; an update changes only what it names.
-absl::StatusOr<bool> CheckProviderFields(const KeyRequest& r, bool creating) {
-  if (r.azure.is_object()) {
-    auto a = ParseBody(r.azure.dump(),
-                       {{"key_vault_name", {F::kString, false}},
-                        {"managed_hsm_name", {F::kString, false}},
-                        {"key_name_prefix", {F::kString, creating}},
-                        {"subscription_id", {F::kString, false}},
-                        {"resource_group", {F::kString, false}}},
-                       "azure.");
-    if (!a.ok()) return a.status();
+// Fields a key request may carry its provider settings in: provider_config, and each
+// provider's older alias (the registry's legacy_field: "azure", "aws").
+std::vector<std::string> ConfigFields() {
+  std::vector<std::string> out = {"provider_config"};
+  for (const KmsProviderModule* m : KmsProviderRegistry::Global().Modules()) {
+    if (!m->legacy_field().empty()) out.push_back(m->legacy_field());
   }
-  if (r.aws.is_object()) {
-    auto a = ParseBody(r.aws.dump(), {{"key_arn", {F::kString, true}}}, "aws.");
-    if (!a.ok()) return a.status();
+  return out;
+}
+
+// A key request's body: provider and region (required when `creating`) and the provider's
+// settings, given once, in provider_config or an alias.
+absl::StatusOr<KeyRequest> ParseKeyRequest(const std::string& text, bool creating) {
+  std::map<std::string, FieldSpec> spec = {{"provider", {F::kString, creating}},
+                                           {"region", {F::kString, creating}}};
+  std::vector<std::string> config_fields = ConfigFields();
+  for (const std::string& f : config_fields) spec[f] = {F::kObject, false};
+  auto body = ParseBody(text, spec);
+  if (!body.ok()) return body.status();
+  KeyRequest r{Opt<std::string>(*body, "provider", ""), Opt<std::string>(*body, "region", ""),
+               nullptr};
+  for (const std::string& f : config_fields) {
+    if (!body->contains(f)) continue;
+    if (!r.provider_config.is_null()) {
+      return absl::InvalidArgumentError(absl::StrCat("give the provider's settings once: field '",
+                                                     f, "' and field '", r.config_field,
+                                                     "' were both given (use provider_config)"));
+    }
+    r.provider_config = (*body)[f];
+    r.config_field = f;
   }
-  return true;
+  return r;
 }
 
 }  // namespace
@@ -35,18 +51,16 @@ void AddKeyRoutes(std::vector<Route>& t, const RouteDeps& d) {
   add("GET", "/api/v1/key-management-services", [cp](Call& c) {
     c.Json(200, {{"items", cp->KeyManagementServices()}});
   });
+  // The KMS providers customers can keep keys in, with their provider_config fields and regions.
+  add("GET", "/api/v1/kms-providers", [cp](Call& c) {
+    c.Json(200, {{"items", cp->KmsProviders()}});
+  });
   // Encryption keys.
   add("POST", "/api/v1/projects/{project_id}/encryption-keys", [cp, store](Call& c) {
     WithIdempotency(c, *store, [&] {
-      auto body = ParseBody(c.body, {{"provider", {F::kString, true}},
-                                     {"region", {F::kString, true}},
-                                     {"azure", {F::kObject, false}},
-                                     {"aws", {F::kObject, false}}});
-      if (!c.Check(body)) return;
-      KeyRequest r{(*body)["provider"], (*body)["region"], body->value("azure", json()),
-                   body->value("aws", json())};
-      if (!c.Check(CheckProviderFields(r, /*creating=*/true))) return;
-      auto k = cp->CreateKey(c.user, c.params[0], r);
+      auto r = ParseKeyRequest(c.body, /*creating=*/true);
+      if (!c.Check(r)) return;
+      auto k = cp->CreateKey(c.user, c.params[0], *r);
       if (!c.Check(k)) return;
       json out = KeyJson(*k);
       out["setup"] = cp->Instructions(*k);
@@ -66,15 +80,9 @@ void AddKeyRoutes(std::vector<Route>& t, const RouteDeps& d) {
     c.Json(200, out);
   });
   add("PATCH", "/api/v1/projects/{project_id}/encryption-keys/{key_id}", [cp](Call& c) {
-    auto body = ParseBody(c.body, {{"provider", {F::kString, false}},
-                                   {"region", {F::kString, false}},
-                                   {"azure", {F::kObject, false}},
-                                   {"aws", {F::kObject, false}}});
-    if (!c.Check(body)) return;
-    KeyRequest r{Opt<std::string>(*body, "provider", ""), Opt<std::string>(*body, "region", ""),
-                 body->value("azure", json()), body->value("aws", json())};
-    if (!c.Check(CheckProviderFields(r, /*creating=*/false))) return;
-    auto k = cp->UpdateKey(c.user, c.params[0], c.params[1], r);
+    auto r = ParseKeyRequest(c.body, /*creating=*/false);
+    if (!c.Check(r)) return;
+    auto k = cp->UpdateKey(c.user, c.params[0], c.params[1], *r);
     if (!c.Check(k)) return;
     json out = KeyJson(*k);
     out["setup"] = cp->Instructions(*k);

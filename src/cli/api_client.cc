@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "cli/key_provider_flags.h"
 #include "util/file_util.h"
 
 namespace keyward {
@@ -36,12 +37,6 @@ std::string InCliWords(std::string message) {
       {"retention_days", "--retention-days"},
       {"cloud_provider", "--cloud"},
       {"token_ttl_seconds", "--token-ttl"},
-      {"key_vault_name", "--key-vault-name"},
-      {"managed_hsm_name", "--managed-hsm-name"},
-      {"key_name_prefix", "--key-name-prefix"},
-      {"subscription_id", "--subscription-id"},
-      {"resource_group", "--resource-group"},
-      {"key_arn", "--key-arn"},
       {"accept_data_loss", "--accept-data-loss"},
       {"with_backups", "--with-backups"},
   };
@@ -51,7 +46,7 @@ std::string InCliWords(std::string message) {
       message.replace(at, strlen(field), flag);
     }
   }
-  return message;
+  return KeyProviderFieldsAsFlags(std::move(message));  // the KMS providers' own fields
 }
 }  // namespace
 

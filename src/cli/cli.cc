@@ -9,7 +9,9 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "cli/api_client.h"
+#include "cli/key_provider_flags.h"
 #include "cli/name_resolver.h"
 
 namespace keyward {
@@ -39,19 +41,14 @@ const std::map<std::string, std::string> kUsage = {
                              [--token-ttl SECONDS]
 )"},
     {"key", R"(usage:
-  keyward key create --project P --provider azure-key-vault --region R
-                     --key-vault-name V | --managed-hsm-name H --key-name-prefix X
-                     [--subscription-id S --resource-group G]
-  keyward key create --project P --provider aws-kms --region R --key-arn ARN
+  keyward key providers                       the KMS providers, their fields and regions
   keyward key list --project P
   keyward key get --project P KEY_ID          setup instructions again
   keyward key test --project P KEY_ID         "Test encryption key and create"
   keyward key arm-template --project P KEY_ID the ARM template alone, for az deployment
-  keyward key update --project P KEY_ID [--key-vault-name V | --managed-hsm-name H]
-                     [--key-name-prefix X] [--subscription-id S] [--resource-group G]
-                     [--key-arn ARN]
+  keyward key update --project P KEY_ID [any of the provider's flags below]
                      fix a key no cluster uses; it goes back to pending: test it again
-                     (a new prefix gets a new suffix; "" clears subscription/resource group)
+                     (a new prefix gets a new suffix; "" clears an optional setting)
   keyward key delete --project P KEY_ID       remove a key no cluster uses (paused ones count);
                                               its region can then get a new key
 )"},
@@ -87,8 +84,13 @@ struct CliCtx {
   const std::vector<std::string>& pos;  // positional arguments after the verb
 };
 
+// A noun's usage; the key create lines come from the KMS provider registry.
+std::string UsageOf(const std::string& noun) {
+  return noun == "key" ? kUsage.at(noun) + KeyCreateUsage() : kUsage.at(noun);
+}
+
 int Usage(const std::string& noun, const std::string& problem) {
-  fprintf(stderr, "keyward %s: %s\n%s%s", noun.c_str(), problem.c_str(), kUsage.at(noun).c_str(),
+  fprintf(stderr, "keyward %s: %s\n%s%s", noun.c_str(), problem.c_str(), UsageOf(noun).c_str(),
           kCommon);
   return 2;
 }
@@ -157,27 +159,9 @@ void PrintKeySetup(const json& k) {
   const json& s = k.value("setup", json::object());
   std::string warning = Str(s.value("service_identity", json::object()), "warning");
   if (!warning.empty()) printf("\nWARNING: %s\n", warning.c_str());
-  if (Str(k, "provider") == "azure-key-vault") {
-    const json& id = s.value("service_identity", json::object());
-    printf("\nkeyward's application: %s (id %s)\n",
-           Str(id, "microsoft_entra_application_name").c_str(),
-           Str(id, "microsoft_entra_application_id").c_str());
-    printf("full key name:         %s   (create the key under exactly this name)\n",
-           Str(s, "full_key_name").c_str());
-    printf("key vault:             %s\n\nsteps:\n", Str(s, "key_vault_url").c_str());
-    for (const auto& step : s.value("az_commands", json::array())) {
-      printf("  # %s\n  %s\n\n", Str(step, "step").c_str(), Str(step, "command").c_str());
-    }
-    printf(
-        "or deploy the ARM template: keyward key arm-template --project %s %s > "
-        "keyward-cmek.json\n",
-        Str(k, "project_id").c_str(), Str(k, "id").c_str());
-  } else if (Str(k, "provider") == "aws-kms") {
-    printf("\nkey ARN: %s\nadd this statement to the key policy:\n%s\n", Str(s, "key_arn").c_str(),
-           s.value("key_policy", json::object()).dump(2).c_str());
-    for (const auto& step : s.value("steps", json::array()))
-      printf("  - %s\n", step.get<std::string>().c_str());
-  }
+  // The provider module wrote the human-readable setup (kms/<provider>/).
+  std::string text = Str(s, "text");
+  if (!text.empty()) printf("\n%s", text.c_str());
 }
 
 int ProjectCommand(const std::string& verb, const CliCtx& c) {
@@ -228,20 +212,26 @@ int ProjectCommand(const std::string& verb, const CliCtx& c) {
   return Usage("project", "unknown command '" + verb + "'");
 }
 
-// The --key-vault-name … flags given, as the API's "azure" object.
-json AzureKeyFlags(const CliCtx& c) {
-  json az = json::object();
-  for (auto [flag, field] : {std::pair{"key-vault-name", "key_vault_name"},
-                             {"managed-hsm-name", "managed_hsm_name"},
-                             {"key-name-prefix", "key_name_prefix"},
-                             {"subscription-id", "subscription_id"},
-                             {"resource-group", "resource_group"}}) {
-    if (auto v = c.flags.Get(flag)) az[field] = *v;
-  }
-  return az;
+int KeyProviders(const CliCtx& c) {
+  auto r = c.api.Call("GET", "/api/v1/kms-providers");
+  if (!r) return 1;
+  c.api.Print((*r)["items"], [&] {
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& p : (*r)["items"]) {
+      std::vector<std::string> flags;
+      for (const auto& f : p.value("config_fields", json::array())) {
+        flags.push_back(Str(f, "cli_flag") + (f.value("required", false) ? "" : "?"));
+      }
+      rows.push_back({Str(p, "name"), Str(p, "display_name"), Str(p, "cloud"),
+                      p.value("configured", false) ? "yes" : "no", absl::StrJoin(flags, " ")});
+    }
+    PrintTable({"PROVIDER", "NAME", "CLOUD", "CONFIGURED", "FLAGS (? optional)"}, rows);
+  });
+  return 0;
 }
 
 int KeyCommand(const std::string& verb, const CliCtx& c) {
+  if (verb == "providers") return KeyProviders(c);
   auto flag = c.flags.Get("project");
   auto project = flag ? ResolveProject(c.api, *flag) : OnlyProject(c.api, "key");
   if (!project) return flag ? 1 : 2;
@@ -250,12 +240,9 @@ int KeyCommand(const std::string& verb, const CliCtx& c) {
     auto provider = Need(c, "key", "provider");
     auto region = provider ? Need(c, "key", "region") : std::nullopt;
     if (!region) return 2;
-    json body = {{"provider", *provider}, {"region", *region}};
-    if (*provider == "azure-key-vault") {
-      body["azure"] = AzureKeyFlags(c);
-    } else if (auto arn = c.flags.Get("key-arn")) {
-      body["aws"] = {{"key_arn", *arn}};
-    }
+    auto config = ProviderConfigFromFlags(c.flags);
+    if (!config.ok()) return Usage("key", std::string(config.status().message()));
+    json body = {{"provider", *provider}, {"region", *region}, {"provider_config", *config}};
     auto r = c.api.Call("POST", base, &body);
     if (!r) return 1;
     c.api.Print(*r, [&] { PrintKeySetup(*r); });
@@ -281,10 +268,10 @@ int KeyCommand(const std::string& verb, const CliCtx& c) {
     return 0;
   }
   if (verb == "update") {
-    json body = json::object();
-    if (json az = AzureKeyFlags(c); !az.empty()) body["azure"] = az;
-    if (auto arn = c.flags.Get("key-arn")) body["aws"] = {{"key_arn", *arn}};
-    if (body.empty()) return Usage("key", "give at least one setting to change");
+    auto config = ProviderConfigFromFlags(c.flags);
+    if (!config.ok()) return Usage("key", std::string(config.status().message()));
+    if (config->empty()) return Usage("key", "give at least one setting to change");
+    json body = {{"provider_config", *config}};
     auto r = c.api.Call("PATCH", base + "/" + *key_id, &body);
     if (!r) return 1;
     c.api.Print(*r, [&] {
@@ -510,26 +497,9 @@ int RunCli(const std::string& noun, const std::vector<std::string>& args) {
        {"cluster", ClusterCommand},
        {"audit", AuditCommand}};
   std::set<std::string> valued = kCommonValuedFlags;
-  for (const char* f : {"name",
-                        "project",
-                        "provider",
-                        "region",
-                        "key-vault-name",
-                        "key-name-prefix",
-                        "subscription-id",
-                        "resource-group",
-                        "key-arn",
-                        "managed-hsm-name",
-                        "cloud",
-                        "tier",
-                        "role",
-                        "token-ttl",
-                        "schedule",
-                        "retention-days",
-                        "secondary-region",
-                        "since-ms",
-                        "until-ms",
-                        "durability"}) {
+  for (const char* f :
+       {"name", "project", "provider", "region", "cloud", "tier", "role", "token-ttl", "schedule",
+        "retention-days", "secondary-region", "since-ms", "until-ms", "durability"}) {
     valued.insert(f);
   }
   std::vector<std::string> rest = args;
@@ -541,12 +511,13 @@ int RunCli(const std::string& noun, const std::vector<std::string>& args) {
     }
   }
   valued.insert("cmek");
+  for (const std::string& f : KeyProviderFlagNames()) valued.insert(f);
   auto flags =
       ParseFlags(rest, valued,
                  {"help", "dual-region", "wait", "accept-data-loss", "with-backups", "yes", "all"});
   if (!flags.ok()) return Usage(noun, std::string(flags.status().message()));
   if (flags->Has("help")) {
-    printf("%s%s", kUsage.at(noun).c_str(), kCommon);
+    printf("%s%s", UsageOf(noun).c_str(), kCommon);
     return 0;
   }
   if (flags->positional.empty()) return Usage(noun, "which command?");

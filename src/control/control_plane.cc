@@ -1,5 +1,6 @@
 #include "control/control_plane.h"
 
+#include <algorithm>
 #include <map>
 #include <regex>
 #include <set>
@@ -11,6 +12,7 @@
 #include "control/regions.h"
 #include "crypto/random.h"
 #include "crypto/sha256.h"
+#include "kms/escrow/escrow_module.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/status_macros.h"
@@ -40,10 +42,18 @@ absl::Status ValidateRegion(const std::string& region) {
   return absl::OkStatus();
 }
 
-std::string ProviderForCloud(const std::string& cloud) {
-  if (cloud == "azure") return "azure-key-vault";
-  if (cloud == "aws") return "aws-kms";
-  return "";
+// "keyward key create … --key-arn <key_arn>": the flags a new key of `m` needs (required
+// fields, and the first of each group of alternatives).
+std::string KeyCreateFlags(const KmsProviderModule& m) {
+  std::string out;
+  std::set<std::string> groups;
+  for (const KmsConfigField& f : m.config_fields()) {
+    if (!f.required && (f.one_of.empty() || !groups.insert(f.one_of).second)) continue;
+    std::string flag = f.name;
+    std::replace(flag.begin(), flag.end(), '_', '-');
+    absl::StrAppend(&out, " --", flag, " <", f.name, ">");
+  }
+  return out;
 }
 
 absl::StatusOr<std::string> NewId(const char* prefix) {
@@ -185,7 +195,7 @@ absl::StatusOr<Project> ControlPlane::CreateProject(const User& actor, const std
     EncryptionKey k;
     ASSIGN_OR_RETURN(k.id, NewId("k-"));
     k.project_id = p.id;
-    k.provider = "escrow";
+    k.provider = kEscrowProviderName;
     k.region = "*";
     k.state = "active";
     k.key_name = "escrow";
@@ -257,6 +267,18 @@ nlohmann::json ControlPlane::KeyManagementServices() const {
   return keyward::KeyManagementServices(identity_);
 }
 
+nlohmann::json ControlPlane::KmsProviders() const {
+  json out = json::array();
+  for (const KmsProviderModule* m : KmsProviderRegistry::Global().Modules()) {
+    if (!m->customer_managed()) continue;
+    json p = KmsProviderJson(*m);
+    p["regions"] = KnownRegionsJson(m->cloud());
+    p["configured"] = kms_.Configured(m->name());
+    out.push_back(p);
+  }
+  return out;
+}
+
 absl::StatusOr<EncryptionKey> ControlPlane::CreateKey(const User& actor,
                                                       const std::string& project_id,
                                                       const KeyRequest& req) {
@@ -267,8 +289,9 @@ absl::StatusOr<EncryptionKey> ControlPlane::CreateKey(const User& actor,
                      " was created without CMEK, and CMEK cannot be enabled later; create a "
                      "new project with cmek_enabled=true and create its clusters there"));
   }
-  ASSIGN_OR_RETURN(KeySettings settings,
-                   ValidateKeySettings(req.provider, req.region, req.azure, req.aws));
+  ASSIGN_OR_RETURN(
+      KeySettings settings,
+      ValidateKeySettings(req.provider, req.region, req.provider_config, req.config_field));
   EncryptionKey k;
   ASSIGN_OR_RETURN(k.id, NewId("k-"));
   k.project_id = p.id;
@@ -325,24 +348,22 @@ absl::StatusOr<KeyTestOutcome> ControlPlane::RunKeyTest(const User& actor, Encry
     out.checks.push_back({std::move(step), ok, std::move(message)});
     return ok;
   };
-  const bool azure = key.provider == "azure-key-vault";
-  const bool aws = key.provider == "aws-kms";
+  const KmsProviderModule* module = KmsProviderRegistry::Global().Find(key.provider);
+  const KmsKeyRef ref = KmsKeyRef::FromRecord(key);
+  const std::string wrap_op = module ? module->wrap_operation() : "wrap";
+  const std::string unwrap_op = module ? module->unwrap_operation() : "unwrap";
+  // False when the test never got an answer about the key (no client here, KMS unreachable):
+  // then it proves nothing and the key keeps its state.
+  bool reached = true;
   auto provider = kms_.ProviderFor(key);
   std::optional<KeyDescription> desc;
   if (!check("connect", provider.ok(),
              provider.ok() ? "provider configured" : std::string(provider.status().message()))) {
+    reached = false;
   } else if (auto d = (*provider)->Describe(); !d.ok()) {
-    std::string hint =
-        absl::IsNotFound(d.status())
-            ? (azure ? " (reference Step 2.7: create the key under the full name shown)"
-               : aws ? absl::StrCat(" (check it: aws kms describe-key --region ", key.region,
-                                    " --key-id ", key.key_name, ")")
-                     : "")
-        : absl::IsPermissionDenied(d.status())
-            ? (azure ? " (reference Step 2.9: assign the role on the key)"
-                     : " (add the key policy statement shown)")
-            : "; try the test again when the KMS is reachable";
-    check("describe", false, absl::StrCat(d.status().message(), hint));
+    reached = !absl::IsUnavailable(d.status()) && !absl::IsDeadlineExceeded(d.status());
+    check("describe", false,
+          absl::StrCat(d.status().message(), module ? module->DescribeHint(ref, d.status()) : ""));
   } else {
     desc = *d;
     check("describe", true,
@@ -350,72 +371,21 @@ absl::StatusOr<KeyTestOutcome> ControlPlane::RunKeyTest(const User& actor, Encry
                        d->key_version.empty() ? "" : absl::StrCat(" version ", d->key_version)));
   }
   if (desc) {
-    check("enabled", desc->enabled,
-          desc->enabled ? "key is enabled"
-          : aws         ? absl::StrCat("key ", key.key_name,
-                                       " is not enabled in AWS KMS; run aws kms enable-key --region ",
-                                       key.region, " --key-id ", key.key_name,
-                                       " (after aws kms cancel-key-deletion if it is pending deletion) "
-                                               "and test again")
-                        : absl::StrCat("key ", key.key_name,
-                                       " is disabled; enable it in Key Vault and "
-                                               "test again"));
-    if (aws) {
-      check("key_operations", desc->can_wrap,
-            desc->can_wrap ? "symmetric encryption key (SYMMETRIC_DEFAULT, ENCRYPT_DECRYPT)"
-                           : absl::StrCat("the key is not a symmetric encryption key (KeySpec "
-                                          "SYMMETRIC_DEFAULT, KeyUsage ENCRYPT_DECRYPT); create "
-                                          "one with aws kms create-key --region ",
-                                          key.region, " and use its ARN"));
-    } else {
-      check("key_operations", desc->can_wrap,
-            desc->can_wrap ? "wrapKey and unwrapKey allowed"
-                           : "the key's permitted operations exclude wrapKey/unwrapKey; recreate "
-                             "it with --ops wrapKey unwrapKey");
-    }
-    if (azure) {
-      if (!desc->purge_protection.has_value()) {
-        check("purge_protection", true, "purge protection not verified (no vault read access)");
-      } else {
-        check("purge_protection", *desc->purge_protection,
-              *desc->purge_protection
-                  ? "purge protection is on"
-                  : "purge protection is off on the Key Vault; enable it (reference Step 2.6: "
-                    "az keyvault update --enable-purge-protection true) and test again");
-      }
-    }
-    if (aws && desc->region.has_value()) {
-      bool same = *desc->region == key.region;
-      check("region", same,
-            same ? absl::StrCat("key ARN region ", *desc->region, " matches")
-                 : absl::StrCat("the key ARN is in region ", *desc->region,
-                                " but this key record is for ", key.region,
-                                "; use a key created in ", key.region));
-    } else if (!desc->region.has_value()) {
-      check("region", true,
-            "region not verified (give subscription_id and resource_group to check it)");
-    } else {
-      bool same = *desc->region == key.region;
-      check("region", same,
-            same ? absl::StrCat("vault region ", *desc->region, " matches")
-                 : absl::StrCat("the key lives in region ", *desc->region, " but this key is for ",
-                                key.region, "; create the Key Vault in ", key.region,
-                                " (reference Step 2.6) or create the key record for ",
-                                *desc->region));
+    if (module) {
+      for (KmsKeyCheck& c : module->DescriptionChecks(ref, *desc)) out.checks.push_back(c);
     }
     auto probe = RandomSecret(32);
     std::string context = "keyward-key-test:" + key.id;
     auto wrapped = probe.ok() ? (*provider)->Wrap(*probe, context)
                               : absl::StatusOr<WrappedKey>(probe.status());
     if (check("wrap", wrapped.ok(),
-              wrapped.ok() ? (aws ? "Encrypt succeeded" : "wrapKey succeeded")
+              wrapped.ok() ? absl::StrCat(wrap_op, " succeeded")
                            : std::string(wrapped.status().message()))) {
       auto unwrapped = (*provider)->Unwrap(*wrapped, context);
       bool same = unwrapped.ok() && unwrapped->Equals(*probe);
       check("unwrap", same,
-            same             ? (aws ? "Decrypt returned the encrypted bytes"
-                                    : "unwrapKey returned the wrapped bytes")
-            : unwrapped.ok() ? "unwrapKey returned different bytes"
+            same             ? absl::StrCat(unwrap_op, " returned the wrapped bytes")
+            : unwrapped.ok() ? absl::StrCat(unwrap_op, " returned different bytes")
                              : std::string(unwrapped.status().message()));
     }
   }
@@ -423,9 +393,14 @@ absl::StatusOr<KeyTestOutcome> ControlPlane::RunKeyTest(const User& actor, Encry
   for (const auto& c : out.checks) {
     if (!c.ok) failures.push_back(absl::StrCat(c.step, ": ", c.message));
   }
-  std::string state = failures.empty() ? "active" : "failed";
+  std::string state = failures.empty() ? "active" : reached ? "failed" : key.state;
   std::string message = failures.empty() ? "tested: describe, wrap and unwrap succeeded"
                                          : absl::StrJoin(failures, "; ");
+  if (!reached) {
+    absl::StrAppend(&message, "; the test could not reach the KMS, so the key stays ", state,
+                    ": fix that, then test again: keyward key test --project ", key.project_id, " ",
+                    key.id);
+  }
   // Written only if the record still has the settings just tested (a PATCH may have come).
   ASSIGN_OR_RETURN(bool recorded, metadata_.SetKeyTestResult(key, state, message, Now()));
   if (!recorded) {
@@ -484,21 +459,26 @@ absl::StatusOr<ClusterCreated> ControlPlane::CreateCluster(const User& actor,
           "project without CMEK for ",
           req.tier, " clusters"));
     }
-    std::string provider = ProviderForCloud(req.cloud_provider);
-    if (provider.empty()) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("CMEK-enabled projects can only create clusters on aws or azure, not ",
-                       req.cloud_provider, "; choose aws or azure"));
+    const KmsProviderModule* module = KmsProviderRegistry::Global().ForCloud(req.cloud_provider);
+    if (module == nullptr) {
+      std::vector<std::string> clouds;
+      for (const KmsProviderModule* m : KmsProviderRegistry::Global().Modules()) {
+        if (m->customer_managed() && !m->cloud().empty()) clouds.push_back(m->cloud());
+      }
+      std::sort(clouds.begin(), clouds.end());
+      return absl::FailedPreconditionError(absl::StrCat(
+          "CMEK-enabled projects can only create clusters on ", absl::StrJoin(clouds, " or "),
+          ", not ", req.cloud_provider, "; choose ", absl::StrJoin(clouds, " or ")));
     }
+    std::string provider = module->name();
     ASSIGN_OR_RETURN(std::vector<EncryptionKey> keys, metadata_.ListKeys(p.id, {0, 1 << 30}));
     std::optional<EncryptionKey> match;
     for (const auto& k : keys) {
       if (k.provider == provider && k.region == req.region) match = k;
     }
-    std::string create_cmd = absl::StrCat(
-        "keyward key create --project ", p.id, " --provider ", provider, " --region ", req.region,
-        provider == "azure-key-vault" ? " --key-vault-name <vault> --key-name-prefix <prefix>"
-                                      : " --key-arn <arn>");
+    std::string create_cmd =
+        absl::StrCat("keyward key create --project ", p.id, " --provider ", provider, " --region ",
+                     req.region, KeyCreateFlags(*module));
     if (!match) {
       return absl::FailedPreconditionError(absl::StrCat(
           "no encryption key for ", req.cloud_provider, " in region ", req.region,
@@ -516,7 +496,7 @@ absl::StatusOr<ClusterCreated> ControlPlane::CreateCluster(const User& actor,
     ASSIGN_OR_RETURN(std::vector<EncryptionKey> keys, metadata_.ListKeys(p.id, {0, 1 << 30}));
     bool found = false;
     for (const auto& k : keys) {
-      if (k.provider == "escrow") {
+      if (k.provider == kEscrowProviderName) {
         key = k;
         found = true;
       }

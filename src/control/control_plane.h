@@ -31,6 +31,7 @@
 #include "control/key_instructions.h"
 #include "control/metadata_store.h"
 #include "kms/kms_factory.h"
+#include "kms/provider_registry.h"
 
 namespace keyward {
 
@@ -39,15 +40,14 @@ class BackupDestination;
 struct KeyRequest {
   std::string provider;
   std::string region;
-  nlohmann::json azure;  // key_vault_name, key_name_prefix, [subscription_id, resource_group]
-  nlohmann::json aws;    // key_arn
+  // The provider's settings (its module's schema: GET /api/v1/kms-providers); null: not given.
+  nlohmann::json provider_config;
+  // The request field that carried them: provider_config, or the provider's older alias
+  // ("azure", "aws"); errors name fields under it.
+  std::string config_field = "provider_config";
 };
 
-struct KeyCheck {
-  std::string step;
-  bool ok = false;
-  std::string message;
-};
+using KeyCheck = KmsKeyCheck;
 
 struct KeyTestOutcome {
   EncryptionKey key;
@@ -135,15 +135,23 @@ class ControlPlane {
                                                       const std::string& project_id, Page page);
   absl::StatusOr<EncryptionKey> GetKey(const User& actor, const std::string& project_id,
                                        const std::string& key_id);
-  // "Test encryption key and create": describe + wrap + unwrap through the KMS seam.
+  // "Test encryption key and create": describe (then the provider module's checks of what it
+  // said) + wrap + unwrap through the KMS seam. Every check that ran and failed makes the key
+  // failed, the message naming each failed check. A test that could not reach the KMS at all
+  // (this server has no client for the provider, or the KMS did not answer) proves nothing
+  // about the key: its state stays as it was (pending for a new key), the message says why.
   absl::StatusOr<KeyTestOutcome> TestKey(const User& actor, const std::string& project_id,
                                          const std::string& key_id);
   nlohmann::json Instructions(const EncryptionKey& key) const;
   // The key management services a key can be created with, each with the service's identity
   // there and its regions (the console's Create Encryption Key wizard starts from this).
   nlohmann::json KeyManagementServices() const;
+  // The KMS providers customers can create keys with (the registry's customer-managed modules):
+  // name, display_name, cloud, config_fields, legacy_field, the cloud's known regions, and
+  // whether this server is configured to reach it. Any signed-in user may read it.
+  nlohmann::json KmsProviders() const;
   // Changes the provider settings of a key record nobody uses yet (see key_settings.h): `change`
-  // holds azure or aws fields to replace; its provider and region, when given, must equal the
+  // holds provider_config fields to replace; its provider and region, when given, must equal the
   // record's (a different region or provider is a new record). The record goes back to pending:
   // it must be tested again. Project owners only. 409 naming the clusters while any cluster not
   // deleted uses the key; 409 for the escrow key of a project without CMEK.

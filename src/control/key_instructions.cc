@@ -1,295 +1,34 @@
 #include "control/key_instructions.h"
 
-#include "absl/strings/str_cat.h"
 #include "control/regions.h"
+#include "kms/provider_registry.h"
 
 namespace keyward {
-namespace {
 
-using nlohmann::json;
-
-constexpr char kCryptoServiceEncryptionUser[] = "e147488a-f6f5-4113-8e2d-b22465e65bf6";
-constexpr char kCryptoOfficer[] = "14b46e9e-c2b7-41b4-b07b-48a6ebf60603";
-
-json AzureInstructions(const EncryptionKey& key, const json& cfg, const ServiceIdentity& id) {
-  std::string vault = cfg.value("key_vault_name", "");
-  std::string rg = cfg.value("resource_group", "<resource-group>");
-  std::string vault_scope =
-      absl::StrCat("$(az keyvault show --name ", vault, " --query id -o tsv)");
-  json commands = json::array({
-      {{"step", "Create the service principal for keyward's application (if your tenant has none)"},
-       {"command", absl::StrCat("az ad sp create --id ", id.azure_app_id)}},
-      {{"step", absl::StrCat("Create a Key Vault with purge protection in ", key.region,
-                             " (the cluster's region), or use an existing one that has both")},
-       {"command", absl::StrCat("az keyvault create --name ", vault, " --resource-group ", rg,
-                                " --location ", key.region,
-                                " --enable-purge-protection true --enable-rbac-authorization true"
-                                " --retention-days 90")}},
-      {{"step", "Assign yourself Key Vault Crypto Officer on the vault"},
-       {"command", absl::StrCat("az role assignment create --role \"Key Vault Crypto Officer\""
-                                " --assignee $(az ad signed-in-user show --query id -o tsv)"
-                                " --scope ",
-                                vault_scope)}},
-      {{"step", "Create the key under its full name"},
-       {"command", absl::StrCat("az keyvault key create --vault-name ", vault, " --name ",
-                                key.key_name, " --kty RSA --size 3072 --ops wrapKey unwrapKey")}},
-      {{"step", "Let keyward's application wrap and unwrap with this key only"},
-       {"command",
-        absl::StrCat("az role assignment create --role \"Key Vault Crypto Service Encryption User\""
-                     " --assignee-object-id $(az ad sp show --id ",
-                     id.azure_app_id,
-                     " --query id -o tsv) --assignee-principal-type ServicePrincipal --scope ",
-                     vault_scope, "/keys/", key.key_name)}},
-      {{"step", "Back in keyward: test the key, which makes it active"},
-       {"command", absl::StrCat("keyward key test --project ", key.project_id, " ", key.id)}},
-  });
-  return {
-      {"service_identity",
-       {{"microsoft_entra_application_name", id.azure_app_name},
-        {"microsoft_entra_application_id", id.azure_app_id}}},
-      {"key_vault_name", vault},
-      {"key_vault_url", absl::StrCat("https://", vault, ".vault.azure.net")},
-      {"full_key_name", key.key_name},
-      {"requirements",
-       json::array({"purge protection enabled on the Key Vault",
-                    absl::StrCat("Key Vault in region ", key.region),
-                    "role Key Vault Crypto Officer for you on the vault",
-                    absl::StrCat("role Key Vault Crypto Service Encryption User for application ",
-                                 id.azure_app_name, " (", id.azure_app_id, ") on the key")})},
-      {"az_commands", commands},
-      {"arm_template", AzureArmTemplate()},
-      {"arm_parameters",
-       {{"location", {{"value", key.region}}},
-        {"keyVaultName", {{"value", vault}}},
-        {"keyName", {{"value", key.key_name}}},
-        {"enterpriseAppServicePrincipalId",
-         {{"value",
-           absl::StrCat("<az ad sp show --id ", id.azure_app_id, " --query id -o tsv>")}}}}},
-  };
+nlohmann::json KeyInstructions(const EncryptionKey& key, const ServiceIdentity& identity) {
+  const KmsProviderModule* m = KmsProviderRegistry::Global().Find(key.provider);
+  if (m == nullptr) return nlohmann::json::object();
+  return m->Instructions(KmsKeyRef::FromRecord(key), identity);
 }
 
-// Managed HSM: local RBAC roles instead of Azure RBAC, and an oct-HSM key wrapped with A256KW.
-json ManagedHsmInstructions(const EncryptionKey& key, const json& cfg, const ServiceIdentity& id) {
-  std::string hsm = cfg.value("managed_hsm_name", "");
-  std::string rg = cfg.value("resource_group", "<resource-group>");
-  std::string me = "$(az ad signed-in-user show --query id -o tsv)";
-  json commands = json::array({
-      {{"step", "Create the service principal for keyward's application (if your tenant has none)"},
-       {"command", absl::StrCat("az ad sp create --id ", id.azure_app_id)}},
-      {{"step", absl::StrCat("Create a Managed HSM with purge protection in ", key.region,
-                             " and activate its security domain")},
-       {"command", absl::StrCat("az keyvault create --hsm-name ", hsm, " --resource-group ", rg,
-                                " --location ", key.region, " --administrators ", me,
-                                " --enable-purge-protection true --retention-days 90")}},
-      {{"step", "Give yourself Managed HSM Crypto User"},
-       {"command",
-        absl::StrCat("az keyvault role assignment create --hsm-name ", hsm,
-                     " --role \"Managed HSM Crypto User\" --assignee ", me, " --scope /")}},
-      {{"step", "Create the key under its full name"},
-       {"command", absl::StrCat("az keyvault key create --hsm-name ", hsm, " --name ", key.key_name,
-                                " --kty oct-HSM --size 256 --ops wrapKey unwrapKey")}},
-      {{"step", "Let keyward's application wrap and unwrap with this key only"},
-       {"command",
-        absl::StrCat("az keyvault role assignment create --hsm-name ", hsm,
-                     " --role \"Managed HSM Crypto Service Encryption User\" --assignee-object-id "
-                     "$(az ad sp show --id ",
-                     id.azure_app_id, " --query id -o tsv) --scope /keys/", key.key_name)}},
-      {{"step", "Back in keyward: test the key, which makes it active"},
-       {"command", absl::StrCat("keyward key test --project ", key.project_id, " ", key.id)}},
-  });
-  return {{"service_identity",
-           {{"microsoft_entra_application_name", id.azure_app_name},
-            {"microsoft_entra_application_id", id.azure_app_id}}},
-          {"managed_hsm_name", hsm},
-          {"managed_hsm_url", absl::StrCat("https://", hsm, ".managedhsm.azure.net")},
-          {"full_key_name", key.key_name},
-          {"requirements",
-           json::array({"purge protection enabled on the Managed HSM",
-                        absl::StrCat("Managed HSM in region ", key.region),
-                        absl::StrCat("local role Managed HSM Crypto Service Encryption User for ",
-                                     id.azure_app_name, " (", id.azure_app_id, ") on /keys/",
-                                     key.key_name)})},
-          {"az_commands", commands},
-          {"arm_template", nullptr}};
+nlohmann::json KnownRegionsJson(std::string_view cloud) {
+  nlohmann::json regions = nlohmann::json::array();
+  for (std::string_view r : KnownRegions(cloud)) regions.push_back(std::string(r));
+  return regions;
 }
 
-json AwsKeyPolicy(const ServiceIdentity& id) {
-  return {
-      {"Version", "2012-10-17"},
-      {"Id", "keyward-cmek"},
-      {"Statement", json::array({
-                        {{"Sid", "AllowKeywardToUseTheKey"},
-                         {"Effect", "Allow"},
-                         {"Principal", {{"AWS", id.aws_principal_arn}}},
-                         {"Action", json::array({"kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*",
-                                                 "kms:GenerateDataKey*", "kms:DescribeKey"})},
-                         {"Resource", "*"}},
-                    })},
-  };
-}
-
-json AwsInstructions(const EncryptionKey& key, const ServiceIdentity& id) {
-  return {
-      {"service_identity", {{"aws_principal_arn", id.aws_principal_arn}}},
-      {"key_arn", key.key_name},
-      {"key_policy", AwsKeyPolicy(id)},
-      {"steps", json::array({absl::StrCat("Create a symmetric KMS key in ", key.region,
-                                          " (or use the one whose ARN you entered)"),
-                             "Add the statement in key_policy to the key's policy",
-                             absl::StrCat("Then run: keyward key test --project ", key.project_id,
-                                          " ", key.id)})},
-  };
-}
-
-// Said where the identity is shown, so nobody grants a role to an application that does not
-// exist and then wonders why the test fails.
-void MarkPlaceholder(json& service_identity, bool aws, bool placeholder) {
-  service_identity["placeholder"] = placeholder;
-  if (!placeholder) return;
-  service_identity["warning"] = absl::StrCat(
-      "this keyward server has no ", aws ? "AWS" : "Microsoft Entra", " identity configured: the ",
-      aws ? "principal ARN" : "application name and id",
-      " shown are placeholders keyward generated, with nothing real behind them; key tests "
-      "will fail until the server runs with a real identity (see keyward serve --help)");
-}
-
-}  // namespace
-
-json AzureArmTemplate() {
-  const std::string ra_key_name =
-      "[guid(resourceId('Microsoft.KeyVault/vaults/keys', parameters('keyVaultName'), "
-      "parameters('keyName')), parameters('enterpriseAppServicePrincipalId'), "
-      "variables('cryptoServiceEncryptionUserRoleId'))]";
-  return {
-      {"$schema",
-       "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#"},
-      {"contentVersion", "1.0.0.0"},
-      {"metadata",
-       {{"description",
-         "keyward CMEK: Key Vault with purge protection, the encryption key, and role "
-         "assignments Key Vault Crypto Service Encryption User (keyward's application, on the key)"
-         " and Key Vault Crypto Officer (you, on the vault)"}}},
-      {"parameters",
-       {{"location",
-         {{"type", "string"}, {"metadata", {{"description", "Must match the cluster's region"}}}}},
-        {"keyVaultName", {{"type", "string"}}},
-        {"keyName",
-         {{"type", "string"},
-          {"metadata", {{"description", "The full key name keyward showed, suffix included"}}}}},
-        {"enterpriseAppServicePrincipalId", {{"type", "string"}}},
-        {"cryptoOfficerPrincipalId",
-         {{"type", "string"},
-          {"defaultValue", ""},
-          {"metadata",
-           {{"description", "Your object id; gets Key Vault Crypto Officer on the vault"}}}}}}},
-      {"variables",
-       {{"cryptoServiceEncryptionUserRoleId", kCryptoServiceEncryptionUser},
-        {"cryptoServiceEncryptionUserRoleName", "Key Vault Crypto Service Encryption User"},
-        {"cryptoOfficerRoleId", kCryptoOfficer},
-        {"cryptoOfficerRoleName", "Key Vault Crypto Officer"}}},
-      {"resources",
-       json::array({
-           {{"type", "Microsoft.KeyVault/vaults"},
-            {"apiVersion", "2023-07-01"},
-            {"name", "[parameters('keyVaultName')]"},
-            {"location", "[parameters('location')]"},
-            {"properties",
-             {{"tenantId", "[subscription().tenantId]"},
-              {"sku", {{"family", "A"}, {"name", "premium"}}},
-              {"enableSoftDelete", true},
-              {"softDeleteRetentionInDays", 90},
-              {"enablePurgeProtection", true},
-              {"enableRbacAuthorization", true}}}},
-           {{"type", "Microsoft.KeyVault/vaults/keys"},
-            {"apiVersion", "2023-07-01"},
-            {"name", "[format('{0}/{1}', parameters('keyVaultName'), parameters('keyName'))]"},
-            {"dependsOn",
-             json::array(
-                 {"[resourceId('Microsoft.KeyVault/vaults', parameters('keyVaultName'))]"})},
-            {"properties",
-             {{"kty", "RSA"},
-              {"keySize", 3072},
-              {"keyOps", json::array({"wrapKey", "unwrapKey"})}}}},
-           {{"type", "Microsoft.Authorization/roleAssignments"},
-            {"apiVersion", "2022-04-01"},
-            {"name", ra_key_name},
-            {"scope",
-             "[format('Microsoft.KeyVault/vaults/{0}/keys/{1}', parameters('keyVaultName'), "
-             "parameters('keyName'))]"},
-            {"dependsOn", json::array({"[resourceId('Microsoft.KeyVault/vaults/keys', "
-                                       "parameters('keyVaultName'), parameters('keyName'))]"})},
-            {"properties",
-             {{"roleDefinitionId",
-               "[subscriptionResourceId('Microsoft.Authorization/roleDefinitions', "
-               "variables('cryptoServiceEncryptionUserRoleId'))]"},
-              {"principalId", "[parameters('enterpriseAppServicePrincipalId')]"},
-              {"principalType", "ServicePrincipal"}}}},
-           {{"type", "Microsoft.Authorization/roleAssignments"},
-            {"apiVersion", "2022-04-01"},
-            {"condition", "[not(empty(parameters('cryptoOfficerPrincipalId')))]"},
-            {"name",
-             "[guid(resourceId('Microsoft.KeyVault/vaults', parameters('keyVaultName')), "
-             "parameters('cryptoOfficerPrincipalId'), variables('cryptoOfficerRoleId'))]"},
-            {"scope", "[format('Microsoft.KeyVault/vaults/{0}', parameters('keyVaultName'))]"},
-            {"dependsOn",
-             json::array(
-                 {"[resourceId('Microsoft.KeyVault/vaults', parameters('keyVaultName'))]"})},
-            {"properties",
-             {{"roleDefinitionId",
-               "[subscriptionResourceId('Microsoft.Authorization/roleDefinitions', "
-               "variables('cryptoOfficerRoleId'))]"},
-              {"principalId", "[parameters('cryptoOfficerPrincipalId')]"}}}},
-       })},
-  };
-}
-
-json KeyInstructions(const EncryptionKey& key, const ServiceIdentity& identity) {
-  json cfg = json::parse(key.config_json, nullptr, false);
-  if (!cfg.is_object()) cfg = json::object();
-  json out = json::object();
-  bool placeholder = false;
-  if (key.provider == "azure-key-vault") {
-    out = cfg.contains("managed_hsm_name") ? ManagedHsmInstructions(key, cfg, identity)
-                                           : AzureInstructions(key, cfg, identity);
-    placeholder = identity.azure_placeholder;
-  } else if (key.provider == "aws-kms") {
-    out = AwsInstructions(key, identity);
-    placeholder = identity.aws_placeholder;
-  } else {
-    return out;
+nlohmann::json KeyManagementServices(const ServiceIdentity& identity) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const KmsProviderModule* m : KmsProviderRegistry::Global().Modules()) {
+    if (!m->customer_managed()) continue;
+    nlohmann::json s = m->ServiceSetup(identity);
+    s["provider"] = m->name();
+    s["name"] = m->display_name();
+    s["cloud"] = m->cloud();
+    s["regions"] = KnownRegionsJson(m->cloud());
+    out.push_back(s);
   }
-  MarkPlaceholder(out["service_identity"], key.provider == "aws-kms", placeholder);
   return out;
-}
-
-json KeyManagementServices(const ServiceIdentity& identity) {
-  auto regions = [](std::string_view cloud) {
-    json out = json::array();
-    for (std::string_view r : KnownRegions(cloud)) out.push_back(std::string(r));
-    return out;
-  };
-  json azure = {{"microsoft_entra_application_name", identity.azure_app_name},
-                {"microsoft_entra_application_id", identity.azure_app_id}};
-  MarkPlaceholder(azure, /*aws=*/false, identity.azure_placeholder);
-  json aws = {{"aws_principal_arn", identity.aws_principal_arn}};
-  MarkPlaceholder(aws, /*aws=*/true, identity.aws_placeholder);
-  return json::array({
-      {{"provider", "azure-key-vault"},
-       {"name", "Azure Key Vault"},
-       {"cloud", "azure"},
-       {"regions", regions("azure")},
-       {"service_identity", azure},
-       {"create_service_principal_command",
-        absl::StrCat("az ad sp create --id ", identity.azure_app_id)},
-       {"service_principal_id_command",
-        absl::StrCat("az ad sp show --id ", identity.azure_app_id, " --query id -o tsv")}},
-      {{"provider", "aws-kms"},
-       {"name", "AWS KMS"},
-       {"cloud", "aws"},
-       {"regions", regions("aws")},
-       {"service_identity", aws},
-       {"key_policy", AwsKeyPolicy(identity)}},
-  });
 }
 
 }  // namespace keyward

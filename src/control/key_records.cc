@@ -11,6 +11,12 @@
 namespace keyward {
 namespace {
 
+// The service's own key (escrow) of a project without CMEK, not one the customer manages.
+bool IsServiceKey(const EncryptionKey& key) {
+  const KmsProviderModule* m = KmsProviderRegistry::Global().Find(key.provider);
+  return m != nullptr && !m->customer_managed();
+}
+
 absl::Status EscrowIsFixed(const EncryptionKey& key) {
   return absl::FailedPreconditionError(absl::StrCat(
       "encryption key ", key.id, " is the service's escrow key of project ", key.project_id,
@@ -40,7 +46,7 @@ absl::StatusOr<EncryptionKey> ControlPlane::UpdateKey(const User& actor,
   RETURN_IF_ERROR(
       Authorize(actor, project_id, Need::kOwner, "encryption_key.update", key_id).status());
   ASSIGN_OR_RETURN(EncryptionKey key, GetKey(actor, project_id, key_id));
-  if (key.provider == "escrow") return EscrowIsFixed(key);
+  if (IsServiceKey(key)) return EscrowIsFixed(key);
   std::string create =
       absl::StrCat("create a new key record (keyward key create --project ", project_id,
                    " --provider … --region …) and delete this one "
@@ -54,7 +60,8 @@ absl::StatusOr<EncryptionKey> ControlPlane::UpdateKey(const User& actor,
     return absl::InvalidArgumentError(absl::StrCat("the region of key record ", key.id, " (",
                                                    key.region, ") cannot change; ", create));
   }
-  ASSIGN_OR_RETURN(KeySettings settings, ChangeKeySettings(key, change.azure, change.aws));
+  ASSIGN_OR_RETURN(KeySettings settings,
+                   ChangeKeySettings(key, change.provider_config, change.config_field));
   EncryptionKey next = key;
   next.key_name = settings.key_name;
   next.config_json = settings.config.dump();
@@ -82,7 +89,7 @@ absl::StatusOr<EncryptionKey> ControlPlane::DeleteKey(const User& actor,
   RETURN_IF_ERROR(
       Authorize(actor, project_id, Need::kOwner, "encryption_key.delete", key_id).status());
   ASSIGN_OR_RETURN(EncryptionKey key, GetKey(actor, project_id, key_id));
-  if (key.provider == "escrow") return EscrowIsFixed(key);
+  if (IsServiceKey(key)) return EscrowIsFixed(key);
   ASSIGN_OR_RETURN(std::vector<Cluster> users, metadata_.DeleteKeyIfUnused(key.id));
   absl::Status st = users.empty() ? absl::OkStatus() : InUse(key, users, "deleted");
   Audit(

@@ -30,7 +30,7 @@ class KeyRecordsTest : public ::testing::Test {
 
   EncryptionKey NewKey(const std::string& region, const std::string& vault) {
     KeyRequest req{"azure-key-vault", region,
-                   json{{"key_vault_name", vault}, {"key_name_prefix", "cmek"}}, nullptr};
+                   json{{"key_vault_name", vault}, {"key_name_prefix", "cmek"}}, "azure"};
     auto key = control_->CreateKey(owner_, project_, req);
     EXPECT_TRUE(key.ok()) << key.status();
     return key.ok() ? *key : EncryptionKey{};
@@ -54,6 +54,7 @@ class KeyRecordsTest : public ::testing::Test {
   ControlPlaneWorld world_{{.prefix = "keyrec"}};
   json& kms_state_ = world_.kms_state();
   std::unique_ptr<MetadataStore>& metadata_ = world_.metadata;
+  std::unique_ptr<ClusterRuntime>& runtime_ = world_.runtime;
   std::unique_ptr<ControlPlane>& control_ = world_.control;
   User& owner_ = world_.owner;
   std::string project_;
@@ -65,7 +66,7 @@ TEST_F(KeyRecordsTest, ChangeWhileAClusterUsesTheKeyIsRefusedNamingTheCluster) {
   auto c = NewCluster("orders", "eastus");
   ASSERT_TRUE(c.ok()) << c.status();
   auto patched = control_->UpdateKey(owner_, project_, key.id,
-                                     {"", "", json{{"key_vault_name", "kv-other"}}, nullptr});
+                                     {"", "", json{{"key_vault_name", "kv-other"}}, "azure"});
   ASSERT_TRUE(absl::IsFailedPrecondition(patched.status())) << patched.status();
   EXPECT_TRUE(absl::StrContains(patched.status().message(), c->cluster.id))
       << patched.status().message();
@@ -102,14 +103,14 @@ TEST_F(KeyRecordsTest, ChangeOfAFreeKeyMakesItPendingWithANewSuffix) {
   ASSERT_EQ(failed->key.state, "failed");
 
   auto vault = control_->UpdateKey(owner_, project_, key.id,
-                                   {"", "", json{{"key_vault_name", "kv-right"}}, nullptr});
+                                   {"", "", json{{"key_vault_name", "kv-right"}}, "azure"});
   ASSERT_TRUE(vault.ok()) << vault.status();
   EXPECT_EQ(vault->state, "pending");
   EXPECT_TRUE(absl::StrContains(vault->status_message, "test it again")) << vault->status_message;
   EXPECT_EQ(vault->key_name, key.key_name) << "same prefix, same name";
 
   auto prefix = control_->UpdateKey(owner_, project_, key.id,
-                                    {"", "westus", json{{"key_name_prefix", "orders"}}, nullptr});
+                                    {"", "westus", json{{"key_name_prefix", "orders"}}, "azure"});
   ASSERT_TRUE(prefix.ok()) << prefix.status();
   EXPECT_EQ(prefix->key_name.rfind("orders-", 0), 0u) << prefix->key_name;
   EncryptionKey stored = **metadata_->GetKey(key.id);
@@ -132,19 +133,19 @@ TEST_F(KeyRecordsTest, ChangeOfAFreeKeyMakesItPendingWithANewSuffix) {
 TEST_F(KeyRecordsTest, RegionAndProviderCannotChange) {
   EncryptionKey key = NewKey("westus", "kv-west");
   auto region = control_->UpdateKey(owner_, project_, key.id,
-                                    {"", "eastus", json{{"key_vault_name", "kv-east"}}, nullptr});
+                                    {"", "eastus", json{{"key_vault_name", "kv-east"}}, "azure"});
   ASSERT_TRUE(absl::IsInvalidArgument(region.status()));
   EXPECT_TRUE(
       absl::StrContains(region.status().message(), "cannot change; create a new key record"))
       << region.status().message();
   auto provider = control_->UpdateKey(
       owner_, project_, key.id,
-      {"aws-kms", "", nullptr, json{{"key_arn", "arn:aws:kms:westus:111122223333:key/ab"}}});
+      {"aws-kms", "", json{{"key_arn", "arn:aws:kms:westus:111122223333:key/ab"}}, "aws"});
   ASSERT_TRUE(absl::IsInvalidArgument(provider.status()));
   EXPECT_TRUE(absl::StrContains(provider.status().message(), "provider of key record"))
       << provider.status().message();
   auto bad = control_->UpdateKey(owner_, project_, key.id,
-                                 {"", "", json{{"key_name_prefix", "../x"}}, nullptr});
+                                 {"", "", json{{"key_name_prefix", "../x"}}, "azure"});
   EXPECT_TRUE(absl::IsInvalidArgument(bad.status()));
   EXPECT_EQ((*metadata_->GetKey(key.id))->key_name, key.key_name);
 }
@@ -189,7 +190,7 @@ TEST_F(KeyRecordsTest, TheEscrowKeyOfAProjectWithoutCmekStays) {
   ASSERT_EQ(keys->size(), 1u);
   const std::string escrow = (*keys)[0].id;
   auto patched = control_->UpdateKey(owner_, plain->id, escrow,
-                                     {"", "", json{{"key_vault_name", "kv-x"}}, nullptr});
+                                     {"", "", json{{"key_vault_name", "kv-x"}}, "azure"});
   ASSERT_TRUE(absl::IsFailedPrecondition(patched.status()));
   EXPECT_TRUE(absl::StrContains(patched.status().message(), "escrow key"))
       << patched.status().message();
@@ -239,9 +240,73 @@ TEST_F(KeyRecordsTest, DeleteRacingClusterCreationsNeverLeavesAClusterWithoutIts
   }
 }
 
+// Test Encryption Key: checks that ran and failed make the key failed, naming each; a test that
+// never reached the KMS (no client for the provider on this server, the KMS not answering)
+// proves nothing about the key and leaves it as it was — pending for a new key (issue 11).
+TEST_F(KeyRecordsTest, ATestThatCouldNotReachTheKmsLeavesTheKeyAsItWas) {
+  EncryptionKey key = NewKey("eastus", "kv-east");
+  ASSERT_EQ(key.state, "pending");
+
+  // This server has no client for the provider: "connect" fails, the key stays pending.
+  std::unique_ptr<KmsFactory> no_clients = NewRegistryKmsFactory({});
+  ControlPlane unwired(*metadata_, *no_clients, *runtime_, ServiceIdentity{});
+  auto t = unwired.TestKey(owner_, project_, key.id);
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(t->key.state, "pending");
+  ASSERT_FALSE(t->checks.empty());
+  EXPECT_EQ(t->checks[0].step, "connect");
+  EXPECT_FALSE(t->checks[0].ok);
+  EXPECT_TRUE(absl::StrContains(t->key.status_message,
+                                "connect: this keyward server has no "
+                                "Azure identity"))
+      << t->key.status_message;
+  EXPECT_TRUE(absl::StrContains(t->key.status_message, "the key stays pending"))
+      << t->key.status_message;
+  EXPECT_EQ((**metadata_->GetKey(key.id)).state, "pending");
+
+  // The KMS does not answer: the same.
+  kms_state_["unreachable"] = true;
+  world_.WriteKmsState();
+  t = control_->TestKey(owner_, project_, key.id);
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(t->key.state, "pending") << t->key.status_message;
+  EXPECT_TRUE(absl::StrContains(t->key.status_message, "describe: the KMS did not answer"))
+      << t->key.status_message;
+  EXPECT_EQ((**metadata_->GetKey(key.id)).state, "pending");
+
+  // The KMS answers that keyward may not use the key: failed, naming the check and the fix.
+  kms_state_["unreachable"] = false;
+  kms_state_["keys"][key.key_name] = {{"enabled", true},    {"purge_protection", true},
+                                      {"region", "eastus"}, {"granted", false},
+                                      {"version", "v1"},    {"secret", *RandomHex(32)}};
+  world_.WriteKmsState();
+  t = control_->TestKey(owner_, project_, key.id);
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(t->key.state, "failed");
+  EXPECT_TRUE(absl::StartsWith(t->key.status_message,
+                               "describe: keyward's application is not "
+                               "allowed"))
+      << t->key.status_message;
+  EXPECT_TRUE(absl::StrContains(t->key.status_message, "Step 2.9")) << t->key.status_message;
+  EXPECT_EQ((**metadata_->GetKey(key.id)).state, "failed");
+
+  // A failed key that cannot be reached stays failed; once granted it becomes active, and an
+  // active key stays active when a later test cannot reach the KMS.
+  kms_state_["unreachable"] = true;
+  world_.WriteKmsState();
+  EXPECT_EQ(control_->TestKey(owner_, project_, key.id)->key.state, "failed");
+  kms_state_["unreachable"] = false;
+  kms_state_["keys"][key.key_name]["granted"] = true;
+  world_.WriteKmsState();
+  EXPECT_EQ(control_->TestKey(owner_, project_, key.id)->key.state, "active");
+  kms_state_["unreachable"] = true;
+  world_.WriteKmsState();
+  EXPECT_EQ(control_->TestKey(owner_, project_, key.id)->key.state, "active");
+}
+
 TEST_F(KeyRecordsTest, UnknownRegionsAreRefusedWithTheClosestNames) {
   KeyRequest typo{"azure-key-vault", "eastu",
-                  json{{"key_vault_name", "kv-east"}, {"key_name_prefix", "p"}}, nullptr};
+                  json{{"key_vault_name", "kv-east"}, {"key_name_prefix", "p"}}, "azure"};
   auto key = control_->CreateKey(owner_, project_, typo);
   ASSERT_TRUE(absl::IsInvalidArgument(key.status()));
   EXPECT_EQ(key.status().message(), "unknown Azure region 'eastu'; did you mean eastus, eastus2?");
@@ -263,7 +328,7 @@ TEST_F(KeyRecordsTest, OnlyOwnersChangeOrDeleteKeys) {
   EncryptionKey key = NewKey("westus", "kv-west");
   User member = Member("meg", "project_member");
   auto patched = control_->UpdateKey(member, project_, key.id,
-                                     {"", "", json{{"key_vault_name", "kv-other"}}, nullptr});
+                                     {"", "", json{{"key_vault_name", "kv-other"}}, "azure"});
   EXPECT_TRUE(absl::IsPermissionDenied(patched.status())) << patched.status();
   EXPECT_TRUE(absl::IsPermissionDenied(control_->DeleteKey(member, project_, key.id).status()));
   User viewer = Member("vic", "project_viewer");

@@ -1,21 +1,21 @@
 #pragma once
 // Where encryption-key records meet KMS providers: the control plane asks the factory for the
-// MasterKeyProvider behind a key record (escrow, Azure Key Vault, AWS KMS). The product factory
-// knows the real providers; tests plug in a fake the way Tink tests its KMS clients. A fake is
-// never linked into the product binary.
+// MasterKeyProvider behind a key record. The registry factory looks the record's provider up in
+// the KMS provider registry (provider_registry.h) and builds it with that provider's client;
+// tests plug in a fake the way Tink tests its KMS clients. A fake is never linked into the
+// product binary.
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "cloud/azure/entra_token.h"
-#include "cloud/http_client.h"
-#include "kms/aws/aws_credentials.h"
-#include "kms/aws/aws_kms_provider.h"
-#include "kms/azure/azure_key_vault_provider.h"
+#include "kms/aws/aws_module.h"
+#include "kms/azure/azure_module.h"
 #include "kms/encryption_key.h"
 #include "kms/master_key_provider.h"
+#include "kms/provider_registry.h"
 
 namespace keyward {
 
@@ -23,24 +23,23 @@ class KmsFactory {
  public:
   virtual ~KmsFactory() = default;
   // The provider that wraps and unwraps under `key`. NotFound/PermissionDenied/FailedPrecondition
-  // errors carry a message the customer can act on.
+  // errors carry a message the customer can act on; FailedPrecondition when this server has no
+  // client for the key's provider (the key cannot be reached from here at all).
   virtual absl::StatusOr<std::shared_ptr<MasterKeyProvider>> ProviderFor(
       const EncryptionKey& key) = 0;
+  // Whether this server can reach keys of `provider` (it has a client for it).
+  virtual bool Configured(const std::string& provider) const {
+    (void)provider;
+    return true;
+  }
 };
 
-// How keyward reaches Azure as its own application (unset: no Azure identity configured).
-struct AzureSettings {
-  EntraIdentity identity;
-  AzureKeyVaultConfig vault;
-  HttpClientOptions http;
-};
-
-// How keyward reaches AWS KMS as its own principal (credentials found the SDK way).
-struct AwsKmsSettings {
-  aws::AwsCredentialOptions credentials;
-  aws::AwsKmsConfig kms;
-  HttpClientOptions http;
-};
+// A factory over `registry`: each provider's client by name (escrow's included); a provider
+// without one falls back to its module's DefaultClient(). Every provider handed out is counted
+// and timed (keyward_kms_* metrics).
+std::unique_ptr<KmsFactory> NewRegistryKmsFactory(
+    std::map<std::string, std::shared_ptr<KmsProviderClient>> clients,
+    const KmsProviderRegistry& registry = KmsProviderRegistry::Global());
 
 // The product's factory: the escrow key, Azure Key Vault when `azure` is given, AWS KMS when
 // `aws` is given (its credentials are looked up on first use, so a server without any still

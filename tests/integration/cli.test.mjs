@@ -152,3 +152,23 @@ test('without an Azure identity, key create works but says the application shown
   assert.equal(got.setup.service_identity.placeholder, true);
   assert.match(server.output, /no Azure identity configured/);
 });
+
+test('key providers lists the registry\'s providers; a provider\'s settings are its flags, errors name them', async () => {
+  const list = server.cli(['key', 'providers']);
+  assert.equal(list.code, 0, list.stderr);
+  assert.match(list.stdout, /azure-key-vault\s+Azure Key Vault\s+azure\s+(yes|no)\s+--key-vault-name\? --managed-hsm-name\? --key-name-prefix/);
+  assert.match(list.stdout, /aws-kms\s+AWS KMS\s+aws\s+(yes|no)\s+--key-arn/);
+  const help = server.cli(['key', '--help']);
+  assert.match(help.stdout, /--provider aws-kms --region R\n\s+--key-arn KEY_ARN/);
+  await server.api('POST', '/api/v1/projects', { name: 'flags', cmek_enabled: true });
+  const wrong = server.cli(['key', 'create', '--project', 'flags', '--provider', 'azure-key-vault', '--region', 'eastus', '--key-arn', 'x']);
+  assert.equal(wrong.code, 1);
+  assert.match(wrong.stderr, /unknown field '--key-arn'/);
+  const missing = server.cli(['key', 'create', '--project', 'flags', '--provider', 'aws-kms', '--region', 'us-east-1']);
+  assert.match(missing.stderr, /field '--key-arn' is required/);
+  const arn = 'arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab';
+  const created = server.cli(['key', 'create', '--project', 'flags', '--provider', 'aws-kms', '--region', 'us-east-1',
+    '--provider-config', JSON.stringify({ key_arn: arn }), '--output', 'json']);
+  assert.equal(created.code, 0, created.stderr);
+  assert.equal(JSON.parse(created.stdout).key_name, arn);
+});

@@ -56,13 +56,45 @@ test('rule: key providers are azure-key-vault and aws-kms, in CMEK projects only
   await expectError('POST', `/api/v1/projects/${cmek.id}/encryption-keys`, { provider: 'escrow', region: 'eastus' }, 400, /provider must be azure-key-vault or aws-kms/);
   await expectError('POST', `/api/v1/projects/${plain.id}/encryption-keys`, { provider: 'aws-kms', region: 'us-east-1', aws: { key_arn: 'arn:aws:kms:us-east-1:111122223333:key/abcd' } }, 409, /created without CMEK, and CMEK cannot be enabled later/);
   await expectError('POST', `/api/v1/projects/${cmek.id}/encryption-keys`, { provider: 'aws-kms', region: 'us-east-1', aws: { key_arn: 'arn:aws:kms:eu-west-1:111122223333:key/abcd' } }, 400, /ARN is in region eu-west-1 but the key is for region us-east-1/);
-  await expectError('POST', `/api/v1/projects/${cmek.id}/encryption-keys`, { provider: 'azure-key-vault', region: 'eastus' }, 400, /field 'azure' is required/);
+  await expectError('POST', `/api/v1/projects/${cmek.id}/encryption-keys`, { provider: 'azure-key-vault', region: 'eastus' }, 400, /field 'provider_config' is required: the azure-key-vault settings \{key_vault_name, managed_hsm_name, key_name_prefix/);
   await expectError('POST', `/api/v1/projects/${cmek.id}/encryption-keys`, { provider: 'azure-key-vault', region: 'eastus', azure: { key_vault_name: 'kv', key_name_prefix: 'p' } }, 400, /key_vault_name must be 3-24 characters/);
   const aws = await server.api('POST', `/api/v1/projects/${cmek.id}/encryption-keys`, { provider: 'aws-kms', region: 'us-east-1', aws: { key_arn: 'arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab' } });
   assert.equal(aws.status, 201);
   const statement = aws.json.setup.key_policy.Statement[0];
   assert.deepEqual(statement.Action, ['kms:Encrypt', 'kms:Decrypt', 'kms:ReEncrypt*', 'kms:GenerateDataKey*', 'kms:DescribeKey']);
   assert.match(statement.Principal.AWS, /^arn:aws:iam::\d{12}:role\/keyward-service$/);
+});
+
+test('kms providers: the registry lists each provider with its fields and regions; provider_config or its alias carries the settings', async () => {
+  const list = await server.api('GET', '/api/v1/kms-providers');
+  assert.equal(list.status, 200, list.text);
+  const byName = Object.fromEntries(list.json.items.map((p) => [p.name, p]));
+  assert.deepEqual(Object.keys(byName), ['azure-key-vault', 'aws-kms'], 'escrow is the service\'s own key, not offered');
+  assert.equal(byName['azure-key-vault'].display_name, 'Azure Key Vault');
+  assert.equal(byName['azure-key-vault'].legacy_field, 'azure');
+  assert.deepEqual(byName['azure-key-vault'].config_fields.map((f) => f.cli_flag),
+    ['--key-vault-name', '--managed-hsm-name', '--key-name-prefix', '--subscription-id', '--resource-group']);
+  assert.deepEqual(byName['aws-kms'].config_fields.map((f) => [f.name, f.required]), [['key_arn', true]]);
+  assert.ok(byName['aws-kms'].regions.includes('us-east-1') && byName['azure-key-vault'].regions.includes('eastus'));
+  assert.equal(typeof byName['aws-kms'].configured, 'boolean');
+  assert.equal((await server.api('GET', '/api/v1/kms-providers', undefined, 'kw_not-a-token')).status, 401);
+
+  const base = `/api/v1/projects/${cmek.id}/encryption-keys`;
+  const arn = 'arn:aws:kms:ap-south-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab';
+  await expectError('POST', base, { provider: 'aws-kms', region: 'ap-south-1', provider_config: { key_arn: 'nope' } }, 400, /^provider_config\.key_arn must be a KMS key ARN/);
+  await expectError('POST', base, { provider: 'aws-kms', region: 'ap-south-1', provider_config: { key_arn: arn, colour: 1 } }, 400, /unknown field 'provider_config\.colour'/);
+  await expectError('POST', base, { provider: 'aws-kms', region: 'ap-south-1', provider_config: { key_arn: arn }, aws: { key_arn: arn } }, 400, /give the provider's settings once/);
+  await expectError('POST', base, { provider: 'azure-key-vault', region: 'eastus', aws: { key_arn: arn } }, 400, /field 'aws' does not go with provider azure-key-vault/);
+  const created = await server.api('POST', base, { provider: 'aws-kms', region: 'ap-south-1', provider_config: { key_arn: arn } });
+  assert.equal(created.status, 201, created.text);
+  assert.deepEqual(created.json.config, { key_arn: arn });
+  assert.match(created.json.setup.text, /add this statement to the key policy/);
+  const other = arn.replace('1234abcd', '5678abcd');
+  const patched = await server.api('PATCH', `${base}/${created.json.id}`, { provider_config: { key_arn: other } });
+  assert.equal(patched.status, 200, patched.text);
+  assert.equal(patched.json.key_name, other);
+  await expectError('PATCH', `${base}/${created.json.id}`, { provider_config: { key_vault_name: 'kv-x' } }, 400, /unknown field 'provider_config\.key_vault_name'/);
+  assert.equal((await server.api('DELETE', `${base}/${created.json.id}`)).status, 200);
 });
 
 test('rule: one key per provider and region; 50 parallel creates, exactly one wins', async () => {

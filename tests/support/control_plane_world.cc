@@ -100,7 +100,7 @@ EncryptionKey ControlPlaneWorld::ActiveAzureKey(const std::string& project,
                                                 const std::string& region,
                                                 const std::string& vault) {
   KeyRequest req{"azure-key-vault", region,
-                 json{{"key_vault_name", vault}, {"key_name_prefix", "cmek"}}, nullptr};
+                 json{{"key_vault_name", vault}, {"key_name_prefix", "cmek"}}, "azure"};
   auto key = control->CreateKey(owner, project, req);
   EXPECT_TRUE(key.ok()) << key.status();
   if (!key.ok()) return EncryptionKey{};

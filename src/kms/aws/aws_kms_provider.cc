@@ -68,16 +68,16 @@ std::string AwsKmsProvider::EndpointFor(const AwsKmsConfig& config, const std::s
 }
 
 absl::StatusOr<std::unique_ptr<AwsKmsProvider>> AwsKmsProvider::New(
-    const EncryptionKey& key, AwsKmsConfig config, std::shared_ptr<AwsCredentialSource> credentials,
+    const KmsKeyRef& key, AwsKmsConfig config, std::shared_ptr<AwsCredentialSource> credentials,
     std::shared_ptr<HttpClient> http) {
-  json cfg = json::parse(key.config_json, nullptr, false);
+  const json& cfg = key.config;
   std::string arn = cfg.is_object() && cfg.contains("key_arn") && cfg["key_arn"].is_string()
                         ? cfg["key_arn"].get<std::string>()
                         : key.key_name;
   std::string region = RegionOfArn(arn);
   if (region.empty() || !absl::StrContains(arn, ":key/")) {
     return absl::InvalidArgumentError(
-        absl::StrCat("encryption key record ", key.id, " has no AWS KMS key ARN"));
+        absl::StrCat("encryption key record ", key.record_id, " has no AWS KMS key ARN"));
   }
   std::unique_ptr<AwsKmsProvider> p(new AwsKmsProvider());
   p->config_ = std::move(config);

@@ -24,6 +24,7 @@
 #include "cloud/http_client.h"
 #include "kms/aws/aws_credentials.h"
 #include "kms/encryption_key.h"
+#include "kms/key_ref.h"
 #include "kms/master_key_provider.h"
 
 namespace keyward::aws {
@@ -41,9 +42,16 @@ struct AwsKmsConfig {
 
 class AwsKmsProvider : public MasterKeyProvider {
  public:
+  // From the key's own settings (key_arn, else its key name) and the project it is bound to.
+  static absl::StatusOr<std::unique_ptr<AwsKmsProvider>> New(
+      const KmsKeyRef& key, AwsKmsConfig config, std::shared_ptr<AwsCredentialSource> credentials,
+      std::shared_ptr<HttpClient> http);
   static absl::StatusOr<std::unique_ptr<AwsKmsProvider>> New(
       const EncryptionKey& key, AwsKmsConfig config,
-      std::shared_ptr<AwsCredentialSource> credentials, std::shared_ptr<HttpClient> http);
+      std::shared_ptr<AwsCredentialSource> credentials, std::shared_ptr<HttpClient> http) {
+    return New(KmsKeyRef::FromRecord(key), std::move(config), std::move(credentials),
+               std::move(http));
+  }
 
   std::string_view provider_name() const override { return "aws-kms"; }
   std::string key_id() const override { return arn_; }

@@ -53,9 +53,9 @@ std::string ActionIn(std::string_view message) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<AzureKeyVaultProvider>> AzureKeyVaultProvider::New(
-    const EncryptionKey& key, AzureKeyVaultConfig config, std::shared_ptr<EntraTokenSource> tokens,
+    const KmsKeyRef& key, AzureKeyVaultConfig config, std::shared_ptr<EntraTokenSource> tokens,
     std::shared_ptr<HttpClient> http) {
-  json cfg = json::parse(key.config_json, nullptr, false);
+  const json& cfg = key.config;
   if (!cfg.is_object() || (!cfg.contains("key_vault_name") && !cfg.contains("managed_hsm_name"))) {
     return absl::InvalidArgumentError(
         "encryption key record has no key_vault_name or managed_hsm_name");

@@ -18,6 +18,7 @@
 #include "cloud/azure/entra_token.h"
 #include "cloud/http_client.h"
 #include "kms/encryption_key.h"
+#include "kms/key_ref.h"
 #include "kms/master_key_provider.h"
 
 namespace keyward {
@@ -32,9 +33,16 @@ struct AzureKeyVaultConfig {
 
 class AzureKeyVaultProvider : public MasterKeyProvider {
  public:
+  // From the key's own settings (key_vault_name | managed_hsm_name, optional subscription_id and
+  // resource_group), full key name and region.
+  static absl::StatusOr<std::unique_ptr<AzureKeyVaultProvider>> New(
+      const KmsKeyRef& key, AzureKeyVaultConfig config, std::shared_ptr<EntraTokenSource> tokens,
+      std::shared_ptr<HttpClient> http);
   static absl::StatusOr<std::unique_ptr<AzureKeyVaultProvider>> New(
       const EncryptionKey& key, AzureKeyVaultConfig config,
-      std::shared_ptr<EntraTokenSource> tokens, std::shared_ptr<HttpClient> http);
+      std::shared_ptr<EntraTokenSource> tokens, std::shared_ptr<HttpClient> http) {
+    return New(KmsKeyRef::FromRecord(key), std::move(config), std::move(tokens), std::move(http));
+  }
 
   std::string_view provider_name() const override { return "azure-key-vault"; }
   std::string key_id() const override;
