@@ -23,7 +23,7 @@ class Server;
 namespace keyward {
 
 inline constexpr std::string_view kConsoleCsp =
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
     "font-src 'self'; connect-src 'self'; object-src 'none'; frame-ancestors 'none'; "
     "base-uri 'none'; form-action 'none'";
 

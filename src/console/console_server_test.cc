@@ -62,6 +62,10 @@ TEST(ConsoleServer, PagesNeedNothingTheCspForbids) {
     EXPECT_NE(csp.find(d), std::string::npos) << d;
   }
   EXPECT_EQ(csp.find("unsafe"), std::string::npos);
+  // No scheme sources: the console loads only its own files, so data: or blob: would only widen
+  // what injected markup could load.
+  EXPECT_EQ(csp.find("data:"), std::string::npos);
+  EXPECT_EQ(csp.find("blob:"), std::string::npos);
   std::set<std::string> paths;
   for (const ConsoleAsset& a : ConsoleAssets()) paths.insert(std::string(a.path));
   static const std::regex kInline(R"(<script>|<style|\sstyle=|\son[a-z]+=|javascript:)");

@@ -176,7 +176,7 @@ test('the reference, walked in the console: CMEK project, key wizard, cluster, k
       await clusterRow.locator('.badge', { hasText: 'paused' }).waitFor();
       await step('resume-refused-key-disabled');
       fake.update(keyName, { enabled: true });
-      // Error messages stay until dismissed (they sit over the table's right side).
+      // Error messages stay until dismissed.
       for (const dismiss of await page.locator('.toast-error').getByRole('button', { name: 'Dismiss message' }).all()) await dismiss.click();
       await clusterRow.getByRole('button', { name: 'Resume orders' }).click();
       await clusterRow.locator('.badge', { hasText: 'available' }).waitFor({ timeout: 60000 });

@@ -46,16 +46,28 @@ const appRoot = () => document.getElementById('app');
 
 // ---- messages -------------------------------------------------------------------------------
 
-// Info and success toasts fade; errors stay until dismissed and are announced assertively.
+// The messages of the shell: a live region (index.html's #toasts) that the shell places in the
+// page's flow under the top bar, so a message pushes the page down instead of floating over it
+// (a floating box covered the tables' right column, where the action buttons are).
+const messageBox = document.getElementById('toasts');
+
+// Info and success messages go after a while; errors stay until dismissed and are announced
+// assertively (role=alert). Every message can be dismissed.
 export function notify(message, kind = 'info') {
-  const box = document.getElementById('toasts');
   const close = h('button', { type: 'button', class: 'toast-close', 'aria-label': 'Dismiss message' }, '×');
   const toast = h('div', { class: `toast toast-${kind}`, role: kind === 'error' ? 'alert' : null }, h('span', {}, message), close);
-  close.addEventListener('click', () => toast.remove());
-  box.append(toast);
-  // At most three at once: a burst of actions must not cover the page.
-  while (box.children.length > 3) box.firstElementChild.remove();
-  if (kind !== 'error') setTimeout(() => toast.remove(), 5000);
+  close.addEventListener('click', () => {
+    // Focus was on the button that is going away: keep it in the page, not on <body>.
+    const hadFocus = toast.contains(document.activeElement);
+    toast.remove();
+    if (hadFocus) document.getElementById('main')?.focus();
+  });
+  // The same message again (a repeated click) replaces the older copy rather than stacking.
+  for (const old of [...messageBox.children]) if (old.firstElementChild?.textContent === message) old.remove();
+  messageBox.append(toast);
+  // At most three at once: a burst of actions must not push the page far down.
+  while (messageBox.children.length > 3) messageBox.firstElementChild.remove();
+  if (kind !== 'error') setTimeout(() => toast.remove(), 8000);
 }
 
 // ---- sign-in and sign-out -------------------------------------------------------------------
@@ -93,6 +105,9 @@ function showSignIn(message = '') {
     if (!location.hash || location.hash === '#/' || location.hash === '#') location.hash = '#/projects';
     renderShell();
   });
+  // The messages were the last user's: gone, and the box moves out of the shell it sat in.
+  messageBox.replaceChildren();
+  appRoot().after(messageBox);
   appRoot().replaceChildren(h('main', { id: 'main', class: 'signin' },
     h('div', { class: 'signin-card' }, h('h1', {}, 'Sign in to keyward'), form)));
   input.focus();
@@ -221,7 +236,7 @@ function renderShell() {
       h('span', { class: 'who-name' }, u.name || u.id, ' · ', roleLabel(u)),
       signOutButton));
   const main = h('main', { id: 'main', class: 'main', tabindex: '-1' });
-  appRoot().replaceChildren(skip, header, h('div', { class: 'body' }, nav, main));
+  appRoot().replaceChildren(skip, header, messageBox, h('div', { class: 'body' }, nav, main));
   route(false);
 }
 
@@ -247,11 +262,17 @@ async function refreshProjects() {
 
 // ---- the router -----------------------------------------------------------------------------
 
+// '#/audit-log?cluster_id=c-1' → the audit-log route with params { cluster_id: 'c-1' }: the part
+// after '?' carries a page's filters, so a link can open a page already filtered.
 function matchRoute(hash) {
+  const q = hash.indexOf('?');
+  const pathPart = q < 0 ? hash : hash.slice(0, q);
+  const query = new URLSearchParams(q < 0 ? '' : hash.slice(q + 1));
   for (const r of ROUTES) {
-    const m = r.pattern.exec(hash);
+    const m = r.pattern.exec(pathPart);
     if (m) {
       const params = {};
+      for (const [k, v] of query) params[k] = v;
       (r.keys || []).forEach((k, i) => { params[k] = decodeURIComponent(m[i + 1]); });
       return { ...r, params };
     }

@@ -60,7 +60,10 @@ export function keyLabel(c) {
 export function passwordPanel(c, ctx, { reveal = false, title } = {}) {
   const panel = h('section', { class: 'panel notice-success', 'aria-labelledby': 'pw-title', dataset: { secretPanel: '' } });
   const done = h('button', { type: 'button', class: 'primary' }, 'Done: I stored the password');
-  done.addEventListener('click', () => panel.remove());
+  done.addEventListener('click', () => {
+    panel.remove();
+    document.querySelector('#main h1')?.focus();  // not <body>: keyboard users stay on the page
+  });
   const body = h('div', {});
   const showSecret = () => body.replaceChildren(
     h('p', { class: 'label' }, 'Password'),
@@ -93,7 +96,7 @@ export function clusterActions(c, ctx, after) {
     const ok = r.status >= 200 && r.status < 300;
     const message = ok ? `${label} of cluster ${c.name}: done, it is ${r.body.state}` : `${label} of cluster ${c.name} failed: ${errorMessage(r)}`;
     ctx.notify(message, ok ? 'success' : 'error');
-    after({ ok, message, cluster: r.body });
+    after({ ok, message, cluster: r.body, from: button.getAttribute('aria-label') });
   };
   const id = encodeURIComponent(c.id);
   if (['available', 'degraded'].includes(c.state)) {
@@ -122,6 +125,18 @@ export function clusterActions(c, ctx, after) {
     buttons.push(b);
   }
   return buttons.length ? h('div', { class: 'row-actions' }, buttons) : null;
+}
+
+// After an action redrew the list or the page, the button that was used is gone: focus goes to
+// the same button if it is back ("Pause orders"), else the first action of that cluster
+// ("Resume orders" after a pause), else the page's heading — never <body>, where a keyboard user
+// would have to start from the top again.
+export function refocus(container, clusterId, label) {
+  if (!container.isConnected) return;
+  const row = [...container.querySelectorAll('[data-cluster-id]')].find((el) => el.dataset.clusterId === clusterId) || container;
+  const same = label ? [...row.querySelectorAll('button')].find((el) => el.getAttribute('aria-label') === label) : null;
+  const target = same || row.querySelector('.row-actions button') || row.querySelector('a') || document.querySelector('#main h1');
+  target?.focus();
 }
 
 export function actionError(message) {

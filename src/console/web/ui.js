@@ -108,6 +108,22 @@ export function confirmDialog({ title, message, confirmLabel = 'Confirm', danger
     ok.addEventListener('click', () => { result = true; dlg.close(); });
     cancel.addEventListener('click', () => dlg.close());
     dlg.addEventListener('close', () => { dlg.remove(); resolve(result); });
+    // A modal <dialog> makes the page behind it inert, but Tab past its last control leaves the
+    // document (to the browser's own controls): wrap around inside the dialog instead.
+    dlg.addEventListener('keydown', (e) => {
+      if (e.key !== 'Tab') return;
+      const stops = [...dlg.querySelectorAll('button, input, select, textarea, a[href]')].filter((el) => !el.disabled);
+      if (!stops.length) return;
+      const first = stops[0];
+      const last = stops[stops.length - 1];
+      if (!e.shiftKey && document.activeElement === last) {
+        e.preventDefault();
+        first.focus();
+      } else if (e.shiftKey && document.activeElement === first) {
+        e.preventDefault();
+        last.focus();
+      }
+    });
     document.body.append(dlg);
     dlg.showModal();
     (input || cancel).focus();
@@ -131,7 +147,9 @@ export function table(headers, rows, caption) {
   for (const row of rows) {
     [...row.children].forEach((td, i) => { if (headers[i]) td.dataset.label = headers[i]; });
   }
-  return h('div', { class: 'table-wrap' }, h('table', { class: 'cards-on-narrow' },
+  // A table wider than the page scrolls sideways: the scrolling box takes keyboard focus (arrow
+  // keys scroll it) and is named after the table.
+  return h('div', { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': caption ? `${caption} table` : 'Table' }, h('table', { class: 'cards-on-narrow' },
     caption ? h('caption', { class: 'visually-hidden' }, caption) : null,
     h('thead', {}, h('tr', {}, headers.map((t) => h('th', { scope: 'col' }, t)))),
     h('tbody', {}, rows)));

@@ -38,12 +38,15 @@ export async function render(root, ctx) {
       h('option', { value: project.id }, `Project ${project.name}`),
       h('option', { value: project.org_id }, 'Organization (projects, members, tokens)'))
     : null;
+  // A deep link (#/audit-log?cluster_id=…, from a cluster's page or a key's row) preselects its
+  // filter; an id this project does not list (a cluster deleted long ago) still filters by id.
+  const extra = (list, id) => (id && !list.some((x) => x.id === id) ? [{ id, name: id, key_name: id }] : []);
   const cluster = h('select', { id: 'kw-audit-cluster', name: 'cluster_id' }, h('option', { value: '' }, 'Any cluster'),
-    clusters.map((c) => h('option', { value: c.id, selected: c.id === pre.cluster_id }, `${c.name} (${c.id})`)));
+    [...clusters, ...extra(clusters, pre.cluster_id)].map((c) => h('option', { value: c.id, selected: c.id === pre.cluster_id }, c.name === c.id ? c.id : `${c.name} (${c.id})`)));
   const key = h('select', { id: 'kw-audit-key', name: 'key_id' }, h('option', { value: '' }, 'Any key'),
-    keys.map((k) => h('option', { value: k.id, selected: k.id === pre.key_id }, `${k.region || k.provider} ${k.key_name} (${k.id})`)));
-  const actor = h('input', { id: 'kw-audit-actor', name: 'actor', autocomplete: 'off' });
-  const action = h('input', { id: 'kw-audit-action', name: 'action', autocomplete: 'off', list: 'kw-audit-actions' });
+    [...keys, ...extra(keys, pre.key_id)].map((k) => h('option', { value: k.id, selected: k.id === pre.key_id }, k.key_name === k.id ? k.id : `${k.region || k.provider} ${k.key_name} (${k.id})`)));
+  const actor = h('input', { id: 'kw-audit-actor', name: 'actor', autocomplete: 'off', value: pre.actor || '' });
+  const action = h('input', { id: 'kw-audit-action', name: 'action', autocomplete: 'off', list: 'kw-audit-actions', value: pre.action || '' });
   const since = h('input', { id: 'kw-audit-since', name: 'since', type: 'datetime-local', step: '1' });
   const until = h('input', { id: 'kw-audit-until', name: 'until', type: 'datetime-local', step: '1' });
   const newest = h('input', { id: 'kw-audit-newest', type: 'checkbox', checked: true });
@@ -99,6 +102,12 @@ export async function render(root, ctx) {
     if (u !== null) q.set('until_ms', String(u + 999)); // "To" includes its whole second
     q.set('order', newest.checked ? 'newest' : 'oldest');
     query = q.toString();
+    // The address names the filters, so it can be bookmarked or shared (replaceState: no reload).
+    const link = new URLSearchParams([...q].filter(([k]) => ['cluster_id', 'key_id', 'actor', 'action'].includes(k)));
+    // Only while this page is shown: a user who already went elsewhere keeps that address.
+    if (!ctx.signal?.aborted && location.hash.startsWith('#/audit-log')) {
+      history.replaceState(null, '', `#/audit-log${link.toString() ? `?${link}` : ''}`);
+    }
     path = `/projects/${encodeURIComponent(scope ? scope.value : project.id)}/audit-events`;
     cluster.disabled = key.disabled = org;
     await load('');

@@ -1,7 +1,8 @@
 // Backups of one cluster (#/clusters/<id>/backups): list, create, restore into a new cluster,
 // delete; a running backup's progress is polled until it finishes. Without a cluster in the
 // route, the page asks which cluster.
-import { h, clear, labelCells, call, listAll, fmtTime, fmtBytes, canMember, canOwn, copyable, useStyles, showError } from './kit.js';
+import { h, clear, labelCells, call, listAll, fmtTime, fmtBytes, canMember, canOwn, useStyles, showError } from './kit.js';
+import { passwordPanel } from '../clusters-common.js';
 
 const POLL_MS = 1000;
 
@@ -81,6 +82,8 @@ export async function render(root, ctx) {
   const openRestore = (b) => {
     const name = h('input', { id: 'kw-restore-name', name: 'name', required: true, autocomplete: 'off', value: `${cluster.name}-restored`, 'aria-describedby': 'kw-restore-hint' });
     const out = h('div', { 'aria-live': 'polite' });
+    // Beside the form, outside its live region: a password is not read out unasked.
+    const secret = h('div', {});
     const go = h('button', { type: 'submit', class: 'primary' }, 'Restore');
     const form = h('form', { class: 'panel kw-restore', 'aria-labelledby': 'kw-restore-title', novalidate: true },
       h('h2', { id: 'kw-restore-title', tabindex: '-1' }, `Restore backup ${b.id}`),
@@ -93,21 +96,30 @@ export async function render(root, ctx) {
       if (!name.value.trim()) return showError(ctx, out, 'Enter a name for the new cluster.');
       go.disabled = true;
       form.setAttribute('aria-busy', 'true');
-      clear(out, h('p', {}, `Restoring ${b.id}: verifying and decrypting every chunk…`));
+      // The API answers a restore when it is done and reports no progress on the way, so the
+      // page shows the time elapsed rather than a made-up percentage.
+      const started = Date.now();
+      const elapsed = h('span', { class: 'kw-elapsed' }, '');
+      clear(secret);
+      clear(out, h('p', {}, `Restoring ${b.id}: verifying and decrypting every chunk… `, elapsed));
+      const tick = setInterval(() => { elapsed.textContent = `${Math.round((Date.now() - started) / 1000)} s`; }, 1000);
       try {
         const c = await call(ctx, 'POST', `/backups/${encodeURIComponent(b.id)}:restore`, { name: name.value.trim() });
+        // The new cluster's password sits in the same one-time panel as a created cluster's:
+        // it leaves the page on Done.
         clear(out, h('div', { class: 'notice notice-success', role: 'status' },
-          h('p', {}, 'Restored as cluster ', h('a', { href: `#/clusters/${encodeURIComponent(c.id)}` }, c.name), ` (${c.state}), endpoint ${c.endpoint}.`),
-          c.password ? [h('p', {}, 'Its password, shown only this once:'), copyable(ctx, c.password, 'Copy', 'new cluster password')] : null));
+          h('p', {}, 'Restored as cluster ', h('a', { href: `#/clusters/${encodeURIComponent(c.id)}` }, c.name), ` (${c.state}), endpoint ${c.endpoint}.`)));
+        if (c.password) clear(secret, passwordPanel(c, ctx, { title: `Password of cluster ${c.name}` }));
         ctx.notify?.(`Restored ${b.id} as cluster ${c.name}`, 'info');
       } catch (err) {
         showError(ctx, out, err, 'Restore failed (nothing was created): ');
       } finally {
+        clearInterval(tick);
         go.disabled = false;
         form.removeAttribute('aria-busy');
       }
     });
-    clear(restoreHost, form);
+    clear(restoreHost, form, secret);
     form.querySelector('h2').focus();
   };
 

@@ -4,7 +4,7 @@
 import { errorMessage } from '../api.js';
 import {
   actionError, CLOUD_LABELS, clusterActions, connectBlock, passwordPanel, PROVIDER_LABELS,
-  stateExplanation, TRANSITIONAL,
+  refocus, stateExplanation, TRANSITIONAL,
 } from '../clusters-common.js';
 import { confirmDialog, formatTime, h, notice, pageHeader, stateBadge } from '../ui.js';
 
@@ -21,7 +21,7 @@ export async function render(root, ctx) {
   let timer = null;
   ctx.signal.addEventListener('abort', () => clearTimeout(timer));
 
-  const load = async () => {
+  const load = async (focusLabel = null) => {
     clearTimeout(timer);
     const r = await ctx.api('GET', `/clusters/${encodeURIComponent(id)}`);
     if (ctx.signal.aborted) return;
@@ -39,7 +39,7 @@ export async function render(root, ctx) {
     const after = (result) => {
       errorSlot.replaceChildren(result.ok ? '' : actionError(result.message));
       if (result.ok && result.cluster?.state === 'deleted') ctx.navigate('#/clusters');
-      else load();
+      else load(result.from || '');
     };
     const actions = [];
     if (ctx.user.can.manageClusters && ['available', 'paused', 'degraded', 'inaccessible'].includes(c.state)) {
@@ -98,8 +98,10 @@ export async function render(root, ctx) {
           ['Created', formatTime(c.created_at)],
           ['Updated', formatTime(c.updated_at)],
           ['Backups', h('a', { href: `#/clusters/${encodeURIComponent(c.id)}/backups` }, 'Backups of this cluster')],
+          ['Audit Log', h('a', { href: `#/audit-log?cluster_id=${encodeURIComponent(c.id)}` }, 'Audit Log of this cluster')],
         ])));
-    if (TRANSITIONAL.has(c.state)) timer = setTimeout(load, 2000);
+    if (focusLabel !== null) refocus(body, c.id, focusLabel);
+    if (TRANSITIONAL.has(c.state)) timer = setTimeout(() => load(), 2000);
   };
   await load();
 }

@@ -4,7 +4,7 @@
 import { errorMessage, listAll } from '../api.js';
 import {
   actionError, CLOUD_LABELS, clusterActions, KEY_PROVIDER_FOR_CLOUD, keyLabel, passwordPanel,
-  PROVIDER_LABELS, stateExplanation, TRANSITIONAL,
+  PROVIDER_LABELS, refocus, stateExplanation, TRANSITIONAL,
 } from '../clusters-common.js';
 import { codeWithCopy, field, h, notice, pageHeader, select, stateBadge, table } from '../ui.js';
 
@@ -43,7 +43,7 @@ export async function render(root, ctx) {
     listSlot);
 
   let timer = null;
-  const load = async () => {
+  const load = async (focus = null) => {
     clearTimeout(timer);
     const r = await listAll(`/projects/${encodeURIComponent(ctx.project.id)}/clusters`);
     if (ctx.signal.aborted) return;
@@ -55,13 +55,14 @@ export async function render(root, ctx) {
     const clusters = r.items.filter((c) => showDeleted.checked || c.state !== 'deleted');
     listSlot.replaceChildren(clusterTable(clusters, ctx, (result) => {
       errorSlot.replaceChildren(result.ok ? '' : actionError(result.message));
-      load();
+      load({ id: result.cluster?.id, label: result.from });
     }));
+    if (focus) refocus(listSlot, focus.id, focus.label);
     // Creating and deleting finish in the background: look again until they settle.
-    if (clusters.some((c) => TRANSITIONAL.has(c.state))) timer = setTimeout(load, 2000);
+    if (clusters.some((c) => TRANSITIONAL.has(c.state))) timer = setTimeout(() => load(), 2000);
   };
   ctx.signal.addEventListener('abort', () => clearTimeout(timer));
-  showDeleted.addEventListener('change', load);
+  showDeleted.addEventListener('change', () => load());
 
   if (createButton) {
     createButton.addEventListener('click', async () => {

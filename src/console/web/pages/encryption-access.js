@@ -67,7 +67,8 @@ function renderTable(host, ctx, project, keys, { refresh, continueSetup }) {
   const owner = canOwn(ctx);
   const rows = keys.map((k) => {
     const problem = k.state !== 'active' ? (k.last_check_error || k.status_message) : '';
-    const actions = h('td', { class: 'kw-actions' });
+    const actions = h('td', { class: 'kw-actions' },
+      h('a', { href: `#/audit-log?key_id=${encodeURIComponent(k.id)}`, class: 'kw-link', 'aria-label': `Audit Log of the key for ${PROVIDER_NAMES[k.provider] || k.provider} ${k.region}` }, 'Audit Log'));
     if (owner && k.provider !== 'escrow') {
       if (k.state !== 'active') {
         actions.append(h('button', { type: 'button', onclick: () => continueSetup(k), 'aria-label': `Continue setup of the key for ${k.region}` }, 'Continue setup'));

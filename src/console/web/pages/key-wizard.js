@@ -200,7 +200,16 @@ export async function openWizard(host, ctx, { project, keys, existing, onDone, o
     ];
   };
 
+  // Redrawing the steps replaces their controls: the control that had focus (the region list a
+  // keyboard user is arrowing through, a provider radio) gets it back, not <body>.
+  const focusKey = (el) => (el.id ? `#${el.id}` : el.name && el.type === 'radio' ? `input[name="${el.name}"][value="${el.value}"]` : '');
   const draw = () => {
+    const active = document.activeElement;
+    const again = active && steps.contains(active) ? focusKey(active) : '';
+    redraw();
+    if (again) steps.querySelector(again)?.focus();
+  };
+  const redraw = () => {
     clear(steps, kmsStep());
     if (!st.region) {
       steps.append(h('li', { class: 'kw-step' }, h('p', { class: 'hint' }, 'Choose the region to see the next steps.')));
