@@ -27,7 +27,7 @@ build-check/build.ninja: CMakeLists.txt
 CHECK_TARGETS := unit_tests keyward keyward-fake-kms keyward-kms-emulator keyward-azure-wrap \
   keyward-aws-kms-tool keyward_rocksdb_plugin resp_parser_fuzz key_file_fuzz azure_reply_fuzz \
   aws_reply_fuzz rest_body_fuzz command_fuzz backup_manifest_fuzz \
-  keyward_key_management keyward-mariadb-keyd mariadb_key_request_fuzz
+  keyward_key_management keyward-mariadb-keyd mariadb_key_request_fuzz azure_blob_wire_fuzz
 build-check: deps build-check/build.ninja
 	ninja -C build-check -j$(JOBS) $(CHECK_TARGETS)
 

@@ -58,12 +58,19 @@ void AddBackupRoutes(std::vector<Route>& t, const RouteDeps& d) {
   // without the password (never stored; see WithIdempotency).
   add("POST", "/api/v1/backups/{backup_id}:restore", [cp, store = d.store](Call& c) {
     WithIdempotency(c, *store, [&] {
-      auto body = ParseBody(c.body, {{"name", {FieldType::kString, true}}});
+      auto body = ParseBody(
+          c.body, {{"name", {FieldType::kString, true}}, {"from_copy", {FieldType::kBool, false}}});
       if (!c.Check(body)) return;
-      auto created = cp->RestoreBackup(c.user, c.params[0], (*body)["name"]);
+      auto created =
+          cp->RestoreBackup(c.user, c.params[0], (*body)["name"], body->value("from_copy", false));
       if (!c.Check(created)) return;
       json out = ClusterJson(created->cluster, cp->Endpoint(created->cluster));
       out["password"] = created->password;
+      // Where the backup was read from: its destination, or its dual-region copy (asked for,
+      // or because the primary failed: primary_error says why).
+      out["restored_from"] = {{"destination", created->source},
+                              {"copy", created->from_copy},
+                              {"primary_error", created->primary_error}};
       c.Json(201, out);
     });
   });

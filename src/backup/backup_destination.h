@@ -7,7 +7,6 @@
 
 #include <memory>
 #include <mutex>
-#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -23,9 +22,11 @@ class BackupDestination {
   // Safe to show users and to store in a backup record ("local:/data/backups").
   virtual std::string Describe() const = 0;
   virtual absl::Status Put(const std::string& name, std::string_view data) = 0;
-  // Put, atomic the same way, whose name may become durable only at the next SyncPuts(): a
-  // backup puts its chunks this way and syncs once before its manifest (the local directory
-  // then fsyncs each directory once, not once per object). Default: Put (durable at once).
+  // Put whose object may become durable (and, after a crash before the next SyncPuts(), whole)
+  // only at the next SyncPuts(): a backup puts its chunks this way and syncs once before its
+  // manifest, so an interrupted backup's objects are never read (no manifest), and a damaged
+  // chunk would fail its AEAD tag anyway. The local directory writes each object under its
+  // name without an fsync and syncs the file system once. Default: Put (durable at once).
   virtual absl::Status PutDeferred(const std::string& name, std::string_view data) {
     return Put(name, data);
   }
@@ -52,6 +53,7 @@ class BackupDestination {
 class LocalDirectoryDestination : public BackupDestination {
  public:
   static absl::StatusOr<std::unique_ptr<LocalDirectoryDestination>> New(const std::string& root);
+  ~LocalDirectoryDestination() override;
   std::string Describe() const override { return "local:" + root_; }
   absl::Status Put(const std::string& name, std::string_view data) override;
   absl::Status PutDeferred(const std::string& name, std::string_view data) override;
@@ -64,13 +66,14 @@ class LocalDirectoryDestination : public BackupDestination {
   const std::string& root() const { return root_; }
 
  private:
-  explicit LocalDirectoryDestination(std::string root) : root_(std::move(root)) {}
+  LocalDirectoryDestination(std::string root, int sync_fd)
+      : root_(std::move(root)), sync_fd_(sync_fd) {}
   absl::StatusOr<std::string> PathFor(const std::string& name) const;
-  absl::Status PutFile(const std::string& name, std::string_view data, bool sync_dir);
+  absl::Status MakeParents(const std::string& name);
   std::string root_;
-  std::mutex sync_mu_;  // one SyncPuts at a time
-  std::mutex mu_;
-  std::set<std::string> unsynced_dirs_ ABSL_GUARDED_BY(mu_);  // PutDeferred's, until SyncPuts
+  const int sync_fd_;                                  // the root, for syncfs
+  std::mutex sync_mu_;                                 // one SyncPuts at a time
+  absl::Status sync_error_ ABSL_GUARDED_BY(sync_mu_);  // a failed sync: every later one fails
 };
 
 }  // namespace keyward

@@ -25,7 +25,9 @@ constexpr char kBackupUsage[] = R"(usage:
   keyward backup get BACKUP_ID
   keyward backup delete BACKUP_ID             removes its objects, then its record
   keyward backup restore BACKUP_ID --name N   a new cluster in the backup's project, only
-                                              after the whole backup is verified
+                                              after the whole backup is verified; from its
+                                              dual-region copy when the primary fails
+                                              (--from-copy: from the copy only)
 
 common flags:
   --server URL     API address (env KEYWARD_SERVER, default http://127.0.0.1:7070)
@@ -82,7 +84,7 @@ std::optional<json> WaitForBackup(const ApiClient& api, const std::string& id) {
 int RunBackupCli(const std::vector<std::string>& args) {
   std::set<std::string> valued = kCommonValuedFlags;
   valued.insert("name");
-  auto flags = ParseFlags(args, valued, {"help", "wait"});
+  auto flags = ParseFlags(args, valued, {"help", "wait", "from-copy"});
   if (!flags.ok()) return Usage(std::string(flags.status().message()));
   if (flags->Has("help")) {
     printf("%s", kBackupUsage);
@@ -130,11 +132,18 @@ int RunBackupCli(const std::vector<std::string>& args) {
     auto name = flags->Get("name");
     if (!name || name->empty()) return Usage("--name is required for restore");
     json body = {{"name", *name}};
+    if (flags->Has("from-copy")) body["from_copy"] = true;
     r = api->Call("POST", "/api/v1/backups/" + id + ":restore", &body);
     if (!r) return 1;
     api->Print(*r, [&] {
       printf("restored backup %s as cluster %s (%s), %s\n", id.c_str(), Str(*r, "id").c_str(),
              Str(*r, "name").c_str(), Str(*r, "state").c_str());
+      const json from = r->value("restored_from", json::object());
+      if (from.value("copy", false)) {
+        std::string why = from.value("primary_error", "");
+        printf("read from the dual-region copy in %s%s%s\n", from.value("destination", "").c_str(),
+               why.empty() ? "" : " because the primary failed: ", why.c_str());
+      }
       printf("endpoint: %s\npassword: %s   (shown once; keep it)\n", Str(*r, "endpoint").c_str(),
              Str(*r, "password").c_str());
     });

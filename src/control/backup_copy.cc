@@ -23,14 +23,15 @@ bool WantsDualRegion(const std::string& policy_json) {
 }
 
 // The backup's objects from `from` to `to`: the shared SST objects it holds (an incremental
-// backup reuses them) and its own data first, the manifest last.
+// backup reuses them) and its own data first, synced once, then the manifest.
 absl::Status CopyObjects(BackupDestination& from, BackupDestination& to, const std::string& id,
                          const std::vector<std::string>& shared) {
+  std::string data;
   for (const std::string& object : shared) {
     ASSIGN_OR_RETURN(std::vector<std::string> chunks, from.List(object + "/"));
     for (const std::string& name : chunks) {
-      ASSIGN_OR_RETURN(std::string data, from.Get(name));
-      RETURN_IF_ERROR(to.Put(name, data));
+      RETURN_IF_ERROR(from.GetInto(name, &data));
+      RETURN_IF_ERROR(to.PutDeferred(name, data));
     }
   }
   ASSIGN_OR_RETURN(std::vector<std::string> names, from.List(id + "/"));
@@ -41,10 +42,11 @@ absl::Status CopyObjects(BackupDestination& from, BackupDestination& to, const s
   }
   for (const std::string& name : names) {
     if (name == manifest) continue;
-    ASSIGN_OR_RETURN(std::string data, from.Get(name));
-    RETURN_IF_ERROR(to.Put(name, data));
+    RETURN_IF_ERROR(from.GetInto(name, &data));
+    RETURN_IF_ERROR(to.PutDeferred(name, data));
   }
-  ASSIGN_OR_RETURN(std::string data, from.Get(manifest));
+  RETURN_IF_ERROR(to.SyncPuts());
+  RETURN_IF_ERROR(from.GetInto(manifest, &data));
   return to.Put(manifest, data);
 }
 

@@ -283,9 +283,8 @@ absl::StatusOr<BackupRecord> ControlPlane::DeleteBackup(const User& actor, const
   return b;
 }
 
-absl::StatusOr<ClusterCreated> ControlPlane::RestoreBackup(const User& actor,
-                                                           const std::string& backup_id,
-                                                           const std::string& name) {
+absl::StatusOr<ControlPlane::RestoredBackup> ControlPlane::RestoreBackup(
+    const User& actor, const std::string& backup_id, const std::string& name, bool from_copy) {
   RETURN_IF_ERROR(ValidateRestoreName(name));
   ASSIGN_OR_RETURN(BackupRecord b, LoadBackup(actor, backup_id, Need::kMember, "backup.restore"));
   if (b.state != "completed") {
@@ -302,8 +301,38 @@ absl::StatusOr<ClusterCreated> ControlPlane::RestoreBackup(const User& actor,
     Audit(&actor, b.project_id, "backup.restore", backup_id, &*key, st, name, b.key_version);
     return st;
   };
-  absl::StatusOr<BackupDestination*> dest = BackupDestinationFor(b);
-  if (!dest.ok()) return fail(dest.status());
+  // Where to read it: the primary, then the dual-region copy (made only outside CMEK projects,
+  // under the same key, authenticated the same way: a copy that was tampered with is refused
+  // like a primary). The copy is only read when this server has its destination.
+  BackupDestination* copy = b.copy_state == "completed" && backup_secondary_ &&
+                                    backup_secondary_->Describe() == b.copy_destination
+                                ? backup_secondary_
+                                : nullptr;
+  if (from_copy && !copy) {
+    return fail(absl::FailedPreconditionError(
+        b.copy_state.empty()
+            ? absl::StrCat("backup ", backup_id,
+                           " has no dual-region copy (its cluster's backup policy did not ask "
+                           "for one); restore it without --from-copy")
+        : b.copy_state != "completed"
+            ? absl::StrCat("backup ", backup_id, "'s dual-region copy is ", b.copy_state,
+                           ", not completed; restore it without --from-copy")
+            : absl::StrCat("backup ", backup_id, "'s dual-region copy is in ", b.copy_destination,
+                           ", which this server is not configured for: start it with the "
+                           "--backup-secondary-dir that names it")));
+  }
+  std::vector<BackupDestination*> sources;
+  std::string primary_error;
+  if (!from_copy) {
+    absl::StatusOr<BackupDestination*> dest = BackupDestinationFor(b);
+    if (dest.ok()) {
+      sources.push_back(*dest);
+    } else {
+      primary_error = std::string(dest.status().message());
+      if (!copy) return fail(dest.status());
+    }
+  }
+  if (copy) sources.push_back(copy);
   ASSIGN_OR_RETURN(std::shared_ptr<MasterKeyProvider> provider, kms_.ProviderFor(*key));
   Cluster c;
   ASSIGN_OR_RETURN(std::string hex, RandomHex(8));
@@ -311,22 +340,38 @@ absl::StatusOr<ClusterCreated> ControlPlane::RestoreBackup(const User& actor,
   // Verified and decrypted in full, into a directory no cluster uses, before any record exists.
   std::string staging =
       absl::StrCat(runtime_.data_dir(), "/clusters/", kRestoreStagingPrefix, c.id);
-  auto restored =
-      keyward::RestoreBackup(**dest, *provider, backup_id, c.id, staging, Now(), nullptr);
-  if (!restored.ok()) {
+  BackupDestination* used = nullptr;
+  absl::Status first;               // the first source's failure (its code is the answer's)
+  std::string why = primary_error;  // every source's failure, in order
+  for (BackupDestination* from : sources) {
+    auto restored =
+        keyward::RestoreBackup(*from, *provider, backup_id, c.id, staging, Now(), nullptr);
+    absl::Status st = restored.status();
+    if (st.ok() && (restored->project_id != b.project_id || restored->cluster_id != b.cluster_id)) {
+      RemoveQuietly(staging);
+      st = absl::DataLossError(absl::StrCat("backup ", backup_id,
+                                            "'s manifest names another cluster or project than "
+                                            "its record"));
+    }
+    if (st.ok()) {
+      used = from;
+      break;
+    }
+    if (from != copy) primary_error = std::string(st.message());
+    if (first.ok()) first = st;
+    absl::StrAppend(&why, why.empty() ? "" : "; ",
+                    from == copy ? absl::StrCat("the dual-region copy in ", from->Describe(),
+                                                from_copy ? "" : " failed too", ": ")
+                                 : "",
+                    st.message());
+  }
+  if (!used) {
     // A backup that fails verification is a refusal about that backup (409, with the reason),
     // not a server fault: the message names the backup, file and chunk, never key bytes.
-    absl::StatusCode code = restored.status().code() == absl::StatusCode::kDataLoss
+    absl::StatusCode code = first.code() == absl::StatusCode::kDataLoss
                                 ? absl::StatusCode::kFailedPrecondition
-                                : restored.status().code();
-    return fail(absl::Status(code, absl::StrCat("restore refused, no cluster was created: ",
-                                                restored.status().message())));
-  }
-  if (restored->project_id != b.project_id || restored->cluster_id != b.cluster_id) {
-    RemoveQuietly(staging);
-    return fail(absl::DataLossError(
-        absl::StrCat("restore refused, no cluster was created: backup ", backup_id,
-                     "'s manifest names another cluster or project than its record")));
+                                : first.code();
+    return fail(absl::Status(code, absl::StrCat("restore refused, no cluster was created: ", why)));
   }
   c.project_id = b.project_id;
   c.name = name;
@@ -357,10 +402,21 @@ absl::StatusOr<ClusterCreated> ControlPlane::RestoreBackup(const User& actor,
     return fail(st);
   }
   RecordProtection(c.id, /*wrapped_now=*/true);
+  RestoredBackup out;
+  out.source = used->Describe();
+  out.from_copy = used == copy;
+  if (out.from_copy) out.primary_error = primary_error;
   Audit(&actor, c.project_id, "backup.restore", backup_id, &*key, absl::OkStatus(),
-        absl::StrCat("restored as cluster ", c.id, " (", name, ")"), b.key_version);
+        absl::StrCat("restored as cluster ", c.id, " (", name, ") from ", out.source,
+                     out.from_copy ? " (the dual-region copy" : "",
+                     out.from_copy && !primary_error.empty()
+                         ? absl::StrCat("; the primary failed: ", primary_error, ")")
+                         : std::string(out.from_copy ? ")" : "")),
+        b.key_version);
   ASSIGN_OR_RETURN(std::optional<Cluster> stored, metadata_.GetCluster(c.id));
-  return ClusterCreated{stored ? *stored : c, password};
+  out.cluster = stored ? *stored : c;
+  out.password = password;
+  return out;
 }
 
 absl::StatusOr<int> ControlPlane::CountClusterBackups(const std::string& cluster_id) {

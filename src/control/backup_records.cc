@@ -166,12 +166,19 @@ absl::StatusOr<std::vector<std::string>> BackupRecords::ReleaseFileObjects(
   return orphans;
 }
 
+absl::StatusOr<bool> BackupRecords::IsFileObjectHeld(const std::string& object) {
+  bool held = false;
+  RETURN_IF_ERROR(db_->Query("SELECT 1 FROM backup_file_objects WHERE object = ? LIMIT 1", {object},
+                             [&](const SqlRow&) { held = true; }));
+  return held;
+}
+
 absl::StatusOr<std::vector<std::string>> BackupRecords::FileObjectsOf(
     const std::string& backup_id) {
   std::vector<std::string> out;
-  RETURN_IF_ERROR(db_->Query(
-      "SELECT object FROM backup_file_objects WHERE backup_id = ? ORDER BY object", {backup_id},
-      [&](const SqlRow& r) { out.push_back(r.Text(0)); }));
+  RETURN_IF_ERROR(
+      db_->Query("SELECT object FROM backup_file_objects WHERE backup_id = ? ORDER BY object",
+                 {backup_id}, [&](const SqlRow& r) { out.push_back(r.Text(0)); }));
   return out;
 }
 

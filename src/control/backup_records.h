@@ -66,6 +66,8 @@ class BackupRecords : public BackupFileRefs {
   // Drops every object `backup_id` holds and returns those no other backup holds (to delete:
   // from now on no backup can claim them).
   absl::StatusOr<std::vector<std::string>> ReleaseFileObjects(const std::string& backup_id);
+  // Whether any backup (running, completed or failed) holds shared object `object`.
+  absl::StatusOr<bool> IsFileObjectHeld(const std::string& object);
   // The shared objects `backup_id` holds (its dual-region copy needs them too).
   absl::StatusOr<std::vector<std::string>> FileObjectsOf(const std::string& backup_id);
   // Dual-region copies, one per backup: sets copy_* of the backup's copy row.

@@ -19,6 +19,7 @@ constexpr int64_t kDay = 24 * kHour;
 // A scheduled backup that failed is tried again at most this often within its period, so a
 // cluster that cannot be backed up does not start one every minute.
 constexpr int64_t kRetryAfterFailure = kHour;
+constexpr int64_t kSweepEvery = kHour;
 
 struct Policy {
   std::string schedule;
@@ -102,6 +103,16 @@ ControlPlane::BackupScheduleRun ControlPlane::RunBackupSchedule() {
               {{"cluster_id", c.id}});
     }
   }
+  // Leaked shared objects, at most once an hour: a sweep lists every shared object.
+  bool sweep = false;
+  {
+    std::lock_guard<std::mutex> lock(sweep_mu_);
+    if (last_sweep_ == 0 || now - last_sweep_ >= kSweepEvery) {
+      last_sweep_ = now;
+      sweep = true;
+    }
+  }
+  if (sweep) run.swept = SweepLeakedBackupObjects().deleted;
   return run;
 }
 

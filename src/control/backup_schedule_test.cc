@@ -4,10 +4,12 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include "backup/backup_destination.h"
 #include "control/control_plane.h"
 #include "control/scheduler.h"
+#include "crypto/random.h"
 #include "control_plane_world.h"
 
 namespace keyward {
@@ -70,6 +72,24 @@ class BackupScheduleTest : public ::testing::Test {
     }
     return ids;
   }
+  // Shared object directories of `cluster` in the backup directory.
+  std::set<std::string> SharedObjects(const std::string& cluster) {
+    std::set<std::string> out;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(world_.root() / "backups" / "shared" / cluster, ec)) {
+      out.insert("shared/" + cluster + "/" + e.path().filename().string());
+    }
+    return out;
+  }
+  // A shared object of `cluster` that no backup's record names (what a crash between upload
+  // and cleanup leaves), with one chunk.
+  std::string PlantObject(const std::string& cluster) {
+    std::string object = "shared/" + cluster + "/" + *RandomHex(16);
+    fs::create_directories(world_.root() / "backups" / object);
+    std::ofstream(world_.root() / "backups" / object / "00000000") << "sealed bytes";
+    return object;
+  }
+  bool Exists(const std::string& object) { return fs::exists(world_.root() / "backups" / object); }
   int AuditCount(const std::string& action) {
     int n = 0;
     for (const auto& e : world_.Audit(project_)) n += e.action == action && e.result == "success";
@@ -81,6 +101,7 @@ class BackupScheduleTest : public ::testing::Test {
                             .test_clock = true,
                             .start_ms = 1'800'000'000'000 / kDayMs * kDayMs + 120'000}};
   std::unique_ptr<MetadataStore>& metadata_ = world_.metadata;
+  std::unique_ptr<ClusterRuntime>& runtime_ = world_.runtime;
   std::unique_ptr<ControlPlane>& control_ = world_.control;
   User& owner_ = world_.owner;
   std::unique_ptr<BackupRecords> records_;
@@ -162,6 +183,53 @@ TEST_F(BackupScheduleTest, DeleteWithBackupsRefusedWhileOneRunsNothingDeleted) {
   EXPECT_EQ(deleted->cluster.state, "deleted");
   EXPECT_TRUE(Backups(id).empty());
   EXPECT_TRUE(ObjectDirs().empty());
+}
+
+// The sweep of leaked shared objects: one no backup holds goes once it has been unheld for the
+// grace period; one a running backup has claimed, the ones completed backups hold and another
+// server's (a cluster this one does not know) stay.
+TEST_F(BackupScheduleTest, SweepDeletesLeakedSharedObjectsAfterTheGracePeriodOnly) {
+  std::string id = NewCluster("sweep", 30);
+  ASSERT_FALSE(id.empty());
+  {
+    auto h = runtime_->Get(id);
+    ASSERT_TRUE(h);
+    for (int i = 0; i < 200; ++i) {
+      ASSERT_TRUE(h->store->Put("key-" + std::to_string(i), {std::string(500, 'v'), 0}).ok());
+    }
+  }
+  Advance(60'000);  // today's backup: its SSTs go into shared objects it holds
+  ASSERT_EQ(Backups(id).size(), 1u);
+  ASSERT_EQ(Backups(id)[0].state, "completed") << Backups(id)[0].error;
+  std::set<std::string> held = SharedObjects(id);
+  ASSERT_FALSE(held.empty());
+  std::string leaked = PlantObject(id);
+  std::string claimed = PlantObject(id);
+  ASSERT_TRUE(records_->Add("b-running", claimed).ok());  // a running backup's new object
+  std::string foreign = PlantObject("c-elsewhere");
+
+  Advance(2 * 3600'000);  // swept twice: seen unheld, but not for the grace period yet
+  EXPECT_TRUE(Exists(leaked));
+  world_.AdvanceClock(ControlPlane::kBackupSweepGraceSeconds * 1000);  // the grace period, in one step
+  Advance(3600'000);
+  EXPECT_FALSE(Exists(leaked)) << "a leaked object outlived the grace period";
+  EXPECT_TRUE(Exists(claimed)) << "the sweep deleted an object a running backup holds";
+  EXPECT_TRUE(Exists(foreign)) << "the sweep deleted another server's object";
+  for (const std::string& object : held) EXPECT_TRUE(Exists(object)) << object;
+
+  // Every backup still restores: nothing it needs was swept.
+  for (const BackupRecord& b : Backups(id)) {
+    ASSERT_EQ(b.state, "completed") << b.error;
+    auto restored = control_->RestoreBackup(owner_, b.id, "back-" + b.id.substr(2, 6));
+    EXPECT_TRUE(restored.ok()) << b.id << ": " << restored.status();
+  }
+  // Released (the backup finished or failed): from now on it is a leak like any other.
+  ASSERT_TRUE(records_->ReleaseFileObjects("b-running").ok());
+  Advance(3600'000);
+  EXPECT_TRUE(Exists(claimed));
+  world_.AdvanceClock(ControlPlane::kBackupSweepGraceSeconds * 1000);
+  Advance(3600'000);
+  EXPECT_FALSE(Exists(claimed));
 }
 
 }  // namespace

@@ -242,8 +242,16 @@ class ControlPlane {
   absl::StatusOr<BackupRecord> DeleteBackup(const User& actor, const std::string& id);
   // A new cluster `name` in the backup's project from a completed backup: everything verified
   // and decrypted into a staging directory first; any failure leaves no cluster and no files.
-  absl::StatusOr<ClusterCreated> RestoreBackup(const User& actor, const std::string& backup_id,
-                                               const std::string& name);
+  // Read from the backup's destination; when that fails (objects missing or damaged, the
+  // destination gone) and the backup has a completed dual-region copy in this server's
+  // secondary destination, from the copy. `from_copy`: from the copy only.
+  struct RestoredBackup : ClusterCreated {
+    std::string source;         // the destination it was read from
+    bool from_copy = false;     // the dual-region copy
+    std::string primary_error;  // why not the primary (from_copy without the request)
+  };
+  absl::StatusOr<RestoredBackup> RestoreBackup(const User& actor, const std::string& backup_id,
+                                               const std::string& name, bool from_copy = false);
   // The backup policies at work (backup_schedule.cc; the scheduler calls it every minute):
   // starts a backup of each available cluster whose policy has one due (one per period: hour,
   // UTC day, week, or day at HH:MM UTC) and deletes, objects then record, every finished backup
@@ -252,8 +260,19 @@ class ControlPlane {
   struct BackupScheduleRun {
     int started = 0;
     int expired = 0;
+    int swept = 0;  // leaked shared objects deleted (SweepLeakedBackupObjects)
   };
   BackupScheduleRun RunBackupSchedule();
+  // Leaked shared SST objects (backup_sweep.cc): a shared object of one of this server's
+  // clusters, in any configured destination or the dual-region one, that no backup holds (a
+  // crash or a failed delete left it) is deleted once it has been seen unheld for the grace
+  // period. RunBackupSchedule runs it at most once an hour.
+  struct BackupSweepRun {
+    int unheld = 0;   // objects seen that no backup holds
+    int deleted = 0;  // of those, unheld for longer than the grace period, deleted
+  };
+  BackupSweepRun SweepLeakedBackupObjects();
+  static constexpr int64_t kBackupSweepGraceSeconds = 24 * 3600;
 
   absl::StatusOr<std::vector<AuditEvent>> ListAudit(const User& actor,
                                                     const std::string& project_id,
@@ -366,6 +385,10 @@ class ControlPlane {
   BackupDestination* backup_destination_ = nullptr;      // where new backups go
   std::vector<BackupDestination*> backup_destinations_;  // every configured one, it included
   BackupDestination* backup_secondary_ = nullptr;        // dual-region copies
+  std::mutex sweep_mu_;                                  // never held across a destination call
+  int64_t last_sweep_ ABSL_GUARDED_BY(sweep_mu_) = 0;
+  // "<destination>\n<object>" → when a sweep first saw the object held by no backup.
+  std::map<std::string, int64_t> unheld_since_ ABSL_GUARDED_BY(sweep_mu_);
   MetadataStore& metadata_;
   KmsFactory& kms_;
   ClusterRuntime& runtime_;

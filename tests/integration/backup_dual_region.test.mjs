@@ -3,14 +3,16 @@
 // backup shows the copy's state, and deleting the backup deletes the copy. Never in a CMEK
 // project: the policy is refused up front, and a dual_region policy that got stored anyway (put
 // into the metadata behind the API's back, as one stored before the rule would be) is refused
-// again at copy time — fail closed, nothing copied.
+// again at copy time — fail closed, nothing copied. A backup whose primary objects are damaged
+// or gone restores from its copy (and on request, --from-copy); a damaged copy is refused too.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import Redis from 'ioredis';
-import { FakeKms, allFiles, canaryHits, fakeServer, haveCommand, makeCanary, sleep, splitEndpoint, tempDir } from './harness.mjs';
+import { cliJson, compareAll, connect, makeValues, writeAll } from './backup_data.mjs';
+import { FakeKms, Server, allFiles, canaryHits, fakeServer, haveCommand, makeCanary, sleep, splitEndpoint, tempDir } from './harness.mjs';
 
 const POLICY = { schedule: 'daily', retention_days: 7, dual_region: { enabled: true, secondary_region: 'westus' } };
 
@@ -107,6 +109,100 @@ test('dual-region copies: made for a dual_region policy, shown on the backup, de
     assert.match(cb.copy.error, /not supported in CMEK-enabled projects/);
     console.log(`copy refused: ${cb.copy.error}`);
     assert.ok(!fs.existsSync(path.join(secondary, cb.id)), 'a CMEK backup was copied');
+  } finally {
+    await server.stop('SIGKILL');
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.rmSync(secondary, { recursive: true, force: true });
+  }
+});
+
+// The largest object under `dir` (a chunk: flipping a byte in it breaks its AEAD tag).
+function largestObject(dir) {
+  return allFiles(dir).sort((a, b) => fs.statSync(b).size - fs.statSync(a).size)[0];
+}
+
+function flipByte(file) {
+  const bytes = fs.readFileSync(file);
+  bytes[Math.floor(bytes.length / 2)] ^= 0x04;
+  fs.writeFileSync(file, bytes);
+}
+
+async function restoredHolds(cluster, values) {
+  const redis = await connect(cluster);
+  try {
+    await compareAll(redis, values);
+  } finally {
+    await redis.quit();
+  }
+}
+
+test('restore from the dual-region copy: on request, when the primary is damaged or gone; a damaged copy is refused naming both, nothing created', async () => {
+  const dir = tempDir();
+  const secondary = tempDir('kw-secondary-');
+  const server = await new Server(dir, ['--backup-secondary-dir', secondary]).start();
+  try {
+    const src = server.createCluster('dual-src');
+    const { values } = makeValues(600);
+    const redis = await connect(src);
+    await writeAll(redis, values);
+    await redis.quit();
+    const set = await server.api('PUT', `/api/v1/clusters/${src.id}/backup-policy`, POLICY);
+    assert.equal(set.status, 200, set.text);
+    const b = await settled(server, (await server.api('POST', `/api/v1/clusters/${src.id}/backups`)).json.id);
+    assert.equal(b.state, 'completed', JSON.stringify(b));
+    assert.equal(b.copy?.state, 'completed', JSON.stringify(b));
+    const copyDest = `local:${fs.realpathSync(secondary)}`;
+    const primaryDir = path.join(dir, 'backups');
+
+    // Asked for: read from the copy only, and the answer says so.
+    const asked = cliJson(server, ['backup', 'restore', b.id, '--name', 'asked', '--from-copy']);
+    assert.equal(asked.code, 0, asked.stderr);
+    assert.deepEqual(asked.json.restored_from, { destination: copyDest, copy: true, primary_error: '' });
+    await restoredHolds(asked.json, values);
+    // Without the flag and with a whole primary: the primary.
+    const plain = cliJson(server, ['backup', 'restore', b.id, '--name', 'plain']);
+    assert.equal(plain.code, 0, plain.stderr);
+    assert.equal(plain.json.restored_from.copy, false);
+    assert.equal(plain.json.restored_from.destination, `local:${fs.realpathSync(primaryDir)}`);
+
+    // A flipped byte in the primary: restored from the copy, and the CLI says why.
+    const chunk = largestObject(primaryDir);
+    const original = fs.readFileSync(chunk);
+    flipByte(chunk);
+    const damaged = server.cli(['backup', 'restore', b.id, '--name', 'primary-damaged']);
+    assert.equal(damaged.code, 0, damaged.stderr);
+    assert.match(damaged.stdout, new RegExp(`read from the dual-region copy in ${copyDest} because the primary failed: .*failed authentication`));
+    const endpoint = damaged.stdout.match(/endpoint: (\S+)/)[1];
+    const password = damaged.stdout.match(/password: (\S+)/)[1];
+    await restoredHolds({ endpoint, password }, values);
+    fs.writeFileSync(chunk, original);
+
+    // The primary gone altogether (lost disk): restored from the copy.
+    fs.rmSync(primaryDir, { recursive: true, force: true });
+    const gone = cliJson(server, ['backup', 'restore', b.id, '--name', 'primary-gone']);
+    assert.equal(gone.code, 0, gone.stderr);
+    assert.equal(gone.json.restored_from.copy, true);
+    assert.match(gone.json.restored_from.primary_error, /is not complete/);
+    await restoredHolds(gone.json, values);
+
+    // The copy damaged too: refused, naming both failures; no cluster, no files.
+    const before = fs.readdirSync(path.join(dir, 'clusters')).sort();
+    flipByte(largestObject(secondary));
+    const refused = server.cli(['backup', 'restore', b.id, '--name', 'both-damaged']);
+    assert.equal(refused.code, 1, refused.stdout);
+    assert.match(refused.stderr, /no cluster was created/);
+    assert.match(refused.stderr, /is not complete/);
+    assert.match(refused.stderr, new RegExp(`the dual-region copy in ${copyDest} failed too: .*failed authentication`));
+    assert.equal(server.cli(['cluster', 'get', 'both-damaged']).code, 1, 'a refused restore made a cluster');
+    assert.deepEqual(fs.readdirSync(path.join(dir, 'clusters')).sort(), before, 'a refused restore left files');
+
+    // A backup without a copy: --from-copy is refused with the reason.
+    await server.api('PUT', `/api/v1/clusters/${src.id}/backup-policy`, { schedule: 'daily', retention_days: 7 });
+    const single = await settled(server, (await server.api('POST', `/api/v1/clusters/${src.id}/backups`)).json.id);
+    assert.equal(single.state, 'completed', JSON.stringify(single));
+    const noCopy = server.cli(['backup', 'restore', single.id, '--name', 'no-copy', '--from-copy']);
+    assert.equal(noCopy.code, 1, noCopy.stdout);
+    assert.match(noCopy.stderr, /has no dual-region copy/);
   } finally {
     await server.stop('SIGKILL');
     fs.rmSync(dir, { recursive: true, force: true });

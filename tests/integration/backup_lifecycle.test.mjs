@@ -7,17 +7,10 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import Redis from 'ioredis';
-import { Server, sleep, splitEndpoint, tempDir } from './harness.mjs';
+import { cliJson, compareAll as compareValues, connect } from './backup_data.mjs';
+import { Server, sleep, tempDir } from './harness.mjs';
 
 const KILL_ROUNDS = Number(process.env.KEYWARD_RESTORE_KILL_ROUNDS || 3);
-
-async function connect(cluster) {
-  const { host, port } = splitEndpoint(cluster.endpoint);
-  const redis = new Redis({ host, port, password: cluster.password, lazyConnect: true, maxRetriesPerRequest: 0 });
-  await redis.connect();
-  return redis;
-}
 
 async function fill(cluster, count, maxSize) {
   const redis = await connect(cluster);
@@ -37,23 +30,10 @@ async function fill(cluster, count, maxSize) {
 async function compareAll(cluster, values) {
   const redis = await connect(cluster);
   try {
-    for (let i = 0; i < values.length; i += 200) {
-      const keys = [];
-      for (let j = i; j < Math.min(values.length, i + 200); j++) keys.push(`k:${j}`);
-      const got = await redis.mget(...keys);
-      for (let j = 0; j < got.length; j++) {
-        if (got[j] !== values[i + j]) assert.fail(`key k:${i + j}: restored value differs`);
-      }
-    }
-    assert.equal(await redis.dbsize(), values.length);
+    await compareValues(redis, values);
   } finally {
     await redis.quit();
   }
-}
-
-function cliJson(server, args) {
-  const r = server.cli([...args, '--output', 'json']);
-  return { ...r, json: r.code === 0 ? JSON.parse(r.stdout) : null };
 }
 
 async function backupNow(server, clusterId) {
