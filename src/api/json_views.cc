@@ -4,6 +4,8 @@
 
 #include <cstdio>
 
+#include "absl/strings/str_cat.h"
+
 namespace keyward {
 
 using nlohmann::json;
@@ -71,6 +73,23 @@ json EncryptionJson(const Cluster& c) {
           {"reencrypt_progress", progress.is_discarded() ? json(nullptr) : progress}};
 }
 
+namespace {
+
+// How a client reaches the endpoint; the password (shown once, at creation) is the cluster's.
+std::string ConnectCommand(const Cluster& c, const ControlPlane::EndpointInfo& endpoint) {
+  size_t colon = endpoint.address.rfind(':');
+  if (endpoint.address.empty() || colon == std::string::npos) return "";
+  std::string host = endpoint.address.substr(0, colon);
+  std::string port = endpoint.address.substr(colon + 1);
+  if (c.engine == "mariadb") {
+    return absl::StrCat("mariadb -h ", host, " -P ", port, " -u admin -p");
+  }
+  return absl::StrCat("redis-cli -h ", host, " -p ", port,
+                      endpoint.tls ? " --tls --cacert CA_FILE" : "", " --user default --askpass");
+}
+
+}  // namespace
+
 json ClusterJson(const Cluster& c, const ControlPlane::EndpointInfo& endpoint) {
   json policy = c.backup_policy_json.empty() ? json(nullptr)
                                              : json::parse(c.backup_policy_json, nullptr, false);
@@ -81,11 +100,13 @@ json ClusterJson(const Cluster& c, const ControlPlane::EndpointInfo& endpoint) {
           {"region", c.region},
           {"tier", c.tier},
           {"durability", c.durability},
+          {"engine", c.engine},
           {"state", c.state},
           {"state_message", c.state_message},
           {"state_cause", c.state_cause},
           {"endpoint", endpoint.address},
           {"tls", endpoint.tls},
+          {"connect", ConnectCommand(c, endpoint)},
           {"encryption_key_id", c.encryption_key_id},
           {"encryption", EncryptionJson(c)},
           {"backup_policy", policy.is_discarded() ? json(nullptr) : policy},

@@ -15,14 +15,17 @@ void AddClusterRoutes(std::vector<Route>& t, const RouteDeps& d) {
                                      {"cloud_provider", {F::kString, !legacy}},
                                      {"region", {F::kString, !legacy}},
                                      {"tier", {F::kString, !legacy}},
-                                     {"durability", {F::kString, false}}});
+                                     {"durability", {F::kString, false}},
+                                     {"engine", {F::kString, false}}});
       if (!c.Check(body)) return;
-      ClusterRequest r{(*body)["name"], Opt<std::string>(*body, "cloud_provider", "aws"),
-                       Opt<std::string>(*body, "region", "us-east-1"),
-                       Opt<std::string>(*body, "tier", "dedicated"),
-                       body->contains("durability")
-                           ? std::optional<std::string>((*body)["durability"])
-                           : std::nullopt};
+      ClusterRequest r{
+          (*body)["name"],
+          Opt<std::string>(*body, "cloud_provider", "aws"),
+          Opt<std::string>(*body, "region", "us-east-1"),
+          Opt<std::string>(*body, "tier", "dedicated"),
+          body->contains("durability") ? std::optional<std::string>((*body)["durability"])
+                                       : std::nullopt,
+          body->contains("engine") ? std::optional<std::string>((*body)["engine"]) : std::nullopt};
       auto created = cp->CreateCluster(c.user, project_id, r);
       if (!c.Check(created)) return;
       json out = ClusterJson(created->cluster, cp->Endpoint(created->cluster));

@@ -58,6 +58,8 @@ const std::map<std::string, std::string> kUsage = {
                          [--durability always|everysec|none]   when a write is acknowledged:
                          WAL synced first | synced once a second | the OS decides
                          (default: the server's --durability)
+                         [--engine kv|mariadb]   kv: Redis protocol (default); mariadb: a
+                         MySQL-compatible MariaDB server, encrypted under the same keys
   keyward cluster list [--project P] [--all]     --all: deleted clusters too
   keyward cluster get|pause|resume ID            get shows how the data is protected now
   keyward cluster delete ID [--with-backups] [--yes]
@@ -129,9 +131,12 @@ void PrintClusters(const json& items) {
   std::vector<std::vector<std::string>> rows;
   for (const auto& c : items) {
     rows.push_back({Str(c, "id"), Str(c, "name"), Str(c, "cloud_provider") + "/" + Str(c, "region"),
-                    Str(c, "tier"), Str(c, "state"), Str(c, "endpoint"), Str(c, "durability")});
+                    Str(c, "tier"), Str(c, "state"), Str(c, "endpoint"), Str(c, "durability"),
+                    Str(c, "engine")});
   }
-  PrintTable({"ID", "NAME", "PLACEMENT", "TIER", "STATE", "ENDPOINT", "DURABILITY"}, rows);
+  // ENGINE last: scripts that read the columns before it keep working.
+  PrintTable({"ID", "NAME", "PLACEMENT", "TIER", "STATE", "ENDPOINT", "DURABILITY", "ENGINE"},
+             rows);
 }
 
 void PrintEncryption(const json& e) {
@@ -368,26 +373,32 @@ int ClusterCommand(const std::string& verb, const CliCtx& c) {
     if (auto v = c.flags.Get("region")) body["region"] = *v;
     if (auto v = c.flags.Get("tier")) body["tier"] = *v;
     if (auto v = c.flags.Get("durability")) body["durability"] = *v;
+    if (auto v = c.flags.Get("engine")) body["engine"] = *v;
     auto r = c.api.Call("POST", path, &body);
     if (!r) return 1;
     c.api.Print(*r, [&] {
       std::string endpoint = Str(*r, "endpoint");
-      printf("cluster %s (%s) is %s on %s/%s, encrypted under key %s, durability %s\n",
+      printf("cluster %s (%s) is %s on %s/%s, engine %s, encrypted under key %s, durability %s\n",
              Str(*r, "id").c_str(), Str(*r, "name").c_str(), Str(*r, "state").c_str(),
              Str(*r, "cloud_provider").c_str(), Str(*r, "region").c_str(),
-             Str(*r, "encryption_key_id").c_str(), Str(*r, "durability").c_str());
+             Str(*r, "engine").c_str(), Str(*r, "encryption_key_id").c_str(),
+             Str(*r, "durability").c_str());
       printf("endpoint: %s\npassword: %s   (shown once; keep it)\n", endpoint.c_str(),
              Str(*r, "password").c_str());
-      // A TLS endpoint: the CA this CLI trusts for the API (the same private CA with
-      // --tls-self-signed), else a placeholder for the operator's.
-      std::string tls = !r->value("tls", false)
-                            ? ""
-                            : absl::StrCat(" --tls --cacert ",
-                                           c.api.cacert().empty() ? "CA_FILE" : c.api.cacert());
-      printf("connect:  redis-cli -h %s -p %s%s --user default --pass %s\n",
-             endpoint.substr(0, endpoint.rfind(':')).c_str(),
-             endpoint.substr(endpoint.rfind(':') + 1).c_str(), tls.c_str(),
-             Str(*r, "password").c_str());
+      if (Str(*r, "engine") == "mariadb") {
+        printf("connect:  %s   (enter the password above)\n", Str(*r, "connect").c_str());
+      } else {
+        // A TLS endpoint: the CA this CLI trusts for the API (the same private CA with
+        // --tls-self-signed), else a placeholder for the operator's.
+        std::string tls = !r->value("tls", false)
+                              ? ""
+                              : absl::StrCat(" --tls --cacert ",
+                                             c.api.cacert().empty() ? "CA_FILE" : c.api.cacert());
+        printf("connect:  redis-cli -h %s -p %s%s --user default --pass %s\n",
+               endpoint.substr(0, endpoint.rfind(':')).c_str(),
+               endpoint.substr(endpoint.rfind(':') + 1).c_str(), tls.c_str(),
+               Str(*r, "password").c_str());
+      }
     });
     return 0;
   }
@@ -459,6 +470,9 @@ int ClusterCommand(const std::string& verb, const CliCtx& c) {
       if (!backups.empty()) printf("%s\n", backups.c_str());
     }
     if (verb != "delete") PrintEncryption(r->value("encryption", json::object()));
+    if (verb == "get" && !Str(*r, "connect").empty()) {
+      printf("connect: %s\n", Str(*r, "connect").c_str());
+    }
     if (verb == "reset-password") {
       printf("new password: %s   (shown once; the old one no longer works)\n",
              Str(*r, "password").c_str());
@@ -499,7 +513,7 @@ int RunCli(const std::string& noun, const std::vector<std::string>& args) {
   std::set<std::string> valued = kCommonValuedFlags;
   for (const char* f :
        {"name", "project", "provider", "region", "cloud", "tier", "role", "token-ttl", "schedule",
-        "retention-days", "secondary-region", "since-ms", "until-ms", "durability"}) {
+        "retention-days", "secondary-region", "since-ms", "until-ms", "durability", "engine"}) {
     valued.insert(f);
   }
   std::vector<std::string> rest = args;

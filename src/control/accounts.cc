@@ -175,6 +175,13 @@ absl::StatusOr<ClusterCreated> ControlPlane::ResetClusterPassword(const User& ac
   // or after, never with the old password after this returns.
   ASSIGN_OR_RETURN(Claimed held,
                    ClaimForChange(actor, id, Need::kMember, "cluster.reset_password"));
+  if (held.cluster.engine == "mariadb") {
+    // Its accounts live in mariadbd's own tables, which keyward does not rewrite.
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cluster ", id,
+        " is a mariadb cluster: change its admin password in MariaDB (ALTER USER admin "
+        "IDENTIFIED BY '…'); keyward does not reset it"));
+  }
   ASSIGN_OR_RETURN(std::string password, RandomHex(16));
   std::string hash = Sha256Hex(password);
   ASSIGN_OR_RETURN(bool set, metadata_.SetClusterPassword(id, hash, Now()));

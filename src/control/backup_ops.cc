@@ -112,6 +112,12 @@ absl::StatusOr<BackupRecord> ControlPlane::CreateBackup(const User& actor,
 
 absl::StatusOr<BackupRecord> ControlPlane::StartBackup(const User* actor, const Cluster& c) {
   const std::string& cluster_id = c.id;
+  if (c.engine == "mariadb") {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot back up cluster ", cluster_id,
+        ": backups of mariadb clusters are not supported yet (use mariadb-backup or mariadb-dump "
+        "against its endpoint meanwhile)"));
+  }
   ASSIGN_OR_RETURN(std::optional<EncryptionKey> key, metadata_.GetKey(c.encryption_key_id));
   auto h = runtime_.Get(cluster_id);
   if (!h || !key) {

@@ -128,11 +128,13 @@ Durability ControlPlane::DurabilityOf(const Cluster& c) const {
   return ParseDurability(c.durability).value_or(runtime_.default_durability());
 }
 
-absl::Status ControlPlane::OpenCluster(Cluster& c, bool create) {
+absl::Status ControlPlane::OpenCluster(Cluster& c, bool create,
+                                       const std::string& initial_password) {
   ASSIGN_OR_RETURN(std::optional<EncryptionKey> key, metadata_.GetKey(c.encryption_key_id));
   if (!key) return absl::DataLossError(absl::StrCat("cluster ", c.id, " has no key record"));
   ASSIGN_OR_RETURN(std::shared_ptr<MasterKeyProvider> provider, kms_.ProviderFor(*key));
-  auto port = runtime_.Open(c.id, c.password_sha256_hex, provider, c.port, create, DurabilityOf(c));
+  auto port = runtime_.Open(c.id, c.password_sha256_hex, provider, c.port, create, DurabilityOf(c),
+                            initial_password);
   if (!port.ok()) {
     // The key is named only when it is what failed.
     return Reworded(port.status(),
@@ -146,9 +148,10 @@ absl::Status ControlPlane::OpenCluster(Cluster& c, bool create) {
 }
 
 void ControlPlane::RecordProtection(const std::string& cluster_id, bool wrapped_now) {
-  auto h = runtime_.Get(cluster_id);
-  if (!h) return;
-  const KeyDictionary& dict = h->store->dictionary();
+  std::shared_ptr<KeyDictionary> held = runtime_.Dictionary(cluster_id);
+  if (!held) return;
+  const KeyDictionary& dict = *held;
+  auto h = runtime_.Get(cluster_id);  // kv: the store knows which data keys its files use
   WrappedKey wrapped = dict.wrapped_key();
   auto stored = metadata_.GetCluster(cluster_id);
   int64_t wrapped_at = wrapped_now ? Now() : 0;
@@ -158,7 +161,8 @@ void ControlPlane::RecordProtection(const std::string& cluster_id, bool wrapped_
   }
   absl::Status st = metadata_.RecordClusterWrap(cluster_id, wrapped.key_version, wrapped_at,
                                                 dict.dictionary_key_id());
-  if (auto in_use = h->store->DataKeyIdsInUse(); in_use.ok()) {
+  if (auto in_use = h ? h->store->DataKeyIdsInUse() : absl::UnimplementedError("not kv");
+      in_use.ok()) {
     json ids = json::array();
     for (const auto& [id, files] : *in_use) ids.push_back(id);
     if (st.ok()) st = metadata_.RecordClusterDataKeys(cluster_id, ids.dump());
@@ -402,12 +406,12 @@ absl::Status ControlPlane::RestoreCluster(const std::string& id, const Encryptio
 absl::Status ControlPlane::RewrapCluster(const std::string& id, const EncryptionKey& key) {
   Claim claim = TryClaimCluster(id);
   if (!claim.held()) return absl::OkStatus();
-  auto h = runtime_.Get(id);
-  if (!h) return absl::OkStatus();
-  std::string before = h->store->dictionary().wrapped_key().key_version;
+  std::shared_ptr<KeyDictionary> dict = runtime_.Dictionary(id);
+  if (!dict) return absl::OkStatus();
+  std::string before = dict->wrapped_key().key_version;
   ASSIGN_OR_RETURN(std::shared_ptr<MasterKeyProvider> provider, kms_.ProviderFor(key));
-  absl::Status st = h->store->mutable_dictionary().Rewrap(*provider);
-  std::string after = h->store->dictionary().wrapped_key().key_version;
+  absl::Status st = dict->Rewrap(*provider);
+  std::string after = dict->wrapped_key().key_version;
   ASSIGN_OR_RETURN(std::optional<Cluster> c, metadata_.GetCluster(id));
   Audit(nullptr, c ? c->project_id : "", "cluster.rewrap", id, &key, st,
         absl::StrCat("dictionary key re-wrapped: version ", before, " -> ", after), after);
@@ -422,15 +426,14 @@ absl::StatusOr<Cluster> ControlPlane::RotateDictionaryKey(const User& actor,
                    ClaimForChange(actor, id, Need::kOwner, "cluster.rotate_dictionary_key"));
   Cluster& c = held.cluster;
   const std::optional<EncryptionKey>& key = held.key;
-  auto h = runtime_.Get(id);
-  if (!h || !key) return IllegalTransition(c, "rotate the dictionary key of");
+  std::shared_ptr<KeyDictionary> dict = runtime_.Dictionary(id);
+  if (!dict || !key) return IllegalTransition(c, "rotate the dictionary key of");
   ASSIGN_OR_RETURN(std::shared_ptr<MasterKeyProvider> provider, kms_.ProviderFor(*key));
-  std::string before = h->store->dictionary().dictionary_key_id();
-  absl::Status st = h->store->mutable_dictionary().RotateDictionaryKey(*provider);
-  std::string after = h->store->dictionary().dictionary_key_id();
+  std::string before = dict->dictionary_key_id();
+  absl::Status st = dict->RotateDictionaryKey(*provider);
+  std::string after = dict->dictionary_key_id();
   Audit(&actor, c.project_id, "cluster.rotate_dictionary_key", id, &*key, st,
-        absl::StrCat("dictionary key ", before, " -> ", after),
-        h->store->dictionary().wrapped_key().key_version);
+        absl::StrCat("dictionary key ", before, " -> ", after), dict->wrapped_key().key_version);
   RETURN_IF_ERROR(st);
   RecordProtection(id, /*wrapped_now=*/true);
   ASSIGN_OR_RETURN(std::optional<Cluster> stored, metadata_.GetCluster(id));
@@ -440,6 +443,12 @@ absl::StatusOr<Cluster> ControlPlane::RotateDictionaryKey(const User& actor,
 absl::StatusOr<Cluster> ControlPlane::Reencrypt(const User& actor, const std::string& id) {
   ASSIGN_OR_RETURN(Cluster c, LoadCluster(actor, id, Need::kOwner, nullptr, "cluster.reencrypt"));
   ASSIGN_OR_RETURN(std::optional<EncryptionKey> key, metadata_.GetKey(c.encryption_key_id));
+  if (c.engine == "mariadb") {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cluster ", id,
+        " is a mariadb cluster: MariaDB re-encrypts its pages itself, in the background, after "
+        "each data-key rotation (innodb_encryption_rotate_key_age); there is nothing to start"));
+  }
   auto h = runtime_.Get(id);
   if (!h || !key) return IllegalTransition(c, "re-encrypt");
   int64_t started = Now();

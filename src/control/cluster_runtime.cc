@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "mariadb/mariadb_supervisor.h"
 #include "storage/storage_error.h"
 #include "util/bytes.h"
 #include "util/file_util.h"
@@ -59,8 +60,12 @@ std::shared_ptr<ClusterEndpoint> ClusterRuntime::NewEndpoint(const std::string& 
 absl::StatusOr<int> ClusterRuntime::Open(const std::string& cluster_id,
                                          const std::string& password_sha256_hex,
                                          std::shared_ptr<MasterKeyProvider> provider, int port,
-                                         bool create, Durability durability) {
+                                         bool create, Durability durability,
+                                         const std::string& initial_password) {
   RETURN_IF_ERROR(HexDecode(password_sha256_hex).status());
+  if (EngineOf(cluster_id) == ClusterEngine::kMariadb) {
+    return OpenMariadb(cluster_id, std::move(provider), port, create, initial_password);
+  }
   std::optional<int> sealed_port;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -130,8 +135,10 @@ absl::StatusOr<int> ClusterRuntime::BindRecordedPort(const std::string& cluster_
 
 void ClusterRuntime::Close(const std::string& cluster_id) {
   Handle closing;
+  std::shared_ptr<MariadbSupervisor> mariadb;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    mariadb = TakeMariadbLocked(cluster_id);
     if (auto it = open_.find(cluster_id); it != open_.end()) {
       closing = std::move(it->second);
       open_.erase(it);
@@ -139,6 +146,7 @@ void ClusterRuntime::Close(const std::string& cluster_id) {
     open_ports_.erase(cluster_id);
     sealed_ports_.erase(cluster_id);
   }
+  if (mariadb) mariadb->Stop();  // clean shutdown, then its keys are wiped
   if (closing.store) closing.store->StopBackgroundWork();  // a re-encryption lets go of it
   resp_.RemoveCluster(cluster_id);  // returns once no connection uses the store
   ReleaseAndWait(std::move(closing));
@@ -158,6 +166,7 @@ void ClusterRuntime::ReleaseAndWait(Handle closing) {
 absl::StatusOr<int> ClusterRuntime::Seal(const std::string& cluster_id,
                                          const std::string& password_sha256_hex, int port,
                                          const std::string& message, Durability durability) {
+  if (EngineOf(cluster_id) == ClusterEngine::kMariadb) return SealMariadb(cluster_id, port);
   Handle closing;
   bool serving = false;
   int bound_port = port;
@@ -222,7 +231,7 @@ std::optional<uint64_t> ClusterRuntime::FreeBytes() const {
 
 bool ClusterRuntime::IsOpen(const std::string& cluster_id) {
   std::lock_guard<std::mutex> lock(mu_);
-  return open_.count(cluster_id) > 0;
+  return open_.count(cluster_id) > 0 || mariadb_.count(cluster_id) > 0;
 }
 
 std::optional<ClusterRuntime::Handle> ClusterRuntime::Get(const std::string& cluster_id) {
@@ -236,6 +245,7 @@ std::vector<std::string> ClusterRuntime::OpenClusterIds() {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<std::string> ids;
   for (const auto& [id, h] : open_) ids.push_back(id);
+  for (const auto& [id, m] : mariadb_) ids.push_back(id);
   return ids;
 }
 
@@ -266,6 +276,7 @@ absl::Status ClusterRuntime::Shred(const std::string& cluster_id) {
 }
 
 void ClusterRuntime::RotateDataKeys() {
+  RotateMariadbDataKeys();
   for (const std::string& id : OpenClusterIds()) {
     auto h = Get(id);
     if (!h) continue;
@@ -286,10 +297,12 @@ void ClusterRuntime::RotateDataKeys() {
 
 void ClusterRuntime::Shutdown() {
   std::map<std::string, Handle> closing;
+  std::map<std::string, std::shared_ptr<MariadbSupervisor>> mariadb;
   std::vector<std::string> served;
   {
     std::lock_guard<std::mutex> lock(mu_);
     closing.swap(open_);
+    mariadb.swap(mariadb_);
     for (const auto& [id, p] : open_ports_) served.push_back(id);
     for (const auto& [id, p] : sealed_ports_) served.push_back(id);
     open_ports_.clear();
@@ -300,6 +313,11 @@ void ClusterRuntime::Shutdown() {
   }
   for (const auto& id : served) resp_.RemoveCluster(id);
   closing.clear();
+  // Every mariadbd shuts down cleanly at once (each waits for its own): a server with many
+  // clusters stops in the time of the slowest, not of all of them.
+  std::vector<std::thread> stopping;
+  for (auto& [id, m] : mariadb) stopping.emplace_back([m = m] { m->Stop(); });
+  for (auto& t : stopping) t.join();
 }
 
 }  // namespace keyward

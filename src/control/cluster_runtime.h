@@ -20,6 +20,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "control/cluster_engine.h"
 #include "kms/master_key_provider.h"
 #include "server/durability.h"
 #include "server/resp_server.h"
@@ -41,7 +42,14 @@ struct ClusterRuntimeOptions {
   uint64_t data_key_rotation_seconds = 7 * 24 * 3600;
   // The server's --durability: what clusters created without a choice of their own get.
   Durability default_durability = Durability::kAlways;
+  // mariadb clusters: where mariadbd and the key plugin are (empty: see MariadbSupervisorOptions).
+  std::string mariadbd_path;
+  std::string mariadb_plugin_dir;
+  // Crashes in a row, each soon after a restart, before a mariadbd is left down (tests lower it).
+  int mariadb_max_restarts = 10;
 };
+
+class MariadbSupervisor;
 
 class ClusterRuntime {
  public:
@@ -59,16 +67,24 @@ class ClusterRuntime {
 
   // Creates (create=true) or opens the store — one unwrap through `provider` — and serves it on
   // `port` (0 or taken: a free one; a sealed cluster keeps its port), acknowledging writes as
-  // `durability` says. Returns the port.
+  // `durability` says. Returns the port. A mariadb cluster (SetEngineLookup) is served by its
+  // own mariadbd on `port` instead (cluster_runtime_mariadb.cc); `initial_password` is the
+  // password its admin account gets at creation.
   absl::StatusOr<int> Open(const std::string& cluster_id, const std::string& password_sha256_hex,
                            std::shared_ptr<MasterKeyProvider> provider, int port, bool create,
-                           Durability durability);
+                           Durability durability, const std::string& initial_password = "");
+  // Which engine serves a cluster (the control plane reads its record); unset: every cluster
+  // is kv. Called without the runtime's lock held.
+  void SetEngineLookup(std::function<ClusterEngine(const std::string& cluster_id)> lookup);
+  // The key dictionary of an open cluster, whatever its engine; nullptr when not open.
+  std::shared_ptr<KeyDictionary> Dictionary(const std::string& cluster_id);
   // Stops serving and closes the store; its keys are wiped from memory. No-op when closed.
   void Close(const std::string& cluster_id);
   // Closes the store (memtables are in the synced WAL; keys wiped) but keeps the endpoint
-  // listening: after AUTH every command answers `-ERR message`. Serves a sealed endpoint on
-  // `port` when the cluster is not open at all (a start with the key unusable), with the
-  // cluster's `durability` for when it opens again. Returns the port.
+  // listening: after AUTH every command answers `-ERR message`. A mariadb cluster's mariadbd is
+  // shut down cleanly instead and its port stays recorded (connections are refused meanwhile).
+  // Serves a sealed endpoint on `port` when the cluster is not open at all (a start with the key
+  // unusable), with the cluster's `durability` for when it opens again. Returns the port.
   absl::StatusOr<int> Seal(const std::string& cluster_id, const std::string& password_sha256_hex,
                            int port, const std::string& message, Durability durability);
   // Repairs a cluster's damaged store (ClusterStore::Repair) while it is not open — sealed or
@@ -76,12 +92,16 @@ class ClusterRuntime {
   absl::StatusOr<RepairReport> Repair(const std::string& cluster_id,
                                       std::shared_ptr<MasterKeyProvider> provider);
   bool IsOpen(const std::string& cluster_id);
+  // Why an open cluster no longer serves although it is open (a mariadb cluster whose mariadbd
+  // kept crashing and is not restarted any more); OK otherwise.
+  absl::Status ServingError(const std::string& cluster_id);
   // A served (open or sealed) cluster's new password; its open connections are closed. OK and
   // nothing to do when it is not served (it opens with the stored password).
   absl::Status ChangePassword(const std::string& cluster_id,
                               const std::string& password_sha256_hex);
   // Bytes free for keyward on the data volume (statvfs f_bavail); nullopt when unknown.
   std::optional<uint64_t> FreeBytes() const;
+  // An open kv cluster's store; nullopt for a mariadb cluster (see Dictionary).
   std::optional<Handle> Get(const std::string& cluster_id);
   std::vector<std::string> OpenClusterIds();
   // The open clusters acknowledging writes as `durability` says, with their stores (for the
@@ -112,6 +132,17 @@ class ClusterRuntime {
   std::shared_ptr<ClusterEndpoint> NewEndpoint(const std::string& cluster_id,
                                                const std::string& password_sha256_hex,
                                                Durability durability);
+  ClusterEngine EngineOf(const std::string& cluster_id) const;
+  // The mariadb side of Open, Seal and RotateDataKeys (cluster_runtime_mariadb.cc).
+  absl::StatusOr<int> OpenMariadb(const std::string& cluster_id,
+                                  std::shared_ptr<MasterKeyProvider> provider, int port,
+                                  bool create, const std::string& initial_password);
+  absl::StatusOr<int> SealMariadb(const std::string& cluster_id, int port);
+  void RotateMariadbDataKeys();
+  // Takes the cluster's supervisor out of the open set (nullptr when none); the caller stops
+  // it without the lock.
+  std::shared_ptr<MariadbSupervisor> TakeMariadbLocked(const std::string& cluster_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   ClusterRuntimeOptions options_;
   RespServer& resp_;
@@ -122,6 +153,8 @@ class ClusterRuntime {
   std::set<std::string> opening_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, int> sealed_ports_ ABSL_GUARDED_BY(mu_);  // sealed endpoints
   std::map<std::string, int> open_ports_ ABSL_GUARDED_BY(mu_);
+  std::function<ClusterEngine(const std::string&)> engine_of_;
+  std::map<std::string, std::shared_ptr<MariadbSupervisor>> mariadb_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace keyward

@@ -143,7 +143,10 @@ void ControlPlane::CheckStorage() {
   if (!clusters.ok()) return;
   for (const Cluster& c : *clusters) {
     bool open = runtime_.IsOpen(c.id);
-    if ((c.state == "available" || c.state == "degraded") && open) {
+    if ((c.state == "available" || c.state == "degraded") && open &&
+        !runtime_.ServingError(c.id).ok()) {
+      CloseStoppedEngine(c.id);  // inaccessible (storage): reopened by the retry below
+    } else if ((c.state == "available" || c.state == "degraded") && open) {
       CheckOpenCluster(c.id);
     } else if ((c.state == "inaccessible" && c.state_cause == "storage") ||
                ((c.state == "available" || c.state == "degraded") && !open)) {
@@ -208,6 +211,26 @@ void ControlPlane::CheckOpenCluster(const std::string& id) {
     Audit(nullptr, c.project_id, "cluster.storage_recovered", id, nullptr, st,
           "writes work again; degraded -> available");
   }
+}
+
+void ControlPlane::CloseStoppedEngine(const std::string& id) {
+  Claim claim = TryClaimCluster(id);
+  if (!claim.held()) return;
+  auto stored = metadata_.GetCluster(id);
+  absl::Status down = runtime_.ServingError(id);
+  if (!stored.ok() || !*stored || down.ok()) return;
+  Cluster c = **stored;
+  OpenFailure why = ClassifyOpenFailure(id, down);
+  runtime_
+      .Seal(id, c.password_sha256_hex, c.port,
+            absl::StrCat("cluster ", id, " is inaccessible: ", why.message), DurabilityOf(c))
+      .IgnoreError();
+  absl::Status st = Transition(c, "inaccessible", why.message, why.cause);
+  NoteUnrecorded(st, c, "inaccessible", why.message, why.cause);
+  Audit(nullptr, c.project_id, "cluster.storage_failed", id, nullptr,
+        absl::Status(down.code(), why.message), "");
+  LogWarn("cluster.inaccessible", absl::StrCat("cluster ", id, " made inaccessible: ", why.message),
+          {{"cluster_id", id}});
 }
 
 void ControlPlane::ReopenAfterDiskFull(Cluster& c) {

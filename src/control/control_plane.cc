@@ -69,7 +69,14 @@ ControlPlane::ControlPlane(MetadataStore& metadata, KmsFactory& kms, ClusterRunt
       kms_(kms),
       runtime_(runtime),
       identity_(std::move(identity)),
-      now_ms_(now_ms ? std::move(now_ms) : SystemNowMs) {}
+      now_ms_(now_ms ? std::move(now_ms) : SystemNowMs) {
+  // The runtime serves each cluster with the engine its record names.
+  runtime_.SetEngineLookup([this](const std::string& id) {
+    auto c = metadata_.GetCluster(id);
+    return c.ok() && *c ? ParseClusterEngine((*c)->engine).value_or(ClusterEngine::kKv)
+                        : ClusterEngine::kKv;
+  });
+}
 
 absl::StatusOr<std::string> ControlPlane::Bootstrap() {
   ASSIGN_OR_RETURN(std::optional<std::string> existing, metadata_.OrganizationId());
@@ -451,6 +458,15 @@ absl::StatusOr<ClusterCreated> ControlPlane::CreateCluster(const User& actor,
     }
     durability = *chosen;
   }
+  ClusterEngine engine = ClusterEngine::kKv;
+  if (req.engine) {
+    std::optional<ClusterEngine> chosen = ParseClusterEngine(*req.engine);
+    if (!chosen) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("engine must be ", kClusterEngineChoices, ", not '", *req.engine, "'"));
+    }
+    engine = *chosen;
+  }
   EncryptionKey key;
   if (p.cmek_enabled) {
     if (req.tier != "dedicated") {
@@ -515,6 +531,7 @@ absl::StatusOr<ClusterCreated> ControlPlane::CreateCluster(const User& actor,
   c.state = "creating";
   c.encryption_key_id = key.id;
   c.durability = std::string(DurabilityName(durability));
+  c.engine = std::string(ClusterEngineName(engine));
   c.created_at = c.updated_at = Now();
   ASSIGN_OR_RETURN(std::string password, RandomHex(16));
   c.password_sha256_hex = Sha256Hex(password);
@@ -525,7 +542,7 @@ absl::StatusOr<ClusterCreated> ControlPlane::CreateCluster(const User& actor,
   }
   // Nobody else can name the new cluster yet; the claim keeps the monitor off it all the same.
   Claim claim = TryClaimCluster(c.id);
-  st = OpenCluster(c, /*create=*/true);
+  st = OpenCluster(c, /*create=*/true, password);
   if (st.ok()) st = Transition(c, "available", "", "", c.port);
   if (!st.ok()) {
     absl::Status undo = runtime_.Shred(c.id);
@@ -536,7 +553,8 @@ absl::StatusOr<ClusterCreated> ControlPlane::CreateCluster(const User& actor,
   }
   RecordProtection(c.id, /*wrapped_now=*/true);
   Audit(&actor, p.id, "cluster.create", c.id, &key, absl::OkStatus(),
-        absl::StrCat(c.cloud_provider, "/", c.region, " ", c.tier, ", durability ", c.durability));
+        absl::StrCat(c.cloud_provider, "/", c.region, " ", c.tier, ", engine ", c.engine,
+                     ", durability ", c.durability));
   ASSIGN_OR_RETURN(std::optional<Cluster> stored, metadata_.GetCluster(c.id));
   return ClusterCreated{stored ? *stored : c, password};
 }

@@ -61,6 +61,8 @@ struct ClusterRequest {
   std::string tier;
   // "always" | "everysec" | "none"; unset: the server's --durability.
   std::optional<std::string> durability;
+  // "kv" | "mariadb" (control/cluster_engine.h); unset: kv.
+  std::optional<std::string> engine = std::nullopt;
 };
 
 struct ClusterCreated {
@@ -306,7 +308,9 @@ class ControlPlane {
   void Audit(const User* actor, const std::string& project_id, const std::string& action,
              const std::string& target, const EncryptionKey* key, const absl::Status& result,
              const std::string& detail = "", const std::string& key_version = "");
-  absl::Status OpenCluster(Cluster& c, bool create);
+  // `initial_password`: the new cluster's password, for engines that need it in the clear at
+  // creation (mariadb's admin account).
+  absl::Status OpenCluster(Cluster& c, bool create, const std::string& initial_password = "");
   // Why a cluster did not open, in the words the API shows: cause "key" (the key's fault),
   // "corruption" (damaged files: repair) or "storage" (disk full, I/O: retried), with what to do.
   struct OpenFailure {
@@ -317,6 +321,9 @@ class ControlPlane {
   void CheckOpenCluster(const std::string& id);
   void RetryStorageFailure(const Cluster& c);
   void ReopenAfterDiskFull(Cluster& c);
+  // An open cluster whose engine stopped serving by itself (ClusterRuntime::ServingError):
+  // closed, inaccessible with the reason; the storage check's retry reopens it.
+  void CloseStoppedEngine(const std::string& id);
   // The cluster's stored durability (the server's default for a record without one).
   Durability DurabilityOf(const Cluster& c) const;
   // Start-up: opens an available/inaccessible cluster, or seals it with the reason.

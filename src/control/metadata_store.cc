@@ -118,6 +118,11 @@ CREATE TABLE org_grants (
   user_id TEXT NOT NULL REFERENCES users(id),
   role TEXT NOT NULL CHECK (role IN ('project_creator')), PRIMARY KEY (user_id, role));
 )sql",
+    // 7: each cluster's engine ("kv": RocksDB behind RESP; "mariadb": a supervised mariadbd).
+    // Every cluster from before is a kv cluster.
+    R"sql(
+ALTER TABLE clusters ADD COLUMN engine TEXT NOT NULL DEFAULT 'kv';
+)sql",
 };
 
 constexpr char kProjectCols[] = "id, org_id, name, cmek_enabled, created_at";
@@ -145,7 +150,7 @@ constexpr char kClusterCols[] =
     "enc_last_check_error, enc_reencrypt, "
     "(SELECT provider FROM encryption_keys k WHERE k.id = clusters.encryption_key_id), "
     "(SELECT key_name FROM encryption_keys k WHERE k.id = clusters.encryption_key_id), "
-    "durability";
+    "durability, engine";
 
 Project ProjectRow(const SqlRow& r) {
   return Project{r.Text(0), r.Text(1), r.Text(2), r.Int(3) != 0, r.Int(4)};
@@ -196,6 +201,7 @@ Cluster ClusterRow(const SqlRow& r) {
   c.encryption.provider = r.Text(22);
   c.encryption.key_name = r.Text(23);
   c.durability = r.Text(24);
+  c.engine = r.Text(25);
   return c;
 }
 
@@ -547,10 +553,10 @@ class SqliteMetadataStore : public MetadataStore {
     absl::Status st = db_->Exec(
         "INSERT INTO clusters(id, project_id, name, cloud_provider, region, tier, state, "
         "state_message, port, password_sha256, encryption_key_id, backup_policy, created_at, "
-        "updated_at, durability) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        "updated_at, durability, engine) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         {c.id, c.project_id, c.name, c.cloud_provider, c.region, c.tier, c.state, c.state_message,
          int64_t{c.port}, c.password_sha256_hex, c.encryption_key_id, c.backup_policy_json,
-         c.created_at, c.updated_at, c.durability});
+         c.created_at, c.updated_at, c.durability, c.engine.empty() ? "kv" : c.engine});
     if (absl::IsAlreadyExists(st)) {
       return absl::AlreadyExistsError(
           absl::StrCat("a cluster named '", c.name, "' already exists in this project"));

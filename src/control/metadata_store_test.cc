@@ -164,6 +164,7 @@ TEST_F(MetadataStoreTest, DurabilityIsStoredAndOlderClustersAdoptTheServerDefaul
     ASSERT_TRUE(db.ok()) << db.status();
     ASSERT_TRUE((*db)
                     ->ExecScript("ALTER TABLE clusters DROP COLUMN durability; "
+                                 "ALTER TABLE clusters DROP COLUMN engine; "
                                  // and what migration 6 added (tokens' id and kind, grants)
                                  "DROP INDEX tokens_by_id; DROP INDEX tokens_by_user; "
                                  "ALTER TABLE tokens DROP COLUMN id; "
@@ -186,6 +187,34 @@ TEST_F(MetadataStoreTest, DurabilityIsStoredAndOlderClustersAdoptTheServerDefaul
   EXPECT_EQ(*md_->AdoptDurability("none"), 0);
   EXPECT_EQ((*md_->GetCluster("c-always"))->durability, "always");
   EXPECT_EQ((*md_->GetCluster("c-old"))->durability, "everysec");
+}
+
+// Every cluster stored before engines existed is a kv cluster; a new one keeps its engine.
+TEST_F(MetadataStoreTest, EngineIsStoredAndOlderClustersAreKv) {
+  ASSERT_TRUE(md_->InsertKey(Key("k-a", "eastus", "active")).ok());
+  Cluster sql = ClusterOn("c-sql", "k-a");
+  sql.engine = "mariadb";
+  ASSERT_TRUE(md_->InsertCluster(sql).ok());
+  ASSERT_TRUE(md_->InsertCluster(ClusterOn("c-old", "k-a")).ok());
+  EXPECT_EQ((*md_->GetCluster("c-sql"))->engine, "mariadb");
+  // A schema-6 database had no column: take it away and reopen, as an upgrade would find it.
+  md_.reset();
+  {
+    auto db = SqliteDb::Open((root_ / "metadata.db").string());
+    ASSERT_TRUE(db.ok()) << db.status();
+    ASSERT_TRUE((*db)
+                    ->ExecScript("ALTER TABLE clusters DROP COLUMN engine; "
+                                 "PRAGMA user_version=6;")
+                    .ok());
+  }
+  auto md = OpenSqliteMetadataStore((root_ / "metadata.db").string());
+  ASSERT_TRUE(md.ok()) << md.status();
+  md_ = std::move(*md);
+  EXPECT_EQ((*md_->GetCluster("c-sql"))->engine, "kv");
+  EXPECT_EQ((*md_->GetCluster("c-old"))->engine, "kv");
+  sql.id = sql.name = "c-sql-2";
+  ASSERT_TRUE(md_->InsertCluster(sql).ok());
+  EXPECT_EQ((*md_->GetCluster("c-sql-2"))->engine, "mariadb");
 }
 
 // An Idempotency-Key is claimed once: a duplicate sees it running, then the stored answer; a

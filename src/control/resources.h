@@ -89,6 +89,9 @@ struct Cluster {
   // When its writes are acknowledged: "always" | "everysec" | "none" (server/durability.h),
   // chosen at creation (default: the server's --durability).
   std::string durability;
+  // What serves it: "kv" (RocksDB behind the Redis protocol) | "mariadb" (a mariadbd keyward
+  // supervises, under the same key hierarchy). See control/cluster_engine.h.
+  std::string engine = "kv";
   ClusterEncryption encryption;
 };
 

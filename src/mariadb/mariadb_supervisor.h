@@ -1,0 +1,104 @@
+#pragma once
+// One `mariadb` cluster's data plane: its key dictionary (keys.dict in the cluster directory,
+// opened with one unwrap through the key's provider), the MariadbKeyService that hands those keys
+// to the keyward_key_management plugin inside mariadbd (only to the mariadbd keyward started,
+// checked by pid), and the mariadbd process itself (SupervisedProcess: started, restarted with
+// backoff after a crash, stopped with SIGTERM).
+//
+// Layout under the cluster directory:
+//   keys.dict            the key dictionary (as for kv clusters; shredding removes it first)
+//   mariadb/data/        mariadbd's datadir (every page, log and temporary file encrypted)
+//   mariadb/tmp/         its tmpdir (encrypt_tmp_files)
+//   mariadb/run/         0700: the key socket, mariadbd's Unix socket and pid file
+//   mariadb/my.cnf       rendered at every start (RenderOptionFile)
+//
+// Stop order: mariadbd first (clean shutdown: everything committed is in the redo log), then the
+// key service, then the dictionary is dropped (its keys wiped). No lock is held while a process
+// starts or stops.
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "kms/master_key_provider.h"
+#include "storage/key_dictionary.h"
+
+namespace keyward {
+
+class MariadbKeyService;
+class SupervisedProcess;
+
+struct MariadbSupervisorOptions {
+  std::string cluster_id;
+  std::string cluster_dir;  // DATA/clusters/<id>
+  std::string host = "127.0.0.1";
+  int port = 0;  // mariadbd's TCP port (the cluster endpoint); must be set
+  // Empty: /usr/sbin/mariadbd, and the directory of the running keyward binary (where the
+  // build and the install put keyward_key_management.so). Environment overrides for tests and
+  // unusual installs: KEYWARD_MARIADBD, KEYWARD_MARIADB_PLUGIN_DIR.
+  std::string mariadbd_path;
+  std::string plugin_dir;
+  // TLS for client connections when the cluster listener has it (all three or none).
+  std::string tls_cert_path, tls_key_path, tls_ca_path;
+  // How long a start (crash recovery included) may take before it counts as failed.
+  std::chrono::milliseconds ready_timeout{180000};
+  // How long a clean shutdown may take before SIGKILL (logged).
+  std::chrono::milliseconds stop_grace{120000};
+  // Crashes in a row, each within 5 s of a restart, before mariadbd is left down.
+  int max_restarts = 10;
+};
+
+class MariadbSupervisor {
+ public:
+  // create: a new key dictionary and an initialised data dir whose `admin` account has
+  // `admin_password`; otherwise opens keys.dict (one unwrap through `provider`). Then starts
+  // mariadbd and returns once it accepts connections. On failure nothing is left running and
+  // no key stays in memory. Errors about the cluster's own files or mariadbd are marked as
+  // storage errors (storage/storage_error.h); an unwrap refused by the KMS is not.
+  static absl::StatusOr<std::unique_ptr<MariadbSupervisor>> Start(
+      MariadbSupervisorOptions options, MasterKeyProvider& provider, bool create,
+      const std::string& admin_password);
+  ~MariadbSupervisor();  // Stop()
+
+  // mariadbd shut down cleanly (SIGKILL only after stop_grace, logged), key service stopped,
+  // keys wiped. Idempotent.
+  void Stop();
+
+  // Stops a mariadbd an earlier keyward left running for the cluster in `cluster_dir` (keyward
+  // was killed, not stopped): it holds the data dir and the port, and keys in its plugin's
+  // cache. SIGTERM, up to `grace`, then SIGKILL; logged. Start does it too; the runtime calls it
+  // before it checks that the cluster's port is free.
+  static void StopLeftover(const std::string& cluster_id, const std::string& cluster_dir,
+                           std::chrono::milliseconds grace);
+
+  KeyDictionary& dictionary() { return *dictionary_; }
+  std::shared_ptr<KeyDictionary> shared_dictionary() { return dictionary_; }
+  int port() const { return options_.port; }
+  pid_t pid() const;
+  int restarts() const;
+  // Whether the supervisor gave up restarting a crashing mariadbd.
+  bool gave_up() const;
+
+ private:
+  MariadbSupervisor(MariadbSupervisorOptions options, std::shared_ptr<KeyDictionary> dictionary);
+  absl::Status Run(bool create, const std::string& admin_password);
+
+  const MariadbSupervisorOptions options_;
+  std::shared_ptr<KeyDictionary> dictionary_;
+  std::unique_ptr<MariadbKeyService> keys_;
+  std::unique_ptr<SupervisedProcess> mariadbd_;
+  std::atomic<pid_t> allowed_pid_{0};  // the key service answers only this mariadbd
+};
+
+// Waits (at most `timeout`) until host:port answers with a MySQL protocol greeting, or `running`
+// turns false. Exposed for tests.
+absl::Status WaitForMysqlGreeting(const std::string& host, int port,
+                                  std::chrono::milliseconds timeout,
+                                  const std::function<bool()>& running);
+
+}  // namespace keyward
