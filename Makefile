@@ -27,7 +27,8 @@ build-check/build.ninja: CMakeLists.txt
 CHECK_TARGETS := unit_tests keyward keyward-fake-kms keyward-kms-emulator keyward-azure-wrap \
   keyward-aws-kms-tool keyward_rocksdb_plugin resp_parser_fuzz key_file_fuzz azure_reply_fuzz \
   aws_reply_fuzz rest_body_fuzz command_fuzz backup_manifest_fuzz \
-  keyward_key_management keyward-mariadb-keyd mariadb_key_request_fuzz azure_blob_wire_fuzz
+  keyward_key_management keyward-mariadb-keyd mariadb_key_request_fuzz azure_blob_wire_fuzz \
+  keyward-mariadb-backup-tool keyward-mariadb-galera-tool
 build-check: deps build-check/build.ninja
 	ninja -C build-check -j$(JOBS) $(CHECK_TARGETS)
 
@@ -38,7 +39,7 @@ build-tsan/build.ninja: CMakeLists.txt
 	cmake -S . -B build-tsan -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug -DKEYWARD_TSAN=ON -DKEYWARD_CCACHE=OFF
 
 TSAN_TARGETS := unit_tests keyward keyward-fake-kms keyward-kms-emulator keyward-azure-wrap keyward-aws-kms-tool \
-  keyward_key_management keyward-mariadb-keyd
+  keyward_key_management keyward-mariadb-keyd keyward-mariadb-backup-tool keyward-mariadb-galera-tool
 build-tsan: deps build-tsan/build.ninja
 	ninja -C build-tsan -j$(JOBS) $(TSAN_TARGETS)
 
@@ -66,7 +67,7 @@ test-asan: build-check
 
 # The same suites against the optimized GCC build that make run starts.
 INTEGRATION_TARGETS := keyward keyward-fake-kms keyward-kms-emulator keyward-azure-wrap keyward_rocksdb_plugin \
-  keyward_key_management keyward-mariadb-keyd
+  keyward_key_management keyward-mariadb-keyd keyward-mariadb-backup-tool keyward-mariadb-galera-tool
 test-integration: deps build/Makefile
 	$(MAKE) -C build -j$(JOBS) --no-print-directory $(INTEGRATION_TARGETS)
 	cd build && ctest --output-on-failure -j2 -L 'integration|conformance'

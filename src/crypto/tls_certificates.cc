@@ -64,7 +64,7 @@ absl::Status AddExtension(X509* cert, X509* issuer, int nid, const std::string& 
 // self-signed).
 absl::StatusOr<Cert> Issue(EVP_PKEY* subject_key, const std::string& common_name, X509* issuer,
                            EVP_PKEY* issuer_key, long days, bool ca,
-                           const std::vector<std::string>& hosts) {
+                           const std::vector<std::string>& hosts, bool peer_auth = false) {
   Cert cert(X509_new());
   if (!cert) return OpenSslError("create a certificate");
   X509_set_version(cert.get(), 2);
@@ -97,7 +97,8 @@ absl::StatusOr<Cert> Issue(EVP_PKEY* subject_key, const std::string& common_name
   } else {
     RETURN_IF_ERROR(AddExtension(cert.get(), signer, NID_basic_constraints, "critical,CA:FALSE"));
     RETURN_IF_ERROR(AddExtension(cert.get(), signer, NID_key_usage, "critical,digitalSignature"));
-    RETURN_IF_ERROR(AddExtension(cert.get(), signer, NID_ext_key_usage, "serverAuth"));
+    RETURN_IF_ERROR(AddExtension(cert.get(), signer, NID_ext_key_usage,
+                                 peer_auth ? "serverAuth,clientAuth" : "serverAuth"));
     std::vector<std::string> san;
     for (const auto& h : hosts) san.push_back(absl::StrCat(IsIpAddress(h) ? "IP:" : "DNS:", h));
     RETURN_IF_ERROR(
@@ -153,8 +154,9 @@ absl::StatusOr<Key> ReadKey(const std::string& path) {
 }
 
 // The server certificate covers every host and stays valid for 30 more days.
-bool StillGood(X509* cert, const std::vector<std::string>& hosts) {
+bool StillGood(X509* cert, const std::vector<std::string>& hosts, bool peer_auth) {
   if (X509_cmp_time(X509_get0_notAfter(cert), nullptr) <= 0) return false;
+  if (peer_auth && X509_check_purpose(cert, X509_PURPOSE_SSL_CLIENT, 0) != 1) return false;
   ASN1_TIME* soon = X509_time_adj_ex(nullptr, 30, 0, nullptr);
   bool fresh = soon != nullptr && ASN1_TIME_compare(X509_get0_notAfter(cert), soon) > 0;
   ASN1_TIME_free(soon);
@@ -170,7 +172,8 @@ bool StillGood(X509* cert, const std::vector<std::string>& hosts) {
 }  // namespace
 
 absl::StatusOr<TlsFiles> EnsureSelfSignedTls(const std::string& dir,
-                                             const std::vector<std::string>& hosts) {
+                                             const std::vector<std::string>& hosts,
+                                             bool peer_auth) {
   RETURN_IF_ERROR(MakeDirs(dir, 0700));
   TlsFiles files{dir + "/ca.pem", dir + "/server.pem", dir + "/server.key"};
   std::string ca_key_path = dir + "/ca.key";
@@ -198,13 +201,15 @@ absl::StatusOr<TlsFiles> EnsureSelfSignedTls(const std::string& dir,
   }
   if (access(files.cert.c_str(), F_OK) == 0 && access(files.key.c_str(), F_OK) == 0) {
     auto cert = ReadCert(files.cert);
-    if (cert.ok() && X509_verify(cert->get(), ca_key.get()) == 1 && StillGood(cert->get(), hosts)) {
+    if (cert.ok() && X509_verify(cert->get(), ca_key.get()) == 1 &&
+        StillGood(cert->get(), hosts, peer_auth)) {
       return files;
     }
   }
   ASSIGN_OR_RETURN(Key key, NewKey());
   std::string cn = hosts.empty() ? "localhost" : hosts[0];
-  ASSIGN_OR_RETURN(Cert cert, Issue(key.get(), cn, ca_cert.get(), ca_key.get(), 365, false, hosts));
+  ASSIGN_OR_RETURN(Cert cert,
+                   Issue(key.get(), cn, ca_cert.get(), ca_key.get(), 365, false, hosts, peer_auth));
   ASSIGN_OR_RETURN(std::string key_pem, PemOf(key.get()));
   absl::Status st = WriteFileAtomically(files.key, key_pem, 0600);
   std::fill(key_pem.begin(), key_pem.end(), '\0');

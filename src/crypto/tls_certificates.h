@@ -27,9 +27,12 @@ struct TlsFiles {
 
 // Creates or reuses DIR/ca.pem, DIR/ca.key, DIR/server.pem, DIR/server.key (all 0600: the data dir
 // is private; copy ca.pem to clients) covering `hosts`
-// ("127.0.0.1", "localhost", "db.example.com", "::1"...).
+// ("127.0.0.1", "localhost", "db.example.com", "::1"...). `peer_auth`: the certificate also
+// serves as a TLS client certificate (extendedKeyUsage clientAuth too), for peers that connect
+// to each other with one certificate (MariaDB Galera nodes, mariabackup SST).
 absl::StatusOr<TlsFiles> EnsureSelfSignedTls(const std::string& dir,
-                                             const std::vector<std::string>& hosts);
+                                             const std::vector<std::string>& hosts,
+                                             bool peer_auth = false);
 
 // The certificate parses, the key parses and matches it, and it is valid now. Errors name the
 // file and the problem, never key bytes.

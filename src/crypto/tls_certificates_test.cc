@@ -58,6 +58,19 @@ TEST(SelfSignedTls, ReusedUntilTheHostsChangeAndTheCaStaysTheSame) {
   EXPECT_EQ(OpensslVerify(*wider, "-verify_hostname db.internal"), 0);
 }
 
+// Galera nodes connect to each other with one certificate: it must pass as a TLS client's too
+// (OpenSSL refuses "unsuitable certificate purpose" otherwise), and a server-only one is reissued.
+TEST(SelfSignedTls, PeerCertificatesAlsoServeAsClientCertificates) {
+  std::string dir = TempDir() + "/tls";
+  auto server_only = EnsureSelfSignedTls(dir, {"127.0.0.1"});
+  ASSERT_TRUE(server_only.ok());
+  EXPECT_NE(OpensslVerify(*server_only, "-purpose sslclient"), 0);
+  auto peer = EnsureSelfSignedTls(dir, {"127.0.0.1"}, /*peer_auth=*/true);
+  ASSERT_TRUE(peer.ok());
+  EXPECT_EQ(OpensslVerify(*peer, "-purpose sslclient"), 0);
+  EXPECT_EQ(OpensslVerify(*peer, "-purpose sslserver -verify_ip 127.0.0.1"), 0);
+}
+
 TEST(CheckServerTlsFiles, SaysWhatIsWrong) {
   std::string dir = TempDir();
   auto a = EnsureSelfSignedTls(dir + "/a", {"127.0.0.1"});

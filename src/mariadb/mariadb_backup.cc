@@ -1,0 +1,327 @@
+#include "mariadb/mariadb_backup.h"
+
+#include <openssl/evp.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "crypto/random.h"
+#include "mariadb/child_process.h"
+#include "mariadb/key_service.h"
+#include "util/bytes.h"
+#include "util/file_util.h"
+#include "util/log.h"
+#include "util/status_macros.h"
+
+namespace keyward {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr size_t kMaxBackupMyCnf = 64 << 10;
+
+class MariadbStreamSha {
+ public:
+  MariadbStreamSha() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr); }
+  ~MariadbStreamSha() { EVP_MD_CTX_free(ctx_); }
+  MariadbStreamSha(const MariadbStreamSha&) = delete;
+  MariadbStreamSha& operator=(const MariadbStreamSha&) = delete;
+  void Update(std::string_view d) { EVP_DigestUpdate(ctx_, d.data(), d.size()); }
+  std::string FinishHex() {
+    unsigned char out[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_DigestFinal_ex(ctx_, out, &len);
+    return HexEncode(std::string_view(reinterpret_cast<const char*>(out), len));
+  }
+
+ private:
+  EVP_MD_CTX* ctx_;
+};
+
+// The database account mariadb-backup connects as: the OS user's unix_socket account that
+// InitializeDataDir creates (root when keyward runs as root).
+std::string BackupSocketUser() {
+  if (geteuid() == 0) return "root";
+  const char* user = getenv("USER");
+  return user != nullptr && *user != '\0' ? user : "mysql";
+}
+
+// Allows a child's pid on the key service for as long as it lives.
+class AllowedPid {
+ public:
+  AllowedPid(MariadbKeyService& keys, pid_t pid) : keys_(keys) { keys_.SetBootstrapPid(pid); }
+  ~AllowedPid() { keys_.SetBootstrapPid(0); }
+  AllowedPid(const AllowedPid&) = delete;
+  AllowedPid& operator=(const AllowedPid&) = delete;
+
+ private:
+  MariadbKeyService& keys_;
+};
+
+// Reads until `buf` is full or EOF; the bytes read.
+absl::StatusOr<size_t> FillFromChild(ChildProcess& child, SecretBytes& buf) {
+  size_t got = 0;
+  while (got < buf.size()) {
+    ASSIGN_OR_RETURN(size_t n,
+                     child.ReadStdout(reinterpret_cast<char*>(buf.data()) + got, buf.size() - got));
+    if (n == 0) break;
+    got += n;
+  }
+  return got;
+}
+
+absl::StatusOr<BackupSummary> StreamBackup(const MariadbBackupJob& job, MariadbKeyService& keys,
+                                           MasterKeyProvider& provider, BackupDestination& dest,
+                                           const BackupProgress& progress) {
+  const std::string work_dir = absl::StrCat(job.instance.run_dir, "/backup-", job.backup_id);
+  std::error_code ec;
+  fs::remove_all(work_dir, ec);
+  RETURN_IF_ERROR(MakeDirs(work_dir, 0700));
+  struct RemoveWorkDir {
+    std::string dir;
+    ~RemoveWorkDir() {
+      std::error_code e;
+      fs::remove_all(dir, e);
+    }
+  } remove_work_dir{work_dir};
+
+  ASSIGN_OR_RETURN(SecretBytes key, RandomSecret(kBackupKeySize));
+  BackupManifest m;
+  m.backup_id = job.backup_id;
+  m.cluster_id = job.cluster_id;
+  m.project_id = job.project_id;
+  m.key_record_id = job.key_record_id;
+  m.created_at = job.created_at;
+  m.chunk_size = job.chunk_size;
+  ASSIGN_OR_RETURN(m.wrapped_key, provider.Wrap(key, BackupWrapContext(job.backup_id)));
+
+  // --defaults-file must come first. The server's own option file gives mariadb-backup the
+  // datadir; it takes the plugin and its key socket from the running server.
+  std::vector<std::string> argv = {
+      job.tools.mariadb_backup,
+      absl::StrCat("--defaults-file=", MariadbOptionFilePath(job.instance)),
+      "--backup",
+      "--stream=mbstream",
+      absl::StrCat("--target-dir=", work_dir),
+      absl::StrCat("--socket=", MariadbSocketPath(job.instance)),
+      absl::StrCat("--user=", BackupSocketUser()),
+  };
+  ChildProcess::Options options;
+  options.pipe_stdout = true;
+  ASSIGN_OR_RETURN(std::unique_ptr<ChildProcess> child, ChildProcess::Start(argv, options));
+  AllowedPid allowed(keys, child->pid());
+  RETURN_IF_ERROR(child->Release());
+
+  // A chunk is sealed once the next byte (or EOF) shows whether it is the last: `pending` holds
+  // a full chunk until then. Both buffers are wiped (SecretBytes).
+  SecretBytes pending(job.chunk_size), current(job.chunk_size);
+  size_t pending_size = 0;
+  bool have_pending = false;
+  MariadbStreamSha sha;
+  BackupSummary out;
+  uint64_t index = 0, total = 0;
+  auto seal = [&](const SecretBytes& buf, size_t size, bool last) -> absl::Status {
+    std::string_view plain(reinterpret_cast<const char*>(buf.data()), size);
+    sha.Update(plain);
+    ASSIGN_OR_RETURN(std::string sealed, SealBackupChunk(key, job.backup_id, kMariadbStreamFileName,
+                                                         index, last, plain));
+    RETURN_IF_ERROR(dest.PutDeferred(BackupChunkObject(job.backup_id, 0, index), sealed));
+    out.bytes_written += sealed.size();
+    out.objects_written++;
+    total += size;
+    ++index;
+    if (progress) progress(total, total);
+    return absl::OkStatus();
+  };
+  for (;;) {
+    ASSIGN_OR_RETURN(size_t n, FillFromChild(*child, current));
+    if (n == 0 && have_pending) {
+      RETURN_IF_ERROR(seal(pending, pending_size, /*last=*/true));
+      break;
+    }
+    if (have_pending) RETURN_IF_ERROR(seal(pending, pending_size, /*last=*/false));
+    if (n < current.size()) {  // EOF inside this chunk (an empty stream: one empty chunk)
+      RETURN_IF_ERROR(seal(current, n, /*last=*/true));
+      break;
+    }
+    std::swap(pending, current);
+    pending_size = n;
+    have_pending = true;
+  }
+  RETURN_IF_ERROR(child->Wait("mariadb-backup --backup"));
+
+  BackupFileEntry entry;
+  entry.name = kMariadbStreamFileName;
+  entry.size = total;
+  entry.sha256_hex = sha.FinishHex();
+  entry.chunks = static_cast<uint32_t>(index);
+  if (entry.chunks != BackupChunkCount(total, job.chunk_size)) {
+    return absl::InternalError("mariadb backup stream chunking is inconsistent");
+  }
+  m.files.push_back(std::move(entry));
+  // Every chunk durable, then the manifest last: only now is the backup complete.
+  RETURN_IF_ERROR(dest.SyncPuts());
+  ASSIGN_OR_RETURN(std::string sealed_manifest, SealBackupManifest(m, key));
+  RETURN_IF_ERROR(dest.Put(BackupManifestObject(job.backup_id), sealed_manifest));
+  out.bytes = total;
+  out.files = 1;
+  out.objects_written++;
+  out.bytes_written += sealed_manifest.size();
+  out.key_id = m.wrapped_key.key_id;
+  out.key_version = m.wrapped_key.key_version;
+  return out;
+}
+
+absl::Status RestoreStream(const MariadbRestoreJob& job, const OpenedBackupManifest& opened,
+                           BackupDestination& dest, const BackupProgress& progress) {
+  const BackupManifest& m = opened.manifest;
+  const BackupFileEntry& f = m.files[0];
+  ChildProcess::Options options;
+  options.pipe_stdin = true;
+  options.cwd = job.target.data_dir;
+  ASSIGN_OR_RETURN(std::unique_ptr<ChildProcess> mbstream,
+                   ChildProcess::Start({job.tools.mbstream, "-x"}, options));
+  RETURN_IF_ERROR(mbstream->Release());
+  // Every chunk is authenticated before a byte of it reaches mbstream; the size, SHA-256 and the
+  // last-chunk flag catch a dropped or reordered chunk.
+  SecretBytes plain(m.chunk_size);
+  std::string sealed;
+  MariadbStreamSha sha;
+  uint64_t done = 0;
+  for (uint32_t c = 0; c < f.chunks; ++c) {
+    bool last = c + 1 == f.chunks;
+    if (absl::Status got = dest.GetInto(BackupChunkObject(m.backup_id, 0, c), &sealed); !got.ok()) {
+      return absl::DataLossError(absl::StrCat("backup ", m.backup_id, " is incomplete: chunk ", c,
+                                              " cannot be read: ", got.message()));
+    }
+    ASSIGN_OR_RETURN(size_t n,
+                     OpenBackupChunkInto(opened.key, m.backup_id, f.name, c, last, sealed, plain));
+    std::string_view view(reinterpret_cast<const char*>(plain.data()), n);
+    sha.Update(view);
+    done += n;
+    if (absl::Status w = mbstream->WriteStdin(view); !w.ok()) {
+      return mbstream->Wait("mbstream -x");  // it stopped reading: its own error says why
+    }
+    if (progress) progress(done, f.size);
+  }
+  mbstream->CloseStdin();
+  if (done != f.size || sha.FinishHex() != f.sha256_hex) {
+    return absl::DataLossError(absl::StrCat("backup ", m.backup_id,
+                                            " failed verification: its stream does not match its "
+                                            "size or SHA-256 in the manifest"));
+  }
+  return mbstream->Wait("mbstream -x");
+}
+
+absl::Status PrepareRestored(const MariadbRestoreJob& job, MariadbKeyService& keys) {
+  const std::string cnf_path = job.target.data_dir + "/backup-my.cnf";
+  ASSIGN_OR_RETURN(std::string cnf, ReadFileToString(cnf_path, kMaxBackupMyCnf));
+  ASSIGN_OR_RETURN(std::string rewritten,
+                   RewriteBackupMyCnf(cnf, job.target.plugin_dir, job.target.key_socket));
+  RETURN_IF_ERROR(WriteFileAtomically(cnf_path, rewritten, 0600));
+  // --prepare reads backup-my.cnf (plugin, its socket) from the target dir; the plugin asks
+  // `keys`, which allows this child's pid while it runs.
+  std::vector<std::string> argv = {job.tools.mariadb_backup, "--prepare",
+                                   absl::StrCat("--target-dir=", job.target.data_dir),
+                                   absl::StrCat("--plugin-dir=", job.target.plugin_dir)};
+  ASSIGN_OR_RETURN(std::unique_ptr<ChildProcess> child, ChildProcess::Start(argv, {}));
+  AllowedPid allowed(keys, child->pid());
+  RETURN_IF_ERROR(child->Release());
+  return child->Wait("mariadb-backup --prepare");
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> RewriteBackupMyCnf(std::string_view text, const std::string& plugin_dir,
+                                               const std::string& key_socket) {
+  for (const std::string* p : {&plugin_dir, &key_socket}) {
+    if (p->empty() || p->find_first_of("\n\r\"") != std::string::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("path '", *p,
+                       "' cannot go into backup-my.cnf: it must be non-empty, without quotes "
+                       "or line breaks"));
+    }
+  }
+  const std::string dir_line = absl::StrCat("plugin_dir=\"", plugin_dir, "\"");
+  const std::string socket_line = absl::StrCat("keyward_key_management_socket=", key_socket);
+  std::string out;
+  bool dir_done = false, socket_done = false;
+  for (absl::string_view line :
+       absl::StrSplit(absl::string_view(text.data(), text.size()), '\n', absl::SkipEmpty())) {
+    if (absl::StartsWith(line, "plugin_dir=")) {
+      absl::StrAppend(&out, dir_line, "\n");
+      dir_done = true;
+    } else if (absl::StartsWith(line, "keyward_key_management_socket=")) {
+      absl::StrAppend(&out, socket_line, "\n");
+      socket_done = true;
+    } else {
+      absl::StrAppend(&out, line, "\n");
+    }
+  }
+  if (!dir_done) absl::StrAppend(&out, dir_line, "\n");
+  if (!socket_done) absl::StrAppend(&out, socket_line, "\n");
+  return out;
+}
+
+absl::StatusOr<BackupSummary> BackUpMariadb(const MariadbBackupJob& job, MariadbKeyService& keys,
+                                            MasterKeyProvider& provider, BackupDestination& dest,
+                                            const BackupProgress& progress) {
+  if (job.chunk_size == 0 || job.backup_id.empty()) {
+    return absl::InvalidArgumentError("a mariadb backup needs a backup id and a chunk size");
+  }
+  absl::StatusOr<BackupSummary> out = StreamBackup(job, keys, provider, dest, progress);
+  if (!out.ok()) {
+    // The child is killed (ChildProcess's destructor) before this runs.
+    (void)DeleteBackupObjects(dest, job.backup_id);
+    LogWarn("mariadb.backup_failed",
+            absl::StrCat("backup ", job.backup_id, " of cluster ", job.cluster_id,
+                         " failed: ", out.status().message()),
+            {{"backup_id", job.backup_id}, {"cluster_id", job.cluster_id}});
+    return absl::Status(out.status().code(),
+                        absl::StrCat("backup ", job.backup_id, " of mariadb cluster ",
+                                     job.cluster_id, " failed: ", out.status().message()));
+  }
+  return out;
+}
+
+absl::StatusOr<BackupManifest> RestoreMariadbBackup(const MariadbRestoreJob& job,
+                                                    MariadbKeyService& keys,
+                                                    MasterKeyProvider& provider,
+                                                    BackupDestination& dest,
+                                                    const BackupProgress& progress) {
+  const std::string& id = job.backup_id;
+  const std::string& data_dir = job.target.data_dir;
+  if (data_dir.empty() || job.target.run_dir.empty()) {
+    return absl::InvalidArgumentError("the restored instance's data and run directories are unset");
+  }
+  std::error_code ec;
+  if (fs::exists(data_dir, ec) && !fs::is_empty(data_dir, ec)) {
+    return absl::FailedPreconditionError(absl::StrCat("cannot restore backup ", id, " into '",
+                                                      data_dir, "': the directory is not empty"));
+  }
+  ASSIGN_OR_RETURN(std::string manifest_bytes, dest.Get(BackupManifestObject(id)));
+  ASSIGN_OR_RETURN(OpenedBackupManifest opened, OpenBackupManifest(manifest_bytes, id, provider));
+  const BackupManifest& m = opened.manifest;
+  if (m.files.size() != 1 || m.files[0].name != kMariadbStreamFileName ||
+      !m.files[0].object.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("backup ", id, " is not a mariadb backup (it does not hold one ",
+                     kMariadbStreamFileName, "); restore it as a ", "kv cluster"));
+  }
+  RETURN_IF_ERROR(MakeDirs(data_dir, 0700));
+  absl::Status s = RestoreStream(job, opened, dest, progress);
+  if (s.ok()) s = PrepareRestored(job, keys);
+  if (s.ok()) s = WriteOptionFile(job.target);
+  if (!s.ok()) {
+    fs::remove_all(data_dir, ec);
+    return absl::Status(s.code(), absl::StrCat("restoring mariadb backup ", id,
+                                               " failed: ", s.message(), "; nothing was restored"));
+  }
+  return m;
+}
+
+}  // namespace keyward
