@@ -31,23 +31,11 @@ void AddProjectRoutes(std::vector<Route>& t, const RouteDeps& d) {
     auto body =
         ParseBody(c.body, {{"name", {F::kString, false}}, {"cmek_enabled", {F::kBool, false}}});
     if (!c.Check(body)) return;
-    auto current = cp->GetProject(c.user, c.params[0]);
-    if (!c.Check(current)) return;
-    if (body->contains("cmek_enabled") &&
-        (*body)["cmek_enabled"].get<bool>() != current->cmek_enabled) {
-      SendError(c.res, 409,
-                current->cmek_enabled
-                    ? "CMEK cannot be turned off for a project once it is created; its data stays "
-                      "under the customer's key"
-                    : "CMEK cannot be enabled for an existing project; create a new project with "
-                      "cmek_enabled=true and create its clusters there");
-      return;
-    }
-    if (!body->contains("name")) {
-      c.Json(200, ProjectJson(*current));
-      return;
-    }
-    auto p = cp->RenameProject(c.user, c.params[0], (*body)["name"]);
+    // The rules (CMEK fixed at creation, who may rename) are the control plane's.
+    ControlPlane::ProjectChange change;
+    if (body->contains("name")) change.name = (*body)["name"].get<std::string>();
+    if (body->contains("cmek_enabled")) change.cmek_enabled = (*body)["cmek_enabled"].get<bool>();
+    auto p = cp->UpdateProject(c.user, c.params[0], change);
     if (c.Check(p)) c.Json(200, ProjectJson(*p));
   });
   add("POST", "/api/v1/projects/{project_id}/members", [cp, store](Call& c) {

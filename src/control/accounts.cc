@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "control/control_plane.h"
+#include "control/control_plane_internal.h"
 #include "crypto/random.h"
 #include "crypto/sha256.h"
 #include "util/file_util.h"
@@ -13,6 +14,10 @@
 #include "util/status_macros.h"
 
 namespace keyward {
+
+using control_internal::NewId;
+using control_internal::ValidateName;
+
 namespace {
 
 constexpr int64_t kMaxTokenTtlSeconds = 365LL * 24 * 3600;
@@ -49,6 +54,33 @@ absl::Status MembershipRefusal(MetadataStore& metadata, const std::string& proje
 }
 
 }  // namespace
+
+absl::StatusOr<std::pair<User, std::string>> ControlPlane::AddMember(const User& actor,
+                                                                     const std::string& project_id,
+                                                                     const std::string& name,
+                                                                     const std::string& role,
+                                                                     int64_t token_ttl_seconds) {
+  RETURN_IF_ERROR(ValidateName("member", name));
+  if (role != "project_owner" && role != "project_member" && role != "project_viewer") {
+    return absl::InvalidArgumentError(
+        "role must be project_owner, project_member or project_viewer");
+  }
+  if (token_ttl_seconds < 0) return absl::InvalidArgumentError("token_ttl_seconds must be >= 0");
+  RETURN_IF_ERROR(Authorize(actor, project_id, Need::kOwner, "member.add", name).status());
+  User u;
+  ASSIGN_OR_RETURN(u.id, NewId("u-"));
+  u.org_id = actor.org_id;
+  u.name = name;
+  u.org_role = "member";
+  u.created_at = Now();
+  ASSIGN_OR_RETURN(std::string token, RandomHex(24));
+  token = "kw_" + token;
+  int64_t expires = token_ttl_seconds > 0 ? Now() + token_ttl_seconds : 0;
+  RETURN_IF_ERROR(
+      metadata_.AddMember(project_id, u, role, {Sha256Hex(token), expires, "", "member"}));
+  Audit(&actor, project_id, "member.add", u.id, nullptr, absl::OkStatus(), role);
+  return std::make_pair(u, token);
+}
 
 absl::StatusOr<std::vector<Member>> ControlPlane::ListMembers(const User& actor,
                                                               const std::string& project_id,

@@ -94,6 +94,16 @@ class ControlPlane {
   absl::StatusOr<Project> GetProject(const User& actor, const std::string& id);
   absl::StatusOr<Project> RenameProject(const User& actor, const std::string& id,
                                         const std::string& name);
+  // A PATCH of a project: a new name (project owners) and cmek_enabled, which may only repeat
+  // the project's own: CMEK is chosen when a project is created and never changes (its data
+  // stays under the customer's key; a project without it has clusters under the escrow key).
+  // A refused change is a 409 audited as a failed project.update; no field: the project as is.
+  struct ProjectChange {
+    std::optional<std::string> name;
+    std::optional<bool> cmek_enabled;
+  };
+  absl::StatusOr<Project> UpdateProject(const User& actor, const std::string& id,
+                                        const ProjectChange& change);
   // Returns the new user and their token (shown once).
   absl::StatusOr<std::pair<User, std::string>> AddMember(const User& actor,
                                                          const std::string& project_id,

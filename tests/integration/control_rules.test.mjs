@@ -42,6 +42,14 @@ async function activeAzureKey(project, region) {
 test('rule: CMEK is chosen at project creation only, by an organization owner', async () => {
   await expectError('PATCH', `/api/v1/projects/${cmek.id}`, { cmek_enabled: false }, 409, /CMEK cannot be turned off/);
   await expectError('PATCH', `/api/v1/projects/${plain.id}`, { cmek_enabled: true }, 409, /CMEK cannot be enabled for an existing project; create a new project/);
+  // Refused like every rule: on the project's audit record, and the project as it was.
+  for (const p of [cmek, plain]) {
+    const events = (await server.api('GET', `/api/v1/projects/${p.id}/audit-events`)).json.items;
+    const refused = events.filter((e) => e.action === 'project.update' && e.result === 'failure');
+    assert.equal(refused.length, 1, JSON.stringify(events.slice(-3)));
+    assert.match(refused[0].message, /^CMEK cannot be/);
+    assert.equal((await server.api('GET', `/api/v1/projects/${p.id}`)).json.cmek_enabled, p === cmek);
+  }
   const m = (await server.api('POST', `/api/v1/projects/${plain.id}/members`, { name: 'owner-of-one', role: 'project_owner' })).json;
   // Creating projects at all needs the organization owner or the project_creator role.
   await expectError('POST', '/api/v1/projects', { name: 'members-own' }, 403, /needs the organization owner role or the organization-level project_creator role/, m.token);
