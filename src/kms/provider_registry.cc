@@ -107,6 +107,12 @@ absl::Status CheckKmsConfigFields(const KmsProviderModule& module, const json& c
       return absl::InvalidArgumentError(
           absl::StrCat("field '", prefix, k, "' must be ", FieldTypeName(spec->type)));
     }
+    // Every provider setting is a name, an ARN or an id: a bound here keeps module validation
+    // (std::regex recurses per character in libstdc++) away from megabyte strings.
+    if (v.is_string() && v.get_ref<const std::string&>().size() > kMaxKmsConfigStringBytes) {
+      return absl::InvalidArgumentError(absl::StrCat("field '", prefix, k, "' is longer than ",
+                                                     kMaxKmsConfigStringBytes, " bytes"));
+    }
   }
   if (!creating) return absl::OkStatus();
   std::vector<std::string> groups;

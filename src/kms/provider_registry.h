@@ -116,9 +116,13 @@ class KmsProviderModule {
   virtual std::shared_ptr<KmsProviderClient> DefaultClient() const { return nullptr; }
 };
 
-// Checks `config` against the module's fields: an object of known fields of the right types,
-// with the required ones (and one of each one_of group) when `creating`. InvalidArgument naming
-// the field as `prefix` + name, e.g. "unknown field 'provider_config.extra'".
+// The longest string any provider_config field may hold.
+inline constexpr size_t kMaxKmsConfigStringBytes = 2048;
+
+// Checks `config` against the module's fields (strings at most kMaxKmsConfigStringBytes): an object
+// of known fields of the right types, with the required ones (and one of each one_of group) when
+// `creating`. InvalidArgument naming the field as `prefix` + name, e.g. "unknown field
+// 'provider_config.extra'".
 absl::Status CheckKmsConfigFields(const KmsProviderModule& module, const nlohmann::json& config,
                                   const std::string& prefix, bool creating);
 

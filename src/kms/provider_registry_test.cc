@@ -69,6 +69,20 @@ TEST(KmsProviderRegistry, ConfigFieldErrorsNameTheField) {
             "field 'aws.key_arn' is required and must be a string");
 }
 
+// A huge setting is refused before any module pattern runs over it: a 200,000-character key
+// ARN once overflowed the stack inside std::regex and took the whole server down.
+TEST(KmsProviderRegistry, OverlongSettingsAreRefusedBeforeValidation) {
+  const KmsProviderModule& aws = *KmsProviderRegistry::Global().Find("aws-kms");
+  json huge = {{"key_arn", "arn:aws" + std::string(200'000, 'a')}};
+  absl::Status st = CheckKmsConfigFields(aws, huge, "provider_config.", true);
+  EXPECT_TRUE(absl::IsInvalidArgument(st)) << st;
+  EXPECT_TRUE(absl::StrContains(st.message(), "provider_config.key_arn")) << st;
+  // The module's own pattern is bounded too (a caller that skipped the field check).
+  auto v = aws.Validate("us-east-1", json{{"key_arn", "arn:aws" + std::string(100'000, 'a')}},
+                        "provider_config.");
+  EXPECT_TRUE(absl::IsInvalidArgument(v.status())) << v.status();
+}
+
 TEST(KmsProviderRegistry, SchemaJsonListsFieldsAndTheirFlags) {
   json azure = KmsProviderJson(*KmsProviderRegistry::Global().Find("azure-key-vault"));
   EXPECT_EQ(azure["display_name"], "Azure Key Vault");

@@ -55,7 +55,7 @@ class AwsKmsModule : public KmsProviderModule {
   absl::StatusOr<KmsKeySettings> Validate(const std::string& region, const json& cfg,
                                           const std::string& prefix) const override {
     static const std::regex kArn(
-        "^arn:aws[a-z-]*:kms:([a-z0-9-]+):([0-9]{12}):key/[0-9a-fA-F-]{1,64}$");
+        "^arn:aws[a-z-]{0,16}:kms:([a-z0-9-]{1,40}):([0-9]{12}):key/[0-9a-fA-F-]{1,64}$");
     std::string arn = cfg.value("key_arn", "");
     std::smatch m;
     if (!std::regex_match(arn, m, kArn)) {
