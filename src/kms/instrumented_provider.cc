@@ -22,6 +22,15 @@ metrics::HistogramFamily& Durations() {
   return f;
 }
 
+}  // namespace
+
+void RegisterKmsMetrics() {
+  Requests();
+  Durations();
+}
+
+namespace {
+
 // One operation's series, looked up once per provider: a call costs two atomic updates.
 class OperationMetrics {
  public:

@@ -16,6 +16,9 @@ namespace keyward {
 
 std::shared_ptr<MasterKeyProvider> Instrument(std::shared_ptr<MasterKeyProvider> inner);
 
+// Registers the two metric families, so /metrics shows them (empty) before any KMS call.
+void RegisterKmsMetrics();
+
 // The `result` label for a call that ended with `status`: "ok", or a short error class from its
 // code (not_found, permission_denied, failed_precondition, unavailable, deadline_exceeded,
 // unauthenticated, invalid_argument, data_loss, else "error"), a fixed set.

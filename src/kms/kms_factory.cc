@@ -12,7 +12,9 @@ class RegistryKmsFactory : public KmsFactory {
  public:
   RegistryKmsFactory(std::map<std::string, std::shared_ptr<KmsProviderClient>> clients,
                      const KmsProviderRegistry& registry)
-      : clients_(std::move(clients)), registry_(registry) {}
+      : clients_(std::move(clients)), registry_(registry) {
+    RegisterKmsMetrics();
+  }
 
   absl::StatusOr<std::shared_ptr<MasterKeyProvider>> ProviderFor(
       const EncryptionKey& key) override {
