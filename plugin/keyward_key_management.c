@@ -129,6 +129,8 @@ out:
 /* Caller holds kw_mutex. */
 static struct kw_cached_key* kw_find(unsigned int key_id, unsigned int version) {
   unsigned int i;
+  /* After kw_deinit (or a failed kw_init) there is no cache: a late caller must not touch it. */
+  if (kw_cache == NULL) return NULL;
   for (i = 0; i < KW_CACHE_SLOTS; i++) {
     if (kw_cache[i].used && kw_cache[i].key_id == key_id && kw_cache[i].version == version)
       return &kw_cache[i];
@@ -138,8 +140,10 @@ static struct kw_cached_key* kw_find(unsigned int key_id, unsigned int version) 
 
 /* Caller holds kw_mutex. */
 static void kw_insert(unsigned int key_id, unsigned int version, const unsigned char* key) {
-  struct kw_cached_key* slot = kw_find(key_id, version);
+  struct kw_cached_key* slot;
   unsigned int i;
+  if (kw_cache == NULL) return; /* deinitialised: the key is used once, not cached */
+  slot = kw_find(key_id, version);
   if (slot == NULL) {
     for (i = 0; i < KW_CACHE_SLOTS && slot == NULL; i++) {
       if (!kw_cache[i].used) slot = &kw_cache[i];

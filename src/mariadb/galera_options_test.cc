@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "mariadb/mariadb_instance.h"
+
 namespace keyward {
 namespace {
 
@@ -44,6 +46,10 @@ TEST(GaleraOptions, NodeGetsPeersTlsSstAndAMemoryGcache) {
   auto lines = RenderGaleraOptions(GaleraThreeNodes(), 1);
   ASSERT_TRUE(lines.ok()) << lines.status();
   EXPECT_TRUE(GaleraHas(*lines, "wsrep_on=ON"));
+  // A node's option file takes them as extra options: none is a name keyward protects.
+  MariadbInstanceSpec spec;
+  spec.extra_options = *lines;
+  EXPECT_TRUE(ValidateExtraOptions(spec).ok()) << ValidateExtraOptions(spec);
   EXPECT_TRUE(GaleraHas(*lines, "wsrep_provider=/usr/lib/galera/libgalera_smm.so"));
   EXPECT_TRUE(GaleraHas(
       *lines, "wsrep_cluster_address=gcomm://127.0.0.1:4567,127.0.0.1:4577,127.0.0.1:4587"));

@@ -2,15 +2,19 @@
 
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <filesystem>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "mariadb/key_service.h"
@@ -24,9 +28,27 @@ constexpr const char* kBootstrapFiles[] = {
     "mysql_system_tables.sql", "mysql_performance_tables.sql",   "mysql_system_tables_data.sql",
     "fill_help_tables.sql",    "maria_add_gis_sp_bootstrap.sql", "mysql_sys_schema.sql"};
 constexpr size_t kMaxBootstrapFile = 64 << 20;
-// Every privilege bit MariaDB 10.11 knows (0x3fffffff; all-ones is the only wider value it
-// accepts) but FILE_ACL (1 << 9), as global_priv stores them.
-constexpr char kAdminAccess[] = "1073741311";
+// The admin's global privileges: PROCESS (information_schema's InnoDB encryption and process
+// views) and BINLOG MONITOR (SHOW BINARY LOGS), both read-only. Deliberately none of SUPER (it
+// lets a session drop enforce_storage_engine and SET GLOBAL encryption, log and path variables),
+// FILE (INTO OUTFILE / LOAD_FILE), RELOAD, SHUTDOWN, CREATE USER, or any global table privilege
+// (those would cover the mysql schema: UPDATE mysql.global_priv + FLUSH PRIVILEGES = FILE).
+constexpr char kAdminGlobalAccess[] = "1048832";  // (1 << 8) | (1 << 20)
+// global_priv rows without "version_id" are read as pre-10.5 ones and MariaDB then widens some
+// privileges into the ones 10.5 split out; 10.11's id keeps them exactly as stored.
+constexpr char kAdminPrivVersionId[] = "101100";
+// Table privileges come from mysql.db rows instead: every database (`%`, which also lets the
+// admin CREATE DATABASE) gets all but GRANT, and an exact row for `mysql` (exact names sort
+// before patterns and the first matching row wins) gives SELECT only there.
+constexpr char kDbPrivColumns[] =
+    "Host,Db,User,Select_priv,Insert_priv,Update_priv,Delete_priv,Create_priv,Drop_priv,"
+    "References_priv,Index_priv,Alter_priv,Create_tmp_table_priv,Lock_tables_priv,"
+    "Create_view_priv,Show_view_priv,Create_routine_priv,Alter_routine_priv,Execute_priv,"
+    "Event_priv,Trigger_priv,Delete_history_priv";
+constexpr char kDbPrivAll[] =
+    "'Y','Y','Y','Y','Y','Y','Y','Y','Y','Y','Y','Y','Y','Y','Y','Y','Y','Y','Y'";
+constexpr char kDbPrivSelect[] =
+    "'Y','N','N','N','N','N','N','N','N','N','N','N','N','N','N','N','N','N','N'";
 
 bool DirIsEmptyOrMissing(const std::string& dir) {
   std::error_code ec;
@@ -34,11 +56,36 @@ bool DirIsEmptyOrMissing(const std::string& dir) {
   return std::filesystem::is_empty(dir, ec);
 }
 
+// The OS user mariadbd's unix_socket auth sees for keyward's own connections: the effective
+// uid's name from the password database, never $USER (which the environment can set to anything).
 std::string CurrentUserName() {
   if (geteuid() == 0) return "root";
-  const char* user = getenv("USER");
-  return user != nullptr && *user != '\0' ? user : "mysql";
+  std::vector<char> buf(16384);
+  struct passwd pw {};
+  struct passwd* found = nullptr;
+  if (getpwuid_r(geteuid(), &pw, buf.data(), buf.size(), &found) != 0 || found == nullptr) {
+    return "";
+  }
+  return found->pw_name;
 }
+
+// Option names (normalised: lower case, '-' as '_', a loose_/skip_/enable_/disable_/maximum_
+// prefix removed) extra_options may not set, by substring: the encryption, engine, logging, path
+// and account options keyward's own lines decide. MariaDB also takes unique prefixes of names,
+// so the checks are on substrings and the extra lines are written before keyward's anyway.
+constexpr const char* kProtectedOptionParts[] = {
+    "encrypt",        "plugin",       "keyward",    "storage_engine", "secure_file",
+    "general_log",    "slow_query",   "log_output", "datadir",        "socket",
+    "tmpdir",         "local_infile", "init_file",  "init_connect",   "log_error",
+    "pid_file",       "log_bin",      "grant",      "home_dir",       "undo_directory",
+    "data_file_path", "bind_address", "sql_mode",   "defaults",       "aria_log",
+    "symbolic_links"};
+constexpr const char* kProtectedOptionNames[] = {"user", "port", "chroot", "basedir"};
+// Full names whose abbreviations hold none of the parts above ("innodb_data_f").
+constexpr const char* kProtectedLongNames[] = {
+    "innodb_data_file_path",  "innodb_data_home_dir",  "innodb_log_group_home_dir",
+    "innodb_undo_directory",  "innodb_tmpdir",         "log_bin_index",
+    "default_storage_engine", "enforce_storage_engine"};
 
 bool SafeSqlName(const std::string& s) {
   if (s.empty() || s.size() > 32) return false;
@@ -75,6 +122,9 @@ std::string MariadbPidFilePath(const MariadbInstanceSpec& spec) {
 std::string MariadbTmpDir(const MariadbInstanceSpec& spec) {
   return spec.tmp_dir.empty() ? spec.run_dir + "/tmp" : spec.tmp_dir;
 }
+std::string MariadbSecureFileDir(const MariadbInstanceSpec& spec) {
+  return spec.run_dir + "/files";
+}
 
 std::string RenderOptionFile(const MariadbInstanceSpec& spec) {
   std::vector<std::string> lines = {
@@ -102,7 +152,16 @@ std::string RenderOptionFile(const MariadbInstanceSpec& spec) {
       "default_storage_engine=InnoDB",
       "enforce_storage_engine=InnoDB",
       "sql_mode=STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_AUTO_CREATE_USER",
+      // INTO OUTFILE, LOAD DATA and LOAD_FILE only inside an empty private directory, whoever
+      // holds FILE (nobody over TCP: the admin account has no FILE).
+      absl::StrCat("secure_file_priv=", MariadbSecureFileDir(spec)),
   };
+  // Extra [mariadbd] lines come before keyward's encryption and TLS lines: for an option given
+  // twice the later line wins, so none of them can turn encryption off (ValidateExtraOptions
+  // also refuses those names).
+  auto group_tail = std::find_if(spec.extra_options.begin(), spec.extra_options.end(),
+                                 [](const std::string& l) { return !l.empty() && l[0] == '['; });
+  lines.insert(lines.end(), spec.extra_options.begin(), group_tail);
   if (spec.encrypted) {
     const std::vector<std::string> encryption = {
         absl::StrCat("plugin_dir=", spec.plugin_dir),
@@ -130,13 +189,69 @@ std::string RenderOptionFile(const MariadbInstanceSpec& spec) {
     lines.push_back(absl::StrCat("ssl_key=", spec.tls_key));
     if (!spec.tls_ca.empty()) lines.push_back(absl::StrCat("ssl_ca=", spec.tls_ca));
   }
-  for (const std::string& extra : spec.extra_options) lines.push_back(extra);
+  // Extra lines after a group line ("[sst]" of Galera) stay in their group, at the end.
+  lines.insert(lines.end(), group_tail, spec.extra_options.end());
   return absl::StrCat(absl::StrJoin(lines, "\n"), "\n");
 }
 
+absl::Status ValidateExtraOptions(const MariadbInstanceSpec& spec) {
+  bool in_mariadbd = true;
+  for (const std::string& line : spec.extra_options) {
+    if (line.find_first_of("\r\n") != std::string::npos || line.find('\0') != std::string::npos) {
+      return absl::InvalidArgumentError(
+          "a MariaDB extra option holds a line break: give one option per entry");
+    }
+    if (!line.empty() && line[0] == '[') {
+      // Only [sst] (Galera's SST script) may follow; [mariadbd] again would reopen the group.
+      if (line != "[sst]") {
+        return absl::InvalidArgumentError(absl::StrCat("MariaDB extra option group '", line,
+                                                       "' is not allowed: only [sst] may follow"));
+      }
+      in_mariadbd = false;
+      continue;
+    }
+    if (!in_mariadbd) continue;
+    std::string name = line.substr(0, line.find('='));
+    while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.pop_back();
+    size_t start = name.find_first_not_of(" \t");
+    name = start == std::string::npos ? "" : name.substr(start);
+    for (char& c : name)
+      c = c == '-' ? '_' : static_cast<char>(tolower(static_cast<unsigned char>(c)));
+    for (const char* prefix : {"loose_", "skip_", "enable_", "disable_", "maximum_"}) {
+      if (absl::StartsWith(name, prefix)) name = name.substr(strlen(prefix));
+    }
+    if (name.empty() || name[0] == '!' || name[0] == '#' || name[0] == ';') {
+      return absl::InvalidArgumentError(
+          absl::StrCat("MariaDB extra option '", line, "' is not an option line: use name=value"));
+    }
+    bool refused = false;
+    for (const char* part : kProtectedOptionParts) {
+      if (name.find(part) != std::string::npos) refused = true;
+    }
+    for (const char* exact : kProtectedOptionNames) {
+      if (name == exact) refused = true;
+    }
+    // MariaDB accepts any unambiguous prefix of an option's name.
+    for (const char* part : kProtectedOptionParts) {
+      if (absl::StartsWith(part, name)) refused = true;
+    }
+    for (const char* full : kProtectedLongNames) {
+      if (absl::StartsWith(full, name)) refused = true;
+    }
+    if (refused) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "MariaDB extra option '", name,
+          "' is keyward's to set (encryption, storage engine, logs, paths, accounts): remove it"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status WriteOptionFile(const MariadbInstanceSpec& spec) {
+  if (absl::Status s = ValidateExtraOptions(spec); !s.ok()) return s;
   if (absl::Status s = MakeDirs(spec.run_dir, 0700); !s.ok()) return s;
   if (absl::Status s = MakeDirs(MariadbTmpDir(spec), 0700); !s.ok()) return s;
+  if (absl::Status s = MakeDirs(MariadbSecureFileDir(spec), 0700); !s.ok()) return s;
   return WriteFileAtomically(MariadbOptionFilePath(spec), RenderOptionFile(spec), 0600);
 }
 
@@ -188,7 +303,8 @@ absl::Status InitializeDataDir(const MariadbInstanceSpec& spec, const std::strin
   const std::string os_user = CurrentUserName();
   if (!SafeSqlName(os_user)) {
     return absl::FailedPreconditionError(
-        absl::StrCat("cannot name the OS user for MariaDB's root account; set USER"));
+        absl::StrCat("cannot name the OS user for MariaDB's root account: uid has no usable name "
+                     "in the password database (getpwuid)"));
   }
   // Built before anything is created, so a missing SQL file leaves nothing behind.
   std::string sql = absl::StrCat("create database if not exists mysql;\nuse mysql;\n",
@@ -206,10 +322,12 @@ absl::Status InitializeDataDir(const MariadbInstanceSpec& spec, const std::strin
   absl::StrAppend(&sql, "use mysql;\nDELETE FROM global_priv WHERE User='';\n",
                   "DELETE FROM proxies_priv WHERE User='' OR Host <> 'localhost';\n",
                   "INSERT INTO global_priv VALUES ('%','", admin_user,
-                  "','{\"access\":", kAdminAccess,
+                  "','{\"access\":", kAdminGlobalAccess, ",\"version_id\":", kAdminPrivVersionId,
                   ",\"plugin\":\"mysql_native_password\",\"authentication_string\":\"",
                   MariadbNativePasswordHash(admin_password.view()),
-                  "\",\"password_last_changed\":", time(nullptr), "}');\n");
+                  "\",\"password_last_changed\":", time(nullptr), "}');\n", "INSERT INTO db (",
+                  kDbPrivColumns, ") VALUES ('%','%','", admin_user, "',", kDbPrivAll,
+                  "),\n  ('%','mysql','", admin_user, "',", kDbPrivSelect, ");\n");
 
   if (absl::Status s = MakeDirs(spec.data_dir, 0700); !s.ok()) return s;
   auto cleanup = [&] {

@@ -39,7 +39,8 @@ struct MariadbInstanceSpec {
   std::string share_dir = "/usr/share/mysql";  // the bootstrap SQL (Debian mariadb-server)
   // false only for benchmarks' plaintext baseline: no plugin, no encryption options.
   bool encrypted = true;
-  // Extra `name=value` lines appended to the [mariadbd] group (tuning, tests).
+  // Extra `name=value` lines for the [mariadbd] group (tuning, tests), written before keyward's
+  // encryption lines; from a "[sst]" line on, lines go to that group at the end.
   std::vector<std::string> extra_options;
 };
 
@@ -48,10 +49,15 @@ std::string MariadbOptionFilePath(const MariadbInstanceSpec& spec);  // run_dir/
 std::string MariadbSocketPath(const MariadbInstanceSpec& spec);      // run_dir/mariadbd.sock
 std::string MariadbPidFilePath(const MariadbInstanceSpec& spec);     // run_dir/mariadbd.pid
 std::string MariadbTmpDir(const MariadbInstanceSpec& spec);
+std::string MariadbSecureFileDir(const MariadbInstanceSpec& spec);  // run_dir/files (0700, empty)
 
 // The option file's text (no secrets in it).
 std::string RenderOptionFile(const MariadbInstanceSpec& spec);
-// Writes it 0600 to MariadbOptionFilePath, creating run_dir and tmp dir (0700).
+// InvalidArgument for an extra option with a line break, a group other than a trailing [sst], or
+// a name keyward sets itself (encryption, engines, logs, paths, accounts).
+absl::Status ValidateExtraOptions(const MariadbInstanceSpec& spec);
+// Validates extra_options, then writes the file 0600 to MariadbOptionFilePath, creating run_dir,
+// the tmp dir and the secure_file_priv dir (0700).
 absl::Status WriteOptionFile(const MariadbInstanceSpec& spec);
 // mariadbd's argv: the binary, --defaults-file first (mariadbd requires it first), and
 // --user=root when keyward runs as root (mariadbd refuses root otherwise).
@@ -67,8 +73,10 @@ absl::Status ValidateMariadbAdminUser(const std::string& user);
 // bootstrap child's pid is allowed on it for the run), so the system tablespace, redo log and
 // every table are encrypted from their first byte. Accounts: root@localhost only through the
 // Unix socket as the OS user keyward runs as (unix_socket auth; no password, no TCP), no
-// anonymous users, and `admin_user`@'%' with `admin_password` (stored as its native hash) and
-// every privilege but FILE (INTO OUTFILE would write plaintext). Refuses a non-empty data_dir;
+// anonymous users, and `admin_user`@'%' with `admin_password` (stored as its native hash): all
+// table privileges on every database but `mysql` (SELECT only), PROCESS and BINLOG MONITOR, and no
+// SUPER, FILE, RELOAD, SHUTDOWN or grant/user administration (each is a way to turn encryption
+// off or read keyward's files). Refuses a non-empty data_dir;
 // on failure removes what it created.
 absl::Status InitializeDataDir(const MariadbInstanceSpec& spec, const std::string& admin_user,
                                const SecretBytes& admin_password, MariadbKeyService& keys);

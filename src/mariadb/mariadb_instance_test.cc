@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <set>
 #include <sstream>
 
@@ -76,6 +77,75 @@ TEST(MariadbOptionFile, PlaintextBaselineHasNoPluginAndTlsOnlyWhenGiven) {
   EXPECT_TRUE(lines.count("ssl_cert=/c/tls/cert.pem"));
   EXPECT_TRUE(lines.count("ssl_key=/c/tls/key.pem"));
   EXPECT_TRUE(lines.count("ssl_ca=/c/tls/ca.pem"));
+}
+
+TEST(MariadbOptionFile, FilesOnlyInAPrivateDirectory) {
+  auto lines = Lines(RenderOptionFile(Spec()));
+  EXPECT_TRUE(lines.count("secure_file_priv=/c/run/files"));
+  EXPECT_EQ(MariadbSecureFileDir(Spec()), "/c/run/files");
+}
+
+// Extra [mariadbd] lines come before keyward's encryption lines (for a repeated option the
+// later line wins), a trailing [sst] group stays at the end, and protected names are refused.
+TEST(MariadbOptionFile, ExtraOptionsCannotOverrideEncryption) {
+  MariadbInstanceSpec spec = Spec();
+  spec.extra_options = {"innodb_buffer_pool_size=64M",
+                        "wsrep_on=ON",
+                        "binlog_format=ROW",
+                        "wsrep_sst_auth=root:",
+                        "[sst]",
+                        "encrypt=3",
+                        "tca=/c/ca.pem"};
+  ASSERT_TRUE(ValidateExtraOptions(spec).ok()) << ValidateExtraOptions(spec);
+  std::string text = RenderOptionFile(spec);
+  size_t extra = text.find("innodb_buffer_pool_size=64M");
+  size_t encrypt = text.find("innodb_encrypt_tables=FORCE");
+  size_t sst = text.find("\n[sst]\n");
+  ASSERT_NE(extra, std::string::npos);
+  ASSERT_NE(encrypt, std::string::npos);
+  ASSERT_NE(sst, std::string::npos);
+  EXPECT_LT(extra, encrypt);
+  EXPECT_LT(text.find("wsrep_on=ON"), encrypt);
+  EXPECT_GT(sst, text.find("innodb_encryption_rotation_iops"));
+  EXPECT_GT(text.find("encrypt=3"), sst);
+
+  for (const char* bad : {"innodb_encrypt_tables=OFF",
+                          "innodb-encrypt-tables=0",
+                          "loose_innodb_encrypt_log=OFF",
+                          "skip-encrypt-binlog",
+                          "innodb_encryption_threads=0",
+                          "enforce_storage_engine=",
+                          "secure_file_priv=",
+                          "general_log_file=/tmp/x",
+                          "general-log=1",
+                          "log_output=TABLE",
+                          "plugin_load_add=file_key_management",
+                          "keyward_key_management=OFF",
+                          "user=mysql",
+                          "skip-grant-tables",
+                          "init_file=/tmp/x.sql",
+                          "datadir=/tmp",
+                          "  Socket = /tmp/s",
+                          "tmpdir=/tmp",
+                          "sql_mode=NO_ENGINE_SUBSTITUTION",
+                          "innodb_encrypt_tab=OFF",
+                          "init_fil=/tmp/x.sql",
+                          "log_outp=TABLE",
+                          "innodb_data_home=/tmp"}) {
+    spec.extra_options = {bad};
+    absl::Status st = ValidateExtraOptions(spec);
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
+  spec.extra_options = {"max_connections=10\ninnodb_encrypt_tables=OFF"};
+  EXPECT_NE(ValidateExtraOptions(spec).message().find("line break"), absl::string_view::npos);
+  spec.extra_options = {"[mariadbd]", "innodb_encrypt_tables=OFF"};
+  EXPECT_FALSE(ValidateExtraOptions(spec).ok());
+  spec.extra_options = {"!include /tmp/evil.cnf"};
+  EXPECT_FALSE(ValidateExtraOptions(spec).ok());
+  spec.extra_options = {"innodb_encrypt_tables=OFF"};
+  spec.run_dir = ::testing::TempDir() + "/kw-extra-refused";
+  EXPECT_FALSE(WriteOptionFile(spec).ok());
+  EXPECT_FALSE(std::filesystem::exists(spec.run_dir + "/my.cnf"));
 }
 
 TEST(MariadbArgv, DefaultsFileFirstAndUserRootOnlyAsRoot) {

@@ -2,13 +2,14 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <future>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -63,33 +64,68 @@ absl::Status SupervisedProcess::Spawn() {
   if (pipe2(fds, O_CLOEXEC) != 0) {
     return absl::InternalError(absl::StrCat("pipe: ", ErrnoText(errno)));
   }
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
-  posix_spawn_file_actions_adddup2(&actions, fds[1], 2);
-  // Nothing else of keyward's (client sockets, RocksDB files, other clusters' pipes) leaks in.
-  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  // Its own process group: a Ctrl-C meant for keyward does not stop it behind keyward's back
-  // (keyward stops it, cleanly, as it shuts down). Default signal dispositions and mask.
-  sigset_t none, all;
-  sigemptyset(&none);
-  sigfillset(&all);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setsigdefault(&attr, &all);
-  posix_spawnattr_setpgroup(&attr, 0);
-  posix_spawnattr_setflags(&attr,
-                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  // Exec failures come back through this close-on-exec pipe (nothing read: exec succeeded).
+  int err_fds[2];
+  if (pipe2(err_fds, O_CLOEXEC) != 0) {
+    int e = errno;
+    close(fds[0]);
+    close(fds[1]);
+    return absl::InternalError(absl::StrCat("pipe: ", ErrnoText(e)));
+  }
   std::vector<char*> argv;
   for (const std::string& a : options_.argv) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
-  pid_t pid = 0;
-  int rc = posix_spawn(&pid, argv[0], &actions, &attr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
+  const pid_t parent = getpid();
+  // fork, not posix_spawn: the child must set PR_SET_PDEATHSIG before exec, so a keyward killed
+  // with SIGKILL takes its mariadbd down (SIGTERM: a clean shutdown) instead of leaving it
+  // serving on keys it has cached. The signal follows the spawning *thread*, hence every spawn
+  // happens on the supervisor thread, which outlives the process it started.
+  pid_t pid = fork();
+  if (pid == 0) {
+    // Child: async-signal-safe calls only.
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    int e = 0;
+    if (getppid() != parent) _exit(127);  // keyward died before the line above
+    // Its own process group: a Ctrl-C meant for keyward does not stop it behind keyward's back
+    // (keyward stops it, cleanly, as it shuts down). Default signal dispositions and mask.
+    setpgid(0, 0);
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; ++sig) sigaction(sig, &dfl, nullptr);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    int devnull = open("/dev/null", O_RDONLY);
+    if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(fds[1], 1) < 0 || dup2(fds[1], 2) < 0) {
+      e = errno;
+    } else {
+      // Nothing else of keyward's (client sockets, RocksDB files, other clusters' pipes) leaks
+      // in; the error pipe is close-on-exec, so it may stay until exec.
+      if (err_fds[1] != 3 && dup2(err_fds[1], 3) >= 0) err_fds[1] = 3;
+      close_range(4, ~0U, 0);
+      fcntl(err_fds[1], F_SETFD, FD_CLOEXEC);
+      execve(argv[0], argv.data(), environ);
+      e = errno;
+    }
+    ssize_t ignored = write(err_fds[1], &e, sizeof(e));
+    (void)ignored;
+    _exit(127);
+  }
+  int rc = pid < 0 ? errno : 0;
   close(fds[1]);
+  close(err_fds[1]);
+  if (rc == 0) {
+    int child_errno = 0;
+    ssize_t n;
+    while ((n = read(err_fds[0], &child_errno, sizeof(child_errno))) < 0 && errno == EINTR) {
+    }
+    if (n == sizeof(child_errno)) {
+      rc = child_errno;
+      while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+      }
+    }
+  }
+  close(err_fds[0]);
   if (rc != 0) {
     close(fds[0]);
     return absl::FailedPreconditionError(
@@ -182,12 +218,24 @@ absl::Status SupervisedProcess::Start() {
       return absl::FailedPreconditionError("already started");
     }
   }
-  absl::Status st = Spawn();
-  if (!st.ok()) return st;
-  pid_t pid = this->pid();
+  // The first spawn too happens on the supervisor thread: the child's PR_SET_PDEATHSIG fires
+  // when the thread that forked it ends, and the caller's thread may end any time.
+  std::promise<absl::Status> spawned;
+  std::future<absl::Status> spawn_result = spawned.get_future();
   // The supervisor restarts only a process that served once; one that dies on its first start
   // is a configuration error Start reports instead.
-  supervisor_ = std::thread([this] { Supervise(); });
+  supervisor_ = std::thread([this, &spawned] {
+    absl::Status spawn_status = Spawn();
+    bool ok = spawn_status.ok();
+    spawned.set_value(std::move(spawn_status));
+    if (ok) Supervise();
+  });
+  absl::Status st = spawn_result.get();
+  if (!st.ok()) {
+    supervisor_.join();
+    return st;
+  }
+  pid_t pid = this->pid();
   auto running = [this, pid] { return Running(pid); };
   if (options_.ready) st = options_.ready(pid, running);
   if (st.ok()) {

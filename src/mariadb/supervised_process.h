@@ -1,10 +1,11 @@
 #pragma once
-// A child process keyward starts, watches and stops: spawned with posix_spawn (no fd of keyward's
-// leaks into it: everything from fd 3 up is closed), its stdout and stderr forwarded line by line
-// into keyward's log under the cluster's id, restarted with exponential backoff when it dies
-// unasked (bounded: after `max_restarts` crashes in a row, each within `stable_after` of its
-// start, it stays down and says so), and stopped with SIGTERM — SIGKILL only after `stop_grace`,
-// logged.
+// A child process keyward starts, watches and stops: forked and exec'd (no fd of keyward's
+// leaks into it: everything from fd 3 up is closed; PR_SET_PDEATHSIG sends it SIGTERM when
+// keyward dies, even by SIGKILL, so it never serves on cached keys without keyward), its stdout and
+// stderr forwarded line by line into keyward's log under the cluster's id, restarted with
+// exponential backoff when it dies unasked (bounded: after `max_restarts` crashes in a row, each
+// within `stable_after` of its start, it stays down and says so), and stopped with SIGTERM —
+// SIGKILL only after `stop_grace`, logged.
 //
 // One thread per process waits for it (waitid, WNOWAIT first, so the pid cannot be reused
 // between the exit and the bookkeeping) and restarts it; one reads its output. No lock is held

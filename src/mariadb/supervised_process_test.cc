@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -146,6 +147,49 @@ TEST(SupervisedProcessTest, ChildInheritsNoOtherDescriptors) {
   EXPECT_LE(fds.size(), 4u);
   for (const auto& f : fds) EXPECT_NE(f, std::to_string(leaky));
   std::filesystem::remove_all(dir);
+}
+
+// keyward killed with SIGKILL: the process it started gets SIGTERM (PR_SET_PDEATHSIG) instead
+// of running on without it (mariadbd would go on serving with the keys it has cached).
+TEST(SupervisedProcessTest, ChildDiesWithAKilledParent) {
+  int pids[2];
+  ASSERT_EQ(pipe(pids), 0);
+  pid_t keyward = fork();
+  ASSERT_GE(keyward, 0);
+  if (keyward == 0) {
+    close(pids[0]);
+    // The supervisor stands in for keyward; its child reports its pid and waits.
+    SupervisedProcess q(Shell("exec sleep 60"));
+    if (!q.Start().ok()) _exit(1);
+    pid_t child = q.pid();
+    if (write(pids[1], &child, sizeof(child)) != sizeof(child)) _exit(1);
+    for (;;) pause();
+  }
+  close(pids[1]);
+  pid_t child = 0;
+  ASSERT_EQ(read(pids[0], &child, sizeof(child)), static_cast<ssize_t>(sizeof(child)));
+  close(pids[0]);
+  ASSERT_TRUE(Alive(child));
+  kill(keyward, SIGKILL);
+  waitpid(keyward, nullptr, 0);
+  // The orphan is reparented and reaped by init (or a subreaper): gone either way.
+  EXPECT_TRUE(Eventually([&] {
+    std::ifstream stat("/proc/" + std::to_string(child) + "/stat");
+    std::string line;
+    if (!std::getline(stat, line)) return true;
+    return line.find(") Z ") != std::string::npos;  // a zombie waiting for its new parent
+  }));
+  if (Alive(child)) kill(child, SIGKILL);
+}
+
+// A missing program is reported by Start with the exec error.
+TEST(SupervisedProcessTest, MissingProgramIsReported) {
+  SupervisedProcessOptions o = Shell("");
+  o.argv = {"/nonexistent/keyward-no-such-binary"};
+  SupervisedProcess p(o);
+  absl::Status st = p.Start();
+  EXPECT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("No such file"), absl::string_view::npos) << st;
 }
 
 }  // namespace

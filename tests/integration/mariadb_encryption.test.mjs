@@ -111,6 +111,54 @@ function mariadbdByHand(dir) {
   return { status: r.status, signal: r.signal, stderr: r.stderr };
 }
 
+// The cluster's admin account trying every way out of "no FILE, encryption on" the adversarial
+// review found on MariaDB 10.11 (SUPER, global variables, writes to the mysql schema): each is
+// refused, and the rows it tries to put in plaintext are canaries the scan looks for.
+async function adminEscapesRefused(c) {
+  const refused = async (sql, why) => {
+    await assert.rejects(c.query(sql), /denied|privilege|secure-file-priv/i, `admin could: ${sql} (${why})`);
+  };
+  // (a) engine rule off for the session, then a MyISAM table: plaintext rows.
+  await refused('SET SESSION enforce_storage_engine = NULL', 'InnoDB-only rule off');
+  await c.query('CREATE TABLE app.myi (id INT PRIMARY KEY, canary CHAR(40)) ENGINE=MyISAM');
+  const myi = makeCanary();
+  canaries.push(myi);
+  await c.query('INSERT INTO app.myi VALUES (1, ?)', [myi]);
+  const [[eng]] = await c.query("SELECT ENGINE FROM information_schema.TABLES WHERE TABLE_SCHEMA='app' AND TABLE_NAME='myi'");
+  assert.equal(eng.ENGINE, 'InnoDB', 'ENGINE=MyISAM was not turned into InnoDB');
+  // (b), (c) global variables that turn encryption or logging off, or write files anywhere.
+  await refused('SET GLOBAL innodb_encrypt_tables = OFF', 'encryption off');
+  await refused('SET GLOBAL innodb_encryption_threads = 0', 're-encryption stopped');
+  await refused("SET GLOBAL log_output = 'TABLE'", 'queries into a log table');
+  await refused(`SET GLOBAL general_log_file = '${path.join(dir, 'escape.log')}'`, 'log anywhere');
+  await refused('SET GLOBAL general_log = 1', 'plaintext query log');
+  // (d) writes to the grant tables, then FLUSH PRIVILEGES = any privilege (FILE).
+  await refused("UPDATE mysql.global_priv SET priv = JSON_SET(priv, '$.access', 1073741823) WHERE User = 'admin'", 'grant tables');
+  await refused("INSERT INTO mysql.db (Host, Db, User, Select_priv) VALUES ('%', 'x', 'admin', 'Y')", 'grant tables');
+  await refused('CREATE TABLE mysql.escape (id INT)', 'tables in mysql');
+  await refused('DROP TABLE mysql.db', 'grant tables');
+  await refused('FLUSH PRIVILEGES', 'RELOAD');
+  await refused('GRANT FILE ON *.* TO admin', 'grant to self');
+  await refused("CREATE USER other IDENTIFIED BY 'x'", 'new accounts');
+  await refused('SHUTDOWN', 'SHUTDOWN');
+  // FILE itself: no file out, none in (keyward's escrow key and tokens live beside the data).
+  await refused(`SELECT canary FROM app.t LIMIT 10 INTO OUTFILE '${path.join(dir, 'out.txt')}'`, 'FILE');
+  const [[loaded]] = await c.query('SELECT LOAD_FILE(?) f', [path.join(dir, 'run', 'my.cnf')]);
+  assert.equal(loaded.f, null, 'LOAD_FILE read a file');
+  assert.ok(!fs.existsSync(path.join(dir, 'out.txt')) && !fs.existsSync(path.join(dir, 'escape.log')));
+  // Whoever holds FILE (only root through the socket) is confined to an empty private directory.
+  const [[priv]] = await c.query('SELECT @@GLOBAL.secure_file_priv p');
+  const filesDir = path.join(dir, 'run', 'files');
+  assert.equal(path.resolve(priv.p), filesDir);
+  assert.equal(fs.statSync(filesDir).mode & 0o777, 0o700);
+  // Still an application owner: reads the mysql schema, owns every other database.
+  await c.query('SELECT COUNT(*) FROM mysql.global_priv');
+  await c.query('CREATE DATABASE owned');
+  await c.query('CREATE TABLE owned.t (id INT PRIMARY KEY) ENGINE=InnoDB');
+  await c.query('CREATE VIEW owned.v AS SELECT id FROM owned.t');
+  await c.query('DROP DATABASE owned');
+}
+
 let dir;
 let port;
 let keyd;
@@ -183,17 +231,20 @@ test('every file at rest is encrypted: no canary anywhere under the cluster dire
 
   // A sort too large for the sort buffer merges through temporary files in tmpdir, and a
   // GROUP BY too large for memory makes an on-disk (Aria) internal temporary table.
+  // (Counters compared before/after: FLUSH STATUS needs RELOAD, which the admin lacks.)
+  const status = async (name) => Number((await c.query(`SHOW SESSION STATUS LIKE '${name}'`))[0][0].Value);
   await c.query('SET SESSION sort_buffer_size = 32768');
-  await c.query('FLUSH STATUS');
+  const mergeBefore = await status('Sort_merge_passes');
   const [sorted] = await c.query('SELECT canary, pad FROM app.t ORDER BY pad DESC, canary');
   assert.equal(sorted.length, rowsExpected);
-  const [[merge]] = await c.query("SHOW SESSION STATUS LIKE 'Sort_merge_passes'");
-  assert.ok(Number(merge.Value) > 0, 'the sort did not spill to temporary files');
+  assert.ok(await status('Sort_merge_passes') > mergeBefore, 'the sort did not spill to temporary files');
   await c.query('SET SESSION tmp_table_size = 16384, max_heap_table_size = 16384');
+  const diskBefore = await status('Created_tmp_disk_tables');
   const [grouped] = await c.query('SELECT canary, COUNT(*) n FROM app.t GROUP BY canary, pad');
   assert.equal(grouped.length, rowsExpected);
-  const [[disk]] = await c.query("SHOW SESSION STATUS LIKE 'Created_tmp_disk_tables'");
-  assert.ok(Number(disk.Value) > 0, 'no on-disk temporary table');
+  assert.ok(await status('Created_tmp_disk_tables') > diskBefore, 'no on-disk temporary table');
+
+  await adminEscapesRefused(c);
 
   // The mariadb CLI: a binlog-producing write (the binlog holds every write above too).
   const cliCanary = makeCanary();
