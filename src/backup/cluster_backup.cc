@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "backup/backup_workers.h"
 #include "crypto/random.h"
+#include "crypto/sha256.h"
 #include "rocksdb/env_encryption.h"
 #include "rocksdb/file_system.h"
 #include "storage/encryption_provider.h"
@@ -34,25 +35,6 @@ constexpr size_t kMaxQueuedChunks = 4;
 // Buffers a pipeline may hold at once: the workers' (running and queued), the hasher's (one
 // running, kMaxQueuedChunks queued; it shares the workers' buffers on a backup) and this thread's.
 constexpr size_t kChunkBuffers = kWorkerThreads + 2 * kMaxQueuedChunks + 2;
-
-// Streaming SHA-256 (crypto/sha256.h is one-shot; files here are up to gigabytes).
-class Sha256Stream {
- public:
-  Sha256Stream() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr); }
-  ~Sha256Stream() { EVP_MD_CTX_free(ctx_); }
-  Sha256Stream(const Sha256Stream&) = delete;
-  Sha256Stream& operator=(const Sha256Stream&) = delete;
-  void Update(std::string_view d) { EVP_DigestUpdate(ctx_, d.data(), d.size()); }
-  std::string FinishHex() {
-    unsigned char out[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_DigestFinal_ex(ctx_, out, &len);
-    return HexEncode(std::string_view(reinterpret_cast<const char*>(out), len));
-  }
-
- private:
-  EVP_MD_CTX* ctx_;
-};
 
 void RemoveTree(const std::string& dir) {
   std::error_code ec;

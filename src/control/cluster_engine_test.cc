@@ -13,9 +13,8 @@
 
 #include "absl/strings/match.h"
 #include "control/control_plane.h"
+#include "control_plane_world.h"
 #include "crypto/random.h"
-#include "fake_kms.h"
-#include "kms/escrow/escrow_provider.h"
 
 namespace keyward {
 namespace {
@@ -26,42 +25,24 @@ using nlohmann::json;
 class ClusterEngineTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    root_ = fs::temp_directory_path() / ("kw-engine-" + *RandomHex(6));
-    fs::create_directories(root_ / "clusters");
-    state_path_ = (root_ / "kms.json").string();
-    auto escrow = EscrowProvider::LoadOrCreate((root_ / "escrow.key").string());
-    ASSERT_TRUE(escrow.ok());
-    kms_ = NewFakeKmsFactory(std::shared_ptr<MasterKeyProvider>(std::move(*escrow)), state_path_);
-    auto md = OpenSqliteMetadataStore((root_ / "metadata.db").string());
-    ASSERT_TRUE(md.ok()) << md.status();
-    metadata_ = std::move(*md);
-    auto resp = RespServer::New({});
-    ASSERT_TRUE(resp.ok());
-    resp_ = std::move(*resp);
-    ClusterRuntimeOptions ro = RuntimeOptions();
-    runtime_ = std::make_unique<ClusterRuntime>(ro, *resp_,
-                                                SharedStorageResources::New(8 << 20, 16 << 20));
-    control_ = std::make_unique<ControlPlane>(*metadata_, *kms_, *runtime_, ServiceIdentity{});
-    auto token = control_->Bootstrap();
-    ASSERT_TRUE(token.ok()) << token.status();
-    owner_ = *control_->Authenticate(*token);
-    auto project = control_->CreateProject(owner_, "payments", true);
-    ASSERT_TRUE(project.ok()) << project.status();
-    cmek_project_ = project->id;
+    ControlPlaneWorldOptions o;
+    o.prefix = "engine";
+    o.tune_runtime = [this](ClusterRuntimeOptions& ro) { TuneRuntime(ro); };
+    world_ = std::make_unique<ControlPlaneWorld>(o);
+    ASSERT_TRUE(world_->ok()) << world_->error();
+    root_ = world_->root();
+    metadata_ = world_->metadata.get();
+    runtime_ = world_->runtime.get();
+    control_ = world_->control.get();
+    owner_ = world_->owner;
+    cmek_project_ = world_->NewProject("payments", true);
     plain_project_ = *control_->DefaultProjectId();
   }
   // No mariadbd here: what a server without MariaDB installed does.
-  virtual ClusterRuntimeOptions RuntimeOptions() {
-    ClusterRuntimeOptions ro;
-    ro.data_dir = root_.string();
-    ro.mariadbd_path = (root_ / "no-such-mariadbd").string();
-    return ro;
+  virtual void TuneRuntime(ClusterRuntimeOptions& ro) {
+    ro.mariadbd_path = ro.data_dir + "/no-such-mariadbd";
   }
-  void TearDown() override {
-    runtime_->Shutdown();
-    resp_->Stop();
-    fs::remove_all(root_);
-  }
+  void TearDown() override { world_.reset(); }
 
   absl::StatusOr<ClusterCreated> Create(const std::string& project, const std::string& name,
                                         const std::string& region, const std::string& tier,
@@ -72,27 +53,14 @@ class ClusterEngineTest : public ::testing::Test {
 
   // Plays the customer: an Azure key in `region`, created in the fake KMS and tested.
   void ActiveKey(const std::string& region) {
-    KeyRequest req{"azure-key-vault", region,
-                   json{{"key_vault_name", "kv-" + region}, {"key_name_prefix", "cmek"}}, "azure"};
-    auto key = control_->CreateKey(owner_, cmek_project_, req);
-    ASSERT_TRUE(key.ok()) << key.status();
-    json state = {{"keys", json::object()}};
-    state["keys"][key->key_name] = {{"enabled", true},  {"purge_protection", true},
-                                    {"region", region}, {"granted", true},
-                                    {"version", "v1"},  {"secret", *RandomHex(32)}};
-    std::ofstream(state_path_) << state.dump();
-    auto tested = control_->TestKey(owner_, cmek_project_, key->id);
-    ASSERT_TRUE(tested.ok()) << tested.status();
-    ASSERT_EQ(tested->key.state, "active") << tested->key.status_message;
+    world_->ActiveAzureKey(cmek_project_, region, "kv-" + region);
   }
 
+  std::unique_ptr<ControlPlaneWorld> world_;
   fs::path root_;
-  std::string state_path_;
-  std::unique_ptr<KmsFactory> kms_;
-  std::unique_ptr<MetadataStore> metadata_;
-  std::unique_ptr<RespServer> resp_;
-  std::unique_ptr<ClusterRuntime> runtime_;
-  std::unique_ptr<ControlPlane> control_;
+  MetadataStore* metadata_ = nullptr;
+  ClusterRuntime* runtime_ = nullptr;
+  ControlPlane* control_ = nullptr;
   User owner_;
   std::string cmek_project_;
   std::string plain_project_;
@@ -192,15 +160,9 @@ class MariadbEngineTest : public ClusterEngineTest {
     }
     ClusterEngineTest::SetUp();
   }
-  void TearDown() override {
-    if (control_) ClusterEngineTest::TearDown();
-  }
-  ClusterRuntimeOptions RuntimeOptions() override {
-    ClusterRuntimeOptions ro;
-    ro.data_dir = root_.string();
+  void TuneRuntime(ClusterRuntimeOptions& ro) override {
     ro.mariadb_plugin_dir = plugin_dir_;
     ro.mariadb_max_restarts = 1;
-    return ro;
   }
   std::string plugin_dir_;
 };

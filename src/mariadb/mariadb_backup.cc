@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "crypto/random.h"
+#include "crypto/sha256.h"
 #include "mariadb/child_process.h"
 #include "mariadb/key_service.h"
 #include "util/bytes.h"
@@ -23,24 +24,6 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr size_t kMaxBackupMyCnf = 64 << 10;
-
-class MariadbStreamSha {
- public:
-  MariadbStreamSha() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr); }
-  ~MariadbStreamSha() { EVP_MD_CTX_free(ctx_); }
-  MariadbStreamSha(const MariadbStreamSha&) = delete;
-  MariadbStreamSha& operator=(const MariadbStreamSha&) = delete;
-  void Update(std::string_view d) { EVP_DigestUpdate(ctx_, d.data(), d.size()); }
-  std::string FinishHex() {
-    unsigned char out[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_DigestFinal_ex(ctx_, out, &len);
-    return HexEncode(std::string_view(reinterpret_cast<const char*>(out), len));
-  }
-
- private:
-  EVP_MD_CTX* ctx_;
-};
 
 // The database account mariadb-backup connects as: the OS user's unix_socket account that
 // InitializeDataDir creates (root when keyward runs as root).
@@ -121,7 +104,7 @@ absl::StatusOr<BackupSummary> StreamBackup(const MariadbBackupJob& job, MariadbK
   SecretBytes pending(job.chunk_size), current(job.chunk_size);
   size_t pending_size = 0;
   bool have_pending = false;
-  MariadbStreamSha sha;
+  Sha256Stream sha;
   BackupSummary out;
   uint64_t index = 0, total = 0;
   auto seal = [&](const SecretBytes& buf, size_t size, bool last) -> absl::Status {
@@ -190,7 +173,7 @@ absl::Status RestoreStream(const MariadbRestoreJob& job, const OpenedBackupManif
   // last-chunk flag catch a dropped or reordered chunk.
   SecretBytes plain(m.chunk_size);
   std::string sealed;
-  MariadbStreamSha sha;
+  Sha256Stream sha;
   uint64_t done = 0;
   for (uint32_t c = 0; c < f.chunks; ++c) {
     bool last = c + 1 == f.chunks;

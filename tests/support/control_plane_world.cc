@@ -40,6 +40,7 @@ ControlPlaneWorld::ControlPlaneWorld(ControlPlaneWorldOptions options)
   resp = std::move(*r);
   ClusterRuntimeOptions ro;
   ro.data_dir = root_.string();
+  if (options_.tune_runtime) options_.tune_runtime(ro);
   runtime =
       std::make_unique<ClusterRuntime>(ro, *resp, SharedStorageResources::New(8 << 20, 16 << 20));
   std::function<int64_t()> clock;

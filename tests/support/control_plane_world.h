@@ -23,6 +23,8 @@ struct ControlPlaneWorldOptions {
   // The clock the control plane and scheduler read; false: the system clock.
   bool test_clock = false;
   int64_t start_ms = 1'800'000'000'000;
+  // Changes the cluster runtime's options (data_dir is set already); null: the defaults.
+  std::function<void(ClusterRuntimeOptions&)> tune_runtime;
   // Wraps the fake KMS factory (e.g. to count calls); null: used as it is.
   std::function<std::unique_ptr<KmsFactory>(std::unique_ptr<KmsFactory>)> wrap_kms;
 };
