@@ -10,7 +10,9 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
 
+#include "absl/base/thread_annotations.h"
 #include "crypto/random.h"
 #include "mariadb/key_protocol_wire.h"
 #include "storage/test_providers.h"
@@ -108,7 +110,11 @@ class MariadbKeyServiceTest : public ::testing::Test {
     ASSERT_TRUE(d.ok()) << d.status();
     dict_ = *std::move(d);
     socket_ = (root_ / "keys" / "mariadb-keys.sock").string();
-    SetLogSinkForTest([this](const std::string& line) { log_ += line + "\n"; });
+    // The service logs from its own thread: the captured text is read under the same mutex.
+    SetLogSinkForTest([this](const std::string& line) {
+      std::lock_guard<std::mutex> lock(log_mu_);
+      log_ += line + "\n";
+    });
   }
   void TearDown() override {
     SetLogSinkForTest(nullptr);
@@ -119,7 +125,12 @@ class MariadbKeyServiceTest : public ::testing::Test {
   fs::path root_;
   std::unique_ptr<KeyDictionary> dict_;
   std::string socket_;
-  std::string log_;
+  std::string Logged() {
+    std::lock_guard<std::mutex> lock(log_mu_);
+    return log_;
+  }
+  std::mutex log_mu_;
+  std::string log_ ABSL_GUARDED_BY(log_mu_);
 };
 
 TEST_F(MariadbKeyServiceTest, AnswersTheAllowedPeerWithDerivedKeysAndFollowsRotation) {
@@ -174,7 +185,7 @@ TEST_F(MariadbKeyServiceTest, OtherPeersAreClosedWithoutAnAnswerAndLogged) {
   ASSERT_TRUE(service.Start(socket_).ok());
   EXPECT_EQ(Ask(socket_, Req(KW_MK_OP_GET_KEY, 1, 2 * dict_->Current()->id)), "");
   EXPECT_EQ(service.refused(), 1u);
-  EXPECT_NE(log_.find("mariadb.key_peer_refused"), std::string::npos);
+  EXPECT_NE(Logged().find("mariadb.key_peer_refused"), std::string::npos);
   // The bootstrap pid is allowed while set, and only then.
   service.SetBootstrapPid(getpid());
   EXPECT_EQ(Ask(socket_, Req(KW_MK_OP_LATEST, 1, 0)).size(),
