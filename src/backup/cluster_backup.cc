@@ -104,15 +104,8 @@ absl::StatusOr<BackupSummary> WriteBackup(ClusterStore& store, MasterKeyProvider
   if (ec) return absl::InternalError(absl::StrCat("cannot list the checkpoint: ", ec.message()));
   std::sort(files.begin(), files.end());
 
-  ASSIGN_OR_RETURN(SecretBytes key, RandomSecret(kBackupKeySize));
-  BackupManifest m;
-  m.backup_id = job.backup_id;
-  m.cluster_id = job.cluster_id;
-  m.project_id = job.project_id;
-  m.key_record_id = job.key_record_id;
-  m.created_at = job.created_at;
-  m.chunk_size = job.chunk_size;
-  ASSIGN_OR_RETURN(m.wrapped_key, provider.Wrap(key, BackupWrapContext(job.backup_id)));
+  SecretBytes key;
+  ASSIGN_OR_RETURN(BackupManifest m, NewBackupManifest(job, provider, &key));
   std::map<std::string, BackupFileEntry> reusable = ReusableFiles(provider, dest, job);
 
   BackupSummary out;

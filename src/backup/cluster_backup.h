@@ -25,6 +25,7 @@
 #include "absl/status/statusor.h"
 #include "backup/backup_destination.h"
 #include "backup/backup_format.h"
+#include "crypto/random.h"
 #include "kms/master_key_provider.h"
 #include "storage/cluster_store.h"
 
@@ -59,6 +60,28 @@ struct BackupJob {
   std::string base_backup_id;
   BackupFileRefs* refs = nullptr;
 };
+
+// A new backup's manifest header from its job (either engine's: kv's BackupJob, mariadb's
+// MariadbBackupJob carry the same identity fields) and a fresh backup key, wrapped by `provider`
+// into the manifest and handed back in `*key` for sealing the chunks.
+template <typename Job>
+absl::StatusOr<BackupManifest> NewBackupManifest(const Job& job, MasterKeyProvider& provider,
+                                                 SecretBytes* key) {
+  absl::StatusOr<SecretBytes> fresh = RandomSecret(kBackupKeySize);
+  if (!fresh.ok()) return fresh.status();
+  BackupManifest m;
+  m.backup_id = job.backup_id;
+  m.cluster_id = job.cluster_id;
+  m.project_id = job.project_id;
+  m.key_record_id = job.key_record_id;
+  m.created_at = job.created_at;
+  m.chunk_size = job.chunk_size;
+  absl::StatusOr<WrappedKey> wrapped = provider.Wrap(*fresh, BackupWrapContext(job.backup_id));
+  if (!wrapped.ok()) return wrapped.status();
+  m.wrapped_key = *std::move(wrapped);
+  *key = *std::move(fresh);
+  return m;
+}
 
 struct BackupSummary {
   uint64_t bytes = 0;  // plaintext bytes backed up

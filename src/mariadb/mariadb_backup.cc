@@ -72,15 +72,8 @@ absl::StatusOr<BackupSummary> StreamBackup(const MariadbBackupJob& job, MariadbK
     }
   } remove_work_dir{work_dir};
 
-  ASSIGN_OR_RETURN(SecretBytes key, RandomSecret(kBackupKeySize));
-  BackupManifest m;
-  m.backup_id = job.backup_id;
-  m.cluster_id = job.cluster_id;
-  m.project_id = job.project_id;
-  m.key_record_id = job.key_record_id;
-  m.created_at = job.created_at;
-  m.chunk_size = job.chunk_size;
-  ASSIGN_OR_RETURN(m.wrapped_key, provider.Wrap(key, BackupWrapContext(job.backup_id)));
+  SecretBytes key;
+  ASSIGN_OR_RETURN(BackupManifest m, NewBackupManifest(job, provider, &key));
 
   // --defaults-file must come first. The server's own option file gives mariadb-backup the
   // datadir; it takes the plugin and its key socket from the running server.
