@@ -90,14 +90,66 @@ absl::StatusOr<ParsedHeader> ParseHeader(std::string_view bytes) {
   return h;
 }
 
-// File keys sit in the body's JSON as hex: those strings are wiped before the JSON is freed.
+// File and data keys sit in the body's JSON as hex: those strings are wiped before the JSON is
+// freed.
 void WipeFileKeys(json& j) {
-  if (!j.is_object() || !j.contains("files") || !j["files"].is_array()) return;
-  for (json& f : j["files"]) {
-    if (f.is_object() && f.contains("key") && f["key"].is_string()) {
-      WipeString(f["key"].get_ref<std::string&>());
+  if (!j.is_object()) return;
+  for (const char* list : {"files", "data_keys"}) {
+    if (!j.contains(list) || !j[list].is_array()) continue;
+    for (json& f : j[list]) {
+      if (f.is_object() && f.contains("key") && f["key"].is_string()) {
+        WipeString(f["key"].get_ref<std::string&>());
+      }
     }
   }
+}
+
+// kBackupKeySize bytes from lower-case hex (checked by the caller), into wiped memory.
+std::shared_ptr<const SecretBytes> KeyFromHex(const std::string& hex) {
+  auto key = std::make_shared<SecretBytes>(kBackupKeySize);
+  auto nibble = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
+  uint8_t* out = key->data();
+  for (size_t k = 0; k < kBackupKeySize; ++k) {
+    out[k] = static_cast<uint8_t>(nibble(hex[2 * k]) << 4 | nibble(hex[2 * k + 1]));
+  }
+  return key;
+}
+
+// The optional data-key section (mariadb backups).
+absl::Status ParseDataKeys(const json& j, BackupManifest& m) {
+  auto bad = [](const char* what) {
+    return absl::DataLossError(absl::StrCat("backup manifest body is malformed (", what, ")"));
+  };
+  if (!j.contains("data_keys") && !j.contains("current_data_key")) return absl::OkStatus();
+  if (!j.contains("data_keys") || !j["data_keys"].is_array() || j["data_keys"].empty() ||
+      !j.contains("current_data_key") || !j["current_data_key"].is_number_unsigned()) {
+    return bad("data keys");
+  }
+  uint64_t current = j["current_data_key"].get<uint64_t>();
+  bool current_found = false;
+  for (const json& k : j["data_keys"]) {
+    if (!k.is_object() || !k.contains("id") || !k["id"].is_number_unsigned() ||
+        !k.contains("created") || !k["created"].is_number_unsigned() || !k.contains("key") ||
+        !k["key"].is_string()) {
+      return bad("data key entry");
+    }
+    uint64_t id = k["id"].get<uint64_t>();
+    if (id == 0 || id > UINT32_MAX) return bad("data key id");
+    for (const BackupDataKey& seen : m.data_keys) {
+      if (seen.id == id) return bad("duplicate data key id");
+    }
+    const std::string& hex = k["key"].get_ref<const std::string&>();
+    if (hex.size() != 2 * kBackupKeySize || !IsLowerHex(hex)) return bad("data key");
+    BackupDataKey d;
+    d.id = static_cast<uint32_t>(id);
+    d.created_unix = k["created"].get<uint64_t>();
+    d.key = KeyFromHex(hex);
+    current_found = current_found || id == current;
+    m.data_keys.push_back(std::move(d));
+  }
+  if (!current_found) return bad("current data key");
+  m.current_data_key = static_cast<uint32_t>(current);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<BackupManifest> ParseParsedBody(const json& j);
@@ -151,16 +203,11 @@ absl::StatusOr<BackupManifest> ParseParsedBody(const json& j) {
       if (!IsBackupFileObject(m.cluster_id, e.object)) return bad("shared file object name");
       const std::string& hex = f["key"].get_ref<const std::string&>();
       if (hex.size() != 2 * kBackupKeySize || !IsLowerHex(hex)) return bad("file key");
-      auto key = std::make_shared<SecretBytes>(kBackupKeySize);  // filled below
-      auto nibble = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
-      uint8_t* out = key->data();
-      for (size_t k = 0; k < kBackupKeySize; ++k) {
-        out[k] = static_cast<uint8_t>(nibble(hex[2 * k]) << 4 | nibble(hex[2 * k + 1]));
-      }
-      e.file_key = std::move(key);
+      e.file_key = KeyFromHex(hex);
     }
     m.files.push_back(std::move(e));
   }
+  RETURN_IF_ERROR(ParseDataKeys(j, m));
   return m;
 }
 
@@ -308,6 +355,29 @@ absl::StatusOr<std::string> SealBackupManifest(const BackupManifest& m, const Se
                {"project_id", m.project_id}, {"key_record_id", m.key_record_id},
                {"created_at", m.created_at}, {"chunk_size", m.chunk_size}};
   body["files"] = std::move(files);  // moved, not copied: its file keys are wiped below
+  if (!m.data_keys.empty()) {
+    // Checked before any key is hex-encoded, so no early return leaves an unwiped copy.
+    bool current_found = false;
+    for (const BackupDataKey& d : m.data_keys) {
+      if (d.id == 0 || !d.key || d.key->size() != kBackupKeySize) {
+        WipeFileKeys(body);
+        return absl::InternalError(absl::StrCat("data key ", d.id, " is unset or has a bad size"));
+      }
+      current_found = current_found || d.id == m.current_data_key;
+    }
+    if (!current_found) {
+      WipeFileKeys(body);
+      return absl::InternalError("the current data key is not among the backup's data keys");
+    }
+    json keys = json::array();
+    for (const BackupDataKey& d : m.data_keys) {
+      json entry = {{"id", d.id}, {"created", d.created_unix}};
+      entry["key"] = HexEncode(d.key->view());  // moved in, wiped with the body
+      keys.push_back(std::move(entry));
+    }
+    body["data_keys"] = std::move(keys);
+    body["current_data_key"] = m.current_data_key;
+  }
   std::string header = ManifestHeader(m.backup_id, m.wrapped_key);
   std::string text = body.dump();
   WipeFileKeys(body);

@@ -41,10 +41,13 @@
 //          byte before this length field)
 // Body: JSON {backup_id, cluster_id, project_id, key_record_id, created_at, chunk_size,
 // files: [{name, size, sha256 (hex of the plaintext), chunks, and for a file in a shared object:
-// object, key (hex of the file key)}]}. The reader names the backup id it expects: a manifest of
-// another backup put in its place is refused (clear id and sealed id both checked), and a
-// manifest sealed under another key or edited fails the AEAD. The opened body is wiped.
-// Thread-compatible free functions; no state.
+// object, key (hex of the file key)}], and for a mariadb backup: current_data_key and
+// data_keys: [{id, created, key (hex of the data key)}]}: the cluster's data keys the backup's
+// InnoDB pages are encrypted under, so the backup restores after its cluster is crypto-shredded
+// (readable only through the backup key, so only through the cluster's master key). The reader
+// names the backup id it expects: a manifest of another backup put in its place is refused (clear
+// id and sealed id both checked), and a manifest sealed under another key or edited fails the AEAD.
+// The opened body is wiped. Thread-compatible free functions; no state.
 
 #include <cstdint>
 #include <memory>
@@ -72,6 +75,13 @@ struct BackupFileEntry {
   std::shared_ptr<const SecretBytes> file_key;
 };
 
+// One of the source cluster's data keys (key_dictionary.h), carried by a mariadb backup.
+struct BackupDataKey {
+  uint32_t id = 0;  // the dictionary's key id (MariaDB key version 2 x id)
+  uint64_t created_unix = 0;
+  std::shared_ptr<const SecretBytes> key;  // kBackupKeySize bytes
+};
+
 struct BackupManifest {
   std::string backup_id;
   std::string cluster_id;
@@ -80,6 +90,10 @@ struct BackupManifest {
   int64_t created_at = 0;     // unix seconds
   uint32_t chunk_size = kBackupChunkSize;
   std::vector<BackupFileEntry> files;
+  // Empty for kv backups. Else every data key of the cluster's dictionary, ids unique and
+  // non-zero, current_data_key among them.
+  std::vector<BackupDataKey> data_keys;
+  uint32_t current_data_key = 0;
   WrappedKey wrapped_key;  // the backup key, wrapped; key id and version are read from it
 };
 
@@ -144,7 +158,7 @@ absl::StatusOr<OpenedBackupManifest> OpenBackupManifest(std::string_view bytes,
 absl::StatusOr<std::pair<std::string, WrappedKey>> PeekBackupManifest(std::string_view bytes);
 // The body parser OpenBackupManifest runs after authentication; public for the fuzzer
 // (fuzz/backup_manifest_fuzz.cc). Checks every field, file names, chunk counts, and that shared
-// objects belong to the manifest's cluster with keys of the right size.
+// objects belong to the manifest's cluster with keys of the right size, and the data keys.
 absl::StatusOr<BackupManifest> ParseBackupManifestBody(std::string_view body);
 
 }  // namespace keyward

@@ -81,6 +81,10 @@ absl::Status ControlPlane::RecoverBackups(const std::vector<Cluster>& clusters) 
         RemoveQuietly(e.path().string());
       }
     }
+    // A mariadb backup's work dir (mariadb-backup's --target-dir, mariadb_backup.cc).
+    for (const auto& e : fs::directory_iterator(runtime_.ClusterDir(c.id) + "/mariadb/run", ec)) {
+      if (e.path().filename().string().rfind("backup-", 0) == 0) RemoveQuietly(e.path().string());
+    }
   }
   if (!backups_) return absl::OkStatus();
   RecoverBackupCopies();
@@ -109,13 +113,8 @@ absl::StatusOr<BackupRecord> ControlPlane::CreateBackup(const User& actor,
 
 absl::StatusOr<BackupRecord> ControlPlane::StartBackup(const User* actor, const Cluster& c) {
   const std::string& cluster_id = c.id;
-  if (c.engine == "mariadb") {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "cannot back up cluster ", cluster_id,
-        ": backups of mariadb clusters are not supported yet (use mariadb-backup or mariadb-dump "
-        "against its endpoint meanwhile)"));
-  }
   ASSIGN_OR_RETURN(std::optional<EncryptionKey> key, metadata_.GetKey(c.encryption_key_id));
+  if (c.engine == "mariadb" && key) return StartMariadbBackup(actor, c, *key);
   auto h = runtime_.Get(cluster_id);
   if (!h || !key) {
     return absl::FailedPreconditionError(
@@ -189,6 +188,11 @@ void ControlPlane::RunBackup(BackupRecord r, EncryptionKey key, std::weak_ptr<Cl
     auto dest = BackupDestinationFor(r);
     summary = dest.ok() ? BackUpCluster(*store, *provider, **dest, job, report) : dest.status();
   }
+  FinishBackupJob(r, key, summary);
+}
+
+void ControlPlane::FinishBackupJob(const BackupRecord& r, const EncryptionKey& key,
+                                   const absl::StatusOr<BackupSummary>& summary) {
   BackupRecord end = r;
   end.completed_at = Now();
   if (summary.ok()) {

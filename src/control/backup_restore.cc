@@ -78,9 +78,14 @@ absl::StatusOr<ControlPlane::RestoredBackup> ControlPlane::RestoreBackup(
   BackupDestination* used = nullptr;
   absl::Status first;               // the first source's failure (its code is the answer's)
   std::string why = primary_error;  // every source's failure, in order
+  // A mariadb restore sets the new admin password inside the restored files, so it is made first.
+  ASSIGN_OR_RETURN(std::string password, RandomHex(16));
+  const bool mariadb = source->engine == "mariadb";
   for (BackupDestination* from : sources) {
     auto restored =
-        keyward::RestoreBackup(*from, *provider, backup_id, c.id, staging, Now(), nullptr);
+        mariadb
+            ? RestoreMariadbStaging(*from, *provider, backup_id, c.id, staging, password)
+            : keyward::RestoreBackup(*from, *provider, backup_id, c.id, staging, Now(), nullptr);
     absl::Status st = restored.status();
     if (st.ok() && (restored->project_id != b.project_id || restored->cluster_id != b.cluster_id)) {
       RemoveQuietly(staging);
@@ -115,8 +120,8 @@ absl::StatusOr<ControlPlane::RestoredBackup> ControlPlane::RestoreBackup(
   c.tier = source->tier;
   c.state = "creating";
   c.encryption_key_id = key->id;
+  c.engine = source->engine;
   c.created_at = c.updated_at = Now();
-  ASSIGN_OR_RETURN(std::string password, RandomHex(16));
   c.password_sha256_hex = Sha256Hex(password);
   absl::Status st = metadata_.InsertCluster(c);
   if (!st.ok()) {

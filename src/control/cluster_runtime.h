@@ -22,6 +22,7 @@
 #include "absl/status/statusor.h"
 #include "control/cluster_engine.h"
 #include "kms/master_key_provider.h"
+#include "mariadb/mariadb_instance.h"
 #include "server/durability.h"
 #include "server/resp_server.h"
 #include "storage/cluster_store.h"
@@ -78,6 +79,12 @@ class ClusterRuntime {
   void SetEngineLookup(std::function<ClusterEngine(const std::string& cluster_id)> lookup);
   // The key dictionary of an open cluster, whatever its engine; nullptr when not open.
   std::shared_ptr<KeyDictionary> Dictionary(const std::string& cluster_id);
+  // An open mariadb cluster's supervisor (its instance and key service, for a backup); nullptr
+  // when not open or not mariadb. Holding it keeps its keys in memory: let go promptly.
+  std::shared_ptr<MariadbSupervisor> Mariadb(const std::string& cluster_id);
+  // The instance a mariadb cluster whose files are in `cluster_dir` runs (this server's mariadbd
+  // and plugin dir), for a restore into a directory no cluster uses yet.
+  MariadbInstanceSpec MariadbSpecFor(const std::string& cluster_dir) const;
   // Stops serving and closes the store; its keys are wiped from memory. No-op when closed.
   void Close(const std::string& cluster_id);
   // Closes the store (memtables are in the synced WAL; keys wiped) but keeps the endpoint

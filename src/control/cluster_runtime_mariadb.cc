@@ -67,6 +67,21 @@ std::shared_ptr<KeyDictionary> ClusterRuntime::Dictionary(const std::string& clu
   return std::shared_ptr<KeyDictionary>(it->second.store, &it->second.store->mutable_dictionary());
 }
 
+std::shared_ptr<MariadbSupervisor> ClusterRuntime::Mariadb(const std::string& cluster_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = mariadb_.find(cluster_id);
+  return it == mariadb_.end() ? nullptr : it->second;
+}
+
+MariadbInstanceSpec ClusterRuntime::MariadbSpecFor(const std::string& cluster_dir) const {
+  MariadbSupervisorOptions mo;
+  mo.cluster_dir = cluster_dir;
+  mo.host = options_.cluster_host;
+  mo.mariadbd_path = options_.mariadbd_path;
+  mo.plugin_dir = options_.mariadb_plugin_dir;
+  return MariadbClusterInstanceSpec(std::move(mo));
+}
+
 absl::Status ClusterRuntime::ServingError(const std::string& cluster_id) {
   std::shared_ptr<MariadbSupervisor> m;
   {

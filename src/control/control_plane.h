@@ -380,6 +380,16 @@ class ControlPlane {
   absl::StatusOr<BackupRecord> StartBackup(const User* actor, const Cluster& c);
   void RunBackup(BackupRecord record, EncryptionKey key, std::weak_ptr<ClusterStore> store,
                  std::shared_ptr<MasterKeyProvider> provider);
+  // A backup job's end, whatever the engine: the record completed or failed (a failed one's
+  // objects removed), the dual-region copy, the audit.
+  void FinishBackupJob(const BackupRecord& r, const EncryptionKey& key,
+                       const absl::StatusOr<BackupSummary>& summary);
+  // The mariadb side of StartBackup and RestoreBackup (backup_mariadb.cc).
+  absl::StatusOr<BackupRecord> StartMariadbBackup(const User* actor, const Cluster& c,
+                                                  const EncryptionKey& key);
+  absl::StatusOr<BackupManifest> RestoreMariadbStaging(
+      BackupDestination& from, MasterKeyProvider& provider, const std::string& backup_id,
+      const std::string& cluster_id, const std::string& staging, const std::string& password);
   // DeleteCluster's backup side (backup_ops.cc): deletes every backup of cluster `c`, or says
   // none may be deleted while one runs; then the sentence the answer carries.
   absl::StatusOr<int> DeleteClusterBackups(const User& actor, const Cluster& c);

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -50,9 +51,14 @@ absl::StatusOr<std::unique_ptr<ChildProcess>> ChildProcess::Start(
     return absl::InternalError(absl::StrCat("pipe: ", ErrnoText(e)));
   }
   int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+  const pid_t parent = getpid();
   pid_t pid = fork();
   if (pid == 0) {
-    // Child: async-signal-safe calls only.
+    // Child: async-signal-safe calls only. It dies with the thread that started it (a keyward
+    // killed mid-backup leaves no mariadb-backup or mbstream behind); a parent already gone
+    // before prctl took effect is caught by the getppid check.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);
     char b;
     if (read(go[0], &b, 1) != 1) _exit(127);
     dup2(options.pipe_stdin ? in[0] : devnull, STDIN_FILENO);

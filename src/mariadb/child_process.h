@@ -5,6 +5,8 @@
 // The child waits, between fork and exec, until the parent has called Release(): a caller that
 // must allow the child's pid on a MariadbKeyService (the plugin inside mariadb-backup asks for
 // keys) allows it first, so the child's first key request cannot race the permission.
+// PR_SET_PDEATHSIG (SIGKILL): the child dies with the thread that started it, so a keyward killed
+// mid-job leaves no child behind; start and wait for it on the same thread.
 //
 // Thread-compatible; the stderr reader is a thread of its own, joined by Wait/Kill/destructor.
 

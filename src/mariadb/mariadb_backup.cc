@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 
 #include "absl/strings/match.h"
@@ -13,6 +14,7 @@
 #include "crypto/sha256.h"
 #include "mariadb/child_process.h"
 #include "mariadb/key_service.h"
+#include "storage/key_dictionary.h"
 #include "util/bytes.h"
 #include "util/file_util.h"
 #include "util/log.h"
@@ -57,8 +59,23 @@ absl::StatusOr<size_t> FillFromChild(ChildProcess& child, SecretBytes& buf) {
   return got;
 }
 
-absl::StatusOr<BackupSummary> StreamBackup(const MariadbBackupJob& job, MariadbKeyService& keys,
-                                           MasterKeyProvider& provider, BackupDestination& dest,
+// Every data key of `dict`, sharing the dictionary's wiped key memory (no copy).
+void AddDataKeys(const KeyDictionary& dict, BackupManifest& m) {
+  // The current key first: ids only grow, so it is among the ids read after it.
+  m.current_data_key = dict.Current()->id;
+  for (uint32_t id : dict.DataKeyIds()) {
+    std::shared_ptr<const DataKey> k = dict.Find(id);
+    if (!k) continue;
+    BackupDataKey d;
+    d.id = id;
+    d.created_unix = k->created_unix;
+    d.key = std::shared_ptr<const SecretBytes>(k, &k->key);
+    m.data_keys.push_back(std::move(d));
+  }
+}
+
+absl::StatusOr<BackupSummary> StreamBackup(const MariadbBackupJob& job, MariadbBackupStart start,
+                                           MariadbKeyService& keys, BackupDestination& dest,
                                            const BackupProgress& progress) {
   const std::string work_dir = absl::StrCat(job.instance.run_dir, "/backup-", job.backup_id);
   std::error_code ec;
@@ -72,8 +89,8 @@ absl::StatusOr<BackupSummary> StreamBackup(const MariadbBackupJob& job, MariadbK
     }
   } remove_work_dir{work_dir};
 
-  SecretBytes key;
-  ASSIGN_OR_RETURN(BackupManifest m, NewBackupManifest(job, provider, &key));
+  SecretBytes key = std::move(start.key);
+  BackupManifest m = std::move(start.manifest);
 
   // --defaults-file must come first. The server's own option file gives mariadb-backup the
   // datadir; it takes the plugin and its key socket from the running server.
@@ -139,6 +156,8 @@ absl::StatusOr<BackupSummary> StreamBackup(const MariadbBackupJob& job, MariadbK
     return absl::InternalError("mariadb backup stream chunking is inconsistent");
   }
   m.files.push_back(std::move(entry));
+  // Read now, after the stream: a data key added during the backup may encrypt pages in it.
+  if (job.dictionary) AddDataKeys(*job.dictionary, m);
   // Every chunk durable, then the manifest last: only now is the backup complete.
   RETURN_IF_ERROR(dest.SyncPuts());
   ASSIGN_OR_RETURN(std::string sealed_manifest, SealBackupManifest(m, key));
@@ -243,13 +262,25 @@ absl::StatusOr<std::string> RewriteBackupMyCnf(std::string_view text, const std:
   return out;
 }
 
-absl::StatusOr<BackupSummary> BackUpMariadb(const MariadbBackupJob& job, MariadbKeyService& keys,
-                                            MasterKeyProvider& provider, BackupDestination& dest,
-                                            const BackupProgress& progress) {
+absl::StatusOr<MariadbBackupStart> StartMariadbBackup(const MariadbBackupJob& job,
+                                                      MasterKeyProvider& provider) {
   if (job.chunk_size == 0 || job.backup_id.empty()) {
     return absl::InvalidArgumentError("a mariadb backup needs a backup id and a chunk size");
   }
-  absl::StatusOr<BackupSummary> out = StreamBackup(job, keys, provider, dest, progress);
+  MariadbBackupStart start;
+  ASSIGN_OR_RETURN(start.manifest, NewBackupManifest(job, provider, &start.key));
+  return start;
+}
+
+absl::StatusOr<BackupSummary> BackUpMariadb(const MariadbBackupJob& job, MariadbBackupStart start,
+                                            MariadbKeyService& keys, BackupDestination& dest,
+                                            const BackupProgress& progress) {
+  if (job.chunk_size == 0 || job.backup_id.empty() || start.key.size() != kBackupKeySize ||
+      start.manifest.backup_id != job.backup_id) {
+    return absl::InvalidArgumentError(
+        "a mariadb backup needs a backup id, a chunk size and its started manifest");
+  }
+  absl::StatusOr<BackupSummary> out = StreamBackup(job, std::move(start), keys, dest, progress);
   if (!out.ok()) {
     // The child is killed (ChildProcess's destructor) before this runs.
     (void)DeleteBackupObjects(dest, job.backup_id);
@@ -264,11 +295,19 @@ absl::StatusOr<BackupSummary> BackUpMariadb(const MariadbBackupJob& job, Mariadb
   return out;
 }
 
-absl::StatusOr<BackupManifest> RestoreMariadbBackup(const MariadbRestoreJob& job,
-                                                    MariadbKeyService& keys,
-                                                    MasterKeyProvider& provider,
-                                                    BackupDestination& dest,
-                                                    const BackupProgress& progress) {
+absl::StatusOr<BackupSummary> BackUpMariadb(const MariadbBackupJob& job, MariadbKeyService& keys,
+                                            MasterKeyProvider& provider, BackupDestination& dest,
+                                            const BackupProgress& progress) {
+  ASSIGN_OR_RETURN(MariadbBackupStart start, StartMariadbBackup(job, provider));
+  return BackUpMariadb(job, std::move(start), keys, dest, progress);
+}
+
+namespace {
+
+// Opens the manifest and checks it holds a mariadb stream; the target data dir must be unused.
+absl::StatusOr<OpenedBackupManifest> OpenMariadbManifest(const MariadbRestoreJob& job,
+                                                         MasterKeyProvider& provider,
+                                                         BackupDestination& dest) {
   const std::string& id = job.backup_id;
   const std::string& data_dir = job.target.data_dir;
   if (data_dir.empty() || job.target.run_dir.empty()) {
@@ -288,16 +327,118 @@ absl::StatusOr<BackupManifest> RestoreMariadbBackup(const MariadbRestoreJob& job
         absl::StrCat("backup ", id, " is not a mariadb backup (it does not hold one ",
                      kMariadbStreamFileName, "); restore it as a ", "kv cluster"));
   }
-  RETURN_IF_ERROR(MakeDirs(data_dir, 0700));
-  absl::Status s = RestoreStream(job, opened, dest, progress);
-  if (s.ok()) s = PrepareRestored(job, keys);
+  return opened;
+}
+
+// Decrypts the stream into target.data_dir and prepares it with keys from `keys`.
+absl::Status RestoreAndPrepare(const MariadbRestoreJob& job, const OpenedBackupManifest& opened,
+                               MariadbKeyService& keys, BackupDestination& dest,
+                               const BackupProgress& progress) {
+  RETURN_IF_ERROR(MakeDirs(job.target.data_dir, 0700));
+  RETURN_IF_ERROR(RestoreStream(job, opened, dest, progress));
+  return PrepareRestored(job, keys);
+}
+
+// The restored admin account's new password, through `mariadbd --bootstrap` on the prepared
+// data dir (no network; the grant tables are plain tables in bootstrap mode). A missing account
+// changes nothing: the new cluster's first login says so.
+absl::Status SetAdminPassword(const MariadbInstanceSpec& spec, const std::string& user,
+                              const SecretBytes& password, MariadbKeyService& keys) {
+  RETURN_IF_ERROR(ValidateMariadbAdminUser(user));
+  RETURN_IF_ERROR(WriteOptionFile(spec));
+  std::vector<std::string> argv = MariadbdArgv(spec);
+  for (const char* a :
+       {"--bootstrap", "--skip-networking", "--log-warnings=0", "--enforce-storage-engine="}) {
+    argv.emplace_back(a);
+  }
+  std::string sql = absl::StrCat(
+      "use mysql;\n"
+      "UPDATE global_priv SET Priv=JSON_SET(Priv, '$.authentication_string', '",
+      MariadbNativePasswordHash(password.view()), "', '$.password_last_changed', ",
+      static_cast<int64_t>(time(nullptr)), ") WHERE User='", user, "' AND Host='%';\n");
+  ChildProcess::Options options;
+  options.pipe_stdin = true;
+  ASSIGN_OR_RETURN(std::unique_ptr<ChildProcess> child, ChildProcess::Start(argv, options));
+  AllowedPid allowed(keys, child->pid());
+  RETURN_IF_ERROR(child->Release());
+  absl::Status sent = child->WriteStdin(sql);
+  WipeString(sql);  // it held the password's hash
+  child->CloseStdin();
+  absl::Status waited = child->Wait(absl::StrCat(spec.mariadbd_path, " --bootstrap"));
+  RETURN_IF_ERROR(waited);
+  return sent;
+}
+
+}  // namespace
+
+absl::StatusOr<BackupManifest> RestoreMariadbBackup(const MariadbRestoreJob& job,
+                                                    MariadbKeyService& keys,
+                                                    MasterKeyProvider& provider,
+                                                    BackupDestination& dest,
+                                                    const BackupProgress& progress) {
+  ASSIGN_OR_RETURN(OpenedBackupManifest opened, OpenMariadbManifest(job, provider, dest));
+  absl::Status s = RestoreAndPrepare(job, opened, keys, dest, progress);
   if (s.ok()) s = WriteOptionFile(job.target);
   if (!s.ok()) {
-    fs::remove_all(data_dir, ec);
-    return absl::Status(s.code(), absl::StrCat("restoring mariadb backup ", id,
+    std::error_code ec;
+    fs::remove_all(job.target.data_dir, ec);
+    return absl::Status(s.code(), absl::StrCat("restoring mariadb backup ", job.backup_id,
                                                " failed: ", s.message(), "; nothing was restored"));
   }
-  return m;
+  return std::move(opened.manifest);
+}
+
+absl::StatusOr<BackupManifest> RestoreMariadbBackupAsNewCluster(const MariadbNewClusterRestore& job,
+                                                                MasterKeyProvider& provider,
+                                                                BackupDestination& dest,
+                                                                const BackupProgress& progress) {
+  const MariadbRestoreJob& r = job.restore;
+  if (job.cluster_id.empty() || job.dictionary_path.empty() || job.admin_password.empty()) {
+    return absl::InvalidArgumentError(
+        "a restore as a new cluster needs its cluster id, dictionary path and admin password");
+  }
+  if (access(job.dictionary_path.c_str(), F_OK) == 0) {
+    return absl::FailedPreconditionError(absl::StrCat("cannot restore backup ", r.backup_id, ": ",
+                                                      job.dictionary_path, " already exists"));
+  }
+  ASSIGN_OR_RETURN(OpenedBackupManifest opened, OpenMariadbManifest(r, provider, dest));
+  const BackupManifest& m = opened.manifest;
+  if (m.data_keys.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "backup ", r.backup_id,
+        " does not carry its data keys (an older format): it cannot be restored as a new cluster"));
+  }
+  auto fail = [&](const absl::Status& s) {
+    std::error_code ec;
+    fs::remove_all(r.target.data_dir, ec);
+    fs::remove(job.dictionary_path, ec);
+    return absl::Status(s.code(), absl::StrCat("restoring mariadb backup ", r.backup_id,
+                                               " failed: ", s.message(), "; nothing was restored"));
+  };
+  if (absl::Status made = MakeDirs(fs::path(job.dictionary_path).parent_path().string(), 0700);
+      !made.ok()) {
+    return fail(made);
+  }
+  std::vector<std::shared_ptr<const DataKey>> keys;
+  for (const BackupDataKey& d : m.data_keys) {
+    auto k = std::make_shared<DataKey>();
+    k->id = d.id;
+    k->created_unix = d.created_unix;
+    k->key = d.key->Clone();
+    keys.push_back(std::move(k));
+  }
+  absl::StatusOr<std::unique_ptr<KeyDictionary>> dict = KeyDictionary::CreateWithDataKeys(
+      job.dictionary_path, job.cluster_id, provider, std::move(keys), m.current_data_key);
+  if (!dict.ok()) return fail(dict.status());
+  // Only the prepare and bootstrap children (allowed by pid while they run) get keys.
+  MariadbKeyService service(**dict, [](pid_t) { return false; });
+  absl::Status s = service.Start(r.target.key_socket);
+  if (s.ok()) s = RestoreAndPrepare(r, opened, service, dest, progress);
+  if (s.ok()) s = SetAdminPassword(r.target, job.admin_user, job.admin_password, service);
+  if (s.ok()) s = WriteOptionFile(r.target);
+  service.Stop();
+  if (!s.ok()) return fail(s);
+  return std::move(opened.manifest);
 }
 
 }  // namespace keyward

@@ -14,10 +14,15 @@
 // Keys: mariadb-backup loads the keyward_key_management plugin itself (it reads the plugin and
 // its socket variable from the server) and asks the instance's MariadbKeyService for keys, so
 // the backup's pid is allowed on that service while it runs (SetBootstrapPid). A restore needs
-// the same data keys: InnoDB pages in the stream stay encrypted under them. It decrypts the
-// stream into `mbstream -x` in a new data directory, then runs `mariadb-backup --prepare` with
-// keys from a MariadbKeyService serving the SAME key dictionary, so a mariadb backup restores
-// only while its cluster's dictionary exists (unlike kv backups, which carry plaintext).
+// the same data keys: InnoDB pages in the stream stay encrypted under them. So the backup's
+// sealed manifest carries every data key of the cluster's dictionary (job.dictionary; read once
+// the stream has ended, so a key added meanwhile is in), encrypted under the backup key like the
+// rest of the manifest: the backup restores after its cluster is crypto-shredded, and only
+// through the master key that wraps the backup key. RestoreMariadbBackupAsNewCluster builds the
+// new cluster's own dictionary from those keys (same ids, so same MariaDB key versions, under a
+// new dictionary key), serves it to `mariadb-backup --prepare` from a temporary key service, and
+// gives the restored admin account a new password. (RestoreMariadbBackup serves keys from a
+// dictionary the caller has: a backup without the data-key section needs its cluster's.)
 //
 // Thread-compatible: one backup or restore per job. No lock is held across the child processes.
 
@@ -33,6 +38,7 @@
 
 namespace keyward {
 
+class KeyDictionary;
 class MariadbKeyService;
 
 // The one file a mariadb backup's manifest lists.
@@ -53,11 +59,28 @@ struct MariadbBackupJob {
   // The running instance (its option file, client socket, tmpdir and run dir are used).
   MariadbInstanceSpec instance;
   MariadbTools tools;
+  // The cluster's key dictionary: when set, every data key it holds goes into the sealed
+  // manifest (see above). Must outlive the call.
+  const KeyDictionary* dictionary = nullptr;
 };
+
+// A backup's fresh key, wrapped into its manifest's start (NewBackupManifest: one Wrap through
+// the cluster's provider). Made before the job runs, so a key the KMS refuses refuses the backup
+// when it is asked for.
+struct MariadbBackupStart {
+  BackupManifest manifest;
+  SecretBytes key;
+};
+absl::StatusOr<MariadbBackupStart> StartMariadbBackup(const MariadbBackupJob& job,
+                                                      MasterKeyProvider& provider);
 
 // Streams a backup of the running instance into `dest` (manifest last). `keys` is the service
 // the instance's mariadbd gets its keys from. On failure mariadb-backup is killed and the objects
 // written so far deleted (best effort: without a manifest they are never restorable anyway).
+absl::StatusOr<BackupSummary> BackUpMariadb(const MariadbBackupJob& job, MariadbBackupStart start,
+                                            MariadbKeyService& keys, BackupDestination& dest,
+                                            const BackupProgress& progress);
+// StartMariadbBackup, then the above.
 absl::StatusOr<BackupSummary> BackUpMariadb(const MariadbBackupJob& job, MariadbKeyService& keys,
                                             MasterKeyProvider& provider, BackupDestination& dest,
                                             const BackupProgress& progress);
@@ -81,6 +104,26 @@ absl::StatusOr<BackupManifest> RestoreMariadbBackup(const MariadbRestoreJob& job
                                                     MasterKeyProvider& provider,
                                                     BackupDestination& dest,
                                                     const BackupProgress& progress);
+
+struct MariadbNewClusterRestore {
+  MariadbRestoreJob restore;    // target: the new cluster's instance; its key_socket is served here
+  std::string cluster_id;       // the new cluster's id
+  std::string dictionary_path;  // its keys.dict: must not exist; created from the manifest
+  std::string admin_user = "admin";
+  SecretBytes admin_password;  // the restored admin account's new password
+};
+
+// Restores a backup that carries its data keys as a new cluster: opens the manifest (unwrap
+// through `provider`), creates the new cluster's key dictionary at dictionary_path holding the
+// backup's data keys (same ids; a new dictionary key wrapped by `provider`), serves it on
+// restore.target.key_socket for this call only (to the pids of the prepare and bootstrap
+// children), restores and prepares as RestoreMariadbBackup does, then sets the admin account's
+// password with a `mariadbd --bootstrap` run (no network). On any failure the data dir and the
+// dictionary are removed, and the error names the backup and what failed.
+absl::StatusOr<BackupManifest> RestoreMariadbBackupAsNewCluster(const MariadbNewClusterRestore& job,
+                                                                MasterKeyProvider& provider,
+                                                                BackupDestination& dest,
+                                                                const BackupProgress& progress);
 
 // backup-my.cnf (plaintext, no secrets) as written by mariadb-backup, with its plugin_dir and
 // keyward_key_management_socket lines pointed at `plugin_dir` and `key_socket` (added when

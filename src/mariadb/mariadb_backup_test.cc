@@ -199,5 +199,75 @@ TEST_F(MariadbBackupPipeline, AFailedPrepareRemovesTheRestoredDataDir) {
   EXPECT_FALSE(fs::exists(root_ / "new" / "data"));
 }
 
+// A restore as a new cluster: the backup's sealed manifest carries the source's data keys, so it
+// restores with the source's dictionary gone; the new dictionary holds the same ids and bytes.
+TEST_F(MariadbBackupPipeline, ANewClusterGetsTheBackupsDataKeysWithoutTheSourceDictionary) {
+  ASSERT_TRUE(dict_->AddDataKey(2000).ok());
+  SecretBytes key1 = dict_->Find(1)->key.Clone(), key2 = dict_->Find(2)->key.Clone();
+  WritePayload(std::string(10000, 's'));
+  MariadbBackupJob job = Job("b-4");
+  job.dictionary = dict_.get();
+  ASSERT_TRUE(BackUpMariadb(job, *keys_, provider_, *dest_, nullptr).ok());
+  EXPECT_FALSE(DestinationHolds(std::string(key1.view())));
+  fs::remove(root_ / "keys.dict");  // the source is crypto-shredded
+  const std::string sql = (root_ / "bootstrap.sql").string();
+  Script("mariadbd", "cat > '" + sql + "'\n");
+
+  MariadbNewClusterRestore nj;
+  nj.restore = Restore("b-4");
+  nj.restore.target.mariadbd_path = (root_ / "mariadbd").string();
+  nj.cluster_id = "c-2";
+  nj.dictionary_path = (root_ / "new" / "keys.dict").string();
+  nj.admin_password = SecretBytes::FromView("the-new-password");
+  auto m = RestoreMariadbBackupAsNewCluster(nj, provider_, *dest_, nullptr);
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(Restored(), std::string(10000, 's'));
+  auto restored = KeyDictionary::Open(nj.dictionary_path, "c-2", provider_);
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  EXPECT_EQ((*restored)->Current()->id, 2u);
+  ASSERT_TRUE((*restored)->Find(1) && (*restored)->Find(2));
+  EXPECT_TRUE((*restored)->Find(1)->key.Equals(key1));
+  EXPECT_TRUE((*restored)->Find(2)->key.Equals(key2));
+  // The admin password was set through the bootstrap, as its hash only.
+  auto text = ReadFileToString(sql, 1 << 20);
+  ASSERT_TRUE(text.ok()) << text.status();
+  EXPECT_NE(text->find("UPDATE global_priv"), std::string::npos) << *text;
+  EXPECT_NE(text->find(MariadbNativePasswordHash("the-new-password")), std::string::npos);
+  EXPECT_EQ(text->find("the-new-password"), std::string::npos);
+}
+
+TEST_F(MariadbBackupPipeline, ANewClusterRestoreThatFailsLeavesNoDictionaryOrDataDir) {
+  WritePayload("stream");
+  MariadbBackupJob job = Job("b-5");
+  job.dictionary = dict_.get();
+  ASSERT_TRUE(BackUpMariadb(job, *keys_, provider_, *dest_, nullptr).ok());
+  MariadbNewClusterRestore nj;
+  nj.restore = Restore("b-5");
+  nj.restore.target.key_socket = (root_ / "elsewhere.sock").string();  // the fake prepare refuses
+  nj.cluster_id = "c-2";
+  nj.dictionary_path = (root_ / "new" / "keys.dict").string();
+  nj.admin_password = SecretBytes::FromView("pw");
+  auto m = RestoreMariadbBackupAsNewCluster(nj, provider_, *dest_, nullptr);
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(m.status().message().find("nothing was restored"), std::string::npos) << m.status();
+  EXPECT_FALSE(fs::exists(nj.dictionary_path));
+  EXPECT_FALSE(fs::exists(root_ / "new" / "data"));
+}
+
+TEST_F(MariadbBackupPipeline, ABackupWithoutDataKeysIsNotRestoredAsANewCluster) {
+  WritePayload("stream");
+  ASSERT_TRUE(BackUpMariadb(Job("b-6"), *keys_, provider_, *dest_, nullptr).ok());
+  MariadbNewClusterRestore nj;
+  nj.restore = Restore("b-6");
+  nj.cluster_id = "c-2";
+  nj.dictionary_path = (root_ / "new" / "keys.dict").string();
+  nj.admin_password = SecretBytes::FromView("pw");
+  auto m = RestoreMariadbBackupAsNewCluster(nj, provider_, *dest_, nullptr);
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(m.status().message().find("data keys"), std::string::npos) << m.status();
+  EXPECT_FALSE(fs::exists(nj.dictionary_path));
+  EXPECT_FALSE(fs::exists(root_ / "new" / "data"));
+}
+
 }  // namespace
 }  // namespace keyward

@@ -99,7 +99,20 @@ MariadbInstanceSpec SpecFor(const MariadbSupervisorOptions& o) {
   return spec;
 }
 
+// mariadbd and the plugin dir as Start resolves them (options, then environment, then defaults).
+void ResolvePaths(MariadbSupervisorOptions& options) {
+  options.mariadbd_path = EnvOr("KEYWARD_MARIADBD", options.mariadbd_path, "/usr/sbin/mariadbd");
+  options.plugin_dir = EnvOr("KEYWARD_MARIADB_PLUGIN_DIR", options.plugin_dir, ExeDir());
+}
+
 }  // namespace
+
+MariadbInstanceSpec MariadbClusterInstanceSpec(MariadbSupervisorOptions options) {
+  ResolvePaths(options);
+  return SpecFor(options);
+}
+
+MariadbInstanceSpec MariadbSupervisor::instance_spec() const { return SpecFor(options_); }
 
 void MariadbSupervisor::StopLeftover(const std::string& cluster_id, const std::string& cluster_dir,
                                      milliseconds grace) {
@@ -157,8 +170,7 @@ absl::StatusOr<std::unique_ptr<MariadbSupervisor>> MariadbSupervisor::Start(
     MariadbSupervisorOptions options, MasterKeyProvider& provider, bool create,
     const std::string& admin_password) {
   if (options.port <= 0) return absl::InvalidArgumentError("a mariadb cluster needs a port");
-  options.mariadbd_path = EnvOr("KEYWARD_MARIADBD", options.mariadbd_path, "/usr/sbin/mariadbd");
-  options.plugin_dir = EnvOr("KEYWARD_MARIADB_PLUGIN_DIR", options.plugin_dir, ExeDir());
+  ResolvePaths(options);
   std::string plugin = options.plugin_dir + "/keyward_key_management.so";
   if (access(options.mariadbd_path.c_str(), X_OK) != 0) {
     return MarkStorageError(absl::FailedPreconditionError(

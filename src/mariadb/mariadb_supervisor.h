@@ -26,6 +26,7 @@
 
 #include "absl/status/statusor.h"
 #include "kms/master_key_provider.h"
+#include "mariadb/mariadb_instance.h"
 #include "storage/key_dictionary.h"
 
 namespace keyward {
@@ -77,6 +78,10 @@ class MariadbSupervisor {
                            std::chrono::milliseconds grace);
 
   KeyDictionary& dictionary() { return *dictionary_; }
+  // The running instance and the key service its plugin asks, for a backup of it (mariadb-backup
+  // is allowed on the service by pid while it runs). Valid while the supervisor lives.
+  MariadbInstanceSpec instance_spec() const;
+  MariadbKeyService& key_service() { return *keys_; }
   std::shared_ptr<KeyDictionary> shared_dictionary() { return dictionary_; }
   int port() const { return options_.port; }
   pid_t pid() const;
@@ -94,6 +99,11 @@ class MariadbSupervisor {
   std::unique_ptr<SupervisedProcess> mariadbd_;
   std::atomic<pid_t> allowed_pid_{0};  // the key service answers only this mariadbd
 };
+
+// The instance a supervisor runs for `options` (paths under cluster_dir/mariadb; mariadbd and
+// the plugin dir resolved as Start resolves them), for jobs without a running supervisor (a
+// restore into a new cluster's directory).
+MariadbInstanceSpec MariadbClusterInstanceSpec(MariadbSupervisorOptions options);
 
 // Waits (at most `timeout`) until host:port answers with a MySQL protocol greeting, or `running`
 // turns false. Exposed for tests.

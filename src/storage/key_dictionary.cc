@@ -107,6 +107,30 @@ absl::StatusOr<std::unique_ptr<KeyDictionary>> KeyDictionary::Create(const std::
   return d;
 }
 
+absl::StatusOr<std::unique_ptr<KeyDictionary>> KeyDictionary::CreateWithDataKeys(
+    const std::string& path, const std::string& cluster_id, MasterKeyProvider& provider,
+    std::vector<std::shared_ptr<const DataKey>> keys, uint32_t current_id) {
+  std::unique_ptr<KeyDictionary> d(new KeyDictionary(path, cluster_id));
+  for (auto& k : keys) {
+    if (!k || k->id == 0 || k->key.size() != kDataKeySize || d->keys_.count(k->id)) {
+      return absl::InvalidArgumentError(
+          "data keys for a new key dictionary must have unique non-zero ids and 32 bytes each");
+    }
+    d->keys_[k->id] = std::move(k);
+  }
+  if (d->keys_.count(current_id) == 0) {
+    return absl::InvalidArgumentError("the current data key is not among the data keys given");
+  }
+  ASSIGN_OR_RETURN(SecretBytes key, RandomSecret(kDataKeySize));
+  ASSIGN_OR_RETURN(WrappedKey wrapped, WrapVerified(provider, key, cluster_id, "creation"));
+  std::lock_guard<std::mutex> lock(d->mu_);
+  d->wrapped_ = std::move(wrapped);
+  d->SetDictionaryKeyLocked(std::move(key));
+  d->current_id_ = current_id;
+  RETURN_IF_ERROR(d->WriteLocked(d->dictionary_key_, d->wrapped_));
+  return d;
+}
+
 absl::StatusOr<std::unique_ptr<KeyDictionary>> KeyDictionary::Open(const std::string& path,
                                                                    const std::string& cluster_id,
                                                                    MasterKeyProvider& provider) {

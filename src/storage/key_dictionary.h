@@ -58,6 +58,12 @@ class KeyDictionary {
                                                                const std::string& cluster_id,
                                                                MasterKeyProvider& provider,
                                                                uint64_t now_unix);
+  // Creates a dictionary holding exactly `keys` (ids unique, non-zero, kDataKeySize bytes), with
+  // `current_id` current, under a fresh dictionary key wrapped by `provider`: a cluster restored
+  // from a backup keeps the data keys (same ids) its restored files are encrypted under.
+  static absl::StatusOr<std::unique_ptr<KeyDictionary>> CreateWithDataKeys(
+      const std::string& path, const std::string& cluster_id, MasterKeyProvider& provider,
+      std::vector<std::shared_ptr<const DataKey>> keys, uint32_t current_id);
   // Opens an existing dictionary; one Unwrap call through `provider`.
   static absl::StatusOr<std::unique_ptr<KeyDictionary>> Open(const std::string& path,
                                                              const std::string& cluster_id,

@@ -125,6 +125,29 @@ TEST_F(KeyDictionaryTest, RotatedDictionaryKeyReplacesTheOldOneAndKeepsDataKeys)
   EXPECT_EQ((*reopened)->Current()->id, 3u);
 }
 
+TEST_F(KeyDictionaryTest, CreatedWithGivenDataKeysKeepsTheirIdsAndBytesAfterReopen) {
+  // A restored cluster's dictionary: the source's data keys 2 and 5, under a new dictionary key.
+  std::unique_ptr<KeyDictionary> source = Create(a_);
+  ASSERT_TRUE(source->AddDataKey(2000).ok());
+  std::vector<std::shared_ptr<const DataKey>> keys = {source->Find(1), source->Find(2)};
+  auto made = KeyDictionary::CreateWithDataKeys(path_ + ".new", "c-2", b_, keys, 2);
+  ASSERT_TRUE(made.ok()) << made.status();
+  auto reopened = KeyDictionary::Open(path_ + ".new", "c-2", b_);
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  EXPECT_EQ((*reopened)->Current()->id, 2u);
+  for (uint32_t id : {1u, 2u}) {
+    ASSERT_TRUE((*reopened)->Find(id));
+    EXPECT_TRUE((*reopened)->Find(id)->key.Equals(source->Find(id)->key));
+  }
+  // The new dictionary key is not the source's: the source's provider does not open it.
+  EXPECT_FALSE(KeyDictionary::Open(path_ + ".new", "c-2", a_).ok());
+  // A current key that is not given, or a duplicate id, is refused.
+  EXPECT_FALSE(KeyDictionary::CreateWithDataKeys(path_ + ".x", "c-2", b_, keys, 3).ok());
+  EXPECT_FALSE(KeyDictionary::CreateWithDataKeys(path_ + ".x", "c-2", b_,
+                                                 {source->Find(1), source->Find(1)}, 1)
+                   .ok());
+}
+
 TEST_F(KeyDictionaryTest, FailedWrapChangesNothing) {
   auto dict = Create(a_);
   ASSERT_NE(dict, nullptr);
