@@ -82,15 +82,15 @@ test-integration: deps build/Makefile
 # conformance.key_health (90 s mostly waiting out its check intervals; the monitor's threads are
 # covered under TSan by KeyHealthMonitorTest and the other suites, and the suite runs under ASan),
 # the browser suites (they test the console's pages in Chromium; the server paths they reach are
-# the REST routes every other suite drives under TSan) and integration.mariadb_galera (three
-# mariadbd processes and SSTs for about a minute; the key service it uses is under TSan in
-# mariadb_encryption and mariadb_cluster). All of them run under ASan above.
+# the REST routes every other suite drives under TSan) and integration.mariadb_galera and
+# mariadb_galera_cluster (three mariadbd processes and SSTs for one to three minutes; the key
+# service and supervisor they use are under TSan in mariadb_encryption and mariadb_cluster). All of them run under ASan above.
 TSAN_ENV := TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp"
 test-tsan: build-tsan
 	$(MAKE) --no-print-directory test-tsan-run
 test-tsan-run:
 	cd build-tsan && $(TSAN_ENV) ctest --output-on-failure -j2 -L 'unit|integration|conformance' \
-	  -E 'integration\.(memory|rocksdb_plugin|mariadb_galera)$$|conformance\.key_health$$|^browser\.'
+	  -E 'integration\.(memory|rocksdb_plugin|mariadb_galera|mariadb_galera_cluster)$$|conformance\.key_health$$|^browser\.'
 
 fuzz: deps
 	scripts/fuzz $${FUZZ_SECONDS:-15}

@@ -82,7 +82,9 @@ std::string ConnectCommand(const Cluster& c, const ControlPlane::EndpointInfo& e
   std::string host = endpoint.address.substr(0, colon);
   std::string port = endpoint.address.substr(colon + 1);
   if (c.engine == "mariadb") {
-    return absl::StrCat("mariadb -h ", host, " -P ", port, " -u admin -p");
+    // With TLS the server refuses plaintext clients (require_secure_transport).
+    return absl::StrCat("mariadb -h ", host, " -P ", port, " -u admin -p",
+                        endpoint.tls ? " --ssl --ssl-verify-server-cert --ssl-ca CA_FILE" : "");
   }
   return absl::StrCat("redis-cli -h ", host, " -p ", port,
                       endpoint.tls ? " --tls --cacert CA_FILE" : "", " --user default --askpass");
@@ -101,10 +103,12 @@ json ClusterJson(const Cluster& c, const ControlPlane::EndpointInfo& endpoint) {
           {"tier", c.tier},
           {"durability", c.durability},
           {"engine", c.engine},
+          {"nodes", c.nodes},
           {"state", c.state},
           {"state_message", c.state_message},
           {"state_cause", c.state_cause},
           {"endpoint", endpoint.address},
+          {"endpoints", endpoint.addresses},
           {"tls", endpoint.tls},
           {"connect", ConnectCommand(c, endpoint)},
           {"encryption_key_id", c.encryption_key_id},

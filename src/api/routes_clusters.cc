@@ -16,7 +16,8 @@ void AddClusterRoutes(std::vector<Route>& t, const RouteDeps& d) {
                                      {"region", {F::kString, !legacy}},
                                      {"tier", {F::kString, !legacy}},
                                      {"durability", {F::kString, false}},
-                                     {"engine", {F::kString, false}}});
+                                     {"engine", {F::kString, false}},
+                                     {"nodes", {F::kInt, false}}});
       if (!c.Check(body)) return;
       ClusterRequest r{
           (*body)["name"],
@@ -25,7 +26,9 @@ void AddClusterRoutes(std::vector<Route>& t, const RouteDeps& d) {
           Opt<std::string>(*body, "tier", "dedicated"),
           body->contains("durability") ? std::optional<std::string>((*body)["durability"])
                                        : std::nullopt,
-          body->contains("engine") ? std::optional<std::string>((*body)["engine"]) : std::nullopt};
+          body->contains("engine") ? std::optional<std::string>((*body)["engine"]) : std::nullopt,
+          body->contains("nodes") ? std::optional<int64_t>((*body)["nodes"].get<int64_t>())
+                                  : std::nullopt};
       auto created = cp->CreateCluster(c.user, project_id, r);
       if (!c.Check(created)) return;
       json out = ClusterJson(created->cluster, cp->Endpoint(created->cluster));

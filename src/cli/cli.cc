@@ -8,8 +8,10 @@
 #include <map>
 #include <thread>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "cli/api_client.h"
 #include "cli/key_provider_flags.h"
 #include "cli/name_resolver.h"
@@ -60,6 +62,8 @@ const std::map<std::string, std::string> kUsage = {
                          (default: the server's --durability)
                          [--engine kv|mariadb]   kv: Redis protocol (default); mariadb: a
                          MySQL-compatible MariaDB server, encrypted under the same keys
+                         [--nodes 1|3]   mariadb only: 3 = a MariaDB Galera cluster (any
+                         node serves reads and writes; it survives the loss of one)
   keyward cluster list [--project P] [--all]     --all: deleted clusters too
   keyward cluster get|pause|resume ID            get shows how the data is protected now
   keyward cluster delete ID [--with-backups] [--yes]
@@ -125,6 +129,20 @@ void PrintKeys(const json& items) {
         {Str(k, "id"), Str(k, "provider"), Str(k, "region"), Str(k, "state"), Str(k, "key_name")});
   }
   PrintTable({"ID", "PROVIDER", "REGION", "STATE", "KEY"}, rows);
+}
+
+// A Galera cluster's every node (the connect line names the first).
+void PrintNodeEndpoints(const json& c) {
+  const json endpoints = c.value("endpoints", json::array());
+  if (!endpoints.is_array() || endpoints.size() < 2) return;
+  std::vector<std::string> all;
+  for (const auto& e : endpoints) all.push_back(e.is_string() ? e.get<std::string>() : "");
+  printf("nodes:    %s   (any node serves reads and writes)\n", absl::StrJoin(all, ", ").c_str());
+}
+
+// The connect line's CA placeholder, filled with the CA this CLI trusts when it has one.
+std::string WithCaFile(const std::string& connect, const std::string& cacert) {
+  return cacert.empty() ? connect : absl::StrReplaceAll(connect, {{"CA_FILE", cacert}});
 }
 
 void PrintClusters(const json& items) {
@@ -374,6 +392,13 @@ int ClusterCommand(const std::string& verb, const CliCtx& c) {
     if (auto v = c.flags.Get("tier")) body["tier"] = *v;
     if (auto v = c.flags.Get("durability")) body["durability"] = *v;
     if (auto v = c.flags.Get("engine")) body["engine"] = *v;
+    if (auto v = c.flags.Get("nodes")) {
+      int64_t n = 0;
+      if (!absl::SimpleAtoi(*v, &n)) {
+        return Usage("cluster", absl::StrCat("--nodes takes a number (1 or 3), not '", *v, "'"));
+      }
+      body["nodes"] = n;
+    }
     auto r = c.api.Call("POST", path, &body);
     if (!r) return 1;
     c.api.Print(*r, [&] {
@@ -386,7 +411,9 @@ int ClusterCommand(const std::string& verb, const CliCtx& c) {
       printf("endpoint: %s\npassword: %s   (shown once; keep it)\n", endpoint.c_str(),
              Str(*r, "password").c_str());
       if (Str(*r, "engine") == "mariadb") {
-        printf("connect:  %s   (enter the password above)\n", Str(*r, "connect").c_str());
+        PrintNodeEndpoints(*r);
+        printf("connect:  %s   (enter the password above)\n",
+               WithCaFile(Str(*r, "connect"), c.api.cacert()).c_str());
       } else {
         // A TLS endpoint: the CA this CLI trusts for the API (the same private CA with
         // --tls-self-signed), else a placeholder for the operator's.
@@ -470,8 +497,9 @@ int ClusterCommand(const std::string& verb, const CliCtx& c) {
       if (!backups.empty()) printf("%s\n", backups.c_str());
     }
     if (verb != "delete") PrintEncryption(r->value("encryption", json::object()));
+    if (verb == "get") PrintNodeEndpoints(*r);
     if (verb == "get" && !Str(*r, "connect").empty()) {
-      printf("connect: %s\n", Str(*r, "connect").c_str());
+      printf("connect: %s\n", WithCaFile(Str(*r, "connect"), c.api.cacert()).c_str());
     }
     if (verb == "reset-password") {
       printf("new password: %s   (shown once; the old one no longer works)\n",
@@ -511,9 +539,9 @@ int RunCli(const std::string& noun, const std::vector<std::string>& args) {
        {"cluster", ClusterCommand},
        {"audit", AuditCommand}};
   std::set<std::string> valued = kCommonValuedFlags;
-  for (const char* f :
-       {"name", "project", "provider", "region", "cloud", "tier", "role", "token-ttl", "schedule",
-        "retention-days", "secondary-region", "since-ms", "until-ms", "durability", "engine"}) {
+  for (const char* f : {"name", "project", "provider", "region", "cloud", "tier", "role",
+                        "token-ttl", "schedule", "retention-days", "secondary-region", "since-ms",
+                        "until-ms", "durability", "engine", "nodes"}) {
     valued.insert(f);
   }
   std::vector<std::string> rest = args;

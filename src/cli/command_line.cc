@@ -32,7 +32,8 @@ constexpr Noun kNouns[] = {
     {"cluster",
      "create list get pause resume delete rotate-dictionary-key reencrypt repair backup-policy "
      "reset-password",
-     "--name --project --cloud --region --tier --durability --engine --all --yes --with-backups "
+     "--name --project --cloud --region --tier --durability --engine --nodes --all --yes "
+     "--with-backups "
      "--wait "
      "--accept-data-loss --schedule --retention-days --dual-region --secondary-region"},
     {"backup", "create list get delete restore", "--name --wait"},

@@ -379,6 +379,9 @@ absl::Status Serve(const ParsedFlags& flags, const KmsFactoryMaker& make_kms) {
   rt_opts.cluster_host = flags.Get("cluster-host").value_or("127.0.0.1");
   rt_opts.advertise_host = security.advertise_host;
   rt_opts.allow_port_change = flags.Has("allow-port-change");
+  // mariadb clusters' SQL ports use the cluster endpoints' certificate too.
+  rt_opts.mariadb_tls_cert = security.cluster_cert;
+  rt_opts.mariadb_tls_key = security.cluster_key;
   rt_opts.data_key_rotation_seconds = static_cast<uint64_t>(rotation_days) * 24 * 3600;
   if (auto v = flags.Get("durability")) {
     std::optional<Durability> d = ParseDurability(*v);

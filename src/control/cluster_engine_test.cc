@@ -76,6 +76,28 @@ TEST_F(ClusterEngineTest, UnknownEngineIsRefusedNamingTheEngines) {
   EXPECT_TRUE(control_->ListClusters(owner_, plain_project_, {0, 100})->empty());
 }
 
+// nodes: 1 or 3 for mariadb, 1 for kv; anything else is refused naming the choices, and nothing
+// is recorded.
+TEST_F(ClusterEngineTest, NodeCountsAreCheckedPerEngine) {
+  auto create = [&](const std::string& name, const char* engine, int64_t nodes) {
+    return control_->CreateCluster(
+        owner_, plain_project_,
+        {name, "azure", "eastus", "dedicated", std::nullopt, std::string(engine), nodes});
+  };
+  auto two = create("sql2", "mariadb", 2);
+  ASSERT_TRUE(absl::IsInvalidArgument(two.status())) << two.status();
+  EXPECT_TRUE(absl::StrContains(two.status().message(), "1 (one mariadbd) or 3")) << two.status();
+  EXPECT_TRUE(absl::StrContains(two.status().message(), "not 2")) << two.status();
+  auto kv3 = create("kv3", "kv", 3);
+  ASSERT_TRUE(absl::IsInvalidArgument(kv3.status())) << kv3.status();
+  EXPECT_TRUE(absl::StrContains(kv3.status().message(), "kv clusters have 1 node, not 3"))
+      << kv3.status();
+  EXPECT_TRUE(control_->ListClusters(owner_, plain_project_, {0, 100})->empty());
+  auto kv1 = create("kv1", "kv", 1);
+  ASSERT_TRUE(kv1.ok()) << kv1.status();
+  EXPECT_EQ((*metadata_->GetCluster(kv1->cluster.id))->nodes, 1);
+}
+
 TEST_F(ClusterEngineTest, DefaultEngineIsKvAndIsStored) {
   auto c = Create(plain_project_, "cache", "eastus", "dedicated", std::nullopt);
   ASSERT_TRUE(c.ok()) << c.status();

@@ -48,6 +48,10 @@ struct ClusterRuntimeOptions {
   std::string mariadb_plugin_dir;
   // Crashes in a row, each soon after a restart, before a mariadbd is left down (tests lower it).
   int mariadb_max_restarts = 10;
+  // mariadb clusters' SQL port speaks TLS with these (PEM; serve's cluster endpoint
+  // certificate) and refuses plaintext clients; empty: plaintext, like the kv endpoints.
+  std::string mariadb_tls_cert;
+  std::string mariadb_tls_key;
 };
 
 class MariadbSupervisor;
@@ -77,6 +81,10 @@ class ClusterRuntime {
   // Which engine serves a cluster (the control plane reads its record); unset: every cluster
   // is kv. Called without the runtime's lock held.
   void SetEngineLookup(std::function<ClusterEngine(const std::string& cluster_id)> lookup);
+  // How many nodes serve a mariadb cluster (its record: 1 or 3); unset: 1.
+  void SetNodesLookup(std::function<int(const std::string& cluster_id)> lookup);
+  // An open mariadb cluster's SQL ports, node 0 (the recorded port) first; empty otherwise.
+  std::vector<int> MariadbNodePorts(const std::string& cluster_id);
   // The key dictionary of an open cluster, whatever its engine; nullptr when not open.
   std::shared_ptr<KeyDictionary> Dictionary(const std::string& cluster_id);
   // An open mariadb cluster's supervisor (its instance and key service, for a backup); nullptr
@@ -161,6 +169,7 @@ class ClusterRuntime {
   std::map<std::string, int> sealed_ports_ ABSL_GUARDED_BY(mu_);  // sealed endpoints
   std::map<std::string, int> open_ports_ ABSL_GUARDED_BY(mu_);
   std::function<ClusterEngine(const std::string&)> engine_of_;
+  std::function<int(const std::string&)> nodes_of_;
   std::map<std::string, std::shared_ptr<MariadbSupervisor>> mariadb_ ABSL_GUARDED_BY(mu_);
 };
 

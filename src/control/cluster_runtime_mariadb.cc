@@ -10,9 +10,11 @@
 
 #include <cerrno>
 #include <ctime>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "control/cluster_runtime.h"
+#include "mariadb/galera_layout.h"
 #include "mariadb/mariadb_supervisor.h"
 #include "storage/storage_error.h"
 #include "util/file_util.h"
@@ -46,7 +48,65 @@ absl::StatusOr<int> ProbePort(const std::string& host, int port) {
   return static_cast<int>(ntohs(addr.sin_port));
 }
 
+// A Galera cluster's ports: each node's from galera.ports when still free, else a new free one
+// (logged for the SQL ports clients use). Node 0's SQL port is the cluster's `port`.
+absl::StatusOr<std::vector<GaleraNode>> GaleraPortsFor(const std::string& cluster_id,
+                                                       const std::string& cluster_dir,
+                                                       const std::string& host, int port,
+                                                       int nodes) {
+  std::vector<GaleraNode> out(static_cast<size_t>(nodes));
+  absl::StatusOr<std::vector<GaleraNode>> saved =
+      LoadGaleraPorts(MariadbSupervisor::GaleraPortsPath(cluster_dir));
+  if (saved.ok() && saved->size() == out.size()) {
+    out = *saved;
+  } else if (!saved.ok() && !absl::IsNotFound(saved.status())) {
+    return MarkStorageError(saved.status());
+  }
+  std::set<int> used = {port};
+  for (size_t i = 0; i < out.size(); ++i) {
+    uint16_t* ports[] = {&out[i].sql_port, &out[i].galera_port, &out[i].ist_port, &out[i].sst_port};
+    for (uint16_t* p : ports) {
+      if (i == 0 && p == &out[i].sql_port) {
+        *p = static_cast<uint16_t>(port);
+        continue;
+      }
+      int want = *p;
+      if (want != 0 && !used.count(want) && ProbePort(host, want).ok()) {
+        used.insert(want);
+        continue;
+      }
+      int got = 0;
+      for (int tries = 0; tries < 20 && (got == 0 || used.count(got)); ++tries) {
+        absl::StatusOr<int> free = ProbePort(host, 0);
+        if (!free.ok()) return free.status();
+        got = *free;
+      }
+      if (used.count(got)) return absl::UnavailableError("no free port for a Galera node");
+      if (want != 0 && p == &out[i].sql_port) {
+        LogWarn("cluster.port_changed",
+                absl::StrCat("cluster ", cluster_id, ": Galera node ", i, "'s port ", want,
+                             " is taken; it serves on ", got, " now"),
+                {{"cluster_id", cluster_id}, {"old_port", want}});
+      }
+      *p = static_cast<uint16_t>(got);
+      used.insert(got);
+    }
+  }
+  return out;
+}
+
 }  // namespace
+
+void ClusterRuntime::SetNodesLookup(std::function<int(const std::string&)> lookup) {
+  nodes_of_ = std::move(lookup);
+}
+
+std::vector<int> ClusterRuntime::MariadbNodePorts(const std::string& cluster_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = mariadb_.find(cluster_id);
+  if (it == mariadb_.end()) return {};
+  return it->second->node_ports();
+}
 
 void ClusterRuntime::SetEngineLookup(std::function<ClusterEngine(const std::string&)> lookup) {
   engine_of_ = std::move(lookup);
@@ -151,7 +211,19 @@ absl::StatusOr<int> ClusterRuntime::OpenMariadb(const std::string& cluster_id,
     done_opening();
     return bound.status();
   }
+  const int nodes = nodes_of_ ? nodes_of_(cluster_id) : 1;
   MariadbSupervisorOptions mo;
+  if (nodes > 1) {
+    auto galera = GaleraPortsFor(cluster_id, Dir(cluster_id), options_.cluster_host, *bound, nodes);
+    if (!galera.ok()) {
+      done_opening();
+      return galera.status();
+    }
+    mo.galera_nodes = std::move(*galera);
+  }
+  mo.nodes = nodes;
+  mo.tls_cert_path = options_.mariadb_tls_cert;
+  mo.tls_key_path = options_.mariadb_tls_key;
   mo.cluster_id = cluster_id;
   mo.cluster_dir = Dir(cluster_id);
   mo.host = options_.cluster_host;

@@ -56,6 +56,12 @@ ControlPlane::EndpointInfo ControlPlane::Endpoint(const Cluster& c) const {
   out.tls = runtime_.tls();
   if (c.port > 0 && (c.state == "available" || c.state == "degraded")) {
     out.address = absl::StrCat(runtime_.host(), ":", c.port);
+    out.addresses.push_back(out.address);
+    // A Galera cluster's other nodes (their ports as its supervisor runs them).
+    std::vector<int> ports = runtime_.MariadbNodePorts(c.id);
+    for (size_t i = 1; i < ports.size(); ++i) {
+      out.addresses.push_back(absl::StrCat(runtime_.host(), ":", ports[i]));
+    }
   }
   return out;
 }

@@ -73,6 +73,23 @@ absl::StatusOr<ClusterCreated> ControlPlane::CreateCluster(const User& actor,
     }
     engine = *chosen;
   }
+  // Galera needs three nodes for a quorum that survives one failure; two would stop at the
+  // first. kv clusters are one RocksDB store.
+  int nodes = 1;
+  if (req.nodes) {
+    if (engine == ClusterEngine::kMariadb && *req.nodes != 1 && *req.nodes != 3) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "nodes must be 1 (one mariadbd) or 3 (a MariaDB Galera cluster: any node serves reads "
+          "and writes and it survives the loss of one), not ",
+          *req.nodes));
+    }
+    if (engine == ClusterEngine::kKv && *req.nodes != 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("kv clusters have 1 node, not ", *req.nodes,
+                       "; for 3 nodes create a mariadb cluster (engine mariadb)"));
+    }
+    nodes = static_cast<int>(*req.nodes);
+  }
   EncryptionKey key;
   if (p.cmek_enabled) {
     if (req.tier != "dedicated") {
@@ -138,6 +155,7 @@ absl::StatusOr<ClusterCreated> ControlPlane::CreateCluster(const User& actor,
   c.encryption_key_id = key.id;
   c.durability = std::string(DurabilityName(durability));
   c.engine = std::string(ClusterEngineName(engine));
+  c.nodes = nodes;
   c.created_at = c.updated_at = Now();
   ASSIGN_OR_RETURN(std::string password, RandomHex(16));
   c.password_sha256_hex = Sha256Hex(password);

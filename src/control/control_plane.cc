@@ -63,6 +63,10 @@ ControlPlane::ControlPlane(MetadataStore& metadata, KmsFactory& kms, ClusterRunt
     return c.ok() && *c ? ParseClusterEngine((*c)->engine).value_or(ClusterEngine::kKv)
                         : ClusterEngine::kKv;
   });
+  runtime_.SetNodesLookup([this](const std::string& id) {
+    auto c = metadata_.GetCluster(id);
+    return c.ok() && *c ? (*c)->nodes : 1;
+  });
 }
 
 absl::StatusOr<std::string> ControlPlane::Bootstrap() {

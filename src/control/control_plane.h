@@ -63,6 +63,8 @@ struct ClusterRequest {
   std::optional<std::string> durability;
   // "kv" | "mariadb" (control/cluster_engine.h); unset: kv.
   std::optional<std::string> engine = std::nullopt;
+  // mariadb: 1 (one mariadbd) or 3 (a Galera cluster); kv: 1. Unset: 1.
+  std::optional<int64_t> nodes = std::nullopt;
 };
 
 struct ClusterCreated {
@@ -303,6 +305,8 @@ class ControlPlane {
   struct EndpointInfo {
     std::string address;
     bool tls = false;
+    // Every node's address, `address` (node 0) first; one entry for a single-node cluster.
+    std::vector<std::string> addresses;
   };
   EndpointInfo Endpoint(const Cluster& c) const;
 

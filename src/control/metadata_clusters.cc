@@ -34,10 +34,11 @@ absl::Status SqliteMetadataStore::InsertClusterRow(const Cluster& c) {
   absl::Status st = db_->Exec(
       "INSERT INTO clusters(id, project_id, name, cloud_provider, region, tier, state, "
       "state_message, port, password_sha256, encryption_key_id, backup_policy, created_at, "
-      "updated_at, durability, engine) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+      "updated_at, durability, engine, nodes) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
       {c.id, c.project_id, c.name, c.cloud_provider, c.region, c.tier, c.state, c.state_message,
        int64_t{c.port}, c.password_sha256_hex, c.encryption_key_id, c.backup_policy_json,
-       c.created_at, c.updated_at, c.durability, c.engine.empty() ? "kv" : c.engine});
+       c.created_at, c.updated_at, c.durability, c.engine.empty() ? "kv" : c.engine,
+       int64_t{c.nodes}});
   if (absl::IsAlreadyExists(st)) {
     return absl::AlreadyExistsError(
         absl::StrCat("a cluster named '", c.name, "' already exists in this project"));

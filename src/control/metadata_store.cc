@@ -124,6 +124,11 @@ CREATE TABLE org_grants (
     R"sql(
 ALTER TABLE clusters ADD COLUMN engine TEXT NOT NULL DEFAULT 'kv';
 )sql",
+    // 8: how many nodes serve each cluster (3: a MariaDB Galera cluster). Every cluster from
+    // before has one.
+    R"sql(
+ALTER TABLE clusters ADD COLUMN nodes INTEGER NOT NULL DEFAULT 1;
+)sql",
 };
 
 constexpr char kProjectCols[] = "id, org_id, name, cmek_enabled, created_at";
@@ -151,7 +156,7 @@ constexpr char kClusterCols[] =
     "enc_last_check_error, enc_reencrypt, "
     "(SELECT provider FROM encryption_keys k WHERE k.id = clusters.encryption_key_id), "
     "(SELECT key_name FROM encryption_keys k WHERE k.id = clusters.encryption_key_id), "
-    "durability, engine";
+    "durability, engine, nodes";
 
 Project ProjectRow(const SqlRow& r) {
   return Project{r.Text(0), r.Text(1), r.Text(2), r.Int(3) != 0, r.Int(4)};
@@ -203,6 +208,7 @@ Cluster ClusterRow(const SqlRow& r) {
   c.encryption.key_name = r.Text(23);
   c.durability = r.Text(24);
   c.engine = r.Text(25);
+  c.nodes = static_cast<int>(r.Int(26));
   return c;
 }
 

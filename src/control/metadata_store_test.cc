@@ -165,6 +165,7 @@ TEST_F(MetadataStoreTest, DurabilityIsStoredAndOlderClustersAdoptTheServerDefaul
     ASSERT_TRUE((*db)
                     ->ExecScript("ALTER TABLE clusters DROP COLUMN durability; "
                                  "ALTER TABLE clusters DROP COLUMN engine; "
+                                 "ALTER TABLE clusters DROP COLUMN nodes; "
                                  // and what migration 6 added (tokens' id and kind, grants)
                                  "DROP INDEX tokens_by_id; DROP INDEX tokens_by_user; "
                                  "ALTER TABLE tokens DROP COLUMN id; "
@@ -204,6 +205,7 @@ TEST_F(MetadataStoreTest, EngineIsStoredAndOlderClustersAreKv) {
     ASSERT_TRUE(db.ok()) << db.status();
     ASSERT_TRUE((*db)
                     ->ExecScript("ALTER TABLE clusters DROP COLUMN engine; "
+                                 "ALTER TABLE clusters DROP COLUMN nodes; "
                                  "PRAGMA user_version=6;")
                     .ok());
   }
@@ -215,6 +217,30 @@ TEST_F(MetadataStoreTest, EngineIsStoredAndOlderClustersAreKv) {
   sql.id = sql.name = "c-sql-2";
   ASSERT_TRUE(md_->InsertCluster(sql).ok());
   EXPECT_EQ((*md_->GetCluster("c-sql-2"))->engine, "mariadb");
+}
+
+// Every cluster stored before multi-node clusters existed has one node; a Galera one keeps 3.
+TEST_F(MetadataStoreTest, NodesAreStoredAndOlderClustersHaveOne) {
+  ASSERT_TRUE(md_->InsertKey(Key("k-a", "eastus", "active")).ok());
+  Cluster galera = ClusterOn("c-galera", "k-a");
+  galera.engine = "mariadb";
+  galera.nodes = 3;
+  ASSERT_TRUE(md_->InsertCluster(galera).ok());
+  EXPECT_EQ((*md_->GetCluster("c-galera"))->nodes, 3);
+  md_.reset();
+  {
+    auto db = SqliteDb::Open((root_ / "metadata.db").string());
+    ASSERT_TRUE(db.ok()) << db.status();
+    ASSERT_TRUE(
+        (*db)->ExecScript("ALTER TABLE clusters DROP COLUMN nodes; PRAGMA user_version=7;").ok());
+  }
+  auto md = OpenSqliteMetadataStore((root_ / "metadata.db").string());
+  ASSERT_TRUE(md.ok()) << md.status();
+  md_ = std::move(*md);
+  EXPECT_EQ((*md_->GetCluster("c-galera"))->nodes, 1);
+  galera.id = galera.name = "c-galera-2";
+  ASSERT_TRUE(md_->InsertCluster(galera).ok());
+  EXPECT_EQ((*md_->GetCluster("c-galera-2"))->nodes, 3);
 }
 
 // An Idempotency-Key is claimed once: a duplicate sees it running, then the stored answer; a

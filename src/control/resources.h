@@ -92,6 +92,8 @@ struct Cluster {
   // What serves it: "kv" (RocksDB behind the Redis protocol) | "mariadb" (a mariadbd keyward
   // supervises, under the same key hierarchy). See control/cluster_engine.h.
   std::string engine = "kv";
+  // How many servers serve it: 1, or 3 for a MariaDB Galera cluster (engine mariadb).
+  int nodes = 1;
   ClusterEncryption encryption;
 };
 

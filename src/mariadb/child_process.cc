@@ -16,7 +16,7 @@ namespace keyward {
 namespace {
 
 // How much of a child's stderr is kept for error messages.
-constexpr size_t kChildStderrTailBytes = 4096;
+constexpr size_t kChildStderrTailBytes = 16384;
 constexpr size_t kChildStderrTailLines = 4;
 
 void ChildCloseFd(int& fd) {
@@ -147,6 +147,11 @@ void ChildProcess::ReadStderr(int fd) {
 
 void ChildProcess::JoinStderr() {
   if (stderr_thread_.joinable()) stderr_thread_.join();
+}
+
+std::string ChildProcess::StderrText() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stderr_tail_;
 }
 
 std::string ChildProcess::StderrTail() const {

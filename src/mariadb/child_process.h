@@ -8,6 +8,10 @@
 // PR_SET_PDEATHSIG (SIGKILL): the child dies with the thread that started it, so a keyward killed
 // mid-job leaves no child behind; start and wait for it on the same thread.
 //
+// The child gets PR_SET_PDEATHSIG (SIGKILL): when keyward dies, even by SIGKILL, it dies too
+// rather than run on as an orphan holding cluster files or keys. The signal follows the thread
+// that called Start, so call Start from a thread that outlives the child (the job's own thread).
+//
 // Thread-compatible; the stderr reader is a thread of its own, joined by Wait/Kill/destructor.
 
 #include <sys/types.h>
@@ -56,6 +60,8 @@ class ChildProcess {
   void Kill();
   // The last lines the child wrote to stderr (bounded).
   std::string StderrTail() const;
+  // The last 16 KiB of its stderr, as written (for output to parse).
+  std::string StderrText() const;
 
  private:
   ChildProcess() = default;

@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -110,6 +111,8 @@ bool WriteAll(int fd, const char* data, size_t size) {
 
 }  // namespace
 
+std::string MariadbOsUserName() { return CurrentUserName(); }
+
 std::string MariadbOptionFilePath(const MariadbInstanceSpec& spec) {
   return spec.run_dir + "/my.cnf";
 }
@@ -188,6 +191,10 @@ std::string RenderOptionFile(const MariadbInstanceSpec& spec) {
     lines.push_back(absl::StrCat("ssl_cert=", spec.tls_cert));
     lines.push_back(absl::StrCat("ssl_key=", spec.tls_key));
     if (!spec.tls_ca.empty()) lines.push_back(absl::StrCat("ssl_ca=", spec.tls_ca));
+    // Like the kv endpoints with TLS: no plaintext TCP client (the cluster password and every
+    // row would cross the network in the clear). Unix-socket connections (keyward's own,
+    // Galera's SST, mariadb-backup) count as secure.
+    lines.push_back("require_secure_transport=ON");
   }
   // Extra lines after a group line ("[sst]" of Galera) stay in their group, at the end.
   lines.insert(lines.end(), group_tail, spec.extra_options.end());
@@ -362,10 +369,15 @@ absl::Status InitializeDataDir(const MariadbInstanceSpec& spec, const std::strin
     return absl::InternalError(absl::StrCat("pipe: ", ErrnoText(errno)));
   }
   int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+  const pid_t parent = getpid();
   pid_t pid = fork();
   if (pid == 0) {
     // Child: async-signal-safe calls only. Waits until the parent has allowed its pid on the
-    // key socket, so the plugin's first request cannot race the permission.
+    // key socket, so the plugin's first request cannot race the permission. Dies with keyward
+    // (even a SIGKILLed one): a half-initialised data dir is removed at the next create anyway.
+    // The calling thread waits for it below, so the signal cannot fire early.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);
     char go;
     close(go_fds[1]);
     if (read(go_fds[0], &go, 1) != 1) _exit(127);

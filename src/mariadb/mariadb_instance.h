@@ -63,6 +63,11 @@ absl::Status WriteOptionFile(const MariadbInstanceSpec& spec);
 // --user=root when keyward runs as root (mariadbd refuses root otherwise).
 std::vector<std::string> MariadbdArgv(const MariadbInstanceSpec& spec);
 
+// The OS user keyward runs as (effective uid's name; "" when it has none): the account
+// mariadbd's unix_socket auth sees for keyward's own socket connections (root@localhost is
+// created for it; Galera's SST connects as it).
+std::string MariadbOsUserName();
+
 // The mysql_native_password hash "*<40 hex>" of `password` (what the grant tables store).
 std::string MariadbNativePasswordHash(std::string_view password);
 // Checks an admin account name: 1..32 of [A-Za-z0-9_], not "root".

@@ -70,6 +70,7 @@ TEST(MariadbOptionFile, PlaintextBaselineHasNoPluginAndTlsOnlyWhenGiven) {
   EXPECT_EQ(text.find("keyward_key_management"), std::string::npos);
   EXPECT_EQ(text.find("encrypt"), std::string::npos);
   EXPECT_EQ(text.find("ssl_"), std::string::npos);
+  EXPECT_EQ(text.find("require_secure_transport"), std::string::npos);
   spec.tls_cert = "/c/tls/cert.pem";
   spec.tls_key = "/c/tls/key.pem";
   spec.tls_ca = "/c/tls/ca.pem";
@@ -77,6 +78,8 @@ TEST(MariadbOptionFile, PlaintextBaselineHasNoPluginAndTlsOnlyWhenGiven) {
   EXPECT_TRUE(lines.count("ssl_cert=/c/tls/cert.pem"));
   EXPECT_TRUE(lines.count("ssl_key=/c/tls/key.pem"));
   EXPECT_TRUE(lines.count("ssl_ca=/c/tls/ca.pem"));
+  // With TLS, plaintext TCP clients are refused.
+  EXPECT_TRUE(lines.count("require_secure_transport=ON"));
 }
 
 TEST(MariadbOptionFile, FilesOnlyInAPrivateDirectory) {

@@ -14,7 +14,9 @@
 #include <filesystem>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "mariadb/galera_options.h"
 #include "mariadb/key_service.h"
 #include "mariadb/mariadb_instance.h"
 #include "mariadb/supervised_process.h"
@@ -82,16 +84,20 @@ std::string ProcCmdline(const std::string& path) {
   return out;
 }
 
-MariadbInstanceSpec SpecFor(const MariadbSupervisorOptions& o) {
-  const std::string base = o.cluster_dir + "/mariadb";
+MariadbInstanceSpec SpecFor(const MariadbSupervisorOptions& o, size_t node) {
+  const std::string base =
+      node == 0 ? o.cluster_dir + "/mariadb" : absl::StrCat(o.cluster_dir, "/mariadb/n", node);
   MariadbInstanceSpec spec;
   spec.data_dir = base + "/data";
   spec.run_dir = base + "/run";
   spec.tmp_dir = base + "/tmp";
   spec.host = o.host;
-  spec.port = static_cast<uint16_t>(o.port);
+  spec.port = static_cast<uint16_t>(
+      node == 0 || node >= o.galera_nodes.size() ? o.port : o.galera_nodes[node].sql_port);
   spec.plugin_dir = o.plugin_dir;
-  spec.key_socket = spec.run_dir + "/keys.sock";
+  // One key service for every node: Galera's SST hands the joiner a backup-my.cnf naming the
+  // donor's socket.
+  spec.key_socket = o.cluster_dir + "/mariadb/run/keys.sock";
   spec.tls_cert = o.tls_cert_path;
   spec.tls_key = o.tls_key_path;
   spec.tls_ca = o.tls_ca_path;
@@ -109,23 +115,26 @@ void ResolvePaths(MariadbSupervisorOptions& options) {
 
 MariadbInstanceSpec MariadbClusterInstanceSpec(MariadbSupervisorOptions options) {
   ResolvePaths(options);
-  return SpecFor(options);
+  return SpecFor(options, 0);
 }
 
-MariadbInstanceSpec MariadbSupervisor::instance_spec() const { return SpecFor(options_); }
+// Node 0's (a backup is taken from it; Galera keeps every node equal).
+MariadbInstanceSpec MariadbSupervisor::instance_spec() const { return SpecFor(options_, 0); }
 
 void MariadbSupervisor::StopLeftover(const std::string& cluster_id, const std::string& cluster_dir,
                                      milliseconds grace) {
-  MariadbSupervisorOptions o;
-  o.cluster_dir = cluster_dir;
-  const std::string defaults_arg =
-      absl::StrCat("--defaults-file=", MariadbOptionFilePath(SpecFor(o)));
+  // Any node's: --defaults-file=<cluster_dir>/mariadb/[n<i>/]run/my.cnf.
+  const std::string defaults_prefix = absl::StrCat("--defaults-file=", cluster_dir, "/mariadb/");
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
     const std::string name = entry.path().filename().string();
     if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
     std::string cmdline = ProcCmdline(entry.path().string() + "/cmdline");
-    if (cmdline.find(defaults_arg + '\0') == std::string::npos) continue;
+    size_t at = cmdline.find(defaults_prefix);
+    if (at == std::string::npos) continue;
+    size_t end = cmdline.find('\0', at);
+    std::string arg = cmdline.substr(at, end == std::string::npos ? end : end - at);
+    if (!absl::EndsWith(arg, "/run/my.cnf")) continue;
     pid_t pid = static_cast<pid_t>(std::stol(name));
     LogWarn("mariadbd.leftover",
             absl::StrCat("cluster ", cluster_id, ": a mariadbd (pid ", pid,
@@ -162,14 +171,57 @@ MariadbSupervisor::MariadbSupervisor(MariadbSupervisorOptions options,
 
 MariadbSupervisor::~MariadbSupervisor() { Stop(); }
 
-pid_t MariadbSupervisor::pid() const { return mariadbd_ ? mariadbd_->pid() : 0; }
-int MariadbSupervisor::restarts() const { return mariadbd_ ? mariadbd_->restarts() : 0; }
-bool MariadbSupervisor::gave_up() const { return mariadbd_ && mariadbd_->gave_up(); }
+pid_t MariadbSupervisor::pid() const { return node_pid(0); }
+
+pid_t MariadbSupervisor::node_pid(size_t node) const {
+  return node < mariadbd_.size() && mariadbd_[node] ? mariadbd_[node]->pid() : 0;
+}
+
+int MariadbSupervisor::restarts() const {
+  int n = 0;
+  for (const auto& p : mariadbd_) n += p ? p->restarts() : 0;
+  return n;
+}
+
+bool MariadbSupervisor::gave_up() const {
+  if (mariadbd_.empty()) return false;
+  for (const auto& p : mariadbd_) {
+    if (!p || !p->gave_up()) return false;
+  }
+  return true;
+}
+
+std::vector<int> MariadbSupervisor::node_ports() const {
+  std::vector<int> out;
+  for (const MariadbInstanceSpec& spec : specs_) out.push_back(spec.port);
+  if (out.empty()) out.push_back(options_.port);
+  return out;
+}
+
+std::string MariadbSupervisor::GaleraPortsPath(const std::string& cluster_dir) {
+  return cluster_dir + "/mariadb/galera.ports";
+}
+
+bool MariadbSupervisor::AllowedPeer(pid_t peer) const {
+  if (peer <= 0) return false;
+  for (int i = 0; i < options_.nodes && i < kGaleraNodes; ++i) {
+    pid_t node = node_pids_[i].load();
+    if (node <= 0) continue;
+    if (peer == node) return true;
+    // A Galera node's SST script runs mariadb-backup, which asks for keys too.
+    if (options_.nodes > 1 && IsProcessDescendant(peer, node)) return true;
+  }
+  return false;
+}
 
 absl::StatusOr<std::unique_ptr<MariadbSupervisor>> MariadbSupervisor::Start(
     MariadbSupervisorOptions options, MasterKeyProvider& provider, bool create,
     const std::string& admin_password) {
   if (options.port <= 0) return absl::InvalidArgumentError("a mariadb cluster needs a port");
+  if (options.nodes != 1 && options.nodes != kGaleraNodes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("a mariadb cluster has 1 or ", kGaleraNodes, " nodes, not ", options.nodes));
+  }
   ResolvePaths(options);
   std::string plugin = options.plugin_dir + "/keyward_key_management.so";
   if (access(options.mariadbd_path.c_str(), X_OK) != 0) {
@@ -213,28 +265,58 @@ absl::StatusOr<std::unique_ptr<MariadbSupervisor>> MariadbSupervisor::Start(
 }
 
 absl::Status MariadbSupervisor::Run(bool create, const std::string& admin_password) {
-  MariadbInstanceSpec spec = SpecFor(options_);
+  for (int i = 0; i < options_.nodes; ++i) specs_.push_back(SpecFor(options_, i));
+  const MariadbInstanceSpec& first = specs_[0];
 
   StopLeftover(options_.cluster_id, options_.cluster_dir, options_.stop_grace);
-  keys_ = std::make_unique<MariadbKeyService>(
-      *dictionary_, [this](pid_t peer) { return peer > 0 && peer == allowed_pid_.load(); });
-  if (absl::Status st = keys_->Start(spec.key_socket); !st.ok()) return st;
+  keys_ = std::make_unique<MariadbKeyService>(*dictionary_,
+                                              [this](pid_t peer) { return AllowedPeer(peer); });
+  if (absl::Status st = keys_->Start(first.key_socket); !st.ok()) return st;
   if (create) {
+    // Initialised as a plain mariadbd (a bootstrap is no cluster member); the wsrep options
+    // are added below.
     SecretBytes password = SecretBytes::FromView(admin_password);
-    if (absl::Status st = InitializeDataDir(spec, "admin", password, *keys_); !st.ok()) return st;
-  } else {
-    if (access(spec.data_dir.c_str(), F_OK) != 0) {
-      return absl::DataLossError(absl::StrCat("the MariaDB data directory ", spec.data_dir,
-                                              " is missing; restore the cluster from a backup"));
-    }
-    // Rendered at every start: a newer keyward's options apply to existing clusters too.
+    if (absl::Status st = InitializeDataDir(first, "admin", password, *keys_); !st.ok()) return st;
+  } else if (access(first.data_dir.c_str(), F_OK) != 0) {
+    return absl::DataLossError(absl::StrCat("the MariaDB data directory ", first.data_dir,
+                                            " is missing; restore the cluster from a backup"));
+  }
+  if (options_.nodes > 1) {
+    if (absl::Status st = PrepareGalera(); !st.ok()) return st;
+  }
+  // Rendered at every start: a newer keyward's options apply to existing clusters too.
+  for (const MariadbInstanceSpec& spec : specs_) {
+    if (absl::Status st = MakeDirs(spec.data_dir, 0700); !st.ok()) return st;
     if (absl::Status st = WriteOptionFile(spec); !st.ok()) return st;
   }
+  size_t bootstrap = 0;
+  if (options_.nodes > 1 && !create) {
+    absl::StatusOr<size_t> chosen = GaleraBootstrapNode();
+    if (!chosen.ok()) return chosen.status();
+    bootstrap = *chosen;
+  }
+  mariadbd_.resize(specs_.size());
+  // The bootstrap node first (it starts the Galera cluster), then the others join it one at a
+  // time: a donor serves one state transfer at a time.
+  if (absl::Status st = StartNode(bootstrap, options_.nodes > 1); !st.ok()) return st;
+  for (size_t i = 0; i < specs_.size(); ++i) {
+    if (i == bootstrap) continue;
+    if (absl::Status st = StartNode(i, false); !st.ok()) return st;
+  }
+  return absl::OkStatus();
+}
 
+absl::Status MariadbSupervisor::StartNode(size_t node, bool new_cluster) {
+  const MariadbInstanceSpec& spec = specs_[node];
   SupervisedProcessOptions po;
   po.name = "mariadbd";
   po.cluster_id = options_.cluster_id;
   po.argv = MariadbdArgv(spec);
+  if (new_cluster) {
+    // A restart after a crash rejoins the running cluster instead of starting a second one.
+    po.restart_argv = po.argv;
+    po.argv.emplace_back(kGaleraNewClusterArg);
+  }
   po.stop_grace = options_.stop_grace;
   // A mariadbd that served for a few seconds and then died (a crash, an OOM kill) is restarted
   // at once; one that keeps dying right after starting backs off up to 30 s, then stays down.
@@ -242,24 +324,35 @@ absl::Status MariadbSupervisor::Run(bool create, const std::string& admin_passwo
   po.max_backoff = std::chrono::milliseconds(30000);
   po.stable_after = std::chrono::milliseconds(5000);
   po.max_restarts = options_.max_restarts;
-  po.on_pid = [this](pid_t pid) { allowed_pid_.store(pid); };
-  po.ready = [host = options_.host, port = options_.port, timeout = options_.ready_timeout](
+  po.on_pid = [this, node](pid_t pid) { node_pids_[node].store(pid); };
+  po.ready = [host = options_.host, port = spec.port, timeout = options_.ready_timeout](
                  pid_t, const std::function<bool()>& running) {
+    // A Galera joiner opens its port only after its state transfer.
     return WaitForMysqlGreeting(host, port, timeout, running);
   };
-  mariadbd_ = std::make_unique<SupervisedProcess>(std::move(po));
-  if (absl::Status st = mariadbd_->Start(); !st.ok()) return st;
+  mariadbd_[node] = std::make_unique<SupervisedProcess>(std::move(po));
+  if (absl::Status st = mariadbd_[node]->Start(); !st.ok()) {
+    if (options_.nodes == 1) return st;
+    return absl::Status(st.code(), absl::StrCat("Galera node ", node, ": ", st.message()));
+  }
   LogInfo("mariadb.serving",
-          absl::StrCat("cluster ", options_.cluster_id, ": mariadbd serves on ", options_.host, ":",
-                       options_.port, " (pid ", mariadbd_->pid(), ")"),
-          {{"cluster_id", options_.cluster_id}, {"port", options_.port}});
+          absl::StrCat("cluster ", options_.cluster_id, ": mariadbd",
+                       options_.nodes > 1 ? absl::StrCat(" (Galera node ", node, ")") : "",
+                       " serves on ", options_.host, ":", spec.port, " (pid ",
+                       mariadbd_[node]->pid(), ")"),
+          {{"cluster_id", options_.cluster_id}, {"port", static_cast<int>(spec.port)}});
   return absl::OkStatus();
 }
 
 void MariadbSupervisor::Stop() {
   // mariadbd first: its clean shutdown flushes through the plugin, which still needs the keys.
-  if (mariadbd_) mariadbd_->Stop();
-  allowed_pid_.store(0);
+  // Galera nodes one after the other, the last one last: it leaves the cluster with the newest
+  // position and safe_to_bootstrap set, so the next start bootstraps from it.
+  for (size_t i = mariadbd_.size(); i-- > 0;) {
+    if (mariadbd_[i]) mariadbd_[i]->Stop();
+  }
+  for (auto& pid : node_pids_) pid.store(0);
+  if (options_.nodes > 1) RemoveGcaches();
   if (keys_) keys_->Stop();
 }
 

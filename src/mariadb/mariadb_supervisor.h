@@ -12,12 +12,20 @@
 //   mariadb/run/         0700: the key socket, mariadbd's Unix socket and pid file
 //   mariadb/my.cnf       rendered at every start (RenderOptionFile)
 //
+// A Galera cluster (nodes = 3, mariadb_supervisor_galera.cc) adds, under mariadb/:
+//   n1/, n2/             nodes 1 and 2 (data/, tmp/, run/ as above; node 0 is mariadb/ itself)
+//   galera.ports         every node's ports (galera_layout.h), kept across starts
+//   galera-tls/          the cluster-private CA and node certificate for replication and SST
+// and each node's gcache in /dev/shm/kw-<cluster id>-n<i> (memory-backed: Galera keeps write sets
+// there in plaintext), removed at Stop. Every node loads the plugin with the same key socket.
+//
 // Stop order: mariadbd first (clean shutdown: everything committed is in the redo log), then the
 // key service, then the dictionary is dropped (its keys wiped). No lock is held while a process
 // starts or stops.
 
 #include <sys/types.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <functional>
@@ -26,6 +34,7 @@
 
 #include "absl/status/statusor.h"
 #include "kms/master_key_provider.h"
+#include "mariadb/galera_layout.h"
 #include "mariadb/mariadb_instance.h"
 #include "storage/key_dictionary.h"
 
@@ -52,6 +61,10 @@ struct MariadbSupervisorOptions {
   std::chrono::milliseconds stop_grace{120000};
   // Crashes in a row, each within 5 s of a restart, before mariadbd is left down.
   int max_restarts = 10;
+  // 1: one mariadbd. kGaleraNodes: a MariaDB Galera cluster; galera_nodes then holds every
+  // node's ports (node 0's sql_port is `port`), saved to galera.ports at Start.
+  int nodes = 1;
+  std::vector<GaleraNode> galera_nodes;
 };
 
 class MariadbSupervisor {
@@ -84,20 +97,38 @@ class MariadbSupervisor {
   MariadbKeyService& key_service() { return *keys_; }
   std::shared_ptr<KeyDictionary> shared_dictionary() { return dictionary_; }
   int port() const { return options_.port; }
+  // Node 0's mariadbd.
   pid_t pid() const;
   int restarts() const;
-  // Whether the supervisor gave up restarting a crashing mariadbd.
+  // Whether the supervisor gave up restarting a crashing mariadbd (every node's, for Galera).
   bool gave_up() const;
+  int nodes() const { return options_.nodes; }
+  // Every node's SQL port, node 0 first.
+  std::vector<int> node_ports() const;
+  pid_t node_pid(size_t node) const;
+  // Where a cluster's Galera ports are kept (galera_layout.h).
+  static std::string GaleraPortsPath(const std::string& cluster_dir);
 
  private:
   MariadbSupervisor(MariadbSupervisorOptions options, std::shared_ptr<KeyDictionary> dictionary);
   absl::Status Run(bool create, const std::string& admin_password);
+  // Spawns node `node` (with --wsrep-new-cluster when `new_cluster`) and waits until it serves.
+  absl::Status StartNode(size_t node, bool new_cluster);
+  bool AllowedPeer(pid_t peer) const;
+  // Galera (mariadb_supervisor_galera.cc): adds every node's wsrep options to specs_ (TLS files,
+  // gcache directories, galera.ports); then, for a cluster that ran before, the node to
+  // bootstrap from (ChooseBootstrapNode; --wsrep-recover for a node without a saved position).
+  absl::Status PrepareGalera();
+  absl::StatusOr<size_t> GaleraBootstrapNode();
+  void RemoveGcaches();
 
   const MariadbSupervisorOptions options_;
   std::shared_ptr<KeyDictionary> dictionary_;
   std::unique_ptr<MariadbKeyService> keys_;
-  std::unique_ptr<SupervisedProcess> mariadbd_;
-  std::atomic<pid_t> allowed_pid_{0};  // the key service answers only this mariadbd
+  std::vector<MariadbInstanceSpec> specs_;
+  std::vector<std::unique_ptr<SupervisedProcess>> mariadbd_;  // one per node
+  // The key service answers only these mariadbd (and, for Galera, their SST descendants).
+  std::array<std::atomic<pid_t>, kGaleraNodes> node_pids_{};
 };
 
 // The instance a supervisor runs for `options` (paths under cluster_dir/mariadb; mariadbd and

@@ -58,8 +58,10 @@ std::string SupervisedProcess::RecentOutput() const {
   return absl::StrJoin(recent_, "\n");
 }
 
-absl::Status SupervisedProcess::Spawn() {
-  if (options_.argv.empty()) return absl::InvalidArgumentError("no program to run");
+absl::Status SupervisedProcess::Spawn(bool restart) {
+  const std::vector<std::string>& args =
+      restart && !options_.restart_argv.empty() ? options_.restart_argv : options_.argv;
+  if (args.empty()) return absl::InvalidArgumentError("no program to run");
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) {
     return absl::InternalError(absl::StrCat("pipe: ", ErrnoText(errno)));
@@ -73,7 +75,7 @@ absl::Status SupervisedProcess::Spawn() {
     return absl::InternalError(absl::StrCat("pipe: ", ErrnoText(e)));
   }
   std::vector<char*> argv;
-  for (const std::string& a : options_.argv) argv.push_back(const_cast<char*>(a.c_str()));
+  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
   const pid_t parent = getpid();
   // fork, not posix_spawn: the child must set PR_SET_PDEATHSIG before exec, so a keyward killed
@@ -129,7 +131,7 @@ absl::Status SupervisedProcess::Spawn() {
   if (rc != 0) {
     close(fds[0]);
     return absl::FailedPreconditionError(
-        absl::StrCat("cannot start ", options_.argv[0], ": ", ErrnoText(rc)));
+        absl::StrCat("cannot start ", args[0], ": ", ErrnoText(rc)));
   }
   if (options_.on_pid) options_.on_pid(pid);
   bool stopping;
@@ -291,7 +293,7 @@ void SupervisedProcess::Supervise() {
       if (cv_.wait_for(lock, backoff, [this] { return stopping_; })) return;
     }
     ++restarts_;
-    absl::Status st = Spawn();
+    absl::Status st = Spawn(/*restart=*/true);
     if (!st.ok()) {
       gave_up_ = true;
       LogError(absl::StrCat(options_.name, ".restart_failed"),

@@ -31,6 +31,9 @@ struct SupervisedProcessOptions {
   std::string name;        // in logs and metrics: "mariadbd"
   std::string cluster_id;  // every log line carries it
   std::vector<std::string> argv;
+  // What a restart after a crash runs instead, when set (a Galera node that bootstrapped its
+  // cluster with --wsrep-new-cluster rejoins it without that argument).
+  std::vector<std::string> restart_argv;
   // Returns once the freshly started process serves (OK), or why not. `running` turns false
   // when the process exits meanwhile: the check should give up at once then.
   std::function<absl::Status(pid_t pid, const std::function<bool()>& running)> ready;
@@ -67,7 +70,7 @@ class SupervisedProcess {
   std::string RecentOutput() const;
 
  private:
-  absl::Status Spawn();
+  absl::Status Spawn(bool restart = false);
   void Supervise();
   void ReadOutput(int fd);
   // Waits for the running child to exit; returns its wait status text.

@@ -10,74 +10,18 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import mysql from 'mysql2/promise';
-import { FakeKms, fakeServer, keywardBin, sleep, splitEndpoint, tempDir } from './harness.mjs';
+import { FakeKms, fakeServer, sleep, splitEndpoint, tempDir } from './harness.mjs';
+import {
+  cmekSetup, connectSql, mariadbdPids, missingMariadb, PLUGIN_DIR, waitFor, waitForState,
+} from './mariadb_util.mjs';
 
 const INTERVAL_S = 2;
 const CRASH_ROUNDS = Number(process.env.MARIADB_CRASH_ROUNDS || 3);
-const PLUGIN_DIR = path.dirname(keywardBin);
-const MARIADBD = '/usr/sbin/mariadbd';
-
-function missing() {
-  if (!fs.existsSync(MARIADBD)) return `${MARIADBD} is not installed (apt-get install mariadb-server)`;
-  if (!fs.existsSync(path.join(PLUGIN_DIR, 'keyward_key_management.so'))) {
-    return `keyward_key_management.so is not built in ${PLUGIN_DIR} (needs libmariadbd-dev)`;
-  }
-  if (spawnSync('sh', ['-c', 'command -v mariadb']).status !== 0) return 'the mariadb client is not installed';
-  return null;
-}
-const why = missing();
+const why = missingMariadb();
 if (why) console.log(`SKIPPED LOUDLY: mariadb_cluster: ${why}`);
 
-// The mariadbd serving the cluster, found the way an operator would: by its data dir in /proc.
-function mariadbdPids(clusterDir) {
-  const pids = [];
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    let cmdline;
-    try { cmdline = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8'); } catch { continue; }
-    const args = cmdline.split('\0');
-    if (path.basename(args[0]) !== 'mariadbd') continue;
-    let cnf = '';
-    const defaults = args.find((a) => a.startsWith('--defaults-file='));
-    if (defaults) cnf = defaults.slice('--defaults-file='.length);
-    if (cnf.startsWith(clusterDir + '/')) pids.push(Number(entry));
-  }
-  return pids;
-}
-
-async function waitFor(what, ms, fn) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) assert.fail(`timed out after ${ms} ms waiting for ${typeof what === 'function' ? what() : what}`);
-    await sleep(200);
-  }
-}
-
-async function waitForState(server, id, want, ms) {
-  let c;
-  await waitFor(() => `cluster ${id} to be ${want} (is ${c?.state}: ${c?.state_message})`, ms, async () => {
-    c = (await server.api('GET', `/api/v1/clusters/${id}`)).json;
-    return c.state === want;
-  });
-  return c;
-}
-
-async function connect(endpoint, password) {
-  const { host, port } = splitEndpoint(endpoint);
-  return mysql.createConnection({ host, port, user: 'admin', password, connectTimeout: 5000 });
-}
-
-async function cmekSetup(server, fake, name) {
-  const project = (await server.api('POST', '/api/v1/projects', { name, cmek_enabled: true })).json;
-  const key = (await server.api('POST', `/api/v1/projects/${project.id}/encryption-keys`,
-    { provider: 'azure-key-vault', region: 'eastus', azure: { key_vault_name: `kv-${name}`, key_name_prefix: 'sql' } })).json;
-  fake.createKey(key.key_name, { granted: true });
-  const tested = (await server.api('POST', `/api/v1/projects/${project.id}/encryption-keys/${key.id}:test`)).json;
-  assert.equal(tested.state, 'active', JSON.stringify(tested));
-  return { project, key };
+function connect(endpoint, password) {
+  return connectSql(endpoint, password);
 }
 
 async function createSqlCluster(server, project, name) {

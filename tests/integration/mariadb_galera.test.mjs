@@ -147,6 +147,9 @@ test('three nodes: writes through any node read on the others; gcache only on /d
   const t0 = Date.now();
   const conns = [];
   for (const p of sqlPorts) conns.push(await synced(p, NODES));
+  // Causal reads and writes: a node first applies what the cluster committed before (the table
+  // created through node 0 exists on node 1 before node 1 inserts into it).
+  for (const c of conns) await c.query('SET SESSION wsrep_sync_wait = 7');
   console.log(`3 nodes Synced (2 by SST through mariabackup) in ${Date.now() - t0} ms; SST TLS log lines: ${tool.sstTls}`);
   assert.ok(tool.sstTls >= 2, 'the joiners\' SST did not run over TLS (no "Decrypting with cert=" line from the SST scripts)');
   await conns[0].query('CREATE DATABASE app');

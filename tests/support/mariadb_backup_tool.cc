@@ -37,6 +37,7 @@
 #include "mariadb/key_service.h"
 #include "mariadb/mariadb_backup.h"
 #include "mariadb/mariadb_instance.h"
+#include "mariadb_spawn.h"
 #include "storage/key_dictionary.h"
 #include "util/file_util.h"
 
@@ -53,31 +54,10 @@ bool Allowed(pid_t pid) {
 }
 
 pid_t Spawn(const MariadbInstanceSpec& spec) {
-  std::vector<std::string> args = MariadbdArgv(spec);
-  std::vector<char*> argv;
-  for (std::string& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  // The pid is allowed before the child runs: it waits for the go byte.
-  int go[2];
-  if (pipe(go) != 0) return -1;
-  pid_t pid = fork();
-  if (pid == 0) {
-    char b;
-    close(go[1]);
-    if (read(go[0], &b, 1) != 1) _exit(127);
-    close(go[0]);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  close(go[0]);
-  if (pid > 0) {
+  return SpawnHeldMariadbd(MariadbdArgv(spec), [](pid_t pid) {
     std::lock_guard<std::mutex> lock(g_mu);
     g_mariadbds.insert(pid);
-  }
-  char b = 1;
-  if (write(go[1], &b, 1) != 1) perror("write");
-  close(go[1]);
-  return pid;
+  });
 }
 
 void StopAll() {

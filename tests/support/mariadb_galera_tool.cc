@@ -38,6 +38,7 @@
 #include "mariadb/galera_options.h"
 #include "mariadb/key_service.h"
 #include "mariadb/mariadb_instance.h"
+#include "mariadb_spawn.h"
 #include "storage/key_dictionary.h"
 #include "util/file_util.h"
 
@@ -59,26 +60,7 @@ bool AllowedPeer(pid_t pid) {
 pid_t Spawn(const MariadbInstanceSpec& spec, int index, bool new_cluster) {
   std::vector<std::string> args = MariadbdArgv(spec);
   if (new_cluster) args.emplace_back(kGaleraNewClusterArg);
-  std::vector<char*> argv;
-  for (std::string& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  int go[2];
-  if (pipe(go) != 0) return -1;
-  pid_t pid = fork();
-  if (pid == 0) {
-    char b;
-    close(go[1]);
-    if (read(go[0], &b, 1) != 1) _exit(127);
-    close(go[0]);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  close(go[0]);
-  if (pid > 0) g_nodes[index].store(pid);
-  char b = 1;
-  if (write(go[1], &b, 1) != 1) perror("write");
-  close(go[1]);
-  return pid;
+  return SpawnHeldMariadbd(args, [index](pid_t pid) { g_nodes[index].store(pid); });
 }
 
 int Fail(const absl::Status& s) {

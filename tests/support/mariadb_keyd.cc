@@ -32,6 +32,7 @@
 #include "kms/escrow/escrow_provider.h"
 #include "mariadb/key_service.h"
 #include "mariadb/mariadb_instance.h"
+#include "mariadb_spawn.h"
 #include "storage/key_dictionary.h"
 #include "util/file_util.h"
 
@@ -45,29 +46,7 @@ volatile sig_atomic_t g_stop = 0;
 void OnStopSignal(int) { g_stop = 1; }
 
 pid_t Spawn(const MariadbInstanceSpec& spec) {
-  std::vector<std::string> args = MariadbdArgv(spec);
-  std::vector<char*> argv;
-  for (std::string& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  // The pid is allowed before the child runs: it waits for the go byte.
-  int go[2];
-  if (pipe(go) != 0) return -1;
-  pid_t pid = fork();
-  if (pid == 0) {
-    char b;
-    close(go[1]);
-    if (read(go[0], &b, 1) != 1) _exit(127);
-    close(go[0]);
-    close_range(3, ~0U, 0);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  close(go[0]);
-  if (pid > 0) g_mariadbd.store(pid);
-  char b = 1;
-  if (write(go[1], &b, 1) != 1) perror("write");
-  close(go[1]);
-  return pid;
+  return SpawnHeldMariadbd(MariadbdArgv(spec), [](pid_t pid) { g_mariadbd.store(pid); });
 }
 
 int StopMariadbd() {
