@@ -177,12 +177,16 @@ void WithIdempotency(Call& call, MetadataStore& store, const std::function<void(
   const std::string route = absl::StrCat(call.req.method, " ", call.req.path);
   const std::string body_hash = Sha256Hex(call.body);
   const auto give_up = std::chrono::steady_clock::now() + kWaitForFirst;
+  int64_t generation = 0;  // of the claim this request holds
   for (;;) {
     auto claim = store.ClaimIdempotent(call.user.id, key, route, body_hash, SystemNowMs() / 1000,
                                        kStaleClaimSeconds);
     if (!call.Check(claim)) return;
     using O = IdempotencyClaim::Outcome;
-    if (claim->outcome == O::kClaimed) break;
+    if (claim->outcome == O::kClaimed) {
+      generation = claim->generation;
+      break;
+    }
     if (claim->outcome == O::kReplay) {
       call.res.status = claim->response.status;
       call.res.set_content(claim->response.body, "application/json");
@@ -206,7 +210,7 @@ void WithIdempotency(Call& call, MetadataStore& store, const std::function<void(
   {
     // However long it runs, a live request keeps its claim: never taken over and run twice.
     IdempotencyLease lease(
-        store, call.user.id, key, route, [] { return SystemNowMs() / 1000; },
+        store, call.user.id, key, route, generation, [] { return SystemNowMs() / 1000; },
         std::chrono::seconds(kStaleClaimSeconds / 10));
     run();
   }
@@ -214,7 +218,7 @@ void WithIdempotency(Call& call, MetadataStore& store, const std::function<void(
   json body = ok ? json::parse(call.res.body, nullptr, false) : json();
   if (!ok || body.is_discarded()) {
     // Not an answer worth replaying: the client's retry with the key runs the request again.
-    store.ReleaseIdempotent(call.user.id, key, route).IgnoreError();
+    store.ReleaseIdempotent(call.user.id, key, route, generation).IgnoreError();
     return;
   }
   for (const char* secret : {"password", "token"}) {
@@ -224,11 +228,11 @@ void WithIdempotency(Call& call, MetadataStore& store, const std::function<void(
     }
   }
   absl::Status st =
-      store.FinishIdempotent(call.user.id, key, route, {call.res.status, body.dump()});
+      store.FinishIdempotent(call.user.id, key, route, generation, {call.res.status, body.dump()});
   if (!st.ok()) {
     LogError("http.idempotency_not_stored", std::string(st.message()),
              {{"request_id", call.res.get_header_value("X-Request-Id")}});
-    store.ReleaseIdempotent(call.user.id, key, route).IgnoreError();
+    store.ReleaseIdempotent(call.user.id, key, route, generation).IgnoreError();
   }
 }
 

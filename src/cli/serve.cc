@@ -15,7 +15,6 @@
 #include <tuple>
 
 #include "absl/cleanup/cleanup.h"
-#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "api/openapi_document.h"
@@ -23,6 +22,8 @@
 #include "backup/azure_blob_destination.h"
 #include "backup/backup_destination.h"
 #include "cli/flags.h"
+#include "cli/serve_backup.h"
+#include "cli/serve_flags.h"
 #include "cli/serve_kms.h"
 #include "cli/serve_tls.h"
 #include "control/backup_records.h"
@@ -39,7 +40,6 @@
 #include "crypto/wipe_on_free.h"
 #include "kms/escrow/escrow_provider.h"
 #include "kms/kms_factory.h"
-#include "nlohmann/json.hpp"
 #include "server/resp_server.h"
 #include "util/data_dir_lock.h"
 #include "util/file_util.h"
@@ -49,164 +49,6 @@
 
 namespace keyward {
 namespace {
-
-constexpr char kServeHelp[] = R"(usage: keyward serve [flags]
-
-Runs the control plane (REST API) and every cluster's Redis endpoint.
-
-  --config FILE             a JSON object of these flags ({"data-dir":"/srv/kw", ...});
-                            flags on the command line win
-  --data-dir DIR            where metadata, keys and cluster data live (default ./data)
-  --listen HOST:PORT        REST API address (default 127.0.0.1:7070; port 0 picks a free one)
-  --cluster-host HOST       address cluster endpoints bind to (default 127.0.0.1)
-  --advertise-host HOST     host name or address clients are told for cluster endpoints
-                            (default: --cluster-host; this machine's name when that is 0.0.0.0)
-  --allow-port-change       a cluster whose recorded port is taken at start moves to a new
-                            port (default: it stays inaccessible, naming the port, and is
-                            retried: whoever holds the port would collect clients' passwords)
-  --tls-cert FILE           serve the API over HTTPS with this PEM certificate (chain) ...
-  --tls-key FILE            ... and its PEM private key (unencrypted, 0600)
-  --tls-self-signed         make (once) a private CA and a certificate for the API and the
-                            cluster endpoints under DIR/tls/; clients trust DIR/tls/ca.pem
-                            (keyward --cacert FILE, redis-cli --tls --cacert FILE)
-  --cluster-tls-cert FILE   cluster endpoints speak TLS (1.2+) with this PEM certificate ...
-  --cluster-tls-key FILE    ... and key (default: the API's --tls-cert/--tls-key or
-                            --tls-self-signed certificate; neither: plaintext Redis)
-  --insecure-plaintext      allow --listen or --cluster-host on an address other machines
-                            reach without TLS (tokens and passwords would cross the network
-                            in cleartext); without it keyward refuses to start
-  --escrow-key-file FILE    the service master key for non-CMEK data
-                            (default DIR/escrow.key, created 0600 on first start)
-  --backup-dir DIR          where encrypted backups are written (default DIR/backups; 0700)
-  --backup-azure-account A  write new backups to Azure Blob Storage account A instead (Shared
-                            Key from AZURE_STORAGE_KEY, else keyward's Entra identity below,
-                            which needs Storage Blob Data Contributor on the container);
-                            backups already in --backup-dir stay restorable from there
-  --backup-azure-container C  the container (default keyward-backups; created when missing)
-  --backup-azure-endpoint U the blob endpoint (default https://A.blob.core.windows.net; a
-                            private endpoint, or azurite's https://127.0.0.1:PORT/devstoreaccount1)
-  --backup-azure-ca-file F  CA bundle for that endpoint (private CA, emulator); TLS is verified
-  --backup-azure-block-size N  objects over N bytes go up as blocks of N (default 4194304)
-  --backup-secondary-dir DIR  dual-region copies: every backup of a cluster whose backup policy
-                            has dual_region (never in CMEK projects) is copied here too
-  --data-key-rotation-days N  new data key for new files every N days (default 7)
-  --max-bulk-bytes N        largest Redis argument accepted (default 67108864)
-  --max-clients N           Redis connections across all clusters (default 10000; fitted
-                            under the file descriptor limit, ulimit -n, with a warning)
-  --max-clients-per-cluster N  Redis connections to one cluster (default 1000), so one
-                            tenant cannot take them all
-  --max-input-bytes N       largest Redis command, all its arguments together, refused from
-                            its declared lengths before the bytes arrive (default 268435456)
-  --max-client-memory N     input + output buffers of all Redis clients together; over it the
-                            client holding the most is closed (default 1073741824)
-  --auth-timeout S          seconds a Redis client has to AUTH before it is closed (default 10)
-  --idle-timeout S          close authenticated Redis clients idle this many seconds
-                            (default 0: never, like Redis)
-  --durability D            when clusters created without a choice of their own acknowledge a
-                            write: always (default; WAL synced before the reply), everysec
-                            (synced at least once a second), none (the OS writes it back)
-  --key-check-interval S    seconds between health checks of each key that protects a
-                            running cluster (default 30, up to 10 % early; one check per key)
-  --key-loss-grace S        how long transient KMS trouble (timeouts, 5xx, 429) is ridden out
-                            on the keys in memory before clusters go inaccessible (default 600)
-  --storage-check-interval S  seconds between storage checks (default 10): clusters whose
-                            storage stopped writes go degraded, and ones that could not open
-                            for lack of space or an I/O error are retried
-  --key-auto-restore B      true (default): clusters cut by the monitor reopen by themselves
-                            when the key is usable again; false: they wait for a resume
-  --azure-app-id ID         keyward's Microsoft Entra application id, shown to customers
-  --azure-app-name NAME     its display name (both default to a generated, persisted identity)
-  --aws-principal-arn ARN   keyward's AWS principal for key policies (default: generated, persisted)
-  --log-level L             debug, info (default), warn or error: the least severe line
-                            written to stderr (one JSON object per line: time, level, event,
-                            msg, ids; a line per API request)
-  --allow-core-dumps        for debugging only: let the process dump core and keep key buffers
-                            in dumps (by default neither; files are always created 0600)
-
-Azure (keyward authenticates as its own Entra application; the same variables as Azure's SDKs):
-  --azure-tenant-id T       or AZURE_TENANT_ID
-  --azure-client-id C       or AZURE_CLIENT_ID; the secret comes from AZURE_CLIENT_SECRET
-  --azure-client-certificate F  or AZURE_CLIENT_CERTIFICATE_PATH: PEM certificate + key
-  --azure-managed-identity  use the managed identity endpoint (IMDS) instead of a secret
-  --azure-imds-url URL      managed identity endpoint (default http://169.254.169.254/...)
-                            AZURE_FEDERATED_TOKEN_FILE selects workload identity
-  --azure-authority-host U  or AZURE_AUTHORITY_HOST (default https://login.microsoftonline.com)
-  --azure-management-host U ARM endpoint (default https://management.azure.com)
-  --azure-vault-url-template T  default https://{name}.vault.azure.net
-  --azure-managed-hsm-url-template T  default https://{name}.managedhsm.azure.net
-  --azure-connect-to H:P    reach every Azure host at H:P (private endpoint, emulator)
-  --azure-ca-file F         CA bundle for Azure's endpoints (private CA, emulator)
-  --azure-api-version V     Key Vault REST version (default 7.4)
-
-AWS KMS (credentials the AWS SDKs' way: AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY
-[+ AWS_SESSION_TOKEN], else AWS_PROFILE in ~/.aws/credentials or ~/.aws/config, else
-AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN via STS, else EC2 instance metadata when
-AWS_EC2_METADATA_SERVICE_ENDPOINT is set):
-  --aws-endpoint-url U      KMS endpoint for every region (or AWS_ENDPOINT_URL_KMS,
-                            AWS_ENDPOINT_URL; default https://kms.{region}.amazonaws.com)
-  --aws-use-fips-endpoint   https://kms-fips.{region}.amazonaws.com (or AWS_USE_FIPS_ENDPOINT=true)
-  --aws-ca-file F           CA bundle for AWS endpoints (or AWS_CA_BUNDLE; private endpoint,
-                            emulator)
-)";
-
-// --max-clients, --max-clients-per-cluster, --max-input-bytes, --max-client-memory,
-// --auth-timeout, --idle-timeout (server/connection_limits.h).
-absl::Status ParseClientLimits(const ParsedFlags& flags, RespServerOptions* o) {
-  ConnectionLimitOptions& c = o->clients;
-  for (auto [flag, target, min] :
-       {std::tuple<const char*, size_t*, size_t>{"max-clients", &c.max_clients, 1},
-        {"max-clients-per-cluster", &c.max_clients_per_cluster, 1},
-        {"max-client-memory", &c.max_client_memory, 1 << 20}}) {
-    if (auto v = flags.Get(flag); v && (!absl::SimpleAtoi(*v, target) || *target < min)) {
-      return absl::InvalidArgumentError(absl::StrCat("--", flag, " must be a number >= ", min));
-    }
-  }
-  if (auto v = flags.Get("max-input-bytes");
-      v && (!absl::SimpleAtoi(*v, &o->limits.max_request_bytes) ||
-            o->limits.max_request_bytes < o->limits.max_bulk_bytes + 1024)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--max-input-bytes must be a number >= --max-bulk-bytes + 1024 (",
-                     o->limits.max_bulk_bytes + 1024, ")"));
-  }
-  if (!flags.Get("max-input-bytes") &&
-      o->limits.max_request_bytes < o->limits.max_bulk_bytes + 1024) {
-    o->limits.max_request_bytes = o->limits.max_bulk_bytes + 1024;  // room for one big argument
-  }
-  // One client at its input limit with a full reply queue must fit under the total.
-  size_t one_client = o->limits.max_request_bytes + o->max_pending_output;
-  if (!flags.Get("max-client-memory") && c.max_client_memory < one_client) {
-    c.max_client_memory = one_client;
-  } else if (c.max_client_memory < one_client) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--max-client-memory must be at least --max-input-bytes + 64 MiB of replies (",
-                     one_client, "), so one client at its limits is not closed for memory"));
-  }
-  for (auto [flag, target, min] :
-       {std::tuple<const char*, int64_t*, double>{"auth-timeout", &c.auth_timeout_ms, 0.001},
-        {"idle-timeout", &c.idle_timeout_ms, 0}}) {
-    double seconds = 0;
-    if (auto v = flags.Get(flag)) {
-      if (!absl::SimpleAtod(*v, &seconds) || seconds < min || seconds > 31536000) {
-        return absl::InvalidArgumentError(absl::StrCat("--", flag, " must be a number of seconds",
-                                                       min > 0 ? " > 0" : " >= 0 (0: off)"));
-      }
-      *target = static_cast<int64_t>(seconds * 1000);
-    }
-  }
-  return absl::OkStatus();
-}
-
-absl::Status SplitHostPort(const std::string& s, std::string* host, int* port) {
-  auto colon = s.rfind(':');
-  int p = 0;
-  if (colon == std::string::npos || !absl::SimpleAtoi(s.substr(colon + 1), &p) || p < 0 ||
-      p > 65535) {
-    return absl::InvalidArgumentError(absl::StrCat("--listen wants HOST:PORT, got '", s, "'"));
-  }
-  *host = s.substr(0, colon);
-  *port = p;
-  return absl::OkStatus();
-}
 
 // At first start the organization, its owner and the owner token (0600) are created. Only the
 // token's hash is kept in the metadata.
@@ -223,50 +65,6 @@ absl::Status EnsureOwnerToken(ControlPlane& control, const std::string& path) {
             absl::StrCat(path, " is missing; use a token you kept, or add a member token"));
   }
   return absl::OkStatus();
-}
-
-std::string EnvOr(const char* name, const std::string& fallback = "") {
-  const char* v = std::getenv(name);
-  return v && *v ? v : fallback;
-}
-
-// --backup-azure-*: the Blob Storage destination, or nullptr when no account is named.
-absl::StatusOr<std::unique_ptr<AzureBlobDestination>> LoadBackupAzure(
-    const ParsedFlags& flags, const std::optional<AzureSettings>& azure) {
-  std::optional<std::string> account = flags.Get("backup-azure-account");
-  if (!account) {
-    for (const char* f : {"backup-azure-container", "backup-azure-endpoint", "backup-azure-ca-file",
-                          "backup-azure-block-size"}) {
-      if (flags.Get(f)) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("--", f, " needs --backup-azure-account (the storage account)"));
-      }
-    }
-    return std::unique_ptr<AzureBlobDestination>();
-  }
-  AzureBlobConfig config;
-  config.account = *account;
-  config.container = flags.Get("backup-azure-container").value_or("keyward-backups");
-  config.endpoint = flags.Get("backup-azure-endpoint").value_or("");
-  if (auto v = flags.Get("backup-azure-block-size");
-      v && !absl::SimpleAtoi(*v, &config.block_size)) {
-    return absl::InvalidArgumentError("--backup-azure-block-size must be a number of bytes");
-  }
-  HttpClientOptions http;
-  http.ca_file = flags.Get("backup-azure-ca-file").value_or("");
-  http.request_timeout_ms = 120'000;  // a block of several MiB on a slow link
-  http.max_total = std::chrono::milliseconds(300'000);
-  std::string key = EnvOr("AZURE_STORAGE_KEY");
-  std::shared_ptr<EntraTokenSource> tokens;
-  if (key.empty() && azure) {
-    // keyward's own Entra identity, reached the way the Key Vault provider reaches it.
-    tokens = std::make_shared<EntraTokenSource>(azure->identity,
-                                                std::make_shared<HttpClient>(azure->http));
-  }
-  auto dest = AzureBlobDestination::New(std::move(config), std::move(key), std::move(tokens),
-                                        std::make_shared<HttpClient>(http));
-  WipeString(key);
-  return dest;
 }
 
 std::atomic<bool> g_stop{false};
@@ -364,11 +162,10 @@ absl::Status Serve(const ParsedFlags& flags, const KmsFactoryMaker& make_kms) {
   }
   ASSIGN_OR_RETURN(std::unique_ptr<MetadataStore> metadata,
                    OpenSqliteMetadataStore(data_dir + "/metadata.db"));
-  ASSIGN_OR_RETURN(ServiceIdentity identity, LoadServiceIdentity(flags, data_dir));
-  // The KMS providers' settings and keyward's identity in each cloud (serve_kms.cc).
-  ASSIGN_OR_RETURN(ServeKmsSettings kms_settings, LoadServeKms(flags, identity));
-  const std::optional<AzureSettings>& azure = kms_settings.azure;
-  std::unique_ptr<KmsFactory> kms = make_kms(escrow, azure, std::move(kms_settings.aws));
+  // The KMS providers' settings and keyward's identity in each cloud (serve_kms.h).
+  ASSIGN_OR_RETURN(ServeKms serve_kms, LoadServeKms(flags, data_dir));
+  const ServiceIdentity& identity = serve_kms.identity;
+  std::unique_ptr<KmsFactory> kms = make_kms(escrow, serve_kms.settings);
 
   resp_opts.tls_cert_file = security.cluster_cert;
   resp_opts.tls_key_file = security.cluster_key;
@@ -404,7 +201,7 @@ absl::Status Serve(const ParsedFlags& flags, const KmsFactoryMaker& make_kms) {
       std::unique_ptr<LocalDirectoryDestination> backup_dir,
       LocalDirectoryDestination::New(flags.Get("backup-dir").value_or(data_dir + "/backups")));
   ASSIGN_OR_RETURN(std::unique_ptr<AzureBlobDestination> backup_azure,
-                   LoadBackupAzure(flags, azure));
+                   LoadBackupAzure(flags, serve_kms.settings));
   if (backup_azure) {
     control.SetBackups(backup_records.get(), backup_azure.get());
     control.AddBackupDestination(backup_dir.get());
@@ -514,104 +311,19 @@ absl::Status Serve(const ParsedFlags& flags, const KmsFactoryMaker& make_kms) {
 
 }  // namespace
 
-// `--config FILE`: a JSON object of the same flags, {"data-dir": "...", "azure-managed-identity":
-// true}; flags on the command line win.
-absl::StatusOr<std::vector<std::string>> WithConfigFile(const std::vector<std::string>& args) {
-  std::vector<std::string> out;
-  std::string path;
-  for (size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "--config" && i + 1 < args.size()) {
-      path = args[++i];
-    } else if (args[i].rfind("--config=", 0) == 0) {
-      path = args[i].substr(9);
-    } else {
-      out.push_back(args[i]);
-    }
-  }
-  if (path.empty()) return out;
-  ASSIGN_OR_RETURN(std::string text, ReadFileToString(path, 1 << 20));
-  nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
-  if (!j.is_object())
-    return absl::InvalidArgumentError(
-        absl::StrCat("--config ", path, " must hold a JSON object of flags"));
-  for (const auto& [k, v] : j.items()) {
-    bool given = false;
-    for (const auto& a : out) given |= a == "--" + k || a.rfind("--" + k + "=", 0) == 0;
-    if (given) continue;
-    if (v.is_boolean()) {
-      if (v.get<bool>()) out.push_back("--" + k);
-    } else if (v.is_string() || v.is_number()) {
-      out.push_back("--" + k + "=" + (v.is_string() ? v.get<std::string>() : v.dump()));
-    } else {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--config: '", k, "' must be a string, number or boolean"));
-    }
-  }
-  return out;
-}
-
 int RunServe(const std::vector<std::string>& raw_args, const KmsFactoryMaker& make_kms) {
   auto args = WithConfigFile(raw_args);
   if (!args.ok()) {
     fprintf(stderr, "keyward serve: %s\n", std::string(args.status().message()).c_str());
     return 2;
   }
-  auto flags =
-      ParseFlags(*args,
-                 {"data-dir",
-                  "listen",
-                  "cluster-host",
-                  "advertise-host",
-                  "tls-cert",
-                  "cluster-tls-cert",
-                  "cluster-tls-key",
-                  "log-level",
-                  "tls-key",
-                  "escrow-key-file",
-                  "backup-dir",
-                  "backup-azure-account",
-                  "backup-azure-container",
-                  "backup-azure-endpoint",
-                  "backup-azure-ca-file",
-                  "backup-azure-block-size",
-                  "backup-secondary-dir",
-                  "data-key-rotation-days",
-                  "max-bulk-bytes",
-                  "max-clients",
-                  "max-clients-per-cluster",
-                  "max-input-bytes",
-                  "max-client-memory",
-                  "auth-timeout",
-                  "idle-timeout",
-                  "durability",
-                  "key-check-interval",
-                  "key-loss-grace",
-                  "key-auto-restore",
-                  "storage-check-interval",
-                  "azure-app-id",
-                  "azure-app-name",
-                  "aws-principal-arn",
-                  "azure-tenant-id",
-                  "azure-client-id",
-                  "azure-imds-url",
-                  "azure-authority-host",
-                  "azure-management-host",
-                  "azure-vault-url-template",
-                  "azure-connect-to",
-                  "azure-ca-file",
-                  "azure-api-version",
-                  "azure-client-certificate",
-                  "azure-managed-hsm-url-template",
-                  "aws-endpoint-url",
-                  "aws-ca-file"},
-                 {"help", "azure-managed-identity", "allow-core-dumps", "allow-port-change",
-                  "tls-self-signed", "insecure-plaintext", "aws-use-fips-endpoint"});
+  auto flags = ParseServeFlags(*args);
   if (!flags.ok()) {
     fprintf(stderr, "keyward serve: %s\n", std::string(flags.status().message()).c_str());
     return 2;
   }
   if (flags->Has("help")) {
-    fputs(kServeHelp, stdout);
+    fputs(ServeHelp().c_str(), stdout);
     return 0;
   }
   if (!flags->positional.empty()) {

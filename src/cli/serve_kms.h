@@ -1,34 +1,30 @@
 #pragma once
-// The KMS side of `keyward serve`, out of serve.cc: the settings of the provider clients
-// (--azure-*, --aws-* and the SDKs' environment variables: AZURE_CLIENT_ID…, AWS_ACCESS_KEY_ID…,
-// AWS_PROFILE, web identity, instance metadata) and keyward's identity shown to customers
-// (the real Entra application id, the principal STS GetCallerIdentity names).
+// The KMS side of `keyward serve`: every registered provider module reads its own flags and its
+// SDK's environment variables into settings serve does not look into (kms/serve_settings.h),
+// and completes keyward's identity in that provider's cloud (kept in
+// DATA_DIR/service-identity.json, 0600, generated on first start; the real identity replaces it
+// where the server has credentials). serve names no provider.
 
-#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "cli/flags.h"
-#include "kms/kms_factory.h"
+#include "kms/provider_registry.h"
+#include "kms/serve_settings.h"
 #include "kms/service_identity.h"
 
 namespace keyward {
 
-// keyward's identities in customers' clouds: from --azure-app-id, --azure-app-name,
-// --aws-principal-arn, else generated once and kept in DATA_DIR/service-identity.json (0600).
-absl::StatusOr<ServiceIdentity> LoadServiceIdentity(const ParsedFlags& flags,
-                                                    const std::string& data_dir);
-
-struct ServeKmsSettings {
-  std::optional<AzureSettings> azure;  // nullopt: no Azure identity configured
-  AwsKmsSettings aws;                  // credentials are looked up when a key first needs them
+struct ServeKms {
+  ServiceIdentity identity;  // shown to customers in key setup
+  KmsServeConfig settings;   // for the KMS factory, by provider name
 };
 
-// Reads the providers' flags and environment; completes `identity` (stored or generated
-// before): a configured Azure client id and the STS caller ARN replace the generated ones unless
-// --azure-app-id / --aws-principal-arn chose them, and the placeholder flags say which cloud has
-// no real identity. InvalidArgument for an incomplete Azure identity. Bounded: an unreachable
-// STS delays start-up by seconds at most.
-absl::StatusOr<ServeKmsSettings> LoadServeKms(const ParsedFlags& flags, ServiceIdentity& identity);
+// InvalidArgument (naming the flag) for a provider's bad or incomplete settings; DataLoss for
+// an unreadable service-identity.json. Bounded: a provider confirming its identity with its
+// cloud (STS) delays start-up by seconds at most.
+absl::StatusOr<ServeKms> LoadServeKms(
+    const ParsedFlags& flags, const std::string& data_dir,
+    const KmsProviderRegistry& registry = KmsProviderRegistry::Global());
 
 }  // namespace keyward

@@ -106,13 +106,25 @@ absl::StatusOr<KeyTestOutcome> ControlPlane::RunKeyTest(const User& actor, Encry
   // False when the test never got an answer about the key (no client here, KMS unreachable):
   // then it proves nothing and the key keeps its state.
   bool reached = true;
+  // True when what failed is this server's own KMS configuration (no credentials…): the
+  // customer's key is not at fault, so it keeps its state too, and the answer says so.
+  bool server_setup = false;
+  auto server_fault = [&](const absl::Status& st) {
+    if (!IsKmsServerSetupError(st)) return false;
+    server_setup = true;
+    reached = false;
+    return true;
+  };
   auto provider = kms_.ProviderFor(key);
   std::optional<KeyDescription> desc;
   if (!check("connect", provider.ok(),
              provider.ok() ? "provider configured" : std::string(provider.status().message()))) {
     reached = false;
+    server_setup = true;  // this server has no client for the key's provider
   } else if (auto d = (*provider)->Describe(); !d.ok()) {
-    reached = !absl::IsUnavailable(d.status()) && !absl::IsDeadlineExceeded(d.status());
+    if (!server_fault(d.status())) {
+      reached = !absl::IsUnavailable(d.status()) && !absl::IsDeadlineExceeded(d.status());
+    }
     check("describe", false,
           absl::StrCat(d.status().message(), module ? module->DescribeHint(ref, d.status()) : ""));
   } else {
@@ -129,10 +141,12 @@ absl::StatusOr<KeyTestOutcome> ControlPlane::RunKeyTest(const User& actor, Encry
     std::string context = "keyward-key-test:" + key.id;
     auto wrapped = probe.ok() ? (*provider)->Wrap(*probe, context)
                               : absl::StatusOr<WrappedKey>(probe.status());
+    if (!wrapped.ok()) server_fault(wrapped.status());
     if (check("wrap", wrapped.ok(),
               wrapped.ok() ? absl::StrCat(wrap_op, " succeeded")
                            : std::string(wrapped.status().message()))) {
       auto unwrapped = (*provider)->Unwrap(*wrapped, context);
+      if (!unwrapped.ok()) server_fault(unwrapped.status());
       bool same = unwrapped.ok() && unwrapped->Equals(*probe);
       check("unwrap", same,
             same             ? absl::StrCat(unwrap_op, " returned the wrapped bytes")
@@ -148,9 +162,12 @@ absl::StatusOr<KeyTestOutcome> ControlPlane::RunKeyTest(const User& actor, Encry
   std::string message = failures.empty() ? "tested: describe, wrap and unwrap succeeded"
                                          : absl::StrJoin(failures, "; ");
   if (!reached) {
-    absl::StrAppend(&message, "; the test could not reach the KMS, so the key stays ", state,
-                    ": fix that, then test again: keyward key test --project ", key.project_id, " ",
-                    key.id);
+    absl::StrAppend(&message,
+                    server_setup ? "; that is this keyward server's own configuration, not the "
+                                   "key's, so the key stays "
+                                 : "; the test could not reach the KMS, so the key stays ",
+                    state, ": fix that, then test again: keyward key test --project ",
+                    key.project_id, " ", key.id);
   }
   // Written only if the record still has the settings just tested (a PATCH may have come).
   ASSIGN_OR_RETURN(bool recorded, metadata_.SetKeyTestResult(key, state, message, Now()));

@@ -8,6 +8,11 @@
 // every `interval` (a tenth of the stale time in the API). Only a claim whose server stopped
 // refreshing it goes stale.
 //
+// Refreshes name the claim's generation: once the claim was taken over (its refreshes failed for
+// longer than the stale time), this lease's refreshes fail and it stops; the request's finish
+// (MetadataStore::FinishIdempotent with the same generation) fails too, so a stale holder never
+// stores its answer over the new holder's claim.
+//
 // Thread-safe: one background thread per lease, stopped and joined by the destructor (at once:
 // it waits on a condition variable, not a sleep). Refresh failures are logged and retried at the
 // next interval; the request itself carries on.
@@ -27,27 +32,34 @@ namespace keyward {
 
 class IdempotencyLease {
  public:
-  // `now_s`: the clock the claim was made with (Unix seconds; injectable for tests).
+  // `generation`: the claim's (IdempotencyClaim::generation). `now_s`: the clock the claim was
+  // made with (Unix seconds; injectable for tests).
   IdempotencyLease(MetadataStore& store, std::string user_id, std::string key, std::string route,
-                   std::function<int64_t()> now_s, std::chrono::milliseconds interval);
+                   int64_t generation, std::function<int64_t()> now_s,
+                   std::chrono::milliseconds interval);
   ~IdempotencyLease();
   IdempotencyLease(const IdempotencyLease&) = delete;
   IdempotencyLease& operator=(const IdempotencyLease&) = delete;
 
   // Refreshes so far (for tests and logs).
   int64_t refreshes() const;
+  // Whether the claim stopped being this lease's (finished, released or taken over): refreshing
+  // then stops, since it would only fail.
+  bool lost() const;
 
  private:
   void Run();
 
   MetadataStore& store_;
   const std::string user_id_, key_, route_;
+  const int64_t generation_;
   const std::function<int64_t()> now_s_;
   const std::chrono::milliseconds interval_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   int64_t refreshes_ ABSL_GUARDED_BY(mu_) = 0;
+  bool lost_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
 

@@ -304,6 +304,55 @@ TEST_F(KeyRecordsTest, ATestThatCouldNotReachTheKmsLeavesTheKeyAsItWas) {
   EXPECT_EQ(control_->TestKey(owner_, project_, key.id)->key.state, "active");
 }
 
+// A test that fails on this server's own KMS configuration (AWS KMS with no AWS credentials at
+// all) is not the customer's fault: the key stays pending, the answer says what the server
+// lacks, and the attempt is audited. A refusal by the KMS still makes the key failed (issue 11).
+TEST_F(KeyRecordsTest, ATestFailingOnTheServersOwnKmsSetupLeavesTheKeyPending) {
+  EncryptionKey key = NewKey("eastus", "kv-setup");
+  kms_state_["no_credentials"] = true;
+  world_.WriteKmsState();
+  auto t = control_->TestKey(owner_, project_, key.id);
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(t->key.state, "pending") << t->key.status_message;
+  EXPECT_TRUE(absl::StartsWith(t->key.status_message,
+                               "describe: this keyward server has no credentials for the KMS: "
+                               "set FAKE_KMS_TOKEN, then restart keyward serve"))
+      << t->key.status_message;
+  EXPECT_TRUE(absl::StrContains(t->key.status_message,
+                                "that is this keyward server's own configuration, not the key's, "
+                                "so the key stays pending"))
+      << t->key.status_message;
+  EXPECT_EQ((**metadata_->GetKey(key.id)).state, "pending");
+  int audited = 0;
+  for (const AuditEvent& e : AuditLog()) {
+    if (e.action == "encryption_key.test" && e.target == key.id && e.result == "failure" &&
+        absl::StrContains(e.message, "no credentials for the KMS")) {
+      ++audited;
+    }
+  }
+  EXPECT_EQ(audited, 1);
+
+  // With credentials, a KMS refusal is the customer's to fix: failed, naming the check.
+  kms_state_["no_credentials"] = false;
+  kms_state_["keys"][key.key_name] = {{"enabled", true},    {"purge_protection", true},
+                                      {"region", "eastus"}, {"granted", false},
+                                      {"version", "v1"},    {"secret", *RandomHex(32)}};
+  world_.WriteKmsState();
+  t = control_->TestKey(owner_, project_, key.id);
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(t->key.state, "failed") << t->key.status_message;
+  EXPECT_TRUE(absl::StartsWith(t->key.status_message, "describe: keyward's application is not"))
+      << t->key.status_message;
+  // A failed key keeps failed while the server lacks credentials, and turns active once fixed.
+  kms_state_["no_credentials"] = true;
+  world_.WriteKmsState();
+  EXPECT_EQ(control_->TestKey(owner_, project_, key.id)->key.state, "failed");
+  kms_state_["no_credentials"] = false;
+  kms_state_["keys"][key.key_name]["granted"] = true;
+  world_.WriteKmsState();
+  EXPECT_EQ(control_->TestKey(owner_, project_, key.id)->key.state, "active");
+}
+
 TEST_F(KeyRecordsTest, UnknownRegionsAreRefusedWithTheClosestNames) {
   KeyRequest typo{"azure-key-vault", "eastu",
                   json{{"key_vault_name", "kv-east"}, {"key_name_prefix", "p"}}, "azure"};

@@ -129,6 +129,11 @@ ALTER TABLE clusters ADD COLUMN engine TEXT NOT NULL DEFAULT 'kv';
     R"sql(
 ALTER TABLE clusters ADD COLUMN nodes INTEGER NOT NULL DEFAULT 1;
 )sql",
+    // 9: idempotency claims carry a generation (1, +1 at each takeover of a stale claim), so a
+    // holder whose claim was taken over can neither refresh nor finish the new holder's.
+    R"sql(
+ALTER TABLE idempotency_claims ADD COLUMN generation INTEGER NOT NULL DEFAULT 1;
+)sql",
 };
 
 constexpr char kProjectCols[] = "id, org_id, name, cmek_enabled, created_at";

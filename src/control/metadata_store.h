@@ -37,6 +37,10 @@ struct IdempotencyClaim {
   enum class Outcome { kClaimed, kReplay, kRunning, kDifferentBody };
   Outcome outcome = Outcome::kClaimed;
   StoredResponse response;  // kReplay only
+  // kClaimed: which taking of the key this is (1, then one more at each takeover of a stale
+  // claim). Refresh, finish and release name it and do nothing for another generation's claim,
+  // so a holder whose claim was taken over cannot finish it for the new holder.
+  int64_t generation = 0;
 };
 
 class MetadataStore {
@@ -177,17 +181,21 @@ class MetadataStore {
                                                            const std::string& route,
                                                            const std::string& body_sha256_hex,
                                                            int64_t now, int64_t stale_after_s) = 0;
+  // Stores the answer of the running claim of `generation`. FailedPrecondition (nothing stored)
+  // when that claim was taken over or is gone.
   virtual absl::Status FinishIdempotent(const std::string& user_id, const std::string& key,
-                                        const std::string& route,
+                                        const std::string& route, int64_t generation,
                                         const StoredResponse& response) = 0;
-  // Moves a running claim's time to `now`, so a request that runs long is not taken for one whose
-  // server died (control/idempotency_lease.h). OK and no change when the claim is no longer
-  // running.
+  // Moves the running claim of `generation`'s time to `now`, so a request that runs long is not
+  // taken for one whose server died (control/idempotency_lease.h). FailedPrecondition (no
+  // change) when that claim is no longer running: finished, released or taken over.
   virtual absl::Status RefreshIdempotent(const std::string& user_id, const std::string& key,
-                                         const std::string& route, int64_t now) = 0;
-  // Drops a running claim (the request failed: a retry with the key runs again).
+                                         const std::string& route, int64_t generation,
+                                         int64_t now) = 0;
+  // Drops the running claim of `generation` (the request failed: a retry with the key runs
+  // again); OK and no change when it is another generation's.
   virtual absl::Status ReleaseIdempotent(const std::string& user_id, const std::string& key,
-                                         const std::string& route) = 0;
+                                         const std::string& route, int64_t generation) = 0;
 };
 
 // SQLite in WAL mode at `path`; numbered migrations applied at open.

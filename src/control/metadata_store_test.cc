@@ -165,6 +165,7 @@ TEST_F(MetadataStoreTest, DurabilityIsStoredAndOlderClustersAdoptTheServerDefaul
     ASSERT_TRUE((*db)
                     ->ExecScript("ALTER TABLE clusters DROP COLUMN durability; "
                                  "ALTER TABLE clusters DROP COLUMN engine; "
+                                 "ALTER TABLE idempotency_claims DROP COLUMN generation; "
                                  "ALTER TABLE clusters DROP COLUMN nodes; "
                                  // and what migration 6 added (tokens' id and kind, grants)
                                  "DROP INDEX tokens_by_id; DROP INDEX tokens_by_user; "
@@ -205,6 +206,7 @@ TEST_F(MetadataStoreTest, EngineIsStoredAndOlderClustersAreKv) {
     ASSERT_TRUE(db.ok()) << db.status();
     ASSERT_TRUE((*db)
                     ->ExecScript("ALTER TABLE clusters DROP COLUMN engine; "
+                                 "ALTER TABLE idempotency_claims DROP COLUMN generation; "
                                  "ALTER TABLE clusters DROP COLUMN nodes; "
                                  "PRAGMA user_version=6;")
                     .ok());
@@ -232,7 +234,10 @@ TEST_F(MetadataStoreTest, NodesAreStoredAndOlderClustersHaveOne) {
     auto db = SqliteDb::Open((root_ / "metadata.db").string());
     ASSERT_TRUE(db.ok()) << db.status();
     ASSERT_TRUE(
-        (*db)->ExecScript("ALTER TABLE clusters DROP COLUMN nodes; PRAGMA user_version=7;").ok());
+        (*db)->ExecScript("ALTER TABLE clusters DROP COLUMN nodes; "
+                          "ALTER TABLE idempotency_claims DROP COLUMN generation; "
+                          "PRAGMA user_version=7;")
+            .ok());
   }
   auto md = OpenSqliteMetadataStore((root_ / "metadata.db").string());
   ASSERT_TRUE(md.ok()) << md.status();
@@ -258,14 +263,14 @@ TEST_F(MetadataStoreTest, IdempotencyKeysAreClaimedOnce) {
   EXPECT_EQ(claim("u-1", "h2", 101), O::kDifferentBody);
   EXPECT_EQ(claim("u-2", "h1", 101), O::kClaimed);  // another caller's key
   ASSERT_TRUE(
-      md_->FinishIdempotent("u-1", "key-1", "POST /api/v1/projects", {201, "{\"id\":1}"}).ok());
+      md_->FinishIdempotent("u-1", "key-1", "POST /api/v1/projects", 1, {201, "{\"id\":1}"}).ok());
   auto replay = md_->ClaimIdempotent("u-1", "key-1", "POST /api/v1/projects", "h1", 102, 600);
   ASSERT_TRUE(replay.ok());
   EXPECT_EQ(replay->outcome, O::kReplay);
   EXPECT_EQ(replay->response.status, 201);
   EXPECT_EQ(replay->response.body, "{\"id\":1}");
   // Released after a failure: claimable again. Stale: taken over.
-  ASSERT_TRUE(md_->ReleaseIdempotent("u-2", "key-1", "POST /api/v1/projects").ok());
+  ASSERT_TRUE(md_->ReleaseIdempotent("u-2", "key-1", "POST /api/v1/projects", 1).ok());
   EXPECT_EQ(claim("u-2", "h1", 103), O::kClaimed);
   EXPECT_EQ(claim("u-2", "h1", 103 + 601), O::kClaimed);
 }

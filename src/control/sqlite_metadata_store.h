@@ -116,11 +116,13 @@ class SqliteMetadataStore : public MetadataStore {
                                                    const std::string& body_sha256_hex, int64_t now,
                                                    int64_t stale_after_s) override;
   absl::Status FinishIdempotent(const std::string& user_id, const std::string& key,
-                                const std::string& route, const StoredResponse& response) override;
+                                const std::string& route, int64_t generation,
+                                const StoredResponse& response) override;
   absl::Status RefreshIdempotent(const std::string& user_id, const std::string& key,
-                                 const std::string& route, int64_t now) override;
+                                 const std::string& route, int64_t generation,
+                                 int64_t now) override;
   absl::Status ReleaseIdempotent(const std::string& user_id, const std::string& key,
-                                 const std::string& route) override;
+                                 const std::string& route, int64_t generation) override;
 
  private:
   // metadata_store.cc

@@ -54,12 +54,13 @@ std::unique_ptr<KmsFactory> NewRegistryKmsFactory(
 }
 
 std::unique_ptr<KmsFactory> NewProductKmsFactory(std::shared_ptr<MasterKeyProvider> escrow,
-                                                 std::optional<AzureSettings> azure,
-                                                 std::optional<AwsKmsSettings> aws) {
+                                                 const KmsServeConfig& settings) {
   std::map<std::string, std::shared_ptr<KmsProviderClient>> clients;
+  for (const auto& [provider, s] : settings) {
+    if (!s) continue;
+    if (std::shared_ptr<KmsProviderClient> client = s->NewClient()) clients[provider] = client;
+  }
   clients[kEscrowProviderName] = NewEscrowClient(std::move(escrow));
-  if (azure) clients["azure-key-vault"] = NewAzureKeyVaultClient(*azure);
-  if (aws) clients["aws-kms"] = NewAwsKmsClient(*aws);
   return NewRegistryKmsFactory(std::move(clients));
 }
 

@@ -11,11 +11,10 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "kms/aws/aws_module.h"
-#include "kms/azure/azure_module.h"
 #include "kms/encryption_key.h"
 #include "kms/master_key_provider.h"
 #include "kms/provider_registry.h"
+#include "kms/serve_settings.h"
 
 namespace keyward {
 
@@ -41,11 +40,10 @@ std::unique_ptr<KmsFactory> NewRegistryKmsFactory(
     std::map<std::string, std::shared_ptr<KmsProviderClient>> clients,
     const KmsProviderRegistry& registry = KmsProviderRegistry::Global());
 
-// The product's factory: the escrow key, Azure Key Vault when `azure` is given, AWS KMS when
-// `aws` is given (its credentials are looked up on first use, so a server without any still
-// starts and its AWS keys say what to set).
+// The product's factory: the escrow key, and each provider whose serve settings make a client
+// (e.g. AWS KMS always: its credentials are looked up on first use, so a server without any
+// still starts and its AWS keys say what to set).
 std::unique_ptr<KmsFactory> NewProductKmsFactory(std::shared_ptr<MasterKeyProvider> escrow,
-                                                 std::optional<AzureSettings> azure,
-                                                 std::optional<AwsKmsSettings> aws);
+                                                 const KmsServeConfig& settings);
 
 }  // namespace keyward

@@ -28,6 +28,7 @@
 #include "kms/encryption_key.h"
 #include "kms/key_ref.h"
 #include "kms/master_key_provider.h"
+#include "kms/serve_settings.h"
 #include "kms/service_identity.h"
 
 namespace keyward {
@@ -114,6 +115,21 @@ class KmsProviderModule {
   virtual std::string NotConfiguredMessage() const;
   // A client for providers that need no server settings (nullptr: serve must configure one).
   virtual std::shared_ptr<KmsProviderClient> DefaultClient() const { return nullptr; }
+
+  // `keyward serve`: the flags this provider owns, listed in --help under "<display name>
+  // (<name>)" and serve_help_note() (how the server authenticates to the service).
+  virtual std::vector<KmsServeFlag> serve_flags() const { return {}; }
+  virtual std::string serve_help_note() const { return ""; }
+  // Reads this provider's flags and environment into the server's settings and completes
+  // keyward's identity for it in `identity`: from `stored` (service-identity.json; a module adds
+  // the identity it generates on first start, and serve writes the file back), then the
+  // identity flags, then the real identity the credentials name. nullptr: nothing configured.
+  // InvalidArgument naming the flag for a bad or incomplete setting.
+  virtual absl::StatusOr<std::shared_ptr<const KmsServeSettings>> LoadServeSettings(
+      const KmsFlagValues& /*flags*/, nlohmann::json& /*stored*/,
+      ServiceIdentity& /*identity*/) const {
+    return std::shared_ptr<const KmsServeSettings>();
+  }
 };
 
 // The longest string any provider_config field may hold.

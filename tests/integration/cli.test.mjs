@@ -6,8 +6,16 @@ import { spawnSync } from 'node:child_process';
 import { after, before, test } from 'node:test';
 import { Server, haveCommand, keywardBin, tempDir } from './harness.mjs';
 
+// The server runs with no AWS credentials of any kind (nor any way to reach AWS), whatever the
+// machine running the tests has: an AWS key test must then say what keyward serve lacks.
+const NO_AWS = {
+  AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '', AWS_SESSION_TOKEN: '', AWS_PROFILE: '',
+  AWS_SHARED_CREDENTIALS_FILE: '/nonexistent/aws-credentials', AWS_CONFIG_FILE: '/nonexistent/aws-config',
+  AWS_WEB_IDENTITY_TOKEN_FILE: '', AWS_ROLE_ARN: '', AWS_EC2_METADATA_SERVICE_ENDPOINT: '',
+  AWS_ENDPOINT_URL_KMS: 'http://127.0.0.1:9', AWS_ENDPOINT_URL_STS: 'http://127.0.0.1:9',
+};
 let server;
-before(async () => { server = await new Server(tempDir()).start(); });
+before(async () => { server = await new Server(tempDir(), [], { env: NO_AWS }).start(); });
 after(async () => { await server.stop('SIGKILL'); });
 
 // The CLI with nothing from the environment: what a user types is all it gets.
@@ -171,4 +179,50 @@ test('key providers lists the registry\'s providers; a provider\'s settings are 
     '--provider-config', JSON.stringify({ key_arn: arn }), '--output', 'json']);
   assert.equal(created.code, 0, created.stderr);
   assert.equal(JSON.parse(created.stdout).key_name, arn);
+});
+
+test('serve --help lists each KMS provider\'s flags under its name; an unknown provider flag is refused by name', async () => {
+  const help = bare(['serve', '--help']);
+  assert.equal(help.code, 0, help.stderr);
+  const providers = (await server.api('GET', '/api/v1/kms-providers')).json.items;
+  const sections = {};
+  for (const p of providers.filter((x) => x.customer_managed)) {
+    const start = help.stdout.indexOf(`\n${p.display_name} (${p.name})`);
+    assert.ok(start >= 0, `no section for ${p.name} in serve --help:\n${help.stdout}`);
+    const end = help.stdout.indexOf('\n\n', start + 1);
+    sections[p.name] = help.stdout.slice(start, end < 0 ? undefined : end);
+  }
+  for (const flag of ['--azure-tenant-id T', '--azure-client-id C', '--azure-app-id ID', '--azure-managed-identity', '--azure-ca-file F']) {
+    assert.match(sections['azure-key-vault'], new RegExp(`\n  ${flag} `), flag);
+  }
+  for (const flag of ['--aws-endpoint-url U', '--aws-use-fips-endpoint', '--aws-ca-file F', '--aws-principal-arn ARN']) {
+    assert.match(sections['aws-kms'], new RegExp(`\n  ${flag} `), flag);
+  }
+  assert.doesNotMatch(sections['aws-kms'], /--azure-/);
+  const typo = bare(['serve', '--data-dir', tempDir(), '--aws-endpoint-urll', 'https://kms.example']);
+  assert.equal(typo.code, 2);
+  assert.equal(typo.stderr, 'keyward serve: unknown flag --aws-endpoint-urll; see --help\n');
+});
+
+test('an AWS key test on a server without AWS credentials leaves the key pending and says what the server lacks', async () => {
+  await server.api('POST', '/api/v1/projects', { name: 'no-aws', cmek_enabled: true });
+  const arn = 'arn:aws:kms:us-east-1:111122223333:key/0000abcd-12ab-34cd-56ef-1234567890ab';
+  const created = server.cli(['key', 'create', '--project', 'no-aws', '--provider', 'aws-kms', '--region', 'us-east-1',
+    '--key-arn', arn, '--output', 'json']);
+  assert.equal(created.code, 0, created.stderr);
+  const key = JSON.parse(created.stdout);
+  const tested = server.cli(['key', 'test', '--project', 'no-aws', key.id]);
+  assert.equal(tested.code, 1, tested.stdout + tested.stderr);
+  assert.match(tested.stdout, new RegExp(`encryption key ${key.id} is pending`));
+  assert.match(tested.stdout, /FAIL {2}describe: this keyward server has no AWS credentials: set AWS_ACCESS_KEY_ID/);
+  assert.doesNotMatch(tested.stdout, /\bfailed\b/);
+  const list = server.cli(['key', 'list', '--project', 'no-aws']);
+  assert.match(list.stdout, new RegExp(`${key.id}\\s+aws-kms\\s+us-east-1\\s+pending\\s`));
+  const got = JSON.parse(server.cli(['key', 'get', '--project', 'no-aws', key.id, '--output', 'json']).stdout);
+  assert.equal(got.state, 'pending');
+  assert.match(got.status_message, /this keyward server's own configuration, not the key's, so the key stays pending/);
+  const audit = JSON.parse(server.cli(['audit', 'list', '--project', 'no-aws', '--output', 'json']).stdout);
+  const attempt = audit.find((e) => e.action === 'encryption_key.test' && e.target === key.id);
+  assert.ok(attempt, JSON.stringify(audit));
+  assert.equal(attempt.result, 'failure');
 });

@@ -70,6 +70,11 @@ class FakeProvider : public MasterKeyProvider {
     if (state.value("unreachable", false)) {
       return absl::UnavailableError("the KMS did not answer (connection refused)");
     }
+    if (state.value("no_credentials", false)) {  // as AWS KMS without any AWS credentials
+      return KmsServerSetupError(absl::FailedPreconditionError(
+          "this keyward server has no credentials for the KMS: set FAKE_KMS_TOKEN, then restart "
+          "keyward serve"));
+    }
     const json keys = state.value("keys", json::object());
     bool azure = key_.provider == "azure-key-vault";
     if (!keys.contains(key_.key_name)) {

@@ -23,8 +23,7 @@ int main(int argc, char** argv) {
     }
     fprintf(stderr, "keyward-fake-kms: TEST BUILD with a fake KMS (%s)\n", state);
     return keyward::RunServe(rest, [state](std::shared_ptr<keyward::MasterKeyProvider> escrow,
-                                           std::optional<keyward::AzureSettings>,
-                                           std::optional<keyward::AwsKmsSettings>) {
+                                           const keyward::KmsServeConfig&) {
       return keyward::NewFakeKmsFactory(std::move(escrow), state);
     });
   }

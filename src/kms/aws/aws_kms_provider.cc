@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "crypto/random.h"
 #include "kms/aws/aws_replies.h"
+#include "kms/serve_settings.h"
 #include "util/base64.h"
 #include "util/status_macros.h"
 
@@ -106,7 +107,14 @@ absl::StatusOr<std::string> AwsKmsProvider::Call(const std::string& operation,
   int64_t clock_offset = 0;
   for (int attempt = 1;; ++attempt) {
     auto creds = credentials_->Get(/*force_refresh=*/refreshed && attempt > 1);
-    if (!creds.ok()) return creds.status();
+    if (!creds.ok()) {
+      // STS or instance metadata not answering is transient; anything else (nothing configured,
+      // an unreadable token file, a role STS refuses) is this server's set-up, not the key's.
+      if (absl::IsUnavailable(creds.status()) || absl::IsDeadlineExceeded(creds.status())) {
+        return creds.status();
+      }
+      return KmsServerSetupError(creds.status());
+    }
     SigV4Request r;
     r.method = "POST";
     r.path = endpoint_.substr(endpoint_.find(host_) + host_.size());
@@ -197,9 +205,9 @@ absl::Status AwsKmsProvider::ServiceError(const HttpResponse& res,
   if (t == "InvalidSignatureException" || t == "UnrecognizedClientException" ||
       t == "IncompleteSignatureException" || t == "MissingAuthenticationTokenException" ||
       t == "ExpiredTokenException") {
-    return absl::UnauthenticatedError(absl::StrCat(
+    return KmsServerSetupError(absl::UnauthenticatedError(absl::StrCat(
         "AWS KMS refused keyward's credentials (", Excerpt(t, 64), ": ", message,
-        "); check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the profile, and the clock"));
+        "); check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the profile, and the clock")));
   }
   return absl::InvalidArgumentError(absl::StrCat("AWS KMS rejected ", operation, " on ", key,
                                                  " (HTTP ", res.status, " ", Excerpt(t, 64),

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/match.h"
+#include "kms/serve_settings.h"
 #include "util/base64.h"
 #include "util/file_util.h"
 
@@ -176,7 +177,25 @@ TEST_F(AwsProviderTest, ErrorsMapByTypeAndNameTheFix) {
     auto d = provider_->Describe();
     EXPECT_EQ(d.status().code(), c.code) << c.type << ": " << d.status();
     EXPECT_TRUE(absl::StrContains(d.status().message(), c.fragment)) << d.status();
+    // Only keyward's own credentials being refused is the server's set-up, not the key's.
+    EXPECT_EQ(IsKmsServerSetupError(d.status()), c.type == "UnrecognizedClientException") << c.type;
   }
+}
+
+// No AWS credentials at all: nothing is sent, and the error says what keyward serve lacks, marked
+// as the server's set-up so a key test leaves the key pending (issue 11).
+TEST(AwsProviderWithoutCredentialsTest, SaysWhatTheServerLacks) {
+  auto http = std::make_shared<FakeHttp>();
+  auto creds = std::make_shared<AwsCredentialSource>(AwsCredentialOptions{}, http);
+  auto p = AwsKmsProvider::New(Key(), AwsKmsConfig{}, creds, http);
+  ASSERT_TRUE(p.ok()) << p.status();
+  auto d = (*p)->Describe();
+  EXPECT_TRUE(absl::IsFailedPrecondition(d.status())) << d.status();
+  EXPECT_TRUE(IsKmsServerSetupError(d.status())) << d.status();
+  EXPECT_TRUE(absl::StartsWith(d.status().message(),
+                               "this keyward server has no AWS credentials: set AWS_ACCESS_KEY_ID"))
+      << d.status();
+  EXPECT_TRUE(http->requests.empty());
 }
 
 TEST_F(AwsProviderTest, AccessDeniedNamesTheActionAndTheStatement) {

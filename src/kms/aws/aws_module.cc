@@ -3,6 +3,7 @@
 #include <regex>
 
 #include "absl/strings/str_cat.h"
+#include "kms/aws/aws_serve.h"
 #include "util/status_macros.h"
 
 namespace keyward {
@@ -142,6 +143,13 @@ class AwsKmsModule : public KmsProviderModule {
   std::string NotConfiguredMessage() const override {
     return "this keyward server has no AWS KMS client configured; start it with AWS credentials "
            "(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or web identity)";
+  }
+
+  std::vector<KmsServeFlag> serve_flags() const override { return aws::AwsServeFlags(); }
+  std::string serve_help_note() const override { return aws::AwsServeNote(); }
+  absl::StatusOr<std::shared_ptr<const KmsServeSettings>> LoadServeSettings(
+      const KmsFlagValues& flags, json& stored, ServiceIdentity& identity) const override {
+    return aws::LoadAwsServeSettings(flags, stored, identity);
   }
 };
 

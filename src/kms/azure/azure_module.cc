@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "crypto/random.h"
 #include "kms/azure/azure_instructions.h"
+#include "kms/azure/azure_serve.h"
 #include "util/status_macros.h"
 
 namespace keyward {
@@ -151,6 +152,13 @@ class AzureKeyVaultModule : public KmsProviderModule {
     return "this keyward server has no Azure identity: start it with --azure-tenant-id and "
            "--azure-client-id plus AZURE_CLIENT_SECRET (or --azure-managed-identity, or "
            "AZURE_FEDERATED_TOKEN_FILE)";
+  }
+
+  std::vector<KmsServeFlag> serve_flags() const override { return AzureServeFlags(); }
+  std::string serve_help_note() const override { return AzureServeNote(); }
+  absl::StatusOr<std::shared_ptr<const KmsServeSettings>> LoadServeSettings(
+      const KmsFlagValues& flags, json& stored, ServiceIdentity& identity) const override {
+    return LoadAzureServeSettings(flags, stored, identity);
   }
 };
 
