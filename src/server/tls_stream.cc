@@ -84,7 +84,7 @@ std::unique_ptr<TlsStream> TlsStream::New(const TlsServerContext& ctx, int fd) {
 
 TlsStream::~TlsStream() { SSL_free(ssl_); }
 
-TlsIo TlsStream::Outcome(int ret) {
+TlsIo TlsStream::Outcome(int ret, TlsIo blocked) {
   int err = SSL_get_error(ssl_, ret);
   switch (err) {
     case SSL_ERROR_WANT_READ:
@@ -94,9 +94,12 @@ TlsIo TlsStream::Outcome(int ret) {
     case SSL_ERROR_ZERO_RETURN:
       return TlsIo::kClosed;
     case SSL_ERROR_SYSCALL:
+      // errno is cleared before every call (see Read, Write, Handshake): an EAGAIN left by an
+      // earlier system call must not make a dead connection look merely blocked, to be polled
+      // forever.
       if (errno == EINTR || errno == EAGAIN) {
         ERR_clear_error();
-        return TlsIo::kWantRead;
+        return blocked;
       }
       [[fallthrough]];
     default:
@@ -111,36 +114,39 @@ TlsIo TlsStream::Handshake() {
   if (established_) return TlsIo::kDone;
   if (failed_) return TlsIo::kFailed;
   ERR_clear_error();
+  errno = 0;
   int r = SSL_do_handshake(ssl_);
   if (r == 1) {
     established_ = true;
     return TlsIo::kDone;
   }
-  return Outcome(r);
+  return Outcome(r, TlsIo::kWantRead);
 }
 
 TlsIo TlsStream::Read(char* buf, size_t cap, size_t* n) {
   *n = 0;
   if (failed_) return TlsIo::kFailed;
   ERR_clear_error();
+  errno = 0;
   int r = SSL_read(ssl_, buf, static_cast<int>(cap > INT_MAX ? INT_MAX : cap));
   if (r > 0) {
     *n = static_cast<size_t>(r);
     return TlsIo::kDone;
   }
-  return Outcome(r);
+  return Outcome(r, TlsIo::kWantRead);
 }
 
 TlsIo TlsStream::Write(const char* data, size_t len, size_t* n) {
   *n = 0;
   if (failed_) return TlsIo::kFailed;
   ERR_clear_error();
+  errno = 0;
   int r = SSL_write(ssl_, data, static_cast<int>(len > (1u << 30) ? (1u << 30) : len));
   if (r > 0) {
     *n = static_cast<size_t>(r);
     return TlsIo::kDone;
   }
-  return Outcome(r);
+  return Outcome(r, TlsIo::kWantWrite);
 }
 
 bool TlsStream::HasBuffered() const { return SSL_has_pending(ssl_) == 1; }

@@ -68,7 +68,9 @@ class TlsStream {
 
  private:
   explicit TlsStream(SSL* ssl) : ssl_(ssl) {}
-  TlsIo Outcome(int ret);
+  // `blocked`: what a socket without data (or room) for the call means for it (kWantRead for a
+  // read or the handshake, kWantWrite for a write).
+  TlsIo Outcome(int ret, TlsIo blocked);
   SSL* ssl_;
   bool established_ = false;
   bool failed_ = false;

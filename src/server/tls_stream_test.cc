@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -173,6 +174,20 @@ TEST(TlsServerContext, RefusesAKeyThatIsNotTheCertificates) {
   ASSERT_FALSE(missing.ok());
   EXPECT_NE(missing.status().message().find("none.pem"), std::string::npos);
   std::filesystem::remove_all(dir);
+}
+
+// A client gone mid-handshake ends the stream whatever errno an earlier system call left behind:
+// a stale EAGAIN once made such a connection look merely blocked, to be polled for ever.
+TEST_F(TlsStreamTest, PeerGoneMidHandshakeFailsDespiteStaleErrno) {
+  SSL_do_handshake(client_);  // the ClientHello
+  ERR_clear_error();
+  ASSERT_EQ(shutdown(fds_[1], SHUT_WR), 0);
+  TlsIo r = TlsIo::kWantRead;
+  for (int i = 0; i < 10 && (r == TlsIo::kWantRead || r == TlsIo::kWantWrite); ++i) {
+    errno = EAGAIN;
+    r = server_->Handshake();
+  }
+  EXPECT_TRUE(r == TlsIo::kFailed || r == TlsIo::kClosed) << static_cast<int>(r);
 }
 
 }  // namespace
