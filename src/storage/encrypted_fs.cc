@@ -5,6 +5,7 @@
 #include <string>
 
 #include "rocksdb/env_encryption.h"
+#include "storage/encrypted_mapped_file.h"
 
 namespace keyward {
 namespace {
@@ -131,7 +132,8 @@ class KeywardEncryptedFs : public rocksdb::FileSystemWrapper {
                      std::shared_ptr<rocksdb::EncryptionProvider> provider)
       : rocksdb::FileSystemWrapper(rocksdb::NewEncryptedFS(base, provider)),
         base_(std::move(base)),
-        provider_(std::move(provider)) {}
+        provider_(std::move(provider)),
+        map_reads_(base_.get() == rocksdb::FileSystem::Default().get()) {}
 
   static const char* kClassName() { return kEncryptedFsName; }
   const char* Name() const override { return kClassName(); }
@@ -162,9 +164,23 @@ class KeywardEncryptedFs : public rocksdb::FileSystemWrapper {
     return rocksdb::IOStatus::OK();
   }
 
+  // RocksDB's reader opens the file and checks its header; small reads then come from a
+  // mapping (storage/encrypted_mapped_file.h), which reads the local file directly and so is
+  // used only over the default file system.
+  rocksdb::IOStatus NewRandomAccessFile(const std::string& fname,
+                                        const rocksdb::FileOptions& options,
+                                        std::unique_ptr<rocksdb::FSRandomAccessFile>* result,
+                                        rocksdb::IODebugContext* dbg) override {
+    rocksdb::IOStatus io = target()->NewRandomAccessFile(fname, options, result, dbg);
+    if (!io.ok() || !map_reads_) return io;
+    *result = MapEncryptedFileForReads(fname, options, *provider_, std::move(*result));
+    return io;
+  }
+
  private:
   std::shared_ptr<rocksdb::FileSystem> base_;
   std::shared_ptr<rocksdb::EncryptionProvider> provider_;
+  const bool map_reads_;
 };
 
 }  // namespace
