@@ -61,6 +61,20 @@ double CpuSeconds() {
          (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
+// The kernel's share of that (system time): page cache, file system, syscalls.
+double SysSeconds() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+// Page faults (minor: memory first touched, page cache mapped) so far.
+double Faults() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_minflt + ru.ru_majflt);
+}
+
 double Seconds(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
@@ -260,6 +274,8 @@ int Main() {
     std::string plain_restored = (root / "clusters" / ("c-p" + std::to_string(r))).string();
     double eb = 0, pb = 0, er = 0, pr = 0;
     double cpu[4] = {};  // CPU seconds per GB: backup enc, plain; restore enc, plain
+    double sys[4] = {};  // of which system time
+    double flt[4] = {};  // page faults per MB
     // Warm-up, untimed: on this VM the first copy after the other phase runs up to 4x the CPU
     // of the next one, whichever side it is (page cache and host memory state).
     PlainBackup(*store, o.dir + "/plain-checkpoint", plain_dir, chunk);
@@ -268,12 +284,14 @@ int Main() {
     for (int step = 0; step < 2; ++step) {
       bool encrypted = (step == 0) == (r % 2 == 0);
       auto start = Clock::now();
-      double cpu0 = CpuSeconds();
+      double cpu0 = CpuSeconds(), sys0 = SysSeconds(), flt0 = Faults();
       if (encrypted) {
         auto s = BackUpCluster(*store, **escrow, **dest, job_for(id), nullptr);
         CHECK_OK(s.status());
         eb = s->bytes / 1e6 / Seconds(start);
         cpu[0] = (CpuSeconds() - cpu0) / (s->bytes / 1e9);
+        sys[0] = (SysSeconds() - sys0) / (s->bytes / 1e9);
+        flt[0] = (Faults() - flt0) / (s->bytes / 1e6);
         CHECK_OK(DeleteBackupObjects(**dest, id));
         CHECK_OK((*dest)->DeleteAll("shared/"));
         settle();
@@ -281,6 +299,8 @@ int Main() {
         uint64_t bytes = PlainBackup(*store, o.dir + "/plain-checkpoint", plain_dir, chunk);
         pb = bytes / 1e6 / Seconds(start);
         cpu[1] = (CpuSeconds() - cpu0) / (bytes / 1e9);
+        sys[1] = (SysSeconds() - sys0) / (bytes / 1e9);
+        flt[1] = (Faults() - flt0) / (bytes / 1e6);
         fs::remove_all(plain_dir);
         settle();
       }
@@ -291,7 +311,7 @@ int Main() {
     for (int step = 0; step < 2; ++step) {
       bool encrypted = (step == 0) == (r % 2 == 0);
       auto start = Clock::now();
-      double cpu0 = CpuSeconds();
+      double cpu0 = CpuSeconds(), sys0 = SysSeconds(), flt0 = Faults();
       if (encrypted) {
         auto m =
             RestoreBackup(**src_dest, **escrow, "b-src", "c-r", restored, time(nullptr), nullptr);
@@ -300,6 +320,8 @@ int Main() {
         for (const auto& f : m->files) bytes += f.size;
         er = bytes / 1e6 / Seconds(start);
         cpu[2] = (CpuSeconds() - cpu0) / (bytes / 1e9);
+        sys[2] = (SysSeconds() - sys0) / (bytes / 1e9);
+        flt[2] = (Faults() - flt0) / (bytes / 1e6);
         if (r == 0) {
           // The restore is a working cluster with every key (checked once, untimed).
           ClusterStoreOptions ro;
@@ -323,14 +345,18 @@ int Main() {
         uint64_t bytes = PlainRestore(**escrow, plain_src, plain_restored, chunk);
         pr = bytes / 1e6 / Seconds(start);
         cpu[3] = (CpuSeconds() - cpu0) / (bytes / 1e9);
+        sys[3] = (SysSeconds() - sys0) / (bytes / 1e9);
+        flt[3] = (Faults() - flt0) / (bytes / 1e6);
         fs::remove_all(plain_restored);
         settle();
       }
     }
     printf(
-        "round %d: backup %.0f vs %.0f MB/s (CPU %.2f vs %.2f s/GB), restore %.0f vs %.0f MB/s "
-        "(CPU %.2f vs %.2f s/GB), encrypted vs plain\n",
-        r + 1, eb, pb, cpu[0], cpu[1], er, pr, cpu[2], cpu[3]);
+        "round %d: backup %.0f vs %.0f MB/s (CPU %.2f vs %.2f s/GB, sys %.2f vs %.2f, faults/MB "
+        "%.0f vs %.0f), restore %.0f vs %.0f MB/s (CPU %.2f vs %.2f s/GB, sys %.2f vs %.2f, "
+        "faults/MB %.0f vs %.0f), encrypted vs plain\n",
+        r + 1, eb, pb, cpu[0], cpu[1], sys[0], sys[1], flt[0], flt[1], er, pr, cpu[2], cpu[3],
+        sys[2], sys[3], flt[2], flt[3]);
     fflush(stdout);
     for (int k = 0; k < 4; ++k) cpu_s[k].v.push_back(cpu[k]);
     enc_backup.v.push_back(eb);

@@ -273,6 +273,18 @@ absl::StatusOr<std::string> SealBackupChunk(const SecretBytes& key, std::string_
   return GcmSeal(key, plaintext, ChunkAad(backup_id, file_name, index, last));
 }
 
+absl::Status SealBackupChunkInto(const SecretBytes& key, std::string_view backup_id,
+                                 std::string_view file_name, uint64_t index, bool last,
+                                 std::string_view plaintext, std::string* out) {
+  return GcmSealInto(key, plaintext, ChunkAad(backup_id, file_name, index, last), out);
+}
+
+absl::Status SealBackupFileChunkInto(const SecretBytes& file_key, std::string_view object,
+                                     uint64_t file_size, uint64_t index, bool last,
+                                     std::string_view plaintext, std::string* out) {
+  return GcmSealInto(file_key, plaintext, FileChunkAad(object, file_size, index, last), out);
+}
+
 absl::Status ChunkRefused(std::string_view backup_id, std::string_view file_name, uint64_t index,
                           std::string_view object) {
   std::string where =

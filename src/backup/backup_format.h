@@ -130,8 +130,16 @@ absl::StatusOr<SecretBytes> OpenBackupFileChunk(const SecretBytes& file_key,
                                                 uint64_t file_size, uint64_t index, bool last,
                                                 std::string_view sealed);
 
-// The two above into `out` (a reused wiped buffer of at least chunk_size bytes), returning the
-// plaintext size; `out` is the caller's to wipe, also on failure.
+// The two seals above into `out`, reusing its memory (ciphertext only: nothing to wipe).
+absl::Status SealBackupChunkInto(const SecretBytes& key, std::string_view backup_id,
+                                 std::string_view file_name, uint64_t index, bool last,
+                                 std::string_view plaintext, std::string* out);
+absl::Status SealBackupFileChunkInto(const SecretBytes& file_key, std::string_view object,
+                                     uint64_t file_size, uint64_t index, bool last,
+                                     std::string_view plaintext, std::string* out);
+
+// The two opens above into `out` (a reused wiped buffer of at least chunk_size bytes), returning
+// the plaintext size; `out` is the caller's to wipe, also on failure.
 absl::StatusOr<size_t> OpenBackupChunkInto(const SecretBytes& key, std::string_view backup_id,
                                            std::string_view file_name, uint64_t index, bool last,
                                            std::string_view sealed, SecretBytes& out);

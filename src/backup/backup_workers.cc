@@ -1,6 +1,6 @@
 #include "backup/backup_workers.h"
 
-#include <openssl/crypto.h>
+#include <string.h>
 
 #include <utility>
 
@@ -75,7 +75,10 @@ std::shared_ptr<ChunkBuffers::Lease> ChunkBuffers::Take() {
 }
 
 void ChunkBuffers::Give(SecretBytes bytes) {
-  if (!bytes.empty()) OPENSSL_cleanse(bytes.data(), bytes.size());
+  // explicit_bzero: glibc's vectorised memset, which the compiler may not drop either.
+  // OPENSSL_cleanse's x86-64 loop stores 8 bytes at a time: in the profile of a restore its
+  // wipe of each chunk cost half as much as opening (AES-GCM) the chunk.
+  if (!bytes.empty()) explicit_bzero(bytes.data(), bytes.size());
   {
     std::lock_guard<std::mutex> lock(mu_);
     free_.push_back(std::move(bytes));

@@ -209,11 +209,28 @@ absl::Status Serve(const ParsedFlags& flags, const KmsFactoryMaker& make_kms) {
   } else {
     control.SetBackups(backup_records.get(), backup_dir.get());
   }
-  std::unique_ptr<LocalDirectoryDestination> backup_secondary;
+  // Dual-region copies: a second directory or a second Blob container (not both).
+  std::unique_ptr<BackupDestination> backup_secondary;
+  ASSIGN_OR_RETURN(backup_secondary,
+                   LoadBackupAzure(flags, serve_kms.settings, "backup-secondary-azure",
+                                   "AZURE_SECONDARY_STORAGE_KEY"));
   if (auto dir = flags.Get("backup-secondary-dir")) {
+    if (backup_secondary) {
+      return absl::InvalidArgumentError(
+          "--backup-secondary-dir and --backup-secondary-azure-account both name the dual-region "
+          "copies' destination: give one");
+    }
     ASSIGN_OR_RETURN(backup_secondary, LocalDirectoryDestination::New(*dir));
-    if (backup_secondary->Describe() == backup_dir->Describe()) {
-      return absl::InvalidArgumentError("--backup-secondary-dir must differ from --backup-dir");
+  }
+  if (backup_secondary) {
+    for (const BackupDestination* primary :
+         {static_cast<const BackupDestination*>(backup_dir.get()),
+          static_cast<const BackupDestination*>(backup_azure.get())}) {
+      if (primary && backup_secondary->Describe() == primary->Describe()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("the dual-region copies' destination ", backup_secondary->Describe(),
+                         " is where backups already go: name another directory or container"));
+      }
     }
     control.SetBackupSecondary(backup_secondary.get());
   }

@@ -10,32 +10,36 @@
 namespace keyward {
 
 absl::StatusOr<std::unique_ptr<AzureBlobDestination>> LoadBackupAzure(
-    const ParsedFlags& flags, const KmsServeConfig& kms_settings) {
+    const ParsedFlags& flags, const KmsServeConfig& kms_settings, const std::string& prefix,
+    const char* key_env) {
   const AzureSettings* azure = AzureServeSettingsIn(kms_settings);
-  std::optional<std::string> account = flags.Get("backup-azure-account");
+  auto flag = [&](const char* name) { return flags.Get(absl::StrCat(prefix, "-", name)); };
+  std::optional<std::string> account = flag("account");
   if (!account) {
-    for (const char* f : {"backup-azure-container", "backup-azure-endpoint", "backup-azure-ca-file",
-                          "backup-azure-block-size"}) {
-      if (flags.Get(f)) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("--", f, " needs --backup-azure-account (the storage account)"));
+    for (const char* f : {"container", "endpoint", "ca-file", "block-size"}) {
+      if (flag(f)) {
+        return absl::InvalidArgumentError(absl::StrCat("--", prefix, "-", f, " needs --", prefix,
+                                                       "-account (the storage account)"));
       }
     }
     return std::unique_ptr<AzureBlobDestination>();
   }
   AzureBlobConfig config;
   config.account = *account;
-  config.container = flags.Get("backup-azure-container").value_or("keyward-backups");
-  config.endpoint = flags.Get("backup-azure-endpoint").value_or("");
-  if (auto v = flags.Get("backup-azure-block-size");
-      v && !absl::SimpleAtoi(*v, &config.block_size)) {
-    return absl::InvalidArgumentError("--backup-azure-block-size must be a number of bytes");
+  config.container = flag("container").value_or("keyward-backups");
+  config.endpoint = flag("endpoint").value_or("");
+  if (auto v = flag("block-size"); v && !absl::SimpleAtoi(*v, &config.block_size)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", prefix, "-block-size must be a number of bytes"));
   }
   HttpClientOptions http;
-  http.ca_file = flags.Get("backup-azure-ca-file").value_or("");
+  http.ca_file = flag("ca-file").value_or("");
   http.request_timeout_ms = 120'000;  // a block of several MiB on a slow link
   http.max_total = std::chrono::milliseconds(300'000);
-  std::string key = KmsEnvOr("AZURE_STORAGE_KEY");
+  std::string key = KmsEnvOr(key_env);
+  if (key.empty() && prefix != "backup-azure" && flags.Get("backup-azure-account") == account) {
+    key = KmsEnvOr("AZURE_STORAGE_KEY");  // the primary's account: its key
+  }
   std::shared_ptr<EntraTokenSource> tokens;
   if (key.empty() && azure) {
     // keyward's own Entra identity, reached the way the Key Vault provider reaches it.

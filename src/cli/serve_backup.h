@@ -12,8 +12,12 @@
 
 namespace keyward {
 
-// --backup-azure-*: the Blob Storage destination, or nullptr when no account is named.
+// --backup-azure-* (prefix "backup-azure") or --backup-secondary-azure-* (prefix
+// "backup-secondary-azure"): a Blob Storage destination, or nullptr when no account is named.
+// Shared Key from `key_env`, else (the secondary) from AZURE_STORAGE_KEY when it is the primary's
+// account, else keyward's Entra identity.
 absl::StatusOr<std::unique_ptr<AzureBlobDestination>> LoadBackupAzure(
-    const ParsedFlags& flags, const KmsServeConfig& kms_settings);
+    const ParsedFlags& flags, const KmsServeConfig& kms_settings,
+    const std::string& prefix = "backup-azure", const char* key_env = "AZURE_STORAGE_KEY");
 
 }  // namespace keyward

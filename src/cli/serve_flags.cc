@@ -53,6 +53,11 @@ Runs the control plane (REST API) and every cluster's Redis endpoint.
   --backup-azure-block-size N  objects over N bytes go up as blocks of N (default 4194304)
   --backup-secondary-dir DIR  dual-region copies: every backup of a cluster whose backup policy
                             has dual_region (never in CMEK projects) is copied here too
+  --backup-secondary-azure-account A  dual-region copies to Azure Blob Storage account A
+                            instead (Shared Key from AZURE_SECONDARY_STORAGE_KEY, else
+                            AZURE_STORAGE_KEY when A is --backup-azure-account, else Entra);
+                            --backup-secondary-azure-{container,endpoint,ca-file,block-size}
+                            as for --backup-azure-*
   --data-key-rotation-days N  new data key for new files every N days (default 7)
   --max-bulk-bytes N        largest Redis argument accepted (default 67108864)
   --max-clients N           Redis connections across all clusters (default 10000; fitted
@@ -103,6 +108,11 @@ const std::set<std::string>& ServerValuedFlags() {
                                                "backup-azure-ca-file",
                                                "backup-azure-block-size",
                                                "backup-secondary-dir",
+                                               "backup-secondary-azure-account",
+                                               "backup-secondary-azure-container",
+                                               "backup-secondary-azure-endpoint",
+                                               "backup-secondary-azure-ca-file",
+                                               "backup-secondary-azure-block-size",
                                                "data-key-rotation-days",
                                                "max-bulk-bytes",
                                                "max-clients",

@@ -1,9 +1,10 @@
 // ControlPlane's dual-region backup copies: every completed backup of a cluster whose backup
 // policy has dual_region enabled is copied, object by object (manifest last, so an interrupted
 // copy is never a restorable backup), to the server's secondary destination
-// (serve --backup-secondary-dir). Never for a CMEK-enabled project: the policy refuses
-// dual_region there, and the copy checks the rule again and fails closed — a project it cannot
-// read counts as CMEK. The copy's state is the backup's `copy` (backup_records.h).
+// (serve --backup-secondary-dir, or a Blob container: --backup-secondary-azure-*). Never for a
+// CMEK-enabled project: the policy refuses dual_region there, and the copy checks the rule again
+// and fails closed — a project it cannot read counts as CMEK. The copy's state is the backup's
+// `copy` (backup_records.h).
 
 #include "absl/strings/str_cat.h"
 #include "backup/cluster_backup.h"
@@ -119,7 +120,7 @@ absl::Status ControlPlane::DeleteBackupCopy(const BackupRecord& b) {
     return absl::FailedPreconditionError(absl::StrCat(
         "backup ", b.id, " has a copy in ", with.copy_destination,
         ", which this server is not configured for: start it with the --backup-secondary-dir "
-        "that names it, so the copy is deleted too"));
+        "or --backup-secondary-azure-* that names it, so the copy is deleted too"));
   }
   return backups_->DeleteCopy(b.id);
 }

@@ -54,7 +54,7 @@ absl::StatusOr<ControlPlane::RestoredBackup> ControlPlane::RestoreBackup(
                            ", not completed; restore it without --from-copy")
             : absl::StrCat("backup ", backup_id, "'s dual-region copy is in ", b.copy_destination,
                            ", which this server is not configured for: start it with the "
-                           "--backup-secondary-dir that names it")));
+                           "--backup-secondary-dir or --backup-secondary-azure-* that names it")));
   }
   std::vector<BackupDestination*> sources;
   std::string primary_error;

@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 
 #include <climits>
+#include <cstring>
 #include <memory>
 
 #include "crypto/random.h"
@@ -27,19 +28,16 @@ absl::Status CheckSizes(const SecretBytes& key, std::string_view a, std::string_
   return absl::OkStatus();
 }
 
-}  // namespace
-
-absl::StatusOr<std::string> GcmSealWithNonceForTest(const SecretBytes& key, std::string_view nonce,
-                                                    std::string_view plaintext,
-                                                    std::string_view associated_data) {
+// Seals into `out`, whose first kGcmNonceSize bytes already hold the nonce.
+absl::Status SealWithNonce(const SecretBytes& key, std::string_view plaintext,
+                           std::string_view associated_data, std::string* out) {
   absl::Status st = CheckSizes(key, plaintext, associated_data);
   if (!st.ok()) return st;
-  if (nonce.size() != kGcmNonceSize)
-    return absl::InvalidArgumentError("GCM nonce must be 12 bytes");
+  size_t size = kGcmNonceSize + plaintext.size() + kGcmTagSize;
+  if (out->size() != size) out->resize(size);  // reused: no fill when the size is the same
+  std::string_view nonce(out->data(), kGcmNonceSize);
   CtxPtr ctx(EVP_CIPHER_CTX_new());
-  std::string out(nonce);
-  out.resize(kGcmNonceSize + plaintext.size() + kGcmTagSize);
-  auto* ct = reinterpret_cast<unsigned char*>(out.data() + kGcmNonceSize);
+  auto* ct = reinterpret_cast<unsigned char*>(out->data() + kGcmNonceSize);
   int len = 0;
   if (!ctx ||
       EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key.data(), U(nonce)) != 1 ||
@@ -53,14 +51,37 @@ absl::StatusOr<std::string> GcmSealWithNonceForTest(const SecretBytes& key, std:
           1) {
     return absl::InternalError("OpenSSL AES-256-GCM encryption failed");
   }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> GcmSealWithNonceForTest(const SecretBytes& key, std::string_view nonce,
+                                                    std::string_view plaintext,
+                                                    std::string_view associated_data) {
+  if (nonce.size() != kGcmNonceSize)
+    return absl::InvalidArgumentError("GCM nonce must be 12 bytes");
+  std::string out(nonce);
+  absl::Status st = SealWithNonce(key, plaintext, associated_data, &out);
+  if (!st.ok()) return st;
   return out;
+}
+
+absl::Status GcmSealInto(const SecretBytes& key, std::string_view plaintext,
+                         std::string_view associated_data, std::string* out) {
+  auto nonce = RandomString(kGcmNonceSize);
+  if (!nonce.ok()) return nonce.status();
+  if (out->size() < kGcmNonceSize) out->resize(kGcmNonceSize);
+  memcpy(out->data(), nonce->data(), kGcmNonceSize);
+  return SealWithNonce(key, plaintext, associated_data, out);
 }
 
 absl::StatusOr<std::string> GcmSeal(const SecretBytes& key, std::string_view plaintext,
                                     std::string_view associated_data) {
-  auto nonce = RandomString(kGcmNonceSize);
-  if (!nonce.ok()) return nonce.status();
-  return GcmSealWithNonceForTest(key, *nonce, plaintext, associated_data);
+  std::string out;
+  absl::Status st = GcmSealInto(key, plaintext, associated_data, &out);
+  if (!st.ok()) return st;
+  return out;
 }
 
 absl::StatusOr<size_t> GcmOpenInto(const SecretBytes& key, std::string_view sealed,

@@ -26,6 +26,11 @@ absl::StatusOr<SecretBytes> GcmOpen(const SecretBytes& key, std::string_view sea
 absl::StatusOr<size_t> GcmOpenInto(const SecretBytes& key, std::string_view sealed,
                                    std::string_view associated_data, uint8_t* out, size_t capacity);
 
+// GcmSeal into `out`, reusing its memory (a backup's workers seal chunk after chunk): `out`
+// becomes nonce || ciphertext || tag, resized only when its size differs.
+absl::Status GcmSealInto(const SecretBytes& key, std::string_view plaintext,
+                         std::string_view associated_data, std::string* out);
+
 // Deterministic-nonce variant, for published test vectors only.
 absl::StatusOr<std::string> GcmSealWithNonceForTest(const SecretBytes& key, std::string_view nonce,
                                                     std::string_view plaintext,

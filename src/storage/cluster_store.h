@@ -153,10 +153,14 @@ class ClusterStore {
   absl::Status CreateCheckpoint(const std::string& dir);
   // Reads a file written through this store's encrypted file system (e.g. a checkpoint file) as
   // plaintext, `piece` bytes at a time (the last piece may be shorter; an empty file gives one
-  // empty piece). `size` is the plaintext size, known before the first piece.
+  // empty piece). `size` is the plaintext size, known before the first piece. `buffer`, when
+  // given, hands out the memory (at least `piece` bytes, the caller's to wipe) each piece is
+  // read and decrypted into, so a caller that keeps pieces (a backup's pipeline) copies none;
+  // else one wiped buffer is reused for every piece.
   absl::Status ReadDecrypted(
       const std::string& path, size_t piece,
-      const std::function<absl::Status(uint64_t size, std::string_view bytes)>& sink);
+      const std::function<absl::Status(uint64_t size, std::string_view bytes)>& sink,
+      const std::function<uint8_t*()>& buffer = nullptr);
   bool stopping() const { return stopping_.load(); }
   int64_t NowMs() const { return options_.now_ms(); }
   // --- Storage health (cluster_store_health.cc) ---

@@ -30,7 +30,8 @@ absl::Status ClusterStore::CreateCheckpoint(const std::string& dir) {
 
 absl::Status ClusterStore::ReadDecrypted(
     const std::string& path, size_t piece,
-    const std::function<absl::Status(uint64_t size, std::string_view bytes)>& sink) {
+    const std::function<absl::Status(uint64_t size, std::string_view bytes)>& sink,
+    const std::function<uint8_t*()>& buffer) {
   rocksdb::IOOptions io;
   uint64_t size = 0;
   rocksdb::IOStatus s = fs_->GetFileSize(path, io, &size, nullptr);
@@ -39,14 +40,15 @@ absl::Status ClusterStore::ReadDecrypted(
   if (!s.ok()) {
     return absl::InternalError(absl::StrCat("cannot read ", path, ": ", s.ToString()));
   }
-  // Plaintext: a wiped buffer, reused for every piece of the file.
-  SecretBytes buf(std::max<size_t>(piece, 1));
+  // Plaintext: the caller's buffers, or a wiped one of our own reused for every piece.
+  SecretBytes own(buffer ? 0 : std::max<size_t>(piece, 1));
   uint64_t done = 0;
   do {
     size_t want = static_cast<size_t>(std::min<uint64_t>(piece, size - done));
+    uint8_t* into = buffer ? buffer() : own.data();
     rocksdb::Slice got;
     if (want > 0) {
-      s = file->Read(want, io, &got, reinterpret_cast<char*>(buf.data()), nullptr);
+      s = file->Read(want, io, &got, reinterpret_cast<char*>(into), nullptr);
       if (!s.ok()) {
         return absl::InternalError(absl::StrCat("cannot read ", path, ": ", s.ToString()));
       }

@@ -2,6 +2,7 @@
 
 #include <cstdarg>
 #include <cstdio>
+#include <cstring>
 
 #include "util/log.h"
 
@@ -21,10 +22,23 @@ class StderrRocksLogger : public rocksdb::Logger {
     if (level < GetInfoLogLevel()) return;
     char buf[1024];
     vsnprintf(buf, sizeof(buf), format, ap);
-    LogWarn("rocksdb", buf, {{"store", tag_}});
+    Log(LevelFor(level, buf), "rocksdb", buf, {{"store", tag_}});
   }
 
  private:
+  // RocksDB's level, but for messages that are warnings only to RocksDB: a checkpoint (every
+  // backup takes one) disables file deletions and then, while listing the live files, disables
+  // them again (legal nesting, counted), and re-enables them twice; RocksDB warns at the inner
+  // pair ("[db_impl_files.cc:49] File Deletions Disabled, but already disabled. Counter: 2").
+  // Debug, not a warning an operator would chase.
+  static LogLevel LevelFor(rocksdb::InfoLogLevel level, const char* message) {
+    for (const char* nested : {"File Deletions Disabled, but already disabled",
+                               "File Deletions Enable, but not really enabled"}) {
+      if (strstr(message, nested) != nullptr) return LogLevel::kDebug;
+    }
+    return level >= rocksdb::InfoLogLevel::ERROR_LEVEL ? LogLevel::kError : LogLevel::kWarn;
+  }
+
   std::string tag_;
 };
 

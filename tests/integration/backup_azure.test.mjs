@@ -2,6 +2,8 @@
 // from npm — over HTTPS with a CA made here: backup → restore through keyward with every key and
 // value compared, no plaintext in any blob, tampering through the Blob API refused with no
 // cluster made, and a wrong account key refused naming the account and never a secret.
+// Dual-region copies can go to a second container (--backup-secondary-azure-*): copied blob for
+// blob, restored from with --from-copy, refused when tampered with, deleted with the backup.
 // BACKUP_KEYS (default 2000) keys, values 10 B–64 KiB. Skipped LOUDLY without azurite/openssl.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -11,7 +13,7 @@ import https from 'node:https';
 import path from 'node:path';
 import { test } from 'node:test';
 import { cliJson, compareAll, connect, makeValues, writeAll } from './backup_data.mjs';
-import { Server, canaryHits, freePort, haveCommand, sleep, tempDir } from './harness.mjs';
+import { Server, allFiles, canaryHits, freePort, haveCommand, sleep, tempDir } from './harness.mjs';
 
 const KEYS = Number(process.env.BACKUP_KEYS || 2000);
 const ACCOUNT = 'devstoreaccount1';
@@ -38,12 +40,13 @@ function makeCerts(dir) {
 // A minimal Blob client with its own Shared Key signing (a second implementation of the rules
 // keyward's C++ follows), for looking at and tampering with what keyward wrote.
 class Blob {
-  constructor(port, ca) {
+  constructor(port, ca, container = CONTAINER) {
     this.port = port;
     this.ca = fs.readFileSync(ca);
+    this.container = container;
   }
   request(method, name, query = {}, body = Buffer.alloc(0)) {
-    const pathPart = `/${ACCOUNT}/${CONTAINER}${name ? '/' + name.split('/').map(encodeURIComponent).join('/') : ''}`;
+    const pathPart = `/${ACCOUNT}/${this.container}${name ? '/' + name.split('/').map(encodeURIComponent).join('/') : ''}`;
     const qs = new URLSearchParams(query).toString();
     const headers = { 'x-ms-date': new Date().toUTCString(), 'x-ms-version': '2021-12-02' };
     if (method === 'PUT') {
@@ -263,6 +266,99 @@ test(`backup → restore to Azure Blob Storage (azurite): ${KEYS} keys compared,
     const deleted = server.cli(['backup', 'delete', backup.id]);
     assert.equal(deleted.code, 0, deleted.stderr);
     assert.deepEqual(await azurite.blob.list(`${backup.id}/`), []);
+  } finally {
+    if (server.proc) await server.stop('SIGKILL');
+    azurite.stop();
+    await sleep(200);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('dual-region copies to a second Blob container (azurite): same blobs as the primary, no plaintext, restored from with --from-copy, tampering refused, deleted with the backup', async (t) => {
+  const dir = tempDir('kw-azsec-');
+  const azurite = await startAzurite(dir);
+  if (!azurite) {
+    t.skip('SKIPPED LOUDLY: azurite (tests/node_modules/.bin/azurite-blob) or openssl is unavailable, so dual-region copies to Azure Blob Storage were NOT tested');
+    fs.rmSync(dir, { recursive: true, force: true });
+    return;
+  }
+  const SECONDARY = 'kw-secondary';
+  const copies = new Blob(azurite.port, azurite.ca, SECONDARY);
+  const dataDir = path.join(dir, 'data');
+  const secondaryArgs = ['--backup-secondary-azure-account', ACCOUNT, '--backup-secondary-azure-container', SECONDARY,
+    '--backup-secondary-azure-endpoint', azurite.endpoint, '--backup-secondary-azure-ca-file', azurite.ca];
+  const server = new Server(dataDir, secondaryArgs, { env: { AZURE_SECONDARY_STORAGE_KEY: DEV_KEY } });
+  try {
+    // One secondary at a time, and never the primary's own container: refused at start-up.
+    const both = new Server(path.join(dir, 'both'), [...secondaryArgs, '--backup-secondary-dir', path.join(dir, 'sec')],
+      { env: { AZURE_SECONDARY_STORAGE_KEY: DEV_KEY } });
+    await assert.rejects(both.start(), /--backup-secondary-dir and --backup-secondary-azure-account both name/);
+    const same = new Server(path.join(dir, 'same'), [...secondaryArgs, '--backup-azure-account', ACCOUNT,
+      '--backup-azure-container', SECONDARY, '--backup-azure-endpoint', azurite.endpoint, '--backup-azure-ca-file', azurite.ca],
+    { env: { AZURE_STORAGE_KEY: DEV_KEY } });
+    await assert.rejects(same.start(), /the dual-region copies' destination azure:.* is where backups already go/);
+
+    await server.start();
+    const source = server.createCluster('dual-az');
+    const { values, canaries } = makeValues(Math.min(KEYS, 600));
+    const redis = await connect(source);
+    await writeAll(redis, values);
+    await redis.quit();
+    const policy = { schedule: 'daily', retention_days: 7, dual_region: { enabled: true, secondary_region: 'westus' } };
+    const set = await server.api('PUT', `/api/v1/clusters/${source.id}/backup-policy`, policy);
+    assert.equal(set.status, 200, set.text);
+    const started = await server.api('POST', `/api/v1/clusters/${source.id}/backups`);
+    assert.equal(started.status, 202, started.text);
+    let b = started.json;
+    for (let i = 0; i < 1500 && (b.state === 'running' || b.copy?.state === 'copying'); i++) {
+      await sleep(20);
+      b = (await server.api('GET', `/api/v1/backups/${b.id}`)).json;
+    }
+    assert.equal(b.state, 'completed', JSON.stringify(b));
+    const copyDest = `azure:${azurite.endpoint}/${SECONDARY}`;
+    assert.deepEqual(b.copy, { state: 'completed', destination: copyDest, error: '' });
+
+    // The copy holds exactly the primary's objects (its own and the shared SSTs), byte for byte.
+    const primaryDir = path.join(dataDir, 'backups');
+    const primary = allFiles(primaryDir).map((f) => path.relative(primaryDir, f)).sort();
+    const copied = [...await copies.list(`${b.id}/`), ...await copies.list(`shared/${source.id}/`)].sort();
+    assert.deepEqual(copied, primary);
+    let hits = 0;
+    for (const n of copied) {
+      const data = await copies.get(n);
+      assert.ok(data.equals(fs.readFileSync(path.join(primaryDir, n))), `${n} differs from the primary`);
+      hits += (data.toString('latin1').match(/KWCANARY/g) || []).length;
+    }
+    assert.equal(hits, 0, 'plaintext canary markers in the copy');
+    assert.equal(canaryHits(azurite.location, canaries).markers, 0, "canaries in azurite's files");
+
+    // Restored from the copy, every key and value compared.
+    const fromCopy = cliJson(server, ['backup', 'restore', b.id, '--name', 'from-copy', '--from-copy']);
+    assert.equal(fromCopy.code, 0, fromCopy.stderr);
+    assert.deepEqual(fromCopy.json.restored_from, { destination: copyDest, copy: true, primary_error: '' });
+    const r2 = await connect(fromCopy.json);
+    await compareAll(r2, values);
+    await r2.quit();
+
+    // A flipped byte in the copy's largest blob: refused naming the backup, nothing created.
+    const sizes = await Promise.all(copied.map(async (n) => [n, (await copies.get(n)).length]));
+    const largest = sizes.sort((x, y) => y[1] - x[1])[0][0];
+    const original = await copies.get(largest);
+    const flipped = Buffer.from(original);
+    flipped[Math.floor(flipped.length / 2)] ^= 0x01;
+    await copies.put(largest, flipped);
+    const refused = server.cli(['backup', 'restore', b.id, '--name', 'tampered', '--from-copy']);
+    assert.equal(refused.code, 1, refused.stdout);
+    assert.match(refused.stderr, /no cluster was created/);
+    assert.match(refused.stderr, /failed authentication/);
+    assert.equal(server.cli(['cluster', 'get', 'tampered']).code, 1, 'a refused restore made a cluster');
+    await copies.put(largest, original);
+
+    // Deleting the backup deletes its copy: no blob of it is left in the secondary container.
+    const deleted = server.cli(['backup', 'delete', b.id]);
+    assert.equal(deleted.code, 0, deleted.stderr);
+    assert.deepEqual(await copies.list(`${b.id}/`), []);
+    assert.deepEqual(await copies.list(`shared/${source.id}/`), []);
   } finally {
     if (server.proc) await server.stop('SIGKILL');
     azurite.stop();
