@@ -36,9 +36,6 @@ metrics::CounterFamily& WalSyncsFamily() {
   return f;
 }
 
-// PendingPuts keeps key and value buffers up to this size from round to round.
-constexpr size_t kMaxKeptPutBytes = 4096;
-
 constexpr char kNotDurable[] =
     "ERR the write was applied but writing or syncing the write-ahead log failed, so it may not "
     "be durable (a crash or power failure can lose it); see the server log";
@@ -186,14 +183,13 @@ bool ClusterExecutor::RunOneRound() {
   const auto deadline = Clock::now() + round_budget_;
   const bool sync = endpoint_->durability == Durability::kAlways;
   bool wrote = false;
-  std::vector<WriteReply>& writes = writes_;
-  writes.clear();
+  std::vector<WriteReply> writes;
   std::vector<std::unique_ptr<RespJob>> finished;
   bool out_of_time = false;
   int since_clock = 0;
   // Runs of plain SETs and MSETs (blind writes) go to RocksDB as one write batch: applied before
   // the next other command of the round (which may read them) or at the round's end.
-  PendingPuts& puts = puts_;
+  PendingPuts puts;
   while (!round.empty() && !out_of_time) {
     RespJob& job = *round.front();
     bool handed_back = false;
@@ -248,7 +244,6 @@ bool ClusterExecutor::RunOneRound() {
 
   ApplyPuts(&puts, &writes);
   if (wrote && endpoint_->store) GroupCommit(writes, sync);
-  writes.clear();  // its job pointers go with the finished jobs
   if (!finished.empty()) done_(std::move(finished));
 
   std::lock_guard<std::mutex> lock(mu_);
@@ -279,20 +274,9 @@ bool ClusterExecutor::GatherBlindWrite(RespJob& job, PendingPuts* puts) {
   bool set = args.size() == 3 && absl::EqualsIgnoreCase(args[0], "set");
   bool mset = !set && args.size() % 2 == 1 && absl::EqualsIgnoreCase(args[0], "mset");
   if (!set && !mset) return false;
-  // Copied into the entries' strings kept from earlier rounds, so neither this thread nor the
-  // I/O thread (which parses into the job's strings again, RespServer::RecycleJob) allocates:
-  // strings allocated on one thread and freed on another kept glibc's malloc on its slow path.
-  // A big value is moved rather than copied.
+  // The arguments are not needed after this: moved, not copied.
   for (size_t i = 1; i + 1 < args.size(); i += 2) {
-    if (puts->used == puts->entries.size()) puts->entries.emplace_back();
-    auto& [key, value] = puts->entries[puts->used++];
-    key.assign(args[i]);
-    if (args[i + 1].size() > kMaxKeptPutBytes) {
-      value.data = std::move(args[i + 1]);
-    } else {
-      value.data.assign(args[i + 1]);
-    }
-    value.expire_at_ms = 0;
+    puts->entries.emplace_back(std::move(args[i]), StoredValue{std::move(args[i + 1]), 0});
   }
   metrics_->Count(set ? kSet : kMSet);
   job.out.append("+OK\r\n");
@@ -300,8 +284,7 @@ bool ClusterExecutor::GatherBlindWrite(RespJob& job, PendingPuts* puts) {
 }
 
 void ClusterExecutor::ApplyPuts(PendingPuts* puts, std::vector<WriteReply>* writes) {
-  if (puts->used == 0) return;
-  puts->entries.resize(puts->used);
+  if (puts->entries.empty()) return;
   absl::Status st = endpoint_->store->PutMany(puts->entries);
   if (!st.ok()) {
     LogWarn("cluster.storage_error", std::string(st.message()),
@@ -312,12 +295,8 @@ void ClusterExecutor::ApplyPuts(PendingPuts* puts, std::vector<WriteReply>* writ
       (*writes)[i].error = error;
     }
   }
-  puts->used = 0;
+  puts->entries.clear();
   puts->replies.clear();
-  for (auto& [key, value] : puts->entries) {  // big buffers are not kept
-    if (key.capacity() > kMaxKeptPutBytes) std::string().swap(key);
-    if (value.data.capacity() > kMaxKeptPutBytes) std::string().swap(value.data);
-  }
 }
 
 void ClusterExecutor::GroupCommit(std::vector<WriteReply>& writes, bool sync) {

@@ -105,11 +105,8 @@ class ClusterExecutor : public std::enable_shared_from_this<ClusterExecutor> {
     bool failed = false;  // its write batch failed: the reply becomes `error`
     std::string error;    // the RESP error text (StorageErrorText) when failed
   };
-  // Kept across rounds (puts_): the entries' strings are assigned, not allocated, round after
-  // round; `used` of them are this batch's.
   struct PendingPuts {
     std::vector<std::pair<std::string, StoredValue>> entries;
-    size_t used = 0;
     std::vector<size_t> replies;  // indices into the round's WriteReply list
   };
   void GroupCommit(std::vector<WriteReply>& writes, bool sync);
@@ -130,10 +127,6 @@ class ClusterExecutor : public std::enable_shared_from_this<ClusterExecutor> {
   // executor until it clears it.
   bool scheduled_ ABSL_GUARDED_BY(mu_) = false;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
-  // Used by whoever is the cluster's executor (see scheduled_), one round at a time; kept so a
-  // round allocates nothing for them once the sizes are reached.
-  PendingPuts puts_;
-  std::vector<WriteReply> writes_;
 };
 
 }  // namespace keyward

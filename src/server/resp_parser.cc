@@ -32,6 +32,7 @@ bool ReadIntLine(std::string_view buf, size_t pos, long long* value, size_t* nex
 ParseOutcome RespParser::Parse(std::string_view buf, size_t* consumed,
                                std::vector<std::string>* args, std::string* error) const {
   *consumed = 0;
+  args->clear();
   if (buf.empty()) return ParseOutcome::kNeedMore;
   if (buf[0] == '*') return ParseArray(buf, consumed, args, error);
   return ParseInline(buf, consumed, args, error);
@@ -57,7 +58,6 @@ ParseOutcome RespParser::ParseArray(std::string_view buf, size_t* consumed,
     return ParseOutcome::kProtocolError;
   }
   if (count <= 0) {  // "*0" and "*-1" are empty requests: skip them like Redis does
-    args->clear();
     *consumed = pos;
     return ParseOutcome::kCommand;
   }
@@ -101,12 +101,8 @@ ParseOutcome RespParser::ParseArray(std::string_view buf, size_t* consumed,
     spans.emplace_back(data, static_cast<size_t>(len));
     pos = end + 2;
   }
-  // assign() into the strings already there: a caller passing the same vector again parses
-  // without allocating (most arguments are longer than a string's inline 15 bytes).
-  args->resize(spans.size());
-  for (size_t i = 0; i < spans.size(); ++i) {
-    (*args)[i].assign(buf.data() + spans[i].first, spans[i].second);
-  }
+  args->reserve(spans.size());
+  for (const auto& [start, len] : spans) args->emplace_back(buf.substr(start, len));
   *consumed = pos;
   return ParseOutcome::kCommand;
 }
@@ -121,7 +117,6 @@ ParseOutcome RespParser::ParseInline(std::string_view buf, size_t* consumed,
     }
     return ParseOutcome::kNeedMore;
   }
-  args->clear();
   std::string_view line = buf.substr(0, nl);
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
   size_t i = 0;

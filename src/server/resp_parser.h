@@ -38,10 +38,8 @@ class RespParser {
  public:
   explicit RespParser(RespLimits limits = {}) : limits_(limits) {}
 
-  // Tries to parse one command from the front of `buf`. On kCommand, `args` holds it (exactly;
-  // the strings already in `args` are reused, so passing the same vector again parses without
-  // allocating) and `*consumed` how many bytes it took; on the other outcomes `args` is
-  // unspecified. On kProtocolError, `error` says why (the connection
+  // Tries to parse one command from the front of `buf`. On kCommand, `args` holds it and
+  // `*consumed` how many bytes it took. On kProtocolError, `error` says why (the connection
   // should be closed after replying). Inline empty lines are skipped (consumed, no command).
   ParseOutcome Parse(std::string_view buf, size_t* consumed, std::vector<std::string>* args,
                      std::string* error) const;

@@ -32,27 +32,6 @@ TEST(RespParserTest, ParsesArrayAndInline) {
   EXPECT_EQ(Parse({}, "*2\r\n$3\r\nGET\r\n$1\r\n").outcome, ParseOutcome::kNeedMore);
 }
 
-// The server parses every command of a connection into the same vectors (RespServer::RecycleJob):
-// what a longer command left there must never show in the next one.
-TEST(RespParserTest, ReusedArgsHoldExactlyTheNextCommand) {
-  RespParser parser;
-  std::vector<std::string> args;
-  std::string error;
-  size_t consumed = 0;
-  const std::string set = "*3\r\n$3\r\nSET\r\n$16\r\nkey:000000000001\r\n$5\r\nvalue\r\n";
-  ASSERT_EQ(parser.Parse(set, &consumed, &args, &error), ParseOutcome::kCommand);
-  EXPECT_EQ(args, (std::vector<std::string>{"SET", "key:000000000001", "value"}));
-  ASSERT_EQ(parser.Parse("*2\r\n$3\r\nGET\r\n$1\r\nk\r\n", &consumed, &args, &error),
-            ParseOutcome::kCommand);
-  EXPECT_EQ(args, (std::vector<std::string>{"GET", "k"}));
-  ASSERT_EQ(parser.Parse("PING\r\n", &consumed, &args, &error), ParseOutcome::kCommand);
-  EXPECT_EQ(args, (std::vector<std::string>{"PING"}));
-  ASSERT_EQ(parser.Parse("*0\r\n", &consumed, &args, &error), ParseOutcome::kCommand);
-  EXPECT_TRUE(args.empty());
-  ASSERT_EQ(parser.Parse(set, &consumed, &args, &error), ParseOutcome::kCommand);
-  EXPECT_EQ(args[1], "key:000000000001");
-}
-
 // The flood from issue 8: `*1000` then 64 MiB bulk strings, before AUTH. Refused on the first
 // header, before any of the 64 MiB arrives.
 TEST(RespParserTest, PreAuthRefusesHugeDeclaredBulkBeforeItsBytes) {

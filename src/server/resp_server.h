@@ -96,9 +96,6 @@ class RespServer {
   void Process(Connection& c);
   // The next batch of c's parsed commands (c.in loses them), or null when none is complete.
   std::unique_ptr<RespJob> ParseBatch(Connection& c, RespParser& parser, size_t max_commands);
-  // A job from the free list (or a new one); a finished job back to it, keeping its small buffers.
-  std::unique_ptr<RespJob> TakeJob();
-  void RecycleJob(std::unique_ptr<RespJob> job);
   // Finished batches from the workers: their replies go out, the next batch goes in.
   void OnJobsDone();
   void SubmitPending();
@@ -127,7 +124,6 @@ class RespServer {
   std::vector<std::unique_ptr<Listener>> listeners_;
   // Batches parsed in this pass of the loop, handed to their executors at its end.
   std::vector<std::pair<std::shared_ptr<ClusterExecutor>, std::unique_ptr<RespJob>>> pending_jobs_;
-  std::vector<std::unique_ptr<RespJob>> free_jobs_;       // see RecycleJob
   std::vector<std::unique_ptr<Connection>> connections_;  // indexed by fd
   size_t open_connections_ = 0;
   std::unique_ptr<ConnectionLimits> limits_;

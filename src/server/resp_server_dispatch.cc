@@ -48,7 +48,6 @@ void RespServer::Process(Connection& c) {
         } else {
           c.out += job->out;
         }
-        RecycleJob(std::move(job));
         if (c.out.size() - c.out_offset >= max_out) {
           c.paused_for_output = true;  // the rest once the client has read these (Flush)
           return;
@@ -76,16 +75,12 @@ std::unique_ptr<RespJob> RespServer::ParseBatch(Connection& c, RespParser& parse
                                                 size_t max_commands) {
   size_t pos = 0;
   std::string error;
-  std::unique_ptr<RespJob> job = TakeJob();
-  // Parsed into the argument vectors and strings a recycled job already holds (RecycleJob):
-  // a pipelined GET or SET then costs no allocation here.
-  std::vector<std::vector<std::string>>& commands = job->commands;
-  size_t n = 0;
-  while (pos < c.in.size() && n < max_commands && (pos == 0 || pos < kMaxBatchBytes)) {
+  auto job = std::make_unique<RespJob>();
+  while (pos < c.in.size() && job->commands.size() < max_commands &&
+         (pos == 0 || pos < kMaxBatchBytes)) {
     size_t consumed = 0;
-    if (n == commands.size()) commands.emplace_back();
-    ParseOutcome r =
-        parser.Parse(std::string_view(c.in).substr(pos), &consumed, &commands[n], &error);
+    std::vector<std::string> args;
+    ParseOutcome r = parser.Parse(std::string_view(c.in).substr(pos), &consumed, &args, &error);
     if (r == ParseOutcome::kNeedMore) break;
     if (r == ParseOutcome::kProtocolError) {
       // Answered after the commands before it, then the connection closes.
@@ -96,48 +91,18 @@ std::unique_ptr<RespJob> RespServer::ParseBatch(Connection& c, RespParser& parse
       break;
     }
     pos += consumed;
-    ++n;
+    job->commands.push_back(std::move(args));
   }
-  commands.resize(n);
   c.in.erase(0, pos);
   if (c.in.empty() && c.in.capacity() > (64 << 10)) std::string().swap(c.in);  // give back
-  if (n == 0) {
-    RecycleJob(std::move(job));
-    return nullptr;
-  }
+  if (job->commands.empty()) return nullptr;
   job->fd = c.fd;
   job->connection_id = c.id;
   job->session = c.session;
   // Allocated here and freed here (OnJobsDone), not across threads; most replies fit.
-  job->out.reserve(n * 32);
+  job->out.reserve(job->commands.size() * 32);
   job->max_out = options_.max_pending_output;
   return job;
-}
-
-std::unique_ptr<RespJob> RespServer::TakeJob() {
-  if (free_jobs_.empty()) return std::make_unique<RespJob>();
-  std::unique_ptr<RespJob> job = std::move(free_jobs_.back());
-  free_jobs_.pop_back();
-  return job;
-}
-
-void RespServer::RecycleJob(std::unique_ptr<RespJob> job) {
-  if (!job || free_jobs_.size() >= kMaxFreeJobs) return;
-  job->session.reset();
-  job->next = 0;
-  job->step_started = false;
-  job->out.clear();
-  // Only small buffers are kept, so the free list stays a few MiB at most however big the
-  // commands and replies it has seen: memory the client limits do not count.
-  if (job->out.capacity() > kMaxRecycledOut) std::string().swap(job->out);
-  if (job->commands.size() > kMaxRecycledCommands) job->commands.resize(kMaxRecycledCommands);
-  for (auto& args : job->commands) {
-    if (args.size() > kMaxRecycledArgs) args.resize(kMaxRecycledArgs);
-    for (auto& a : args) {
-      if (a.capacity() > kMaxRecycledArgBytes) std::string().swap(a);
-    }
-  }
-  free_jobs_.push_back(std::move(job));
 }
 
 void RespServer::SubmitPending() {
@@ -189,7 +154,6 @@ void RespServer::OnJobsDone() {
       EnforceMemoryCap(*connections_[fd]);
     }
   }
-  for (auto& job : jobs) RecycleJob(std::move(job));  // the parked ones are gone (null)
 }
 
 }  // namespace keyward

@@ -88,13 +88,6 @@ constexpr size_t kTlsBufferBytes = 34 << 10;
 constexpr int kTlsBufferedRounds = 4;
 // While a batch runs, read ahead at most this much of what the client pipelines after it.
 constexpr size_t kReadAheadWhileBusy = 1 << 20;
-// Finished jobs kept for reuse by ParseBatch (RespServer::RecycleJob), and what of each is kept:
-// at most a few MiB in all, never counted in the client limits.
-constexpr size_t kMaxFreeJobs = 32;
-constexpr size_t kMaxRecycledOut = 16 << 10;
-constexpr size_t kMaxRecycledCommands = 64;
-constexpr size_t kMaxRecycledArgs = 8;
-constexpr size_t kMaxRecycledArgBytes = 256;
 // Before AUTH no more than one request may wait: the pre-AUTH limits bound what is buffered.
 inline size_t ReadAheadWhileBusy(bool authenticated) {
   return authenticated ? kReadAheadWhileBusy : RespLimits::PreAuth().max_request_bytes;
