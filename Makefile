@@ -28,7 +28,7 @@ CHECK_TARGETS := unit_tests keyward keyward-fake-kms keyward-kms-emulator keywar
   keyward-aws-kms-tool keyward_rocksdb_plugin resp_parser_fuzz key_file_fuzz azure_reply_fuzz \
   aws_reply_fuzz rest_body_fuzz command_fuzz backup_manifest_fuzz \
   keyward_key_management keyward-mariadb-keyd mariadb_key_request_fuzz azure_blob_wire_fuzz \
-  keyward-mariadb-backup-tool keyward-mariadb-galera-tool
+  keyward-mariadb-backup-tool keyward-mariadb-galera-tool keyward_key_management_test
 build-check: deps build-check/build.ninja
 	ninja -C build-check -j$(JOBS) $(CHECK_TARGETS)
 
@@ -39,7 +39,8 @@ build-tsan/build.ninja: CMakeLists.txt
 	cmake -S . -B build-tsan -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug -DKEYWARD_TSAN=ON -DKEYWARD_CCACHE=OFF
 
 TSAN_TARGETS := unit_tests keyward keyward-fake-kms keyward-kms-emulator keyward-azure-wrap keyward-aws-kms-tool \
-  keyward_key_management keyward-mariadb-keyd keyward-mariadb-backup-tool keyward-mariadb-galera-tool
+  keyward_key_management keyward-mariadb-keyd keyward-mariadb-backup-tool keyward-mariadb-galera-tool \
+  keyward_key_management_test
 build-tsan: deps build-tsan/build.ninja
 	ninja -C build-tsan -j$(JOBS) $(TSAN_TARGETS)
 

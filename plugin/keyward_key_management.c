@@ -8,7 +8,11 @@
  * Keys are cached in an anonymous mapping that is locked in memory, excluded from core dumps
  * and wiped on deinit (explicit_bzero). A (key id, version) key never changes, so it is cached
  * for the life of the process. The latest version is re-asked at most once a second, so a new
- * keyward data key reaches InnoDB's rotation within a second.
+ * keyward data key reaches InnoDB's rotation within a second. One thread asks at a time; the
+ * others get the version already known meanwhile. A refresh that fails (keyward stalled: each
+ * attempt may wait the full I/O timeout) is not retried for KW_FAILURE_TTL_NS: InnoDB's
+ * background threads then get the known version at once instead of piling up behind the socket,
+ * and the log says so once per such period.
  *
  * Failing closed: at init the plugin asks keyward for the latest version; no answer → init fails,
  * and with keyward_key_management=FORCE in the option file mariadbd refuses to start. A key
@@ -34,7 +38,13 @@
 
 #define KW_CACHE_SLOTS 512
 #define KW_LATEST_TTL_NS 1000000000LL
+/* Overridable so the plugin's test (keyward_key_management_test.c) runs in seconds. */
+#ifndef KW_IO_TIMEOUT_S
 #define KW_IO_TIMEOUT_S 5
+#endif
+#ifndef KW_FAILURE_TTL_NS
+#define KW_FAILURE_TTL_NS 1000000000LL
+#endif
 
 struct kw_cached_key {
   unsigned int key_id;
@@ -50,6 +60,8 @@ static size_t kw_cache_bytes;
 static unsigned int kw_cache_next; /* round-robin victim once full */
 static unsigned int kw_latest;     /* 0: unknown */
 static long long kw_latest_fetched_ns;
+static int kw_refreshing;              /* a thread is asking keyward for the latest version */
+static long long kw_refresh_failed_ns; /* when the last refresh failed; 0: it did not */
 
 static long long kw_now_ns(void) {
   struct timespec ts;
@@ -168,20 +180,45 @@ static void kw_note_latest(unsigned int latest) {
 
 static unsigned int kw_get_latest_key_version(unsigned int key_id) {
   unsigned int status = 0, latest = 0, cached;
-  long long fetched;
+  long long now = kw_now_ns();
+  int ok;
   (void)key_id; /* every MariaDB key id follows keyward's current data key */
   pthread_mutex_lock(&kw_mutex);
   cached = kw_latest;
-  fetched = kw_latest_fetched_ns;
-  pthread_mutex_unlock(&kw_mutex);
-  if (cached != 0 && kw_now_ns() - fetched < KW_LATEST_TTL_NS) return cached;
-  if (kw_ask(KW_MK_OP_LATEST, key_id, 0, &status, &latest, NULL) == 0 &&
-      status == KW_MK_STATUS_OK && latest != 0) {
-    pthread_mutex_lock(&kw_mutex);
-    kw_note_latest(latest);
+  if (cached != 0 && now - kw_latest_fetched_ns < KW_LATEST_TTL_NS) {
     pthread_mutex_unlock(&kw_mutex);
-    return latest;
+    return cached;
   }
+  /* Recently failed, or another thread is asking: no new wait on the socket. */
+  if ((kw_refresh_failed_ns != 0 && now - kw_refresh_failed_ns < KW_FAILURE_TTL_NS) ||
+      (kw_refreshing && cached != 0)) {
+    pthread_mutex_unlock(&kw_mutex);
+    return cached != 0 ? cached : ENCRYPTION_KEY_VERSION_INVALID;
+  }
+  kw_refreshing = 1;
+  pthread_mutex_unlock(&kw_mutex);
+
+  ok = kw_ask(KW_MK_OP_LATEST, key_id, 0, &status, &latest, NULL) == 0 &&
+       status == KW_MK_STATUS_OK && latest != 0;
+
+  pthread_mutex_lock(&kw_mutex);
+  kw_refreshing = 0;
+  if (ok) {
+    kw_note_latest(latest);
+    kw_refresh_failed_ns = 0;
+  } else {
+    kw_refresh_failed_ns = kw_now_ns();
+    cached = kw_latest;
+  }
+  pthread_mutex_unlock(&kw_mutex);
+  if (ok) return latest;
+  /* Once per failure period: each period starts with exactly one failed attempt. */
+  fprintf(stderr,
+          "[Warning] keyward_key_management: keyward did not give the latest key version "
+          "(socket %s, waited up to %d s); using version %u and not asking again for %lld ms: "
+          "check that keyward serve runs this cluster\n",
+          kw_socket_path ? kw_socket_path : "(unset)", KW_IO_TIMEOUT_S, cached,
+          (long long)(KW_FAILURE_TTL_NS / 1000000LL));
   /* See the header: a known latest version outlives a failed refresh. */
   return cached != 0 ? cached : ENCRYPTION_KEY_VERSION_INVALID;
 }
@@ -271,6 +308,7 @@ static int kw_deinit(void* p) {
     kw_cache = NULL;
   }
   kw_latest = 0;
+  kw_refresh_failed_ns = 0;
   pthread_mutex_unlock(&kw_mutex);
   return 0;
 }

@@ -40,6 +40,7 @@
 #include "crypto/wipe_on_free.h"
 #include "kms/escrow/escrow_provider.h"
 #include "kms/kms_factory.h"
+#include "mariadb/os_account.h"
 #include "server/resp_server.h"
 #include "util/data_dir_lock.h"
 #include "util/file_util.h"
@@ -189,6 +190,18 @@ absl::Status Serve(const ParsedFlags& flags, const KmsFactoryMaker& make_kms) {
     rt_opts.default_durability = *d;
   }
   RETURN_IF_ERROR(MakeDirs(data_dir + "/clusters", 0700));
+  // mariadbd never runs as root. A missing account stops mariadb clusters only, naming the fix.
+  if (absl::StatusOr<MariadbOsAccount> account =
+          ResolveMariadbAccount(flags.Get("mariadb-user").value_or(""));
+      account.ok()) {
+    rt_opts.mariadb_run_as = *account;
+  } else if (absl::IsInvalidArgument(account.status())) {
+    return account.status();
+  } else {
+    rt_opts.mariadb_account_error = std::string(account.status().message());
+    LogWarn("serve.mariadb_user_missing",
+            absl::StrCat("mariadb clusters cannot start: ", account.status().message()));
+  }
   ClusterRuntime runtime(rt_opts, *resp, shared);
   ControlPlane control(*metadata, *kms, runtime, identity);
   // Backups: their records in a database of their own (the metadata connection holds

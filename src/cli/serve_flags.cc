@@ -86,6 +86,9 @@ Runs the control plane (REST API) and every cluster's Redis endpoint.
   --log-level L             debug, info (default), warn or error: the least severe line
                             written to stderr (one JSON object per line: time, level, event,
                             msg, ids; a line per API request)
+  --mariadb-user NAME       the OS account mariadb clusters' mariadbd (and mariadb-backup) run
+                            as when keyward runs as root (default keyward-mariadb, made by
+                            scripts/bootstrap); without root they run as keyward's own user
   --allow-core-dumps        for debugging only: let the process dump core and keep key buffers
                             in dumps (by default neither; files are always created 0600)
 )";
@@ -98,6 +101,7 @@ const std::set<std::string>& ServerValuedFlags() {
                                                "tls-cert",
                                                "cluster-tls-cert",
                                                "cluster-tls-key",
+                                               "mariadb-user",
                                                "log-level",
                                                "tls-key",
                                                "escrow-key-file",

@@ -140,6 +140,7 @@ absl::StatusOr<BackupManifest> ControlPlane::RestoreMariadbStaging(
   job.restore.target = runtime_.MariadbSpecFor(staging);
   job.cluster_id = cluster_id;
   job.dictionary_path = absl::StrCat(staging, "/", KeyDictionary::kFileName);
+  job.data_root = runtime_.data_dir();
   job.admin_password = SecretBytes::FromView(password);
   absl::StatusOr<BackupManifest> out =
       RestoreMariadbBackupAsNewCluster(job, provider, from, nullptr);

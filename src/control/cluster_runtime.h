@@ -23,6 +23,7 @@
 #include "control/cluster_engine.h"
 #include "kms/master_key_provider.h"
 #include "mariadb/mariadb_instance.h"
+#include "mariadb/os_account.h"
 #include "server/durability.h"
 #include "server/resp_server.h"
 #include "storage/cluster_store.h"
@@ -52,6 +53,10 @@ struct ClusterRuntimeOptions {
   // certificate) and refuses plaintext clients; empty: plaintext, like the kv endpoints.
   std::string mariadb_tls_cert;
   std::string mariadb_tls_key;
+  // The OS account mariadbd runs as (serve --mariadb-user; drop = false: keyward's own uid), or
+  // why there is none: then every mariadb cluster refuses to open with that message.
+  MariadbOsAccount mariadb_run_as;
+  std::string mariadb_account_error;
 };
 
 class MariadbSupervisor;

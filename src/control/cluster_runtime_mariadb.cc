@@ -139,6 +139,8 @@ MariadbInstanceSpec ClusterRuntime::MariadbSpecFor(const std::string& cluster_di
   mo.host = options_.cluster_host;
   mo.mariadbd_path = options_.mariadbd_path;
   mo.plugin_dir = options_.mariadb_plugin_dir;
+  mo.run_as = options_.mariadb_run_as;  // a restore's children run as mariadbd will
+  mo.data_root = options_.data_dir;
   return MariadbClusterInstanceSpec(std::move(mo));
 }
 
@@ -169,6 +171,11 @@ absl::StatusOr<int> ClusterRuntime::OpenMariadb(const std::string& cluster_id,
                                                 std::shared_ptr<MasterKeyProvider> provider,
                                                 int port, bool create,
                                                 const std::string& initial_password) {
+  if (!options_.mariadb_account_error.empty()) {
+    // A storage error: the cluster is inaccessible with this reason and retried at every
+    // storage check, so it opens once the account exists (after a restart of keyward).
+    return MarkStorageError(absl::FailedPreconditionError(options_.mariadb_account_error));
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (open_.count(cluster_id) || mariadb_.count(cluster_id) || opening_.count(cluster_id)) {
@@ -231,6 +238,8 @@ absl::StatusOr<int> ClusterRuntime::OpenMariadb(const std::string& cluster_id,
   mo.mariadbd_path = options_.mariadbd_path;
   mo.plugin_dir = options_.mariadb_plugin_dir;
   mo.max_restarts = options_.mariadb_max_restarts;
+  mo.run_as = options_.mariadb_run_as;
+  mo.data_root = options_.data_dir;
   // The slow part — an unwrap through the KMS, initialisation, InnoDB recovery — runs without
   // the lock.
   auto started = MariadbSupervisor::Start(std::move(mo), *provider, create, initial_password);

@@ -2,6 +2,7 @@
 
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <filesystem>
@@ -31,8 +32,17 @@ absl::StatusOr<int> TightenDataDirModes(const std::string& dir) {
        it.increment(ec)) {
     struct stat st {};
     if (lstat(it->path().c_str(), &st) != 0 || S_ISLNK(st.st_mode)) continue;
-    if ((st.st_mode & 077) == 0) continue;
-    if (chmod(it->path().c_str(), st.st_mode & 0700) != 0) {
+    // Another owner's (the account mariadbd runs as, mariadb/os_account.h): its own to manage,
+    // and not to be walked as root, where it could swap a directory for a link mid-walk.
+    if (st.st_uid != geteuid()) {
+      if (S_ISDIR(st.st_mode)) it.disable_recursion_pending();
+      continue;
+    }
+    // A directory given to another group on purpose keeps its search bit (g+x) for that group:
+    // the path to a mariadb cluster's files for the account mariadbd runs as.
+    const mode_t keep = S_ISDIR(st.st_mode) && st.st_gid != getegid() ? 0710 : 0700;
+    if ((st.st_mode & 077 & ~keep) == 0) continue;
+    if (chmod(it->path().c_str(), st.st_mode & keep) != 0) {
       return absl::PermissionDeniedError(absl::StrCat(
           "cannot make ", it->path().string(), " private (chmod go-rwx): ", ErrnoText(errno)));
     }

@@ -17,8 +17,9 @@ namespace keyward {
 absl::Status HardenProcess(bool allow_core_dumps);
 
 // Data dirs written before the umask (RocksDB's files were 0644): every file below `dir` loses
-// its group and other bits, every directory too. Symlinks are left alone. Returns how many
-// entries changed; errors name the path.
+// its group and other bits, every directory too, except g+x on a directory whose group is not
+// keyward's (given on purpose to the account mariadbd runs as). Symlinks, and entries of another
+// owner (not walked into), are left alone. Returns how many entries changed; errors name the path.
 absl::StatusOr<int> TightenDataDirModes(const std::string& dir);
 
 }  // namespace keyward

@@ -34,6 +34,7 @@ absl::StatusOr<std::unique_ptr<ChildProcess>> ChildProcess::Start(
   for (std::string& a : copy) argv.push_back(a.data());
   argv.push_back(nullptr);
   std::string cwd = options.cwd;
+  const MariadbOsAccount run_as = options.run_as;
 
   // [0] read end, [1] write end; every descriptor close-on-exec (dup2 clears it on 0-2).
   int go[2] = {-1, -1}, in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
@@ -69,6 +70,17 @@ absl::StatusOr<std::unique_ptr<ChildProcess>> ChildProcess::Start(
     // otherwise hold its stderr open and outlive the job).
     setpgid(0, 0);
     signal(SIGPIPE, SIG_DFL);
+    if (DropToAccountInChild(run_as) != 0) {
+      static const char kMsg[] = "keyward: cannot switch to the MariaDB OS account\n";
+      ssize_t ignored = write(STDERR_FILENO, kMsg, sizeof(kMsg) - 1);
+      (void)ignored;
+      _exit(126);
+    }
+    // A change of ids clears the parent-death signal (kernel commit_creds): set it again.
+    if (run_as.drop) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != parent) _exit(127);
+    }
     execv(argv[0], argv.data());
     _exit(127);
   }

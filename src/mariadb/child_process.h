@@ -23,6 +23,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "mariadb/os_account.h"
 
 namespace keyward {
 
@@ -32,6 +33,8 @@ class ChildProcess {
     bool pipe_stdin = false;   // else /dev/null
     bool pipe_stdout = false;  // else /dev/null
     std::string cwd;           // empty: inherit
+    // The account it runs as (switched to between fork and exec); drop = false: keyward's own.
+    MariadbOsAccount run_as;
   };
 
   // Forks `argv` (argv[0] a path); the child is held before exec until Release().

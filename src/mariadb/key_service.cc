@@ -150,7 +150,10 @@ SecretBytes AnswerMariadbKeyRequest(const MariadbKeyRequest& request,
 }
 
 MariadbKeyService::MariadbKeyService(const KeyDictionary& dictionary, PeerCheck allow_peer)
-    : dictionary_(dictionary), allow_peer_(std::move(allow_peer)) {}
+    : dictionary_(dictionary),
+      allow_peer_(std::move(allow_peer)),
+      peer_uid_(geteuid()),
+      peer_gid_(getegid()) {}
 
 MariadbKeyService::~MariadbKeyService() { Stop(); }
 
@@ -164,10 +167,13 @@ absl::Status MariadbKeyService::Start(const std::string& socket_path) {
   }
   const std::string dir = DirName(socket_path);
   if (absl::Status s = MakeDirs(dir, 0700); !s.ok()) return s;
-  // A directory others can enter would let them race the socket's creation.
-  if (chmod(dir.c_str(), 0700) != 0) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("cannot make '", dir, "' private (0700): ", ErrnoText(errno)));
+  // A directory others can write would let them race the socket's creation: it is keyward's,
+  // and another peer account only gets to search it (g+x through its group).
+  const bool shared = peer_uid_ != geteuid();
+  if ((shared && chown(dir.c_str(), geteuid(), peer_gid_) != 0) ||
+      chmod(dir.c_str(), shared ? 0710 : 0700) != 0) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "cannot make '", dir, "' private (", shared ? "0710" : "0700", "): ", ErrnoText(errno)));
   }
   struct stat st {};
   if (lstat(socket_path.c_str(), &st) == 0) {
@@ -181,8 +187,11 @@ absl::Status MariadbKeyService::Start(const std::string& socket_path) {
   if (fd < 0) return absl::InternalError(absl::StrCat("socket: ", ErrnoText(errno)));
   addr.sun_family = AF_UNIX;
   std::memcpy(addr.sun_path, socket_path.data(), socket_path.size());
+  // Connecting needs write permission on the socket: its owner only, or its group when the
+  // peer is another account (the socket stays keyward's, so that account cannot remove it).
   if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      chmod(socket_path.c_str(), 0600) != 0 || listen(fd, 16) != 0) {
+      (shared && chown(socket_path.c_str(), geteuid(), peer_gid_) != 0) ||
+      chmod(socket_path.c_str(), shared ? 0660 : 0600) != 0 || listen(fd, 16) != 0) {
     int err = errno;
     close(fd);
     return absl::InternalError(
@@ -244,6 +253,15 @@ void MariadbKeyService::HandleConnection(int fd) {
     refused_++;
     LogWarn("mariadb.key_peer_refused",
             absl::StrCat("key socket '", socket_path_, "': peer credentials unavailable; closed"));
+    return;
+  }
+  if (cred.uid != peer_uid_) {
+    refused_++;
+    LogWarn("mariadb.key_peer_refused",
+            absl::StrCat("key socket '", socket_path_, "': process ", cred.pid, " runs as uid ",
+                         cred.uid, ", not uid ", peer_uid_,
+                         " of this cluster's mariadbd; closed without a key"),
+            {{"pid", cred.pid}, {"uid", cred.uid}});
     return;
   }
   pid_t bootstrap = bootstrap_pid_.load();

@@ -9,10 +9,13 @@
 // HKDF-SHA256(data key V/2, info "keyward-mariadb-key-id:K"), for every K: different MariaDB key
 // ids never share bytes, and none equals a data key keyward uses for anything else.
 //
-// Who may ask: the socket file is 0600 in a 0700 directory, and each connection's peer
-// (SO_PEERCRED) must be allowed by `allow_peer(pid)` or be the bootstrap pid set with
-// SetBootstrapPid (InitializeDataDir's mariadbd --bootstrap). Anyone else is closed without an
-// answer and logged (event mariadb.key_peer_refused; pid and uid, never key bytes).
+// Who may ask: each connection's peer (SO_PEERCRED) must run as the peer account's uid (by
+// default keyward's own; SetPeerAccount: the unprivileged account mariadbd runs as) AND be allowed
+// by `allow_peer(pid)` or be the bootstrap pid set with SetBootstrapPid (InitializeDataDir's
+// mariadbd --bootstrap). Anyone else is closed without an answer and logged (event
+// mariadb.key_peer_refused; pid and uid, never key bytes). The socket's directory and file let
+// only that account in: 0700/0600 when it is keyward's own uid; otherwise directory 0710 and
+// socket 0660, both keyward's with the account's group (search and connect, nothing else).
 //
 // One thread accepts and answers connections one at a time (each with a 2 s I/O timeout; the
 // plugin caches keys, so requests are rare). Thread-safe: Start/Stop from one owner thread;
@@ -75,6 +78,13 @@ class MariadbKeyService {
   // Stops answering, joins the thread, removes the socket file. Idempotent.
   void Stop();
 
+  // The account allowed to connect (before Start; default keyward's own uid and gid). With
+  // another uid, the socket is made reachable through `gid` only.
+  void SetPeerAccount(uid_t uid, gid_t gid) {
+    peer_uid_ = uid;
+    peer_gid_ = gid;
+  }
+
   // Also allow this pid (0: none) — the mariadbd --bootstrap child, whose pid the caller's
   // PeerCheck does not know.
   void SetBootstrapPid(pid_t pid) { bootstrap_pid_.store(pid); }
@@ -94,6 +104,8 @@ class MariadbKeyService {
   int listen_fd_ = -1;
   int wake_fds_[2] = {-1, -1};
   std::thread thread_;
+  uid_t peer_uid_;
+  gid_t peer_gid_;
   std::atomic<pid_t> bootstrap_pid_{0};
   std::atomic<uint64_t> answered_{0};
   std::atomic<uint64_t> refused_{0};

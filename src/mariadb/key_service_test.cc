@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -13,8 +14,10 @@
 #include <mutex>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/strings/str_cat.h"
 #include "crypto/random.h"
 #include "mariadb/key_protocol_wire.h"
+#include "mariadb/os_account.h"
 #include "storage/test_providers.h"
 #include "util/log.h"
 
@@ -192,6 +195,81 @@ TEST_F(MariadbKeyServiceTest, OtherPeersAreClosedWithoutAnAnswerAndLogged) {
             static_cast<size_t>(KW_MK_RESPONSE_HEADER_SIZE));
   service.SetBootstrapPid(0);
   EXPECT_EQ(Ask(socket_, Req(KW_MK_OP_LATEST, 1, 0)), "");
+}
+
+TEST_F(MariadbKeyServiceTest, APeerOfAnotherUidIsRefusedEvenWithTheAllowedPid) {
+  // The account mariadbd runs as is some other uid; this process has the allowed pid (the shape
+  // a process of another user racing for the socket would have) but not that uid.
+  const uid_t account_uid = geteuid() == 65534 ? 65533 : 65534;
+  MariadbKeyService service(*dict_, [](pid_t pid) { return pid == getpid(); });
+  service.SetPeerAccount(account_uid, getegid());
+  ASSERT_TRUE(service.Start(socket_).ok());
+  // Reachable through the account's group only: search on the directory, connect on the socket.
+  struct stat st {};
+  ASSERT_EQ(stat((root_ / "keys").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0710u);
+  EXPECT_EQ(st.st_gid, getegid());
+  ASSERT_EQ(stat(socket_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0660u);
+  EXPECT_EQ(st.st_uid, geteuid());
+
+  EXPECT_EQ(Ask(socket_, Req(KW_MK_OP_GET_KEY, 1, 2 * dict_->Current()->id)), "");
+  service.SetBootstrapPid(getpid());  // the bootstrap's pid does not outrank the uid either
+  EXPECT_EQ(Ask(socket_, Req(KW_MK_OP_LATEST, 1, 0)), "");
+  EXPECT_EQ(service.refused(), 2u);
+  EXPECT_EQ(service.answered(), 0u);
+  const std::string log = Logged();
+  EXPECT_NE(log.find("mariadb.key_peer_refused"), std::string::npos) << log;
+  EXPECT_NE(log.find(absl::StrCat("runs as uid ", geteuid(), ", not uid ", account_uid)),
+            std::string::npos)
+      << log;
+}
+
+// Root only: real processes of the account and of another unprivileged uid.
+TEST_F(MariadbKeyServiceTest, OnlyTheAccountsProcessGetsAKeyAndOtherUsersCannotConnect) {
+  if (geteuid() != 0) GTEST_SKIP() << "SKIPPED LOUDLY: needs root to run peers as other uids";
+  MariadbOsAccount account{"nobody", 65534, 65534, true};
+  MariadbOsAccount stranger{"stranger", 65533, 65533, true};
+  fs::permissions(root_, fs::perms::owner_all | fs::perms::others_exec);
+  std::atomic<pid_t> allowed{0};
+  MariadbKeyService service(*dict_, [&](pid_t pid) { return pid == allowed.load(); });
+  service.SetPeerAccount(account.uid, account.gid);
+  ASSERT_TRUE(service.Start(socket_).ok());
+  // Each child asks for the latest version and exits with 0 (answered), 1 (closed without an
+  // answer) or 2 (could not connect: EACCES).
+  // Everything the child needs is prepared before fork: it only makes system calls.
+  const std::string req = Req(KW_MK_OP_LATEST, 1, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, socket_.data(), socket_.size());
+  auto run_as = [&](const MariadbOsAccount& who) {
+    int go[2];
+    EXPECT_EQ(pipe(go), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+      char b;
+      if (read(go[0], &b, 1) != 1) _exit(3);
+      if (DropToAccountInChild(who) != 0) _exit(4);
+      int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+      if (connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
+        _exit(errno == EACCES ? 2 : 5);
+      }
+      (void)!send(fd, req.data(), req.size(), MSG_NOSIGNAL);
+      char buf[64];
+      ssize_t n = read(fd, buf, sizeof(buf));
+      _exit(n == KW_MK_RESPONSE_HEADER_SIZE ? 0 : 1);
+    }
+    allowed.store(pid);
+    (void)!write(go[1], "x", 1);
+    close(go[0]);
+    close(go[1]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 99;
+  };
+  EXPECT_EQ(run_as(account), 0);
+  EXPECT_EQ(run_as(stranger), 2);  // the directory is closed to it
+  EXPECT_EQ(service.answered(), 1u);
 }
 
 TEST_F(MariadbKeyServiceTest, ReplacesAStaleSocketButRefusesAnyOtherFile) {

@@ -14,6 +14,7 @@
 #include "crypto/sha256.h"
 #include "mariadb/child_process.h"
 #include "mariadb/key_service.h"
+#include "mariadb/os_account.h"
 #include "storage/key_dictionary.h"
 #include "util/bytes.h"
 #include "util/file_util.h"
@@ -28,8 +29,10 @@ namespace fs = std::filesystem;
 constexpr size_t kMaxBackupMyCnf = 64 << 10;
 
 // The database account mariadb-backup connects as: the OS user's unix_socket account that
-// InitializeDataDir creates (root when keyward runs as root).
-std::string BackupSocketUser() {
+// InitializeDataDir creates (mariadbd's own account when it has one, which mariadb-backup then
+// runs as; root when keyward runs as root without one).
+std::string BackupSocketUser(const MariadbOsAccount& run_as) {
+  if (run_as.drop) return run_as.name;
   if (geteuid() == 0) return "root";
   const char* user = getenv("USER");
   return user != nullptr && *user != '\0' ? user : "mysql";
@@ -81,6 +84,8 @@ absl::StatusOr<BackupSummary> StreamBackup(const MariadbBackupJob& job, MariadbB
   std::error_code ec;
   fs::remove_all(work_dir, ec);
   RETURN_IF_ERROR(MakeDirs(work_dir, 0700));
+  // mariadb-backup (as the account, when mariadbd has one) writes its bookkeeping there.
+  RETURN_IF_ERROR(GiveDirToAccount(work_dir, job.instance.run_as, false));
   struct RemoveWorkDir {
     std::string dir;
     ~RemoveWorkDir() {
@@ -101,10 +106,12 @@ absl::StatusOr<BackupSummary> StreamBackup(const MariadbBackupJob& job, MariadbB
       "--stream=mbstream",
       absl::StrCat("--target-dir=", work_dir),
       absl::StrCat("--socket=", MariadbSocketPath(job.instance)),
-      absl::StrCat("--user=", BackupSocketUser()),
+      absl::StrCat("--user=", BackupSocketUser(job.instance.run_as)),
   };
   ChildProcess::Options options;
   options.pipe_stdout = true;
+  // As the account: the key service answers only its uid, and the data dir is its own.
+  options.run_as = job.instance.run_as;
   ASSIGN_OR_RETURN(std::unique_ptr<ChildProcess> child, ChildProcess::Start(argv, options));
   AllowedPid allowed(keys, child->pid());
   RETURN_IF_ERROR(child->Release());
@@ -178,6 +185,7 @@ absl::Status RestoreStream(const MariadbRestoreJob& job, const OpenedBackupManif
   ChildProcess::Options options;
   options.pipe_stdin = true;
   options.cwd = job.target.data_dir;
+  options.run_as = job.target.run_as;  // it writes the account's data dir
   ASSIGN_OR_RETURN(std::unique_ptr<ChildProcess> mbstream,
                    ChildProcess::Start({job.tools.mbstream, "-x"}, options));
   RETURN_IF_ERROR(mbstream->Release());
@@ -218,12 +226,19 @@ absl::Status PrepareRestored(const MariadbRestoreJob& job, MariadbKeyService& ke
   ASSIGN_OR_RETURN(std::string rewritten,
                    RewriteBackupMyCnf(cnf, job.target.plugin_dir, job.target.key_socket));
   RETURN_IF_ERROR(WriteFileAtomically(cnf_path, rewritten, 0600));
+  if (job.target.run_as.drop &&
+      lchown(cnf_path.c_str(), job.target.run_as.uid, job.target.run_as.gid) != 0) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "cannot give ", cnf_path, " to ", job.target.run_as.name, ": ", ErrnoText(errno)));
+  }
   // --prepare reads backup-my.cnf (plugin, its socket) from the target dir; the plugin asks
   // `keys`, which allows this child's pid while it runs.
   std::vector<std::string> argv = {job.tools.mariadb_backup, "--prepare",
                                    absl::StrCat("--target-dir=", job.target.data_dir),
                                    absl::StrCat("--plugin-dir=", job.target.plugin_dir)};
-  ASSIGN_OR_RETURN(std::unique_ptr<ChildProcess> child, ChildProcess::Start(argv, {}));
+  ChildProcess::Options options;
+  options.run_as = job.target.run_as;  // the data dir is the account's
+  ASSIGN_OR_RETURN(std::unique_ptr<ChildProcess> child, ChildProcess::Start(argv, options));
   AllowedPid allowed(keys, child->pid());
   RETURN_IF_ERROR(child->Release());
   return child->Wait("mariadb-backup --prepare");
@@ -335,6 +350,7 @@ absl::Status RestoreAndPrepare(const MariadbRestoreJob& job, const OpenedBackupM
                                MariadbKeyService& keys, BackupDestination& dest,
                                const BackupProgress& progress) {
   RETURN_IF_ERROR(MakeDirs(job.target.data_dir, 0700));
+  RETURN_IF_ERROR(GiveDirToAccount(job.target.data_dir, job.target.run_as, false));
   RETURN_IF_ERROR(RestoreStream(job, opened, dest, progress));
   return PrepareRestored(job, keys);
 }
@@ -358,6 +374,7 @@ absl::Status SetAdminPassword(const MariadbInstanceSpec& spec, const std::string
       static_cast<int64_t>(time(nullptr)), ") WHERE User='", user, "' AND Host='%';\n");
   ChildProcess::Options options;
   options.pipe_stdin = true;
+  options.run_as = spec.run_as;
   ASSIGN_OR_RETURN(std::unique_ptr<ChildProcess> child, ChildProcess::Start(argv, options));
   AllowedPid allowed(keys, child->pid());
   RETURN_IF_ERROR(child->Release());
@@ -432,7 +449,17 @@ absl::StatusOr<BackupManifest> RestoreMariadbBackupAsNewCluster(const MariadbNew
   if (!dict.ok()) return fail(dict.status());
   // Only the prepare and bootstrap children (allowed by pid while they run) get keys.
   MariadbKeyService service(**dict, [](pid_t) { return false; });
-  absl::Status s = service.Start(r.target.key_socket);
+  absl::Status s = absl::OkStatus();
+  if (r.target.run_as.drop) {
+    // The children run as mariadbd's account: they reach the staging dir through its group.
+    service.SetPeerAccount(r.target.run_as.uid, r.target.run_as.gid);
+    const std::string node_dir = fs::path(r.target.data_dir).parent_path().string();
+    s = MakeDirs(node_dir, 0700);
+    const std::string top =
+        job.data_root.empty() ? DirName(DirName(DirName(node_dir))) : job.data_root;
+    if (s.ok()) s = LetAccountReach(top, node_dir, r.target.run_as);
+  }
+  if (s.ok()) s = service.Start(r.target.key_socket);
   if (s.ok()) s = RestoreAndPrepare(r, opened, service, dest, progress);
   if (s.ok()) s = SetAdminPassword(r.target, job.admin_user, job.admin_password, service);
   if (s.ok()) s = WriteOptionFile(r.target);

@@ -111,6 +111,9 @@ struct MariadbNewClusterRestore {
   std::string dictionary_path;  // its keys.dict: must not exist; created from the manifest
   std::string admin_user = "admin";
   SecretBytes admin_password;  // the restored admin account's new password
+  // With restore.target.run_as.drop: the directories from here down to the target are made
+  // searchable for that account (empty: two levels above the cluster dir, as serve lays it out).
+  std::string data_root;
 };
 
 // Restores a backup that carries its data keys as a new cluster: opens the manifest (unwrap

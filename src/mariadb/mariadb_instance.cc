@@ -257,15 +257,45 @@ absl::Status ValidateExtraOptions(const MariadbInstanceSpec& spec) {
 absl::Status WriteOptionFile(const MariadbInstanceSpec& spec) {
   if (absl::Status s = ValidateExtraOptions(spec); !s.ok()) return s;
   if (absl::Status s = MakeDirs(spec.run_dir, 0700); !s.ok()) return s;
-  if (absl::Status s = MakeDirs(MariadbTmpDir(spec), 0700); !s.ok()) return s;
-  if (absl::Status s = MakeDirs(MariadbSecureFileDir(spec), 0700); !s.ok()) return s;
-  return WriteFileAtomically(MariadbOptionFilePath(spec), RenderOptionFile(spec), 0600);
+  const MariadbOsAccount& account = spec.run_as;
+  if (account.drop) {
+    // Sticky and root's: the account creates its socket and pid file, removes only its own.
+    if (chown(spec.run_dir.c_str(), geteuid(), account.gid) != 0 ||
+        chmod(spec.run_dir.c_str(), 01770) != 0) {
+      return absl::PermissionDeniedError(absl::StrCat("cannot give ", spec.run_dir, " to group of ",
+                                                      account.name, ": ", ErrnoText(errno)));
+    }
+    // A socket or pid file an earlier mariadbd left as another owner would stop this one
+    // (mariadbd is not running now: it is stopped or a leftover was stopped first).
+    for (const std::string& stale : {MariadbSocketPath(spec), MariadbPidFilePath(spec)}) {
+      struct stat st {};
+      if (lstat(stale.c_str(), &st) == 0 && st.st_uid != account.uid) unlink(stale.c_str());
+    }
+  }
+  // Recursive: data written by a keyward that ran mariadbd as root becomes the account's.
+  if (absl::Status s = GiveDirToAccount(MariadbTmpDir(spec), account, true); !s.ok()) return s;
+  if (absl::Status s = GiveDirToAccount(MariadbSecureFileDir(spec), account, true); !s.ok()) {
+    return s;
+  }
+  const std::string path = MariadbOptionFilePath(spec);
+  if (absl::Status s =
+          WriteFileAtomically(path, RenderOptionFile(spec), account.drop ? 0640 : 0600);
+      !s.ok()) {
+    return s;
+  }
+  // chmod too: keyward's umask (077) took the group's read bit off at creation.
+  if (account.drop &&
+      (chown(path.c_str(), geteuid(), account.gid) != 0 || chmod(path.c_str(), 0640) != 0)) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("cannot let ", account.name, " read ", path, ": ", ErrnoText(errno)));
+  }
+  return absl::OkStatus();
 }
 
 std::vector<std::string> MariadbdArgv(const MariadbInstanceSpec& spec) {
   std::vector<std::string> argv = {spec.mariadbd_path,
                                    absl::StrCat("--defaults-file=", MariadbOptionFilePath(spec))};
-  if (geteuid() == 0) argv.push_back("--user=root");
+  if (geteuid() == 0 && !spec.run_as.drop) argv.push_back("--user=root");
   return argv;
 }
 
@@ -307,7 +337,9 @@ absl::Status InitializeDataDir(const MariadbInstanceSpec& spec, const std::strin
     return absl::FailedPreconditionError(absl::StrCat("MariaDB data directory '", spec.data_dir,
                                                       "' is not empty; it is already initialised"));
   }
-  const std::string os_user = CurrentUserName();
+  // With its own OS account, that account's socket login is the one mariadb-backup (run as it)
+  // uses; root@localhost (OS root through the socket) stays too.
+  const std::string os_user = spec.run_as.drop ? spec.run_as.name : CurrentUserName();
   if (!SafeSqlName(os_user)) {
     return absl::FailedPreconditionError(
         absl::StrCat("cannot name the OS user for MariaDB's root account: uid has no usable name "
@@ -336,7 +368,7 @@ absl::Status InitializeDataDir(const MariadbInstanceSpec& spec, const std::strin
                   kDbPrivColumns, ") VALUES ('%','%','", admin_user, "',", kDbPrivAll,
                   "),\n  ('%','mysql','", admin_user, "',", kDbPrivSelect, ");\n");
 
-  if (absl::Status s = MakeDirs(spec.data_dir, 0700); !s.ok()) return s;
+  if (absl::Status s = GiveDirToAccount(spec.data_dir, spec.run_as, false); !s.ok()) return s;
   auto cleanup = [&] {
     std::error_code ec;
     std::filesystem::remove_all(spec.data_dir, ec);
@@ -370,6 +402,7 @@ absl::Status InitializeDataDir(const MariadbInstanceSpec& spec, const std::strin
   }
   int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
   const pid_t parent = getpid();
+  const MariadbOsAccount run_as = spec.run_as;
   pid_t pid = fork();
   if (pid == 0) {
     // Child: async-signal-safe calls only. Waits until the parent has allowed its pid on the
@@ -385,6 +418,12 @@ absl::Status InitializeDataDir(const MariadbInstanceSpec& spec, const std::strin
     if (devnull >= 0) dup2(devnull, STDOUT_FILENO);
     // mariadbd inherits nothing of keyward's but stdio: not its sockets, files or key socket.
     close_range(3, ~0U, 0);
+    if (DropToAccountInChild(run_as) != 0) _exit(126);
+    // A change of ids clears the parent-death signal (kernel commit_creds): set it again.
+    if (run_as.drop) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != parent) _exit(127);
+    }
     execv(argv[0], argv.data());
     _exit(127);
   }
@@ -417,6 +456,9 @@ absl::Status InitializeDataDir(const MariadbInstanceSpec& spec, const std::strin
     return absl::InternalError(absl::StrCat(
         "initialising MariaDB data directory '", spec.data_dir, "' failed: ", spec.mariadbd_path,
         " --bootstrap ended with ", how,
+        WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 126 && run_as.drop
+            ? absl::StrCat(" (it could not switch to user ", run_as.name, ")")
+            : std::string(),
         "; its messages are in keyward's log above (keys served on '", spec.key_socket, "')"));
   }
   return absl::OkStatus();

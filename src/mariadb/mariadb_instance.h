@@ -18,6 +18,7 @@
 
 #include "absl/status/status.h"
 #include "crypto/secret_bytes.h"
+#include "mariadb/os_account.h"
 
 namespace keyward {
 
@@ -37,6 +38,11 @@ struct MariadbInstanceSpec {
   std::string tls_ca;
   std::string mariadbd_path = "/usr/sbin/mariadbd";
   std::string share_dir = "/usr/share/mysql";  // the bootstrap SQL (Debian mariadb-server)
+  // The OS account mariadbd and its bootstrap run as (mariadb/os_account.h). With drop: data_dir,
+  // tmp and the secure_file_priv dir are the account's (0700); run_dir is root's, group the
+  // account's, 01770 (sticky: mariadbd makes its socket and pid file there but cannot replace
+  // the option file), my.cnf root:account 0640. Without: everything keyward's own, 0700/0600.
+  MariadbOsAccount run_as;
   // false only for benchmarks' plaintext baseline: no plugin, no encryption options.
   bool encrypted = true;
   // Extra `name=value` lines for the [mariadbd] group (tuning, tests), written before keyward's
@@ -60,7 +66,8 @@ absl::Status ValidateExtraOptions(const MariadbInstanceSpec& spec);
 // the tmp dir and the secure_file_priv dir (0700).
 absl::Status WriteOptionFile(const MariadbInstanceSpec& spec);
 // mariadbd's argv: the binary, --defaults-file first (mariadbd requires it first), and
-// --user=root when keyward runs as root (mariadbd refuses root otherwise).
+// --user=root when it runs as root (keyward as root without run_as.drop: mariadbd refuses root
+// otherwise).
 std::vector<std::string> MariadbdArgv(const MariadbInstanceSpec& spec);
 
 // The OS user keyward runs as (effective uid's name; "" when it has none): the account
@@ -77,7 +84,8 @@ absl::Status ValidateMariadbAdminUser(const std::string& user);
 // mariadbd --bootstrap with the plugin loaded (keys from `keys`, which must be started; the
 // bootstrap child's pid is allowed on it for the run), so the system tablespace, redo log and
 // every table are encrypted from their first byte. Accounts: root@localhost only through the
-// Unix socket as the OS user keyward runs as (unix_socket auth; no password, no TCP), no
+// Unix socket as the OS user keyward runs as (unix_socket auth; no password, no TCP; with
+// run_as.drop also `<run_as.name>`@localhost the same way, for mariadb-backup run as it), no
 // anonymous users, and `admin_user`@'%' with `admin_password` (stored as its native hash): all
 // table privileges on every database but `mysql` (SELECT only), PROCESS and BINLOG MONITOR, and no
 // SUPER, FILE, RELOAD, SHUTDOWN or grant/user administration (each is a way to turn encryption

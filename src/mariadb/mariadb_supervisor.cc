@@ -95,9 +95,11 @@ MariadbInstanceSpec SpecFor(const MariadbSupervisorOptions& o, size_t node) {
   spec.port = static_cast<uint16_t>(
       node == 0 || node >= o.galera_nodes.size() ? o.port : o.galera_nodes[node].sql_port);
   spec.plugin_dir = o.plugin_dir;
-  // One key service for every node: Galera's SST hands the joiner a backup-my.cnf naming the
+  // One key service for every node, in its own directory (the only one the account may search
+  // without also writing to it): Galera's SST hands the joiner a backup-my.cnf naming the
   // donor's socket.
-  spec.key_socket = o.cluster_dir + "/mariadb/run/keys.sock";
+  spec.key_socket = o.cluster_dir + "/mariadb/keys/keys.sock";
+  spec.run_as = o.run_as;
   spec.tls_cert = o.tls_cert_path;
   spec.tls_key = o.tls_key_path;
   spec.tls_ca = o.tls_ca_path;
@@ -264,13 +266,54 @@ absl::StatusOr<std::unique_ptr<MariadbSupervisor>> MariadbSupervisor::Start(
   return s;
 }
 
+absl::Status MariadbSupervisor::PrepareAccount() {
+  const MariadbOsAccount& account = options_.run_as;
+  // The account reaches its directories through cluster_dir/mariadb (and n<i>/ for Galera
+  // nodes); keyward's files beside them (keys.dict, metadata, escrow key, galera-tls/) stay
+  // root's 0600.
+  const std::string top =
+      options_.data_root.empty() ? DirName(DirName(options_.cluster_dir)) : options_.data_root;
+  if (absl::Status st =
+          CheckAccountCanRead(specs_[0].plugin_dir + "/keyward_key_management.so", account);
+      !st.ok()) {
+    return st;
+  }
+  for (MariadbInstanceSpec& spec : specs_) {
+    const std::string node_dir = DirName(spec.data_dir);  // base or base/n<i>
+    if (absl::Status st = MakeDirs(node_dir, 0700); !st.ok()) return st;
+    if (absl::Status st = LetAccountReach(top, node_dir, account); !st.ok()) return st;
+    // TLS files are keyward's (0600): mariadbd reads copies its group may read, in run/.
+    if (absl::Status st = MakeDirs(spec.run_dir, 0700); !st.ok()) return st;
+    for (auto [path, name] :
+         {std::pair{&spec.tls_cert, "tls-cert.pem"}, std::pair{&spec.tls_key, "tls-key.pem"},
+          std::pair{&spec.tls_ca, "tls-ca.pem"}}) {
+      if (path->empty()) continue;
+      absl::StatusOr<std::string> shared =
+          ShareFileWithAccount(*path, spec.run_dir + "/" + name, account);
+      if (!shared.ok()) return shared.status();
+      *path = *shared;
+    }
+    if (access(spec.data_dir.c_str(), F_OK) == 0) {
+      // Data of a keyward that ran mariadbd as root (or a restore) becomes the account's (a
+      // no-op after).
+      if (absl::Status st = GiveDirToAccount(spec.data_dir, account, true); !st.ok()) return st;
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status MariadbSupervisor::Run(bool create, const std::string& admin_password) {
   for (int i = 0; i < options_.nodes; ++i) specs_.push_back(SpecFor(options_, i));
   const MariadbInstanceSpec& first = specs_[0];
 
   StopLeftover(options_.cluster_id, options_.cluster_dir, options_.stop_grace);
+  const MariadbOsAccount& account = options_.run_as;
+  if (account.drop) {
+    if (absl::Status st = PrepareAccount(); !st.ok()) return st;
+  }
   keys_ = std::make_unique<MariadbKeyService>(*dictionary_,
                                               [this](pid_t peer) { return AllowedPeer(peer); });
+  if (account.drop) keys_->SetPeerAccount(account.uid, account.gid);
   if (absl::Status st = keys_->Start(first.key_socket); !st.ok()) return st;
   if (create) {
     // Initialised as a plain mariadbd (a bootstrap is no cluster member); the wsrep options
@@ -287,6 +330,10 @@ absl::Status MariadbSupervisor::Run(bool create, const std::string& admin_passwo
   // Rendered at every start: a newer keyward's options apply to existing clusters too.
   for (const MariadbInstanceSpec& spec : specs_) {
     if (absl::Status st = MakeDirs(spec.data_dir, 0700); !st.ok()) return st;
+    // A joiner's state transfer writes into it as the account.
+    if (absl::Status st = GiveDirToAccount(spec.data_dir, options_.run_as, false); !st.ok()) {
+      return st;
+    }
     if (absl::Status st = WriteOptionFile(spec); !st.ok()) return st;
   }
   size_t bootstrap = 0;
@@ -317,6 +364,7 @@ absl::Status MariadbSupervisor::StartNode(size_t node, bool new_cluster) {
     po.restart_argv = po.argv;
     po.argv.emplace_back(kGaleraNewClusterArg);
   }
+  po.run_as = options_.run_as;
   po.stop_grace = options_.stop_grace;
   // A mariadbd that served for a few seconds and then died (a crash, an OOM kill) is restarted
   // at once; one that keeps dying right after starting backs off up to 30 s, then stays down.
@@ -335,12 +383,13 @@ absl::Status MariadbSupervisor::StartNode(size_t node, bool new_cluster) {
     if (options_.nodes == 1) return st;
     return absl::Status(st.code(), absl::StrCat("Galera node ", node, ": ", st.message()));
   }
-  LogInfo("mariadb.serving",
-          absl::StrCat("cluster ", options_.cluster_id, ": mariadbd",
-                       options_.nodes > 1 ? absl::StrCat(" (Galera node ", node, ")") : "",
-                       " serves on ", options_.host, ":", spec.port, " (pid ",
-                       mariadbd_[node]->pid(), ")"),
-          {{"cluster_id", options_.cluster_id}, {"port", static_cast<int>(spec.port)}});
+  LogInfo(
+      "mariadb.serving",
+      absl::StrCat("cluster ", options_.cluster_id, ": mariadbd",
+                   options_.nodes > 1 ? absl::StrCat(" (Galera node ", node, ")") : "",
+                   " serves on ", options_.host, ":", spec.port, " (pid ", mariadbd_[node]->pid(),
+                   ", user ", options_.run_as.drop ? options_.run_as.name : "keyward's own", ")"),
+      {{"cluster_id", options_.cluster_id}, {"port", static_cast<int>(spec.port)}});
   return absl::OkStatus();
 }
 

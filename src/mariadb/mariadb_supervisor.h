@@ -2,20 +2,27 @@
 // One `mariadb` cluster's data plane: its key dictionary (keys.dict in the cluster directory,
 // opened with one unwrap through the key's provider), the MariadbKeyService that hands those keys
 // to the keyward_key_management plugin inside mariadbd (only to the mariadbd keyward started,
-// checked by pid), and the mariadbd process itself (SupervisedProcess: started, restarted with
-// backoff after a crash, stopped with SIGTERM).
+// checked by uid and pid), and the mariadbd process itself (SupervisedProcess: started, restarted
+// with backoff after a crash, stopped with SIGTERM).
 //
 // Layout under the cluster directory:
 //   keys.dict            the key dictionary (as for kv clusters; shredding removes it first)
 //   mariadb/data/        mariadbd's datadir (every page, log and temporary file encrypted)
 //   mariadb/tmp/         its tmpdir (encrypt_tmp_files)
-//   mariadb/run/         0700: the key socket, mariadbd's Unix socket and pid file
-//   mariadb/my.cnf       rendered at every start (RenderOptionFile)
+//   mariadb/keys/        the key socket (0700; 0710 + socket 0660 through the account's group
+//                        when mariadbd runs as another account)
+//   mariadb/run/         0700 (or root:account 01770): mariadbd's Unix socket and pid file, and
+//                        my.cnf, rendered at every start (RenderOptionFile)
+//
+// When keyward runs as root, mariadbd runs as `run_as` (mariadb/os_account.h): data/, tmp/ and
+// run/files/ are that account's, cluster_dir/mariadb and the directories up to `data_root` are
+// searchable through its group only, and keyward's files stay out of its reach.
 //
 // A Galera cluster (nodes = 3, mariadb_supervisor_galera.cc) adds, under mariadb/:
 //   n1/, n2/             nodes 1 and 2 (data/, tmp/, run/ as above; node 0 is mariadb/ itself)
 //   galera.ports         every node's ports (galera_layout.h), kept across starts
 //   galera-tls/          the cluster-private CA and node certificate for replication and SST
+//                        (0600 root's; with run_as.drop mariadbd reads copies in node 0's run/)
 // and each node's gcache in /dev/shm/kw-<cluster id>-n<i> (memory-backed: Galera keeps write sets
 // there in plaintext), removed at Stop. Every node loads the plugin with the same key socket.
 //
@@ -36,6 +43,7 @@
 #include "kms/master_key_provider.h"
 #include "mariadb/galera_layout.h"
 #include "mariadb/mariadb_instance.h"
+#include "mariadb/os_account.h"
 #include "storage/key_dictionary.h"
 
 namespace keyward {
@@ -46,6 +54,10 @@ class SupervisedProcess;
 struct MariadbSupervisorOptions {
   std::string cluster_id;
   std::string cluster_dir;  // DATA/clusters/<id>
+  // The account mariadbd runs as (drop = false: keyward's own) and the top directory made
+  // searchable for it on the way to cluster_dir (DATA; empty: cluster_dir's grandparent).
+  MariadbOsAccount run_as;
+  std::string data_root;
   std::string host = "127.0.0.1";
   int port = 0;  // mariadbd's TCP port (the cluster endpoint); must be set
   // Empty: /usr/sbin/mariadbd, and the directory of the running keyward binary (where the
@@ -115,6 +127,9 @@ class MariadbSupervisor {
   // Spawns node `node` (with --wsrep-new-cluster when `new_cluster`) and waits until it serves.
   absl::Status StartNode(size_t node, bool new_cluster);
   bool AllowedPeer(pid_t peer) const;
+  // With run_as.drop: every node's dirs reachable for / owned by the account, TLS copies it may
+  // read, the plugin checked readable (once).
+  absl::Status PrepareAccount();
   // Galera (mariadb_supervisor_galera.cc): adds every node's wsrep options to specs_ (TLS files,
   // gcache directories, galera.ports); then, for a cluster that ran before, the node to
   // bootstrap from (ChooseBootstrapNode; --wsrep-recover for a node without a saved position).

@@ -14,6 +14,7 @@
 #include "mariadb/galera_options.h"
 #include "mariadb/key_service.h"
 #include "mariadb/mariadb_supervisor.h"
+#include "mariadb/os_account.h"
 #include "util/file_util.h"
 #include "util/log.h"
 
@@ -36,7 +37,10 @@ GaleraClusterSpec GaleraSpecFor(const MariadbSupervisorOptions& o, const TlsFile
   cluster.tls_cert = tls.cert;
   cluster.tls_key = tls.key;
   cluster.gcache_dir = kGaleraGcacheRoot;
-  cluster.sst_user = MariadbOsUserName();
+  // The SST script runs as mariadbd's OS user and mariadb-backup logs in through the socket with
+  // unix_socket auth: the account's own login (InitializeDataDir's @auth_root_socket) when
+  // mariadbd runs as the account, else keyward's.
+  cluster.sst_user = o.run_as.drop ? o.run_as.name : MariadbOsUserName();
   return cluster;
 }
 
@@ -68,6 +72,18 @@ absl::Status MariadbSupervisor::PrepareGalera() {
                                                      {options_.host, "localhost"},
                                                      /*peer_auth=*/true);
   if (!tls.ok()) return tls.status();
+  if (options_.run_as.drop) {
+    // The originals stay 0600 root's; mariadbd (and its SST script) as the account read copies
+    // in node 0's run dir, which every node's account can search.
+    for (auto [path, name] :
+         {std::pair{&tls->ca_cert, "galera-ca.pem"}, std::pair{&tls->cert, "galera-cert.pem"},
+          std::pair{&tls->key, "galera-key.pem"}}) {
+      absl::StatusOr<std::string> shared =
+          ShareFileWithAccount(*path, specs_[0].run_dir + "/" + name, options_.run_as);
+      if (!shared.ok()) return shared.status();
+      *path = *shared;
+    }
+  }
   GaleraClusterSpec cluster = GaleraSpecFor(options_, *tls);
   if (cluster.sst_user.empty()) {
     return absl::FailedPreconditionError(
@@ -83,6 +99,11 @@ absl::Status MariadbSupervisor::PrepareGalera() {
     if (!lines.ok()) return lines.status();
     specs_[i].extra_options.insert(specs_[i].extra_options.end(), lines->begin(), lines->end());
     if (absl::Status st = MakeDirs(GaleraGcacheDir(cluster, i), 0700); !st.ok()) return st;
+    // mariadbd writes its gcache there as the account.
+    if (absl::Status st = GiveDirToAccount(GaleraGcacheDir(cluster, i), options_.run_as, true);
+        !st.ok()) {
+      return st;
+    }
   }
   return absl::OkStatus();
 }
@@ -97,7 +118,9 @@ absl::StatusOr<size_t> MariadbSupervisor::GaleraBootstrapNode() {
       // position; mariadbd --wsrep-recover reads it (through the plugin: keys needed).
       std::vector<std::string> argv = MariadbdArgv(specs_[i]);
       argv.emplace_back("--wsrep-recover");
-      absl::StatusOr<std::unique_ptr<ChildProcess>> child = ChildProcess::Start(argv, {});
+      ChildProcess::Options recover;
+      recover.run_as = options_.run_as;  // it writes to the node's data dir, as mariadbd does
+      absl::StatusOr<std::unique_ptr<ChildProcess>> child = ChildProcess::Start(argv, recover);
       if (!child.ok()) return child.status();
       keys_->SetBootstrapPid((*child)->pid());
       absl::Status ran = (*child)->Release();
@@ -125,6 +148,14 @@ absl::StatusOr<size_t> MariadbSupervisor::GaleraBootstrapNode() {
   if (!chosen) return 0;  // never ran as a cluster: node 0 holds the data
   if (!states[*chosen].safe_to_bootstrap) {
     if (absl::Status st = MarkSafeToBootstrap(specs_[*chosen].data_dir); !st.ok()) return st;
+    // Rewritten by keyward: mariadbd, as the account, must be able to write it again (lchown: a
+    // link the account put there is not followed).
+    const MariadbOsAccount& account = options_.run_as;
+    const std::string state = specs_[*chosen].data_dir + "/grastate.dat";
+    if (account.drop && lchown(state.c_str(), account.uid, account.gid) != 0) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("cannot give ", state, " to ", account.name, ": ", ErrnoText(errno)));
+    }
   }
   LogInfo("mariadb.galera_bootstrap",
           absl::StrCat("cluster ", options_.cluster_id, ": Galera bootstraps from node ", *chosen,

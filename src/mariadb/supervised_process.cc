@@ -78,6 +78,7 @@ absl::Status SupervisedProcess::Spawn(bool restart) {
   for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
   const pid_t parent = getpid();
+  const MariadbOsAccount& run_as = options_.run_as;
   // fork, not posix_spawn: the child must set PR_SET_PDEATHSIG before exec, so a keyward killed
   // with SIGKILL takes its mariadbd down (SIGTERM: a clean shutdown) instead of leaving it
   // serving on keys it has cached. The signal follows the spawning *thread*, hence every spawn
@@ -106,8 +107,16 @@ absl::Status SupervisedProcess::Spawn(bool restart) {
       if (err_fds[1] != 3 && dup2(err_fds[1], 3) >= 0) err_fds[1] = 3;
       close_range(4, ~0U, 0);
       fcntl(err_fds[1], F_SETFD, FD_CLOEXEC);
-      execve(argv[0], argv.data(), environ);
-      e = errno;
+      // The unprivileged account (keyward as root): ids changed here, never in keyward. A
+      // change of ids clears the parent-death signal, so it is set again after.
+      if (int drop = DropToAccountInChild(run_as); drop != 0) {
+        e = -drop;  // negative: the switch failed, not the exec
+      } else {
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != parent) _exit(127);
+        execve(argv[0], argv.data(), environ);
+        e = errno;
+      }
     }
     ssize_t ignored = write(err_fds[1], &e, sizeof(e));
     (void)ignored;
@@ -128,6 +137,12 @@ absl::Status SupervisedProcess::Spawn(bool restart) {
     }
   }
   close(err_fds[0]);
+  if (rc < 0) {
+    close(fds[0]);
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot start ", options_.argv[0], " as user ", run_as.name, " (uid ",
+                     run_as.uid, "): switching to it failed: ", ErrnoText(-rc)));
+  }
   if (rc != 0) {
     close(fds[0]);
     return absl::FailedPreconditionError(

@@ -24,6 +24,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "mariadb/os_account.h"
 
 namespace keyward {
 
@@ -34,6 +35,8 @@ struct SupervisedProcessOptions {
   // What a restart after a crash runs instead, when set (a Galera node that bootstrapped its
   // cluster with --wsrep-new-cluster rejoins it without that argument).
   std::vector<std::string> restart_argv;
+  // The account it runs as (switched to between fork and exec); drop = false: keyward's own.
+  MariadbOsAccount run_as;
   // Returns once the freshly started process serves (OK), or why not. `running` turns false
   // when the process exits meanwhile: the check should give up at once then.
   std::function<absl::Status(pid_t pid, const std::function<bool()>& running)> ready;

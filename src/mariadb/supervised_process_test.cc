@@ -151,7 +151,7 @@ TEST(SupervisedProcessTest, ChildInheritsNoOtherDescriptors) {
 
 // keyward killed with SIGKILL: the process it started gets SIGTERM (PR_SET_PDEATHSIG) instead
 // of running on without it (mariadbd would go on serving with the keys it has cached).
-TEST(SupervisedProcessTest, ChildDiesWithAKilledParent) {
+void ExpectChildDiesWithAKilledParent(const MariadbOsAccount& run_as) {
   int pids[2];
   ASSERT_EQ(pipe(pids), 0);
   pid_t keyward = fork();
@@ -159,7 +159,9 @@ TEST(SupervisedProcessTest, ChildDiesWithAKilledParent) {
   if (keyward == 0) {
     close(pids[0]);
     // The supervisor stands in for keyward; its child reports its pid and waits.
-    SupervisedProcess q(Shell("exec sleep 60"));
+    SupervisedProcessOptions o = Shell("exec sleep 60");
+    o.run_as = run_as;
+    SupervisedProcess q(o);
     if (!q.Start().ok()) _exit(1);
     pid_t child = q.pid();
     if (write(pids[1], &child, sizeof(child)) != sizeof(child)) _exit(1);
@@ -182,6 +184,14 @@ TEST(SupervisedProcessTest, ChildDiesWithAKilledParent) {
   if (Alive(child)) kill(child, SIGKILL);
 }
 
+TEST(SupervisedProcessTest, ChildDiesWithAKilledParent) { ExpectChildDiesWithAKilledParent({}); }
+
+// Changing ids clears the parent-death signal: it is set again after the switch.
+TEST(SupervisedProcessTest, AccountChildDiesWithAKilledParentToo) {
+  if (geteuid() != 0) GTEST_SKIP() << "SKIPPED LOUDLY: needs root to switch to another account";
+  ExpectChildDiesWithAKilledParent(MariadbOsAccount{"nobody", 65534, 65534, true});
+}
+
 // A missing program is reported by Start with the exec error.
 TEST(SupervisedProcessTest, MissingProgramIsReported) {
   SupervisedProcessOptions o = Shell("");
@@ -190,6 +200,26 @@ TEST(SupervisedProcessTest, MissingProgramIsReported) {
   absl::Status st = p.Start();
   EXPECT_FALSE(st.ok());
   EXPECT_NE(st.message().find("No such file"), absl::string_view::npos) << st;
+}
+
+// keyward as root: the process runs as the account, switched before exec (root only).
+TEST(SupervisedProcessTest, RunsAsTheAccountWithNoOtherGroup) {
+  if (geteuid() != 0) GTEST_SKIP() << "SKIPPED LOUDLY: needs root to switch to another account";
+  SupervisedProcessOptions o = Shell("exec sleep 60");
+  o.run_as = MariadbOsAccount{"nobody", 65534, 65534, true};
+  SupervisedProcess p(o);
+  ASSERT_TRUE(p.Start().ok());
+  std::ifstream in("/proc/" + std::to_string(p.pid()) + "/status");
+  std::string line, uid, gid, groups;
+  while (std::getline(in, line)) {
+    if (line.rfind("Uid:", 0) == 0) uid = line;
+    if (line.rfind("Gid:", 0) == 0) gid = line;
+    if (line.rfind("Groups:", 0) == 0) groups = line;
+  }
+  EXPECT_EQ(uid, "Uid:\t65534\t65534\t65534\t65534");
+  EXPECT_EQ(gid, "Gid:\t65534\t65534\t65534\t65534");
+  EXPECT_EQ(groups.find_first_of("0123456789"), std::string::npos) << groups;
+  p.Stop();
 }
 
 }  // namespace

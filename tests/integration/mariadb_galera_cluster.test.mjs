@@ -106,6 +106,8 @@ test('a 3-node mariadb (Galera) cluster through the CLI/API: TLS, any node serve
   const ca = fs.readFileSync(cert);
   const fake = new FakeKms(dir);
   const dataDir = path.join(dir, 'data');
+  // keyward as root runs mariadbd as keyward-mariadb, which must search its way to the data dir.
+  fs.chmodSync(dir, 0o711);
   const server = fakeServer(dataDir, fake, ['--cluster-tls-cert', cert, '--cluster-tls-key', key]);
   server.env = { ...server.env, KEYWARD_MARIADB_PLUGIN_DIR: PLUGIN_DIR };
   await server.start();
@@ -154,6 +156,16 @@ test('a 3-node mariadb (Galera) cluster through the CLI/API: TLS, any node serve
     assert.notEqual(cipher.Value, '', 'the SQL connection is not TLS');
     gcaches = fs.readdirSync('/dev/shm').filter((f) => f.startsWith(`kw-${cluster.id}-`));
     assert.equal(gcaches.length, NODES, `gcache dirs on /dev/shm: ${gcaches}`);
+    if (process.getuid() === 0) {
+      // keyward as root: every node (and so its SST script) runs as keyward-mariadb, which owns
+      // its gcache; the state transfers above worked with that account's socket login.
+      const uid = Number(spawnSync('id', ['-u', 'keyward-mariadb'], { encoding: 'utf8' }).stdout.trim());
+      assert.ok(uid > 0, 'the keyward-mariadb account is missing (scripts/bootstrap)');
+      const uids = mariadbdPids(clusterDir).map((p) =>
+        Number(fs.readFileSync(`/proc/${p}/status`, 'utf8').match(/^Uid:\s+(\d+)/m)[1]));
+      assert.deepEqual(uids, Array(NODES).fill(uid), 'every node\'s mariadbd runs as keyward-mariadb');
+      for (const g of gcaches) assert.equal(fs.statSync(path.join('/dev/shm', g)).uid, uid, `/dev/shm/${g} owner`);
+    }
 
     // Write through node 1, read through nodes 2 and 3.
     const canaries = [];
