@@ -1,5 +1,7 @@
 #include "crypto/aes_ctr.h"
 
+#include <openssl/crypto.h>
+
 #include <climits>
 #include <cstring>
 
@@ -118,6 +120,7 @@ absl::Status CtrCipher::Apply(uint64_t offset, uint8_t* data, size_t len) {
     if (st.ok() && skip != 0) {
       uint8_t discard[kAesBlockSize] = {};
       st = XorInPlace(slot->ctx, discard, skip);
+      OPENSSL_cleanse(discard, sizeof(discard));  // keystream
     }
   }
   if (st.ok()) st = XorInPlace(slot->ctx, data, len);

@@ -31,7 +31,8 @@ struct sigaction g_previous_sigbus;  // written once, before our handler is inst
 void OnSigbus(int sig, siginfo_t* info, void* context) {
   MappingFaultGuard* guard = t_fault_guard;
   const char* addr = static_cast<const char*>(info->si_addr);
-  if (guard != nullptr && addr >= guard->lo && addr < guard->hi) {
+  // si_code > 0: raised by the kernel for a fault (a sent SIGBUS carries a pid, not an address).
+  if (guard != nullptr && info->si_code > 0 && addr >= guard->lo && addr < guard->hi) {
     t_fault_guard = nullptr;
     siglongjmp(guard->jump, 1);
   }
@@ -64,12 +65,13 @@ void InstallSigbusGuard() {
   });
 }
 
-// Copies under the guard. Nothing between sigsetjmp and the memcpy owns anything that a jump
-// out would leak.
-bool CopyFromMapping(char* dst, const char* src, size_t n) {
+// Copies under the guard, which covers the whole mapping [map, map_end) (memcpy may load
+// outside [src, src + n) within it). Nothing between sigsetjmp and the memcpy owns anything that
+// a jump out would leak.
+bool CopyFromMapping(char* dst, const char* src, size_t n, const char* map, const char* map_end) {
   MappingFaultGuard guard;
-  guard.lo = src;
-  guard.hi = src + n;
+  guard.lo = map;
+  guard.hi = map_end;
   if (sigsetjmp(guard.jump, 0) != 0) return false;
   std::atomic_signal_fence(std::memory_order_seq_cst);
   t_fault_guard = &guard;
@@ -98,7 +100,7 @@ class MappedReadFile : public rocksdb::FSRandomAccessFileOwnerWrapper {
                          rocksdb::IODebugContext* dbg) const override {
     const uint64_t logical_size = size_ - prefix_;
     if (n <= kMaxMappedRead && offset <= logical_size && n <= logical_size - offset &&
-        CopyFromMapping(scratch, map_ + prefix_ + offset, n)) {
+        CopyFromMapping(scratch, map_ + prefix_ + offset, n, map_, map_ + size_)) {
       rocksdb::Status st = stream_->Decrypt(prefix_ + offset, scratch, n);
       if (!st.ok()) return rocksdb::status_to_io_status(std::move(st));
       *result = rocksdb::Slice(scratch, n);
@@ -170,7 +172,7 @@ std::unique_ptr<rocksdb::FSRandomAccessFile> MapEncryptedFileForReads(
 
 bool CopyFromMappingForTest(char* dst, const char* src, size_t n) {
   InstallSigbusGuard();
-  return CopyFromMapping(dst, src, n);
+  return CopyFromMapping(dst, src, n, src, src + n);
 }
 
 }  // namespace keyward

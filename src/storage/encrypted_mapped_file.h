@@ -14,7 +14,10 @@
 // pointer, no syscall per read): a fault inside the mapped range ends the copy and the read is
 // redone with pread, which returns the error or short read RocksDB reports as before. SIGBUS
 // elsewhere goes to whatever handler was installed before ours (by default: the process dies,
-// as without us).
+// as without us). One case raises no SIGBUS: a file truncated under a reader to a size inside
+// the page holding the new end reads as zeros there (the kernel zero-fills the rest of that
+// page); RocksDB never truncates an SST, and the block checksum reports such a block as
+// corruption rather than returning it.
 //
 // Used for reads up to kMaxMappedRead bytes (data, index and filter blocks); larger ones
 // (compaction readahead, whole-file reads) keep pread, whose one syscall is small next to the
