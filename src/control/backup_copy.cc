@@ -57,15 +57,15 @@ void ControlPlane::SetBackupSecondary(BackupDestination* destination) {
   backup_secondary_ = destination;
 }
 
-void ControlPlane::CopyBackupIfDualRegion(const BackupRecord& b) {
-  if (!backup_secondary_ || !backups_) return;
+bool ControlPlane::StartDualRegionCopy(const BackupRecord& b) {
+  if (!backup_secondary_ || !backups_) return false;
   auto cluster = metadata_.GetCluster(b.cluster_id);
-  if (!cluster.ok() || !*cluster || !WantsDualRegion((*cluster)->backup_policy_json)) return;
+  if (!cluster.ok() || !*cluster || !WantsDualRegion((*cluster)->backup_policy_json)) return false;
   const std::string dest = backup_secondary_->Describe();
   auto project = metadata_.GetProject(b.project_id);
-  std::optional<EncryptionKey> key;
-  if (auto k = metadata_.GetKey(b.key_record_id); k.ok()) key = *k;
   if (!project.ok() || !*project || (*project)->cmek_enabled) {
+    std::optional<EncryptionKey> key;
+    if (auto k = metadata_.GetKey(b.key_record_id); k.ok()) key = *k;
     absl::Status refused = absl::FailedPreconditionError(absl::StrCat(
         "no dual-region copy of backup ", b.id, ": ",
         project.ok() && *project ? "dual-region backup is not supported in CMEK-enabled projects"
@@ -75,16 +75,20 @@ void ControlPlane::CopyBackupIfDualRegion(const BackupRecord& b) {
     backups_->SetCopy(b.id, dest, "refused", std::string(refused.message())).IgnoreError();
     Audit(nullptr, b.project_id, "backup.copy", b.id, key ? &*key : nullptr, refused, dest,
           b.key_version);
-    return;
+    return false;
   }
-  absl::Status st = backups_->SetCopy(b.id, dest, "copying", "");
-  if (st.ok()) {
-    auto from = BackupDestinationFor(b);
-    auto shared = backups_->FileObjectsOf(b.id);
-    st = !from.ok()     ? from.status()
-         : !shared.ok() ? shared.status()
-                        : CopyObjects(**from, *backup_secondary_, b.id, *shared);
-  }
+  return backups_->SetCopy(b.id, dest, "copying", "").ok();
+}
+
+void ControlPlane::CopyBackupIfDualRegion(const BackupRecord& b) {
+  const std::string dest = backup_secondary_->Describe();
+  std::optional<EncryptionKey> key;
+  if (auto k = metadata_.GetKey(b.key_record_id); k.ok()) key = *k;
+  auto from = BackupDestinationFor(b);
+  auto shared = backups_->FileObjectsOf(b.id);
+  absl::Status st = !from.ok()     ? from.status()
+                    : !shared.ok() ? shared.status()
+                                   : CopyObjects(**from, *backup_secondary_, b.id, *shared);
   if (!st.ok()) DeleteBackupObjects(*backup_secondary_, b.id).IgnoreError();
   // A delete that came while the copy was being recorded or made saw no copy to delete: the
   // copy must not outlive its backup (manifest first, so it is never restorable).

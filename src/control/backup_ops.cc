@@ -209,8 +209,10 @@ void ControlPlane::FinishBackupJob(const BackupRecord& r, const EncryptionKey& k
       DeleteBackupWithFiles(**dest, *backups_, r.id).IgnoreError();
     }
   }
+  const bool copy = summary.ok() && StartDualRegionCopy(end);
   auto finished = backups_->Finish(end);
-  if (finished.ok() && *finished && summary.ok()) CopyBackupIfDualRegion(end);
+  if (finished.ok() && *finished && copy) CopyBackupIfDualRegion(end);
+  if (copy && !(finished.ok() && *finished)) backups_->DeleteCopy(end.id).IgnoreError();
   if (finished.ok() && !*finished && summary.ok()) {
     // A restart's recovery got there first (it cannot, in one process; belt and braces): the
     // record says failed, so the objects must not outlive it looking complete.

@@ -407,6 +407,10 @@ class ControlPlane {
   // DeleteBackupObjects in that destination, and of its dual-region copy.
   absl::Status DeleteObjectsOf(const BackupRecord& b);
   // Dual-region copies (backup_copy.cc): after a backup completes; on delete; at start-up.
+  // Before a backup is marked completed: records its dual-region copy as `copying` (or
+  // `refused`, audited, in a CMEK project), so no reader sees it completed without its copy's
+  // state; true when CopyBackupIfDualRegion must then make the copy.
+  bool StartDualRegionCopy(const BackupRecord& b);
   void CopyBackupIfDualRegion(const BackupRecord& b);
   absl::Status DeleteBackupCopy(const BackupRecord& b);
   void RecoverBackupCopies();
