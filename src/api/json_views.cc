@@ -83,8 +83,12 @@ std::string ConnectCommand(const Cluster& c, const ControlPlane::EndpointInfo& e
   std::string port = endpoint.address.substr(colon + 1);
   if (c.engine == "mariadb") {
     // With TLS the server refuses plaintext clients (require_secure_transport).
-    return absl::StrCat("mariadb -h ", host, " -P ", port, " -u admin -p",
-                        endpoint.tls ? " --ssl --ssl-verify-server-cert --ssl-ca CA_FILE" : "");
+    return absl::StrCat(
+        "mariadb -h ", host, " -P ", port, " -u admin -p",
+        endpoint.tls
+            ? absl::StrCat(" --ssl --ssl-verify-server-cert --ssl-ca ",
+                           endpoint.ca_file.empty() ? std::string("CA_FILE") : endpoint.ca_file)
+            : std::string());
   }
   return absl::StrCat("redis-cli -h ", host, " -p ", port,
                       endpoint.tls ? " --tls --cacert CA_FILE" : "", " --user default --askpass");
@@ -110,6 +114,7 @@ json ClusterJson(const Cluster& c, const ControlPlane::EndpointInfo& endpoint) {
           {"endpoint", endpoint.address},
           {"endpoints", endpoint.addresses},
           {"tls", endpoint.tls},
+          {"tls_ca_file", endpoint.ca_file},
           {"connect", ConnectCommand(c, endpoint)},
           {"encryption_key_id", c.encryption_key_id},
           {"encryption", EncryptionJson(c)},

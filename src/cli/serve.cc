@@ -180,6 +180,10 @@ absl::Status Serve(const ParsedFlags& flags, const KmsFactoryMaker& make_kms) {
   // mariadb clusters' SQL ports use the cluster endpoints' certificate too.
   rt_opts.mariadb_tls_cert = security.cluster_cert;
   rt_opts.mariadb_tls_key = security.cluster_key;
+  // mariadbd (another account) must never read the API's private key: by default (the API's
+  // certificate) each mariadb cluster gets its own, from its own CA.
+  rt_opts.mariadb_tls_own_ca =
+      !security.cluster_key.empty() && security.cluster_key == security.api_key;
   rt_opts.data_key_rotation_seconds = static_cast<uint64_t>(rotation_days) * 24 * 3600;
   if (auto v = flags.Get("durability")) {
     std::optional<Durability> d = ParseDurability(*v);

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "mariadb/gcache_dir.h"
 #include "mariadb/mariadb_supervisor.h"
 #include "storage/storage_error.h"
 #include "util/bytes.h"
@@ -269,6 +270,9 @@ absl::Status ClusterRuntime::Shred(const std::string& cluster_id) {
     return absl::InternalError(absl::StrCat("cannot remove ", dict, ": ", ErrnoText(errno)));
   }
   if (access(dir.c_str(), F_OK) == 0) RETURN_IF_ERROR(FsyncDirectory(dir));
+  // A Galera cluster's gcaches (plaintext write sets in /dev/shm) go too, even when its nodes
+  // are not running (a paused cluster, or a crash left them).
+  RemoveGaleraGcaches(cluster_id, options_.mariadb_run_as);
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);
   if (ec) return absl::InternalError(absl::StrCat("cannot remove ", dir, ": ", ec.message()));

@@ -53,6 +53,11 @@ struct ClusterRuntimeOptions {
   // certificate) and refuses plaintext clients; empty: plaintext, like the kv endpoints.
   std::string mariadb_tls_cert;
   std::string mariadb_tls_key;
+  // True when mariadb_tls_cert/key are the REST API's own (serve's default): mariadbd runs as
+  // another account and reads copies of its key, so it must never get the API's key. Each
+  // mariadb cluster then gets its own certificate from its own private CA instead
+  // (MariadbSqlCaFile), made under its directory, 0600 keyward's.
+  bool mariadb_tls_own_ca = false;
   // The OS account mariadbd runs as (serve --mariadb-user; drop = false: keyward's own uid), or
   // why there is none: then every mariadb cluster refuses to open with that message.
   MariadbOsAccount mariadb_run_as;
@@ -139,6 +144,9 @@ class ClusterRuntime {
   const std::string& host() const {
     return options_.advertise_host.empty() ? options_.cluster_host : options_.advertise_host;
   }
+  // The CA certificate clients verify a mariadb cluster's SQL port with, when keyward issues
+  // that port's certificate (mariadb_tls_own_ca); empty otherwise (the operator's CA).
+  std::string MariadbSqlCaFile(const std::string& cluster_id) const;
   // Where a cluster's files live (DATA/clusters/<id>).
   std::string ClusterDir(const std::string& id) const { return Dir(id); }
   const std::string& data_dir() const { return options_.data_dir; }

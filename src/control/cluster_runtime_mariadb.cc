@@ -8,12 +8,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <ctime>
 #include <set>
 
 #include "absl/strings/str_cat.h"
 #include "control/cluster_runtime.h"
+#include "crypto/tls_certificates.h"
 #include "mariadb/galera_layout.h"
 #include "mariadb/mariadb_supervisor.h"
 #include "storage/storage_error.h"
@@ -95,7 +97,25 @@ absl::StatusOr<std::vector<GaleraNode>> GaleraPortsFor(const std::string& cluste
   return out;
 }
 
+// A mariadb cluster's SQL certificate and its CA when keyward issues them (mariadb_tls_own_ca).
+std::string SqlTlsDir(const std::string& cluster_dir) { return cluster_dir + "/mariadb/sql-tls"; }
+
+// Every name clients may reach the SQL port by.
+std::vector<std::string> SqlTlsHosts(const ClusterRuntimeOptions& o) {
+  std::vector<std::string> hosts = {"127.0.0.1", "localhost", "::1"};
+  for (const std::string& h : {o.cluster_host, o.advertise_host}) {
+    if (h.empty() || h == "0.0.0.0" || h == "::" || h == "[::]") continue;
+    if (std::find(hosts.begin(), hosts.end(), h) == hosts.end()) hosts.push_back(h);
+  }
+  return hosts;
+}
+
 }  // namespace
+
+std::string ClusterRuntime::MariadbSqlCaFile(const std::string& cluster_id) const {
+  if (!options_.mariadb_tls_own_ca || options_.mariadb_tls_cert.empty()) return "";
+  return SqlTlsDir(Dir(cluster_id)) + "/ca.pem";
+}
 
 void ClusterRuntime::SetNodesLookup(std::function<int(const std::string&)> lookup) {
   nodes_of_ = std::move(lookup);
@@ -231,6 +251,18 @@ absl::StatusOr<int> ClusterRuntime::OpenMariadb(const std::string& cluster_id,
   mo.nodes = nodes;
   mo.tls_cert_path = options_.mariadb_tls_cert;
   mo.tls_key_path = options_.mariadb_tls_key;
+  if (options_.mariadb_tls_own_ca && !mo.tls_cert_path.empty()) {
+    // Not the API's key: the cluster's own certificate (made once, reissued near expiry).
+    auto own = EnsureSelfSignedTls(SqlTlsDir(Dir(cluster_id)), SqlTlsHosts(options_));
+    if (!own.ok()) {
+      done_opening();
+      return absl::Status(
+          own.status().code(),
+          absl::StrCat("cannot make the SQL port's TLS certificate: ", own.status().message()));
+    }
+    mo.tls_cert_path = own->cert;
+    mo.tls_key_path = own->key;
+  }
   mo.cluster_id = cluster_id;
   mo.cluster_dir = Dir(cluster_id);
   mo.host = options_.cluster_host;

@@ -54,6 +54,7 @@ void ControlPlane::SetBackgroundRunner(std::function<void(std::function<void()>)
 ControlPlane::EndpointInfo ControlPlane::Endpoint(const Cluster& c) const {
   EndpointInfo out;
   out.tls = runtime_.tls();
+  if (c.engine == "mariadb" && out.tls) out.ca_file = runtime_.MariadbSqlCaFile(c.id);
   if (c.port > 0 && (c.state == "available" || c.state == "degraded")) {
     out.address = absl::StrCat(runtime_.host(), ":", c.port);
     out.addresses.push_back(out.address);

@@ -307,6 +307,9 @@ class ControlPlane {
     bool tls = false;
     // Every node's address, `address` (node 0) first; one entry for a single-node cluster.
     std::vector<std::string> addresses;
+    // The CA certificate (path on the server) a mariadb cluster's SQL port is verified with,
+    // when keyward issued that port's certificate; empty otherwise.
+    std::string ca_file;
   };
   EndpointInfo Endpoint(const Cluster& c) const;
 

@@ -12,6 +12,7 @@
 #include "mariadb/child_process.h"
 #include "mariadb/galera_layout.h"
 #include "mariadb/galera_options.h"
+#include "mariadb/gcache_dir.h"
 #include "mariadb/key_service.h"
 #include "mariadb/mariadb_supervisor.h"
 #include "mariadb/os_account.h"
@@ -22,7 +23,6 @@ namespace keyward {
 namespace {
 
 // Galera's gcache holds write sets in plaintext: only memory-backed storage will do.
-constexpr char kGaleraGcacheRoot[] = "/dev/shm";
 
 GaleraClusterSpec GaleraSpecFor(const MariadbSupervisorOptions& o, const TlsFiles& tls) {
   GaleraClusterSpec cluster;
@@ -98,7 +98,11 @@ absl::Status MariadbSupervisor::PrepareGalera() {
     absl::StatusOr<std::vector<std::string>> lines = RenderGaleraOptions(cluster, i);
     if (!lines.ok()) return lines.status();
     specs_[i].extra_options.insert(specs_[i].extra_options.end(), lines->begin(), lines->end());
-    if (absl::Status st = MakeDirs(GaleraGcacheDir(cluster, i), 0700); !st.ok()) return st;
+    // /dev/shm is every user's: never a directory someone else made or a link (gcache_dir.h).
+    if (absl::Status st = MakeFreshPrivateDir(GaleraGcacheDir(cluster, i), options_.run_as);
+        !st.ok()) {
+      return st;
+    }
     // mariadbd writes its gcache there as the account.
     if (absl::Status st = GiveDirToAccount(GaleraGcacheDir(cluster, i), options_.run_as, true);
         !st.ok()) {
@@ -165,18 +169,7 @@ absl::StatusOr<size_t> MariadbSupervisor::GaleraBootstrapNode() {
 }
 
 void MariadbSupervisor::RemoveGcaches() {
-  GaleraClusterSpec cluster;
-  cluster.cluster_name = absl::StrCat("kw-", options_.cluster_id);
-  cluster.gcache_dir = kGaleraGcacheRoot;
-  for (size_t i = 0; i < options_.galera_nodes.size(); ++i) {
-    GaleraNode n;
-    n.name = absl::StrCat("n", i);
-    cluster.nodes.push_back(n);
-  }
-  for (size_t i = 0; i < cluster.nodes.size(); ++i) {
-    std::error_code ec;
-    std::filesystem::remove_all(GaleraGcacheDir(cluster, i), ec);
-  }
+  RemoveGaleraGcaches(options_.cluster_id, options_.run_as);
 }
 
 }  // namespace keyward

@@ -5,14 +5,17 @@
 // dictionary, a kv cluster's files) refused with EACCES while its own data dir opens; another
 // user cannot even reach the key socket, and a process of the account that is not the mariadbd
 // keyward started is closed without a key and logged. A missing account stops mariadb clusters
-// only, naming the fix; kv clusters work.
+// only, naming the fix; kv clusters work. The REST API's TLS key never reaches the account: with
+// an API certificate (no --cluster-tls-cert) each mariadb cluster's SQL port has its own
+// certificate from its own CA, which the resource names (tls_ca_file) and mysql2 verifies.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import https from 'node:https';
 import path from 'node:path';
 import { test } from 'node:test';
 import mysql from 'mysql2/promise';
-import { FakeKms, fakeServer, keywardBin, splitEndpoint, tempDir } from './harness.mjs';
+import { FakeKms, Server, fakeKmsBin, fakeServer, keywardBin, splitEndpoint, tempDir } from './harness.mjs';
 
 const ACCOUNT = 'keyward-mariadb';
 const PLUGIN_DIR = path.dirname(keywardBin);
@@ -32,6 +35,7 @@ function missing() {
   }
   if (!fs.existsSync('/usr/bin/setpriv')) return 'setpriv (util-linux) is missing';
   if (!idsOf(ACCOUNT)) return `the account ${ACCOUNT} does not exist (run scripts/bootstrap)`;
+  if (spawnSync('sh', ['-c', 'command -v openssl']).status !== 0) return 'openssl is missing';
   return null;
 }
 const why = missing();
@@ -205,6 +209,93 @@ test('mariadbd runs as keyward-mariadb, which can reach its own files and none o
     const [kept] = await third.query('SELECT COUNT(*) AS n FROM shop.t');
     assert.equal(kept[0].n, 2);
     await third.end();
+  } finally {
+    await server.stop();
+  }
+});
+
+// The base64 lines of a PEM private key (what a copy of it would contain).
+function keyLines(pemFile) {
+  return fs.readFileSync(pemFile, 'utf8').split('\n').filter((l) => l && !l.startsWith('-----'));
+}
+
+// Files under `dir` that contain any of `lines` (root finds them all: the account cannot list
+// keyward's directories but may know a path), and those of them `user` can read.
+function filesWith(user, dir, lines) {
+  const r = spawnSync('grep', ['-rlF', ...lines.flatMap((l) => ['-e', l]), dir], { encoding: 'utf8' });
+  const all = r.stdout.split('\n').filter(Boolean);
+  return { all, readable: all.filter((f) => asUser(user, ['cat', f]).status === 0) };
+}
+
+// server.api over HTTPS trusting `ca` only (fetch has no per-request CA).
+function httpsApi(server, ca) {
+  return (method, urlPath, body) => new Promise((resolve, reject) => {
+    const data = body === undefined ? undefined : JSON.stringify(body);
+    const req = https.request(`${server.url}${urlPath}`, { method, ca,
+      headers: { Authorization: `Bearer ${server.token}`, 'Content-Type': 'application/json' } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { text += d; });
+      res.on('end', () => {
+        let json = null;
+        try { json = JSON.parse(text); } catch { /* not JSON */ }
+        resolve({ status: res.statusCode, json, text });
+      });
+    });
+    req.on('error', reject);
+    req.end(data);
+  });
+}
+
+test('mariadbd never gets the REST API\'s TLS key: its own certificate, whose CA the resource names', { skip: why ? `SKIPPED LOUDLY: ${why}` : false, timeout: 300000 }, async () => {
+  const certDir = tempDir('kw-sqlcert-');
+  const apiCert = path.join(certDir, 'api.pem');
+  const apiKey = path.join(certDir, 'api.key');
+  const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+    '-keyout', apiKey, '-out', apiCert, '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { encoding: 'utf8' });
+  assert.equal(made.status, 0, made.stderr);
+  fs.chmodSync(apiKey, 0o600);
+  const dir = tempDir('kw-sqltls-');
+  const fake = new FakeKms(dir);
+  const server = new Server(dir, ['--tls-cert', apiCert, '--tls-key', apiKey], { bin: fakeKmsBin, env: fake.env, caFile: apiCert });
+  server.env = { ...server.env, KEYWARD_MARIADB_PLUGIN_DIR: PLUGIN_DIR };
+  await server.start();
+  server.api = httpsApi(server, fs.readFileSync(apiCert));
+  try {
+    const project = await cmekProject(server, fake, 'sqltls');
+    const created = await createCluster(server, project, 'billing', 'mariadb');
+    assert.equal(created.status, 201, created.text + '\n' + server.output.slice(-4000));
+    const cluster = created.json;
+    assert.equal(cluster.tls, true);
+    const caFile = cluster.tls_ca_file;
+    assert.ok(caFile && caFile.startsWith(path.join(dir, 'clusters', cluster.id) + '/'), `tls_ca_file: ${caFile}`);
+    assert.ok(cluster.connect.endsWith(`--ssl --ssl-verify-server-cert --ssl-ca ${caFile}`), cluster.connect);
+
+    // No file the account can read under the data dir holds the API's key; the scan reaches the
+    // copies mariadbd reads (its own SQL key is found there: not vacuous).
+    const api = filesWith(ACCOUNT, dir, keyLines(apiKey));
+    assert.deepEqual(api.readable, [], 'the API key is readable by the account');
+    const ownKey = path.join(dir, 'clusters', cluster.id, 'mariadb', 'sql-tls', 'server.key');
+    const own = filesWith(ACCOUNT, dir, keyLines(ownKey));
+    const ownCopies = own.readable;
+    assert.ok(ownCopies.some((f) => f.endsWith('/run/tls-key.pem')), `own SQL key copies: ${ownCopies}`);
+    assert.ok(!ownCopies.includes(ownKey), 'the original stays keyward\'s');
+    // The cluster's CA key stays keyward's.
+    const caKey = fs.statSync(path.join(path.dirname(caFile), 'ca.key'));
+    assert.deepEqual([caKey.uid, caKey.mode & 0o777], [0, 0o600]);
+    console.log(`as ${ACCOUNT}: API key in ${api.all.length} files under the data dir, 0 readable; own SQL key in ${ownCopies.length} (${ownCopies.map((f) => path.basename(f))})`);
+
+    // A verifying TLS client trusting the CA the resource names connects; trusting only the
+    // API's certificate it is refused (the SQL port no longer presents the API's certificate).
+    const { host, port } = splitEndpoint(cluster.endpoint);
+    const conn = await mysql.createConnection({ host, port, user: 'admin', password: cluster.password,
+      ssl: { ca: fs.readFileSync(caFile), rejectUnauthorized: true } });
+    const [rows] = await conn.query("SHOW STATUS LIKE 'Ssl_cipher'");
+    assert.ok(rows[0].Value, 'the session is encrypted');
+    await conn.end();
+    await assert.rejects(mysql.createConnection({ host, port, user: 'admin', password: cluster.password,
+      ssl: { ca: fs.readFileSync(apiCert), rejectUnauthorized: true } }), /certificate|self.signed|verify/i);
+    console.log(`mysql2 verifying with ${path.basename(caFile)} connected (${rows[0].Value}); with the API certificate refused`);
   } finally {
     await server.stop();
   }
