@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "util/file_util.h"
 #include "util/log.h"
+#include "util/status_macros.h"
 
 namespace keyward {
 namespace {
@@ -26,18 +27,7 @@ absl::Status EmptyDirAt(int fd, const std::string& path, int depth) {
   if (depth > 64) {
     return absl::FailedPreconditionError(absl::StrCat(path, " nests too deep to remove"));
   }
-  int list_fd = dup(fd);
-  DIR* d = list_fd >= 0 ? fdopendir(list_fd) : nullptr;
-  if (d == nullptr) {
-    if (list_fd >= 0) close(list_fd);
-    return absl::InternalError(absl::StrCat("cannot list ", path, ": ", ErrnoText(errno)));
-  }
-  std::vector<std::string> names;
-  while (dirent* e = readdir(d)) {
-    std::string name = e->d_name;
-    if (name != "." && name != "..") names.push_back(name);
-  }
-  closedir(d);
+  ASSIGN_OR_RETURN(std::vector<std::string> names, ListDirAt(fd, path));
   for (const std::string& name : names) {
     const std::string child = absl::StrCat(path, "/", name);
     if (unlinkat(fd, name.c_str(), 0) == 0 || errno == ENOENT) continue;

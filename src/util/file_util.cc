@@ -1,5 +1,6 @@
 #include "util/file_util.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -54,9 +55,9 @@ absl::Status WriteFileAtomically(const std::string& path, std::string_view data,
   // would otherwise block a restarted one given the same pid (common in containers). O_EXCL
   // refuses a name in use whatever happens.
   static std::atomic<uint64_t> counter{0};
-  std::string tmp = absl::StrCat(
-      path, ".tmp-", getpid(), "-",
-      std::chrono::system_clock::now().time_since_epoch().count(), "-", counter.fetch_add(1));
+  std::string tmp = absl::StrCat(path, ".tmp-", getpid(), "-",
+                                 std::chrono::system_clock::now().time_since_epoch().count(), "-",
+                                 counter.fetch_add(1));
   int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
   if (fd < 0) return WriteError(errno, absl::StrCat("create '", tmp, "'"));
   size_t done = 0;
@@ -122,6 +123,23 @@ absl::StatusOr<std::string> ReadFileToString(const std::string& path, size_t max
   });
   if (!st.ok()) return st;
   return out;
+}
+
+absl::StatusOr<std::vector<std::string>> ListDirAt(int fd, const std::string& path) {
+  int list_fd = dup(fd);
+  DIR* d = list_fd >= 0 ? fdopendir(list_fd) : nullptr;
+  if (d == nullptr) {
+    const int err = errno;
+    if (list_fd >= 0) close(list_fd);
+    return absl::InternalError(absl::StrCat("cannot list ", path, ": ", std::strerror(err)));
+  }
+  std::vector<std::string> names;
+  while (dirent* e = readdir(d)) {
+    std::string name = e->d_name;
+    if (name != "." && name != "..") names.push_back(std::move(name));
+  }
+  closedir(d);
+  return names;
 }
 
 }  // namespace keyward

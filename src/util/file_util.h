@@ -6,6 +6,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 
@@ -19,6 +20,9 @@ absl::Status ReadFileInto(const std::string& path, size_t max_size,
                           const std::function<char*(size_t)>& sink);
 absl::Status FsyncDirectory(const std::string& dir);
 absl::Status MakeDirs(const std::string& dir, int mode);
+// The names in the directory open as `fd` (named `path` in errors), without "." and "..";
+// `fd` stays open and unmoved (the listing reads a duplicate).
+absl::StatusOr<std::vector<std::string>> ListDirAt(int fd, const std::string& path);
 std::string DirName(const std::string& path);
 std::string ErrnoText(int err);
 // A failed write's status: ResourceExhausted "disk full: what: ..." for ENOSPC/EDQUOT (callers
