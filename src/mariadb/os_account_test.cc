@@ -45,7 +45,7 @@ class MariadbOsAccountTest : public ::testing::Test {
     }
     int status = 0;
     waitpid(pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 101;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 200 + WTERMSIG(status);  // 2xx: a signal
   }
 
   MariadbOsAccount nobody_{"nobody", 65534, 65534, true};
@@ -69,6 +69,15 @@ TEST_F(MariadbOsAccountTest, ResolvesOnlyExistingUnprivilegedAccountsAndNamesThe
 }
 
 TEST_F(MariadbOsAccountTest, TheChildRunsAsTheAccountForGoodAndCannotReadKeywardsFiles) {
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+  // ThreadSanitizer's runtime aborts (SIGABRT, no report) a forked child that switches ids and
+  // goes on running instrumented code without exec. keyward always execs right after the switch
+  // (SupervisedProcessTest/ChildProcessTest cover that under TSan); this test runs under ASan.
+  GTEST_SKIP() << "SKIPPED LOUDLY: under ThreadSanitizer a forked child that changes ids without "
+                  "exec aborts inside the TSan runtime; this check runs in the ASan build";
+#endif
+#endif
   const std::string secret = (root_ / "escrow.key").string();
   std::ofstream(secret) << "k";
   chmod(secret.c_str(), 0600);
