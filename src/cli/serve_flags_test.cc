@@ -121,8 +121,10 @@ TEST(ServeFlags, FlagValuesFallBackToTheModulesEnvironmentVariable) {
   KmsServeFlag endpoint = ExampleFlags()[0];
   setenv("EXAMPLE_ENDPOINT", "https://from-env.test", 1);
   EXPECT_EQ(KmsFlagValues({}).GetOrEnv(endpoint, "dflt"), "https://from-env.test");
-  EXPECT_EQ(KmsFlagValues({{"example-endpoint", "https://flag.test"}}).GetOrEnv(endpoint),
-            "https://flag.test");
+  EXPECT_EQ(
+      KmsFlagValues(std::map<std::string, std::string>{{"example-endpoint", "https://flag.test"}})
+          .GetOrEnv(endpoint),
+      "https://flag.test");
   unsetenv("EXAMPLE_ENDPOINT");
   EXPECT_EQ(KmsFlagValues({}).GetOrEnv(endpoint, "dflt"), "dflt");
 }

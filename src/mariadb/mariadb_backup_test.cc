@@ -140,7 +140,9 @@ TEST_F(MariadbBackupPipeline, StreamComesBackByteForByteAndNeverInTheClear) {
     ASSERT_TRUE(summary.ok()) << summary.status();
     EXPECT_EQ(summary->bytes, size);
     EXPECT_EQ(summary->objects_written, BackupChunkCount(size, 4096) + 1);
-    if (size >= 21) EXPECT_FALSE(DestinationHolds("CANARY-backup-my.cnf-"));
+    if (size >= 21) {
+      EXPECT_FALSE(DestinationHolds("CANARY-backup-my.cnf-"));
+    }
     auto m = RestoreMariadbBackup(Restore(id), *keys_, provider_, *dest_, nullptr);
     ASSERT_TRUE(m.ok()) << m.status();
     ASSERT_EQ(m->files.size(), 1u);
