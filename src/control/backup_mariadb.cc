@@ -49,16 +49,7 @@ absl::StatusOr<BackupRecord> ControlPlane::StartMariadbBackup(const User* actor,
                      " (only an available cluster can be backed up); resume it first"));
   }
   ASSIGN_OR_RETURN(std::shared_ptr<MasterKeyProvider> provider, kms_.ProviderFor(key));
-  BackupRecord r;
-  ASSIGN_OR_RETURN(std::string hex, RandomHex(8));
-  r.id = absl::StrCat("b-", hex);
-  r.cluster_id = c.id;
-  r.project_id = c.project_id;
-  r.state = "running";
-  r.key_record_id = key.id;
-  r.key_id = provider->key_id();
-  r.destination = backup_destination_->Describe();
-  r.created_at = Now();
+  ASSIGN_OR_RETURN(BackupRecord r, NewRunningBackup(c, key.id, provider->key_id()));
 
   MariadbBackupJob job;
   job.backup_id = r.id;

@@ -103,6 +103,22 @@ absl::Status ControlPlane::RecoverBackups(const std::vector<Cluster>& clusters) 
   return absl::OkStatus();
 }
 
+absl::StatusOr<BackupRecord> ControlPlane::NewRunningBackup(const Cluster& c,
+                                                            const std::string& key_record_id,
+                                                            const std::string& kms_key_id) {
+  BackupRecord r;
+  ASSIGN_OR_RETURN(std::string hex, RandomHex(8));
+  r.id = absl::StrCat("b-", hex);
+  r.cluster_id = c.id;
+  r.project_id = c.project_id;
+  r.state = "running";
+  r.key_record_id = key_record_id;
+  r.key_id = kms_key_id;
+  r.destination = backup_destination_->Describe();
+  r.created_at = Now();
+  return r;
+}
+
 absl::StatusOr<BackupRecord> ControlPlane::CreateBackup(const User& actor,
                                                         const std::string& cluster_id) {
   if (!backups_ || !backup_destination_) return BackupsOff();
@@ -121,16 +137,7 @@ absl::StatusOr<BackupRecord> ControlPlane::StartBackup(const User* actor, const 
         absl::StrCat("cannot back up cluster ", cluster_id, ": it is ", c.state,
                      " (only an available cluster can be backed up); resume it first"));
   }
-  BackupRecord r;
-  ASSIGN_OR_RETURN(std::string hex, RandomHex(8));
-  r.id = absl::StrCat("b-", hex);
-  r.cluster_id = c.id;
-  r.project_id = c.project_id;
-  r.state = "running";
-  r.key_record_id = key->id;
-  r.key_id = h->provider->key_id();
-  r.destination = backup_destination_->Describe();
-  r.created_at = Now();
+  ASSIGN_OR_RETURN(BackupRecord r, NewRunningBackup(c, key->id, h->provider->key_id()));
   ASSIGN_OR_RETURN(bool inserted, backups_->InsertRunning(r));
   if (!inserted) {
     return absl::FailedPreconditionError(absl::StrCat(

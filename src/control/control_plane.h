@@ -415,6 +415,10 @@ class ControlPlane {
   // state; true when CopyBackupIfDualRegion must then make the copy.
   bool StartDualRegionCopy(const BackupRecord& b);
   void CopyBackupIfDualRegion(const BackupRecord& b);
+  // A new backup's record in state running (fresh id, now, the configured destination), for
+  // kv and mariadb backups alike; not stored yet.
+  absl::StatusOr<BackupRecord> NewRunningBackup(const Cluster& c, const std::string& key_record_id,
+                                                const std::string& kms_key_id);
   absl::Status DeleteBackupCopy(const BackupRecord& b);
   void RecoverBackupCopies();
 
